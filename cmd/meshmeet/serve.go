@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/internal/defaults"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// Config is everything `meshmeet serve` runs with, one field per flag.
+type Config struct {
+	HTTPAddr  string
+	RTCPort   int
+	PublicIP  string
+	NodeName  string
+	Region    string
+	LogLevel  string
+	LogFormat string
+
+	Mesh meshConfig // serve_mesh.go
+	TURN turnConfig // serve_turn.go
+}
+
+func serveCommand() *cli.Command {
+	cfg := &Config{}
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "http-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.HTTPPort), EnvVars: envVar("http-addr"), Destination: &cfg.HTTPAddr,
+			Usage: "HTTP: web client, WebSocket signaling, health, admin API"},
+		&cli.IntFlag{Name: "rtc-port", Value: defaults.RTCPort, EnvVars: envVar("rtc-port"), Destination: &cfg.RTCPort,
+			Usage: "WebRTC media: one UDP port (ICE mux) and ICE-TCP on the same number"},
+		&cli.StringFlag{Name: "public-ip", EnvVars: envVar("public-ip"), Destination: &cfg.PublicIP,
+			Usage: "address put in ICE candidates and advertised to the cluster (default: the http-addr host)"},
+		&cli.StringFlag{Name: "node-name", EnvVars: envVar("node-name"), Destination: &cfg.NodeName,
+			Usage: "this node's name in the cluster (default: the hostname)"},
+		&cli.StringFlag{Name: "region", Value: "local", EnvVars: envVar("region"), Destination: &cfg.Region,
+			Usage: "this node's region"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envVar("log-level"), Destination: &cfg.LogLevel,
+			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: envVar("log-format"), Destination: &cfg.LogFormat,
+			Usage: "text or json"},
+	}
+	flags = append(flags, meshFlags(cfg)...)
+	flags = append(flags, turnFlags(cfg)...)
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run a node (with no flags: a single-node deployment on 127.0.0.1)",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			return serve(c.Context, cfg, c.App.Writer)
+		},
+	}
+}
+
+func newLogger(cfg *Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.LogFormat)
+}
+
+// serve runs a node until ctx ends, then shuts it down in order: stop
+// accepting WebSockets, close the rooms, leave the cluster, stop TURN.
+func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (int, error) }) error {
+	log, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
+	httpHost, _, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	if cfg.PublicIP == "" {
+		cfg.PublicIP = httpHost
+	}
+	if cfg.RTCPort <= 0 || cfg.RTCPort > 65535 {
+		return fmt.Errorf("--rtc-port %d out of range", cfg.RTCPort)
+	}
+	log = log.With("node", cfg.NodeName)
+
+	g, ctx := errgroup.WithContext(ctx)
+
+	cp, err := startMesh(ctx, g, cfg, log)
+	if err != nil {
+		return err
+	}
+
+	rtcAddr := net.JoinHostPort(httpHost, strconv.Itoa(cfg.RTCPort))
+	udp, err := net.ListenPacket("udp", rtcAddr)
+	if err != nil {
+		return fmt.Errorf("rtc: %w", err)
+	}
+	tcp, err := net.Listen("tcp", rtcAddr)
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("rtc tcp: %w", err)
+	}
+	ip := net.ParseIP(cfg.PublicIP)
+	br, err := bridge.New(bridge.Config{
+		UDPConn:         udp,
+		TCPListener:     tcp,
+		PublicIPs:       []string{cfg.PublicIP},
+		IncludeLoopback: ip != nil && ip.IsLoopback(),
+		Logger:          log,
+	})
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return err
+	}
+
+	iceServers, err := startTURN(ctx, g, cfg, cp.Keys, log)
+	if err != nil {
+		return err
+	}
+
+	sig, err := signaling.New(signaling.Config{
+		NodeName:   cfg.NodeName,
+		Region:     cfg.Region,
+		RoomKey:    cp.Keys.RoomKey,
+		Directory:  cp.Directory,
+		Bridge:     br,
+		ICEServers: iceServers,
+		Admin:      cp.Admin,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+
+	g.Go(func() error { return br.Run(ctx) })
+	g.Go(func() error { return sig.Run(ctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+
+	log.Info("meshmeet is running", "http", ln.Addr().String(), "rtc", rtcAddr, "region", cfg.Region)
+	fmt.Fprintf(stdout, "meshmeet %s is running. Open http://%s/ in your browser.\n", version, ln.Addr())
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("meshmeet stopped")
+	return err
+}
+
+// clusterKeys are the keys every part derives from the cluster secret.
+type clusterKeys struct {
+	RoomKey    []byte // HMAC key that turns room names into directory keys
+	TURNSecret []byte // TURN REST shared secret
+	AdminToken []byte // authenticates admin requests
+}
+
+// devKeys returns random keys for a node that runs alone.
+func devKeys() clusterKeys {
+	k := clusterKeys{RoomKey: make([]byte, 32), TURNSecret: make([]byte, 32), AdminToken: make([]byte, 32)}
+	rand.Read(k.RoomKey)
+	rand.Read(k.TURNSecret)
+	rand.Read(k.AdminToken)
+	return k
+}
+
+// controlPlane is what startMesh hands to the rest of the node.
+type controlPlane struct {
+	Directory mesh.Directory
+	Keys      clusterKeys
+	Admin     http.Handler // mounted at /admin/; nil: none
+}
+
+// iceServerFunc returns the ICE servers handed to one participant at join.
+type iceServerFunc = func() []wire.ICEServer

@@ -1,0 +1,73 @@
+package signaling
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// Config configures a Server. Zero values mean the defaults in the comments.
+type Config struct {
+	// NodeName is this node's name: the bridge name in the directory.
+	NodeName string
+	// Region is this node's region.
+	Region string
+	// RoomKey is the HMAC key that turns room names into directory keys.
+	// Required, at least 16 bytes.
+	RoomKey []byte
+	// Directory is the room directory. Required.
+	Directory mesh.Directory
+	// Bridge is this node's SFU. Required.
+	Bridge *bridge.Bridge
+	// ICEServers returns the ICE servers (with fresh TURN credentials) handed
+	// to a participant at join. Nil: none.
+	ICEServers func() []wire.ICEServer
+	// Admin, when set, is mounted at /admin/.
+	Admin http.Handler
+	// ResumeWindow is how long a participant whose WebSocket dropped is kept
+	// for a resume [20s].
+	ResumeWindow time.Duration
+	// MaxParticipants bounds the participants on this node [1000].
+	MaxParticipants int
+	// MaxRoomParticipants bounds one room's participants on this node [100].
+	MaxRoomParticipants int
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = 20 * time.Second
+	}
+	if c.MaxParticipants == 0 {
+		c.MaxParticipants = 1000
+	}
+	if c.MaxRoomParticipants == 0 {
+		c.MaxRoomParticipants = 100
+	}
+	if c.ICEServers == nil {
+		c.ICEServers = func() []wire.ICEServer { return nil }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first missing or invalid field.
+func (c Config) Validate() error {
+	switch {
+	case len(c.RoomKey) < 16:
+		return errors.New("signaling: RoomKey must be at least 16 bytes")
+	case c.Directory == nil:
+		return errors.New("signaling: Directory is required")
+	case c.Bridge == nil:
+		return errors.New("signaling: Bridge is required")
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package wire
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// field bits name the Message fields a client may set.
+type field uint32
+
+const (
+	fVersion field = 1 << iota
+	fRoom
+	fName
+	fPassword
+	fToken
+	fResume
+	fPC
+	fSDP
+	fCandidate
+	fText
+	fTrackID
+	fMaxHeight
+	fMuted
+	fServerOnly // any field only the server sends
+)
+
+// clientFields says, per client message type, which fields it must and may
+// carry.
+var clientFields = map[Type]struct{ must, may field }{
+	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume},
+	TypeLeave:     {},
+	TypePing:      {},
+	TypePrefs:     {must: fTrackID, may: fMaxHeight},
+	TypeState:     {must: fMuted},
+	TypeOffer:     {must: fPC | fSDP},
+	TypeAnswer:    {must: fPC | fSDP},
+	TypeCandidate: {must: fPC | fCandidate},
+	TypeChat:      {must: fText},
+}
+
+func (m *Message) fields() field {
+	var f field
+	set := func(b bool, bit field) {
+		if b {
+			f |= bit
+		}
+	}
+	set(m.Version != 0, fVersion)
+	set(m.Room != "", fRoom)
+	set(m.Name != "", fName)
+	set(m.Password != "", fPassword)
+	set(m.Token != "", fToken)
+	set(m.Resume != nil, fResume)
+	set(m.PC != "", fPC)
+	set(m.SDP != "", fSDP)
+	set(m.Candidate != nil, fCandidate)
+	set(m.Text != "", fText)
+	set(m.TrackID != "", fTrackID)
+	set(m.MaxHeight != 0, fMaxHeight)
+	set(m.Muted != nil, fMuted)
+	set(m.TS != 0 || m.Participant != "" || m.Secret != "" || m.Conference != "" ||
+		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
+		m.Track != nil || m.Error != nil, fServerOnly)
+	return f
+}
+
+// Validate checks a message from a client: a known type, exactly the fields
+// that type allows, and every field within its bounds. The error wraps
+// ErrBadMessage.
+func (m *Message) Validate() error {
+	spec, ok := clientFields[m.Type]
+	if !ok {
+		return bad("unknown message type %q", truncate(string(m.Type), 32))
+	}
+	f := m.fields()
+	if f&spec.must != spec.must {
+		return bad("%s: missing required field", m.Type)
+	}
+	if f&^(spec.must|spec.may) != 0 {
+		return bad("%s: field not allowed in this message", m.Type)
+	}
+	switch m.Type {
+	case TypeJoin:
+		if err := ValidRoomName(m.Room); err != nil {
+			return err
+		}
+		if m.Name != "" {
+			if err := ValidDisplayName(m.Name); err != nil {
+				return err
+			}
+		}
+		if len(m.Password) > MaxPasswordBytes {
+			return bad("password longer than %d bytes", MaxPasswordBytes)
+		}
+		if len(m.Token) > MaxTokenBytes {
+			return bad("token longer than %d bytes", MaxTokenBytes)
+		}
+		if r := m.Resume; r != nil {
+			if !validID(r.Participant) || !validID(r.Secret) {
+				return bad("resume: malformed participant or secret")
+			}
+		}
+	case TypeOffer, TypeAnswer:
+		if m.PC != PCPub && m.PC != PCSub {
+			return bad("pc must be %q or %q", PCPub, PCSub)
+		}
+		if len(m.SDP) > MaxSDPBytes {
+			return bad("sdp longer than %d bytes", MaxSDPBytes)
+		}
+	case TypeCandidate:
+		if m.PC != PCPub && m.PC != PCSub {
+			return bad("pc must be %q or %q", PCPub, PCSub)
+		}
+		c := m.Candidate
+		if len(c.Candidate) > MaxCandidateBytes {
+			return bad("candidate longer than %d bytes", MaxCandidateBytes)
+		}
+		if c.SDPMid != nil && len(*c.SDPMid) > MaxIDBytes {
+			return bad("sdpMid longer than %d bytes", MaxIDBytes)
+		}
+		if hasControl(c.Candidate) {
+			return bad("candidate contains control characters")
+		}
+	case TypeChat:
+		if n := utf8.RuneCountInString(m.Text); n > MaxChatRunes {
+			return bad("chat message of %d characters exceeds %d", n, MaxChatRunes)
+		}
+		if strings.TrimSpace(m.Text) == "" {
+			return bad("empty chat message")
+		}
+	case TypePrefs:
+		if !validID(m.TrackID) {
+			return bad("prefs: malformed trackId")
+		}
+		if m.MaxHeight < 0 || m.MaxHeight > 4320 {
+			return bad("prefs: maxHeight out of range 0..4320")
+		}
+	}
+	return nil
+}
+
+// ValidRoomName checks a room name as typed by a person: 1 to
+// MaxRoomNameRunes printable characters, no slash, no leading or trailing
+// space.
+func ValidRoomName(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxRoomNameRunes {
+		return bad("room name must be 1 to %d characters", MaxRoomNameRunes)
+	}
+	if strings.TrimSpace(name) != name {
+		return bad("room name has leading or trailing space")
+	}
+	for _, r := range name {
+		if r == '/' || r == '?' || r == '#' || r == '\\' || !unicode.IsPrint(r) {
+			return bad("room name contains a character that is not allowed")
+		}
+	}
+	return nil
+}
+
+// ValidDisplayName checks a display name: at most MaxDisplayNameRunes
+// printable characters.
+func ValidDisplayName(name string) error {
+	if n := utf8.RuneCountInString(name); n > MaxDisplayNameRunes {
+		return bad("display name longer than %d characters", MaxDisplayNameRunes)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return bad("display name contains a control character")
+		}
+	}
+	return nil
+}
+
+// validID accepts identifiers the server issues: 1 to MaxIDBytes of
+// [A-Za-z0-9_-].
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,225 @@
+// Package wire holds the message types of meshmeet's signaling protocol and
+// its strict decoder. It links nothing of the server, so the bench client and
+// tests speak the protocol without importing signaling.
+//
+// Protocol flow (docs/protocol.md has every field and limit):
+//
+//	client                                   server
+//	  ── WebSocket GET /ws, subprotocol "meshmeet.v1" ──▶
+//	  ── join {room, name?, resume?} ─────────────────▶
+//	  ◀── welcome {participant, secret, conference, iceServers, participants, tracks}
+//	  ── offer {pc:"pub", sdp} ───────────────────────▶   client publishes
+//	  ◀── answer {pc:"pub", sdp}
+//	  ◀── offer {pc:"sub", sdp} ───────────────────────   server adds/removes tracks
+//	  ── answer {pc:"sub", sdp} ──────────────────────▶
+//	  ◀─▶ candidate {pc, candidate}                        trickle ICE, both ways
+//	  ◀── participant-joined / participant-left / participant-updated
+//	  ◀── track-published / track-unpublished / speaker
+//	  ◀─▶ chat {text} / chat {participant, name, text, ts}
+//	  ── ping ──▶ ◀── pong                                keepalive
+//	  ── leave ──▶                                        then the server closes
+//	  ◀── error {error:{code, message}}                    then, if fatal, close
+//
+// Each participant has two PeerConnections: "pub", offered by the client, on
+// which it sends its tracks; "sub", offered by the server, on which it
+// receives everyone else's. Offers on a PeerConnection come from one side
+// only, so renegotiation never collides (no glare).
+package wire
+
+// Version is the protocol version this package speaks. A client sends it in
+// join; the server refuses any other.
+const Version = 1
+
+// Subprotocol is the WebSocket subprotocol a client must offer.
+const Subprotocol = "meshmeet.v1"
+
+// Limits. The server enforces every one; a client that exceeds one gets an
+// error and its session is closed.
+const (
+	// MaxFrameBytes bounds one WebSocket message. A Chromium offer with
+	// three simulcast layers and every codec is about 12 KiB.
+	MaxFrameBytes = 64 << 10
+	// MaxSDPBytes bounds the sdp field.
+	MaxSDPBytes = 48 << 10
+	// MaxRoomNameRunes bounds a room name.
+	MaxRoomNameRunes = 128
+	// MaxDisplayNameRunes bounds a display name.
+	MaxDisplayNameRunes = 64
+	// MaxChatRunes bounds one chat message.
+	MaxChatRunes = 2000
+	// MaxCandidateBytes bounds one ICE candidate line.
+	MaxCandidateBytes = 512
+	// MaxIDBytes bounds participant, track and secret identifiers.
+	MaxIDBytes = 64
+	// MaxPasswordBytes bounds a room password.
+	MaxPasswordBytes = 256
+	// MaxTokenBytes bounds a JWT.
+	MaxTokenBytes = 4096
+	// MaxDepth bounds JSON nesting.
+	MaxDepth = 4
+	// MaxKeys bounds the number of object keys in one message.
+	MaxKeys = 64
+	// RatePerSecond and RateBurst bound the messages a client may send.
+	// Trickle ICE sends a burst of candidates after each offer.
+	RatePerSecond = 20
+	RateBurst     = 60
+)
+
+// Type names a message.
+type Type string
+
+// Client to server.
+const (
+	TypeJoin  Type = "join"  // first message: enter a room
+	TypeLeave Type = "leave" // leave the room; the server closes the socket
+	TypePing  Type = "ping"  // keepalive; answered by pong
+	TypePrefs Type = "prefs" // subscriber preference for one video track
+	TypeState Type = "state" // own media state: audio/video muted
+)
+
+// Both directions.
+const (
+	TypeOffer     Type = "offer"
+	TypeAnswer    Type = "answer"
+	TypeCandidate Type = "candidate"
+	TypeChat      Type = "chat"
+)
+
+// Server to client.
+const (
+	TypeWelcome             Type = "welcome"
+	TypePong                Type = "pong"
+	TypeParticipantJoined   Type = "participant-joined"
+	TypeParticipantLeft     Type = "participant-left"
+	TypeParticipantUpdated  Type = "participant-updated"
+	TypeTrackPublished      Type = "track-published"
+	TypeTrackUnpublished    Type = "track-unpublished"
+	TypeSpeaker             Type = "speaker"
+	TypeError               Type = "error"
+)
+
+// PC names one of a participant's two PeerConnections.
+type PC string
+
+const (
+	PCPub PC = "pub" // client offers, client sends media
+	PCSub PC = "sub" // server offers, client receives media
+)
+
+// Message is every signaling message. Type says which fields it carries;
+// Validate checks that a client message carries exactly those.
+type Message struct {
+	Type Type `json:"type"`
+
+	// join
+	Version  int     `json:"version,omitempty"`
+	Room     string  `json:"room,omitempty"`
+	Name     string  `json:"name,omitempty"` // display name; also in chat from server
+	Password string  `json:"password,omitempty"`
+	Token    string  `json:"token,omitempty"`
+	Resume   *Resume `json:"resume,omitempty"`
+
+	// offer, answer, candidate
+	PC        PC         `json:"pc,omitempty"`
+	SDP       string     `json:"sdp,omitempty"`
+	Candidate *Candidate `json:"candidate,omitempty"`
+
+	// chat
+	Text string `json:"text,omitempty"`
+	// TS is the server's time in Unix milliseconds (chat, welcome, pong).
+	TS int64 `json:"ts,omitempty"`
+
+	// prefs
+	TrackID   string `json:"trackId,omitempty"`
+	MaxHeight int    `json:"maxHeight,omitempty"` // 0 means "not shown": pause
+
+	// state and participant-updated
+	Muted *Muted `json:"muted,omitempty"`
+
+	// welcome
+	Participant  string        `json:"participant,omitempty"` // also: subject of events, chat sender
+	Secret       string        `json:"secret,omitempty"`
+	Conference   string        `json:"conference,omitempty"`
+	ICEServers   []ICEServer   `json:"iceServers,omitempty"`
+	Participants []Participant `json:"participants,omitempty"`
+	Tracks       []Track       `json:"tracks,omitempty"`
+	Resumed      bool          `json:"resumed,omitempty"`
+
+	// track-published, track-unpublished
+	Track *Track `json:"track,omitempty"`
+
+	// error
+	Error *Error `json:"error,omitempty"`
+}
+
+// Resume asks to re-attach to a participant whose WebSocket dropped.
+type Resume struct {
+	Participant string `json:"participant"`
+	Secret      string `json:"secret"`
+}
+
+// Candidate is one trickled ICE candidate, as RTCIceCandidateInit.
+// An empty Candidate string means end of candidates.
+type Candidate struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+}
+
+// Muted is a participant's own media state.
+type Muted struct {
+	Audio bool `json:"audio"`
+	Video bool `json:"video"`
+}
+
+// ICEServer is one RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Participant describes another participant of the room.
+type Participant struct {
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Muted Muted  `json:"muted"`
+}
+
+// Track kinds and sources.
+const (
+	KindAudio = "audio"
+	KindVideo = "video"
+)
+
+// Track describes a published track. On the subscriber PeerConnection the
+// server sends it with MediaStream ID = Participant and track ID = ID.
+type Track struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant"`
+	Kind        string `json:"kind"`
+	Simulcast   bool   `json:"simulcast,omitempty"`
+}
+
+// Error codes. The code is stable; the message is for humans.
+const (
+	CodeBadMessage   = "bad-message"   // malformed, unknown or out-of-bounds input (fatal)
+	CodeBadVersion   = "bad-version"   // unsupported protocol version (fatal)
+	CodeRateLimited  = "rate-limited"  // too many messages (fatal)
+	CodeNotJoined    = "not-joined"    // message before join (fatal)
+	CodeResumeFailed = "resume-failed" // resume refused: unknown or expired (fatal)
+	CodeUnavailable  = "unavailable"   // directory unavailable: try again later (fatal)
+	CodeFull         = "full"          // node or room at capacity (fatal)
+	CodeNegotiation  = "negotiation"   // SDP or candidate refused (not fatal)
+	CodeInternal     = "internal"      // server fault (fatal)
+	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)
+)
+
+// Error is the body of an error message.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fatal   bool   `json:"fatal,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
