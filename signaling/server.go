@@ -2,13 +2,40 @@ package signaling
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+	"github.com/meshmeet/meshmeet/web"
 )
 
 // Server is the signaling role of a node. It is an http.Handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg  Config // static after New
+	log  *slog.Logger
+	mux  *http.ServeMux
+	salt []byte // per-process salt of room log IDs; static after New
+
+	assets fs.FS  // the web client; static after New
+	words  []byte // /api/words body; static after New
+
+	events   *eventQueue // room events from the bridge, handled by Run
+	ready    atomic.Bool // accepting participants
+	done     chan struct{}
+	doneOnce sync.Once
+	conns    sync.WaitGroup // WebSocket handlers
+
+	mu           sync.Mutex
+	rooms        map[mesh.RoomKey]*room  // guarded by mu
+	participants map[string]*participant // by ID; guarded by mu
 }
 
 // New validates cfg. It starts nothing.
@@ -17,15 +44,158 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	words, err := json.Marshal(roomname.Words())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "signaling"),
+		mux:          http.NewServeMux(),
+		salt:         randomBytes(16),
+		assets:       web.Assets,
+		words:        words,
+		events:       newEventQueue(),
+		done:         make(chan struct{}),
+		rooms:        map[mesh.RoomKey]*room{},
+		participants: map[string]*participant{},
+	}
+	s.routes()
 	return s, nil
 }
 
-// Run blocks until ctx ends, then closes every session.
+// Run handles room events until ctx ends, then closes every session and
+// returns when their handlers have exited.
 func (s *Server) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+	s.ready.Store(true)
+	defer s.shutdown()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.events.wake:
+			for _, f := range s.events.drain() {
+				f()
+			}
+		}
+	}
+}
+
+// shutdown stops accepting participants, tells every participant the node
+// is going away, and closes their sessions.
+func (s *Server) shutdown() {
+	s.ready.Store(false)
+	s.doneOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	ps := make([]*participant, 0, len(s.participants))
+	for _, p := range s.participants {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		p.fail(errShutdown)
+	}
+	s.conns.Wait()
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Room names are in page URLs: never let them leave in a Referer.
+	h.Set("Referrer-Policy", "no-referrer")
+	s.mux.ServeHTTP(w, r)
+}
+
+// reserved are the first path segments that are not room names.
+var reserved = map[string]bool{
+	"static": true, "ws": true, "api": true, "admin": true,
+	"healthz": true, "readyz": true, "favicon.ico": true, "robots.txt": true,
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	s.mux.HandleFunc("GET /ws", s.handleWS)
+	s.mux.HandleFunc("GET /api/words", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Write(s.words)
+	})
+	static := http.StripPrefix("/static/", http.FileServerFS(s.assets))
+	s.mux.Handle("GET /static/", static)
+	if s.cfg.Admin != nil {
+		s.mux.Handle("/admin/", s.cfg.Admin)
+	}
+	s.mux.HandleFunc("GET /{room}", s.handlePage)
+	s.mux.HandleFunc("GET /{$}", s.handlePage)
+}
+
+// handlePage serves the web client for / and /<room>. The room name never
+// reaches a log: the server does not log request paths.
+func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	if name := r.PathValue("room"); name != "" && (reserved[name] || strings.ContainsRune(name, '/')) {
+		http.NotFound(w, r)
+		return
+	}
+	page, err := fs.ReadFile(s.assets, "index.html")
+	if err != nil {
+		http.Error(w, "web client missing", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "+
+		"style-src 'self'; script-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+	w.Write(page)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// randomID returns n random bytes, URL-safe base64 encoded.
+func randomID(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+}
+
+// eventQueue is an unbounded queue of functions: library callbacks enqueue
+// and return, Run executes them in order.
+type eventQueue struct {
+	wake chan struct{} // capacity 1
+
+	mu sync.Mutex
+	q  []func() // guarded by mu
+}
+
+func newEventQueue() *eventQueue { return &eventQueue{wake: make(chan struct{}, 1)} }
+
+func (e *eventQueue) push(f func()) {
+	e.mu.Lock()
+	e.q = append(e.q, f)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *eventQueue) drain() []func() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.q
+	e.q = nil
+	return q
+}

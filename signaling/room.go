@@ -1,0 +1,434 @@
+package signaling
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+const (
+	// chatHistory bounds the chat messages a room keeps for late joiners;
+	// they die with the room.
+	chatHistory = 50
+	// directoryTimeout bounds one directory call on join or leave.
+	directoryTimeout = 10 * time.Second
+)
+
+// room is one meeting as this node's participants see it.
+type room struct {
+	srv        *Server      // static
+	key        mesh.RoomKey // static
+	logID      string       // static
+	conference string       // static
+	media      *bridge.Room // static
+
+	mu           sync.Mutex
+	participants []*participant // in join order; guarded by mu
+	history      []*wire.Message
+	closed       bool
+}
+
+// participant is one person in a room on this node.
+type participant struct {
+	id     string       // static
+	secret string       // static
+	name   string       // static
+	room   *room        // static
+	log    *slog.Logger // static
+	out    chan *wire.Message
+
+	media *bridge.Participant // set once in join, before any message is handled
+
+	mu     sync.Mutex
+	conn   *conn       // current socket; nil while detached; guarded by mu
+	timer  *time.Timer // resume window; guarded by mu
+	muted  wire.Muted  // guarded by room.mu
+	closed bool        // guarded by mu
+}
+
+// send queues a message for the participant's socket. It never blocks: a
+// participant that falls sendQueue messages behind is removed.
+func (p *participant) send(m *wire.Message) {
+	select {
+	case p.out <- m:
+	default:
+		go p.fail(errSlowClient)
+	}
+}
+
+// fail ends the participant's session with a fatal error message.
+func (p *participant) fail(err error) {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		werr := errorMessage(err)
+		werr.Fatal = true
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		writeNow(ctx, c.ws, &wire.Message{Type: wire.TypeError, Error: werr})
+		cancel()
+		c.close(4000, werr.Code)
+	}
+	p.room.srv.leave(p, err)
+}
+
+func (p *participant) info() wire.Participant {
+	return wire.Participant{ID: p.id, Name: p.name, Muted: p.muted}
+}
+
+// join handles the first message of a session: a new participant, or the
+// resume of one whose socket dropped.
+func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participant, error) {
+	if m.Version != wire.Version {
+		return nil, errBadVersion
+	}
+	key := mesh.NewRoomKey(s.cfg.RoomKey, m.Room)
+	if m.Resume != nil {
+		return s.resume(c, key, m.Resume)
+	}
+	s.mu.Lock()
+	n := len(s.participants)
+	r := s.rooms[key]
+	s.mu.Unlock()
+	if n >= s.cfg.MaxParticipants {
+		return nil, errFull
+	}
+	if r != nil {
+		r.mu.Lock()
+		full := len(r.participants) >= s.cfg.MaxRoomParticipants
+		r.mu.Unlock()
+		if full {
+			return nil, errFull
+		}
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
+	info, created, err := s.cfg.Directory.Join(dctx, key, s.cfg.NodeName)
+	cancel()
+	if err != nil {
+		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, errUnavailable
+		}
+		s.log.Error("directory join", "err", err)
+		return nil, errInternal
+	}
+
+	p := &participant{
+		id:     randomID(12),
+		secret: randomID(24),
+		name:   m.Name,
+		out:    make(chan *wire.Message, sendQueue),
+		conn:   c,
+	}
+	s.mu.Lock()
+	r = s.rooms[key]
+	if r == nil || r.conference != info.ConferenceID {
+		r = s.newRoomLocked(key, info.ConferenceID)
+	}
+	p.room = r
+	p.log = s.log.With("room", r.logID, "participant", p.id)
+	s.participants[p.id] = p
+	s.mu.Unlock()
+
+	media, err := r.media.Join(p.id, bridge.ParticipantEvents{
+		Candidate: func(pc bridge.PC, ci *webrtc.ICECandidateInit) {
+			if ci == nil {
+				return
+			}
+			p.send(&wire.Message{Type: wire.TypeCandidate, PC: wirePC(pc), Candidate: wireCandidate(ci)})
+		},
+		Offer: func(sdp string) {
+			p.send(&wire.Message{Type: wire.TypeOffer, PC: wire.PCSub, SDP: sdp})
+		},
+		Failed: func(err error) {
+			p.log.Debug("media failed", "err", err)
+			go p.fail(errMediaFailed)
+		},
+	})
+	if err != nil {
+		p.log.Error("bridge join", "err", err)
+		s.leave(p, err)
+		return nil, errInternal
+	}
+	p.media = media
+
+	welcome := &wire.Message{
+		Type:        wire.TypeWelcome,
+		Version:     wire.Version,
+		Participant: p.id,
+		Secret:      p.secret,
+		Conference:  r.conference,
+		ICEServers:  s.cfg.ICEServers(),
+		TS:          time.Now().UnixMilli(),
+	}
+	for _, t := range r.media.Tracks() {
+		if t.Participant != p.id {
+			welcome.Tracks = append(welcome.Tracks, wireTrack(t))
+		}
+	}
+	r.mu.Lock()
+	for _, o := range r.participants {
+		welcome.Participants = append(welcome.Participants, o.info())
+	}
+	p.out <- welcome // the queue is empty: this cannot block
+	for _, h := range r.history {
+		p.send(h)
+	}
+	joined := &wire.Message{Type: wire.TypeParticipantJoined, Participants: []wire.Participant{p.info()}}
+	for _, o := range r.participants {
+		o.send(joined)
+	}
+	r.participants = append(r.participants, p)
+	r.mu.Unlock()
+
+	go s.writeLoop(p, c)
+	p.log.Debug("participant joined", "created", created)
+	return p, nil
+}
+
+// resume re-attaches a participant whose socket dropped to a new socket.
+func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participant, error) {
+	s.mu.Lock()
+	p := s.participants[res.Participant]
+	s.mu.Unlock()
+	if p == nil || subtle.ConstantTimeCompare([]byte(p.secret), []byte(res.Secret)) != 1 ||
+		subtle.ConstantTimeCompare(p.room.key[:], key[:]) != 1 {
+		return nil, errResumeFailed
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errResumeFailed
+	}
+	old := p.conn
+	p.conn = c
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	if old != nil {
+		old.close(4001, "resumed elsewhere")
+	}
+
+	r := p.room
+	welcome := &wire.Message{
+		Type:        wire.TypeWelcome,
+		Version:     wire.Version,
+		Participant: p.id,
+		Secret:      p.secret,
+		Conference:  r.conference,
+		ICEServers:  s.cfg.ICEServers(),
+		Resumed:     true,
+		TS:          time.Now().UnixMilli(),
+	}
+	for _, t := range r.media.Tracks() {
+		if t.Participant != p.id {
+			welcome.Tracks = append(welcome.Tracks, wireTrack(t))
+		}
+	}
+	r.mu.Lock()
+	for _, o := range r.participants {
+		if o != p {
+			welcome.Participants = append(welcome.Participants, o.info())
+		}
+	}
+	r.mu.Unlock()
+	// The welcome goes first, then whatever queued while detached.
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	err := writeNow(ctx, c.ws, welcome)
+	cancel()
+	if err != nil {
+		s.detach(p, c)
+		return nil, errResumeFailed
+	}
+	go s.writeLoop(p, c)
+	p.log.Debug("participant resumed")
+	return p, nil
+}
+
+// detach notes that c, p's socket, is gone without a leave. p stays in the
+// room, its media flowing, for the resume window.
+func (s *Server) detach(p *participant, c *conn) {
+	c.close(1001, "")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != c || p.closed {
+		return // already resumed on another socket, or gone
+	}
+	p.conn = nil
+	p.timer = time.AfterFunc(s.cfg.ResumeWindow, func() {
+		p.mu.Lock()
+		expired := p.conn == nil
+		p.mu.Unlock()
+		if expired {
+			s.leave(p, errResumeExpired)
+		}
+	})
+	p.log.Debug("participant detached")
+}
+
+// leave removes p from its room and the node. The last leave deletes the
+// room, its chat and its media state. Idempotent.
+func (s *Server) leave(p *participant, cause error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	c := p.conn
+	p.conn = nil
+	p.mu.Unlock()
+	if c != nil {
+		c.close(1000, "")
+	}
+
+	r := p.room
+	s.mu.Lock()
+	delete(s.participants, p.id)
+	r.mu.Lock()
+	for i, o := range r.participants {
+		if o == p {
+			r.participants = append(r.participants[:i], r.participants[i+1:]...)
+			break
+		}
+	}
+	last := len(r.participants) == 0
+	if last {
+		r.closed = true
+		r.history = nil
+		if s.rooms[r.key] == r {
+			delete(s.rooms, r.key)
+		}
+	}
+	left := &wire.Message{Type: wire.TypeParticipantLeft, Participant: p.id}
+	for _, o := range r.participants {
+		o.send(left)
+	}
+	r.mu.Unlock()
+	s.mu.Unlock()
+
+	if p.media != nil {
+		p.media.Close()
+	}
+	if last {
+		r.media.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+	if err := s.cfg.Directory.Leave(ctx, r.key, s.cfg.NodeName); err != nil {
+		p.log.Warn("directory leave", "err", err)
+	}
+	cancel()
+	p.log.Debug("participant left", "cause", causeCode(cause), "room_closed", last)
+}
+
+// newRoomLocked creates the node's side of a room. s.mu is held.
+func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
+	r := &room{srv: s, key: key, logID: key.LogID(s.salt), conference: conference}
+	r.media = s.cfg.Bridge.NewRoom(conference, bridge.RoomEvents{
+		TrackPublished: func(t bridge.TrackInfo) {
+			s.events.push(func() {
+				r.broadcast(&wire.Message{Type: wire.TypeTrackPublished, Track: ptr(wireTrack(t))}, t.Participant)
+			})
+		},
+		TrackUnpublished: func(t bridge.TrackInfo) {
+			s.events.push(func() {
+				r.broadcast(&wire.Message{Type: wire.TypeTrackUnpublished, Track: ptr(wireTrack(t))}, t.Participant)
+			})
+		},
+		DominantSpeaker: func(id string) {
+			s.events.push(func() {
+				r.broadcast(&wire.Message{Type: wire.TypeSpeaker, Participant: id}, "")
+			})
+		},
+	})
+	s.rooms[key] = r
+	return r
+}
+
+// broadcast sends m to every participant but the one with ID except.
+func (r *room) broadcast(m *wire.Message, except string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.participants {
+		if o.id != except {
+			o.send(m)
+		}
+	}
+}
+
+// chat relays a chat message, re-serialized from server fields, to everyone
+// in the room including its sender, and keeps it for late joiners.
+func (r *room) chat(p *participant, text string) {
+	m := &wire.Message{Type: wire.TypeChat, Participant: p.id, Name: p.name, Text: text, TS: time.Now().UnixMilli()}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.history = append(r.history, m)
+	if len(r.history) > chatHistory {
+		r.history = append(r.history[:0], r.history[len(r.history)-chatHistory:]...)
+	}
+	for _, o := range r.participants {
+		o.send(m)
+	}
+}
+
+// setMuted records p's own media state and tells the others.
+func (r *room) setMuted(p *participant, m wire.Muted) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.muted = m
+	u := &wire.Message{Type: wire.TypeParticipantUpdated, Participants: []wire.Participant{p.info()}}
+	for _, o := range r.participants {
+		if o != p {
+			o.send(u)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func wireTrack(t bridge.TrackInfo) wire.Track {
+	kind := wire.KindVideo
+	if t.Kind == webrtc.RTPCodecTypeAudio {
+		kind = wire.KindAudio
+	}
+	return wire.Track{ID: t.ID, Participant: t.Participant, Kind: kind, Simulcast: t.Simulcast}
+}
+
+func wirePC(pc bridge.PC) wire.PC {
+	if pc == bridge.PCSub {
+		return wire.PCSub
+	}
+	return wire.PCPub
+}
+
+func pcOf(pc wire.PC) bridge.PC {
+	if pc == wire.PCSub {
+		return bridge.PCSub
+	}
+	return bridge.PCPub
+}
+
+func wireCandidate(c *webrtc.ICECandidateInit) *wire.Candidate {
+	return &wire.Candidate{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}
+}
+
+func candidateInit(c *wire.Candidate) webrtc.ICECandidateInit {
+	return webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}
+}

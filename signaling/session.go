@@ -1,0 +1,223 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+const (
+	// idleTimeout closes a WebSocket that sent nothing for this long; the
+	// client pings every 10 s.
+	idleTimeout = 45 * time.Second
+	// writeTimeout bounds one WebSocket write.
+	writeTimeout = 5 * time.Second
+	// sendQueue bounds the messages waiting for a participant's socket.
+	// A client that falls this far behind is disconnected.
+	sendQueue = 512
+)
+
+// handleWS upgrades to a WebSocket and runs one session on it.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		return // Accept wrote the HTTP error
+	}
+	if c.Subprotocol() != wire.Subprotocol {
+		c.Close(websocket.StatusPolicyViolation, "subprotocol "+wire.Subprotocol+" required")
+		return
+	}
+	c.SetReadLimit(wire.MaxFrameBytes)
+	s.conns.Add(1)
+	defer s.conns.Done()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.serveConn(ctx, c)
+}
+
+// conn is one WebSocket of a participant. A participant keeps its media
+// across a dropped socket and a resume on a new one.
+type conn struct {
+	ws   *websocket.Conn
+	done chan struct{} // closed when the socket is finished
+	once sync.Once
+}
+
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.ws.Close(code, reason)
+	})
+}
+
+// writeNow writes one message directly, for answers before join and fatal
+// errors.
+func writeNow(ctx context.Context, ws *websocket.Conn, m *wire.Message) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return ws.Write(ctx, websocket.MessageText, data)
+}
+
+// serveConn reads messages until the socket ends or the session fails.
+func (s *Server) serveConn(ctx context.Context, ws *websocket.Conn) {
+	c := &conn{ws: ws, done: make(chan struct{})}
+	defer c.close(websocket.StatusNormalClosure, "")
+	limiter := rate.NewLimiter(wire.RatePerSecond, wire.RateBurst)
+	var p *participant
+	fatal := func(err error) {
+		werr := errorMessage(err)
+		werr.Fatal = true
+		writeNow(ctx, ws, &wire.Message{Type: wire.TypeError, Error: werr})
+		c.close(websocket.StatusPolicyViolation, werr.Code)
+		if p != nil {
+			s.leave(p, err)
+		}
+	}
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, idleTimeout)
+		typ, data, err := ws.Read(rctx)
+		rcancel()
+		if err != nil {
+			if ctx.Err() != nil && p != nil {
+				return // shutdown: fail() already told the participant
+			}
+			if p != nil {
+				s.detach(p, c)
+			}
+			return
+		}
+		if !limiter.Allow() {
+			fatal(errRateLimited)
+			return
+		}
+		if typ != websocket.MessageText {
+			fatal(badMessage("binary frames are not part of the protocol"))
+			return
+		}
+		m, err := wire.Decode(data)
+		if err == nil {
+			err = m.Validate()
+		}
+		if err != nil {
+			fatal(err)
+			return
+		}
+		if p == nil {
+			if m.Type != wire.TypeJoin {
+				fatal(errNotJoined)
+				return
+			}
+			if p, err = s.join(ctx, c, m); err != nil {
+				fatal(err)
+				return
+			}
+			continue
+		}
+		if err := s.handle(p, m); err != nil {
+			if errors.Is(err, errLeft) {
+				c.close(websocket.StatusNormalClosure, "left")
+				return
+			}
+			var pe *wire.Error
+			if errors.As(err, &pe) && !pe.Fatal {
+				p.send(&wire.Message{Type: wire.TypeError, Error: pe})
+				continue
+			}
+			fatal(err)
+			return
+		}
+	}
+}
+
+// writeLoop sends p's queued messages on c until c is finished.
+func (s *Server) writeLoop(p *participant, c *conn) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-p.out:
+			data, err := json.Marshal(m)
+			if err != nil {
+				s.log.Error("encode message", "type", m.Type, "err", err)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err = c.ws.Write(ctx, websocket.MessageText, data)
+			cancel()
+			if err != nil {
+				c.close(websocket.StatusGoingAway, "write failed")
+				return
+			}
+		}
+	}
+}
+
+// handle applies one validated message from a joined participant.
+func (s *Server) handle(p *participant, m *wire.Message) error {
+	switch m.Type {
+	case wire.TypeJoin:
+		return badMessage("already joined")
+	case wire.TypeLeave:
+		s.leave(p, nil)
+		return errLeft
+	case wire.TypePing:
+		p.send(&wire.Message{Type: wire.TypePong, TS: time.Now().UnixMilli()})
+	case wire.TypeOffer:
+		if m.PC != wire.PCPub {
+			return negotiation("offers come from the client only on the pub PeerConnection")
+		}
+		answer, err := p.media.HandleOffer(m.SDP)
+		if err != nil {
+			p.log.Debug("offer refused", "err", err)
+			return negotiation("offer refused")
+		}
+		p.send(&wire.Message{Type: wire.TypeAnswer, PC: wire.PCPub, SDP: answer})
+	case wire.TypeAnswer:
+		if m.PC != wire.PCSub {
+			return negotiation("answers come from the client only on the sub PeerConnection")
+		}
+		if err := p.media.HandleAnswer(m.SDP); err != nil {
+			p.log.Debug("answer refused", "err", err)
+			return negotiation("answer refused")
+		}
+	case wire.TypeCandidate:
+		if m.Candidate.Candidate == "" {
+			return nil // end of candidates
+		}
+		if err := p.media.AddCandidate(pcOf(m.PC), candidateInit(m.Candidate)); err != nil {
+			p.log.Debug("candidate refused", "err", err)
+			return negotiation("candidate refused")
+		}
+	case wire.TypeChat:
+		p.room.chat(p, m.Text)
+	case wire.TypeState:
+		p.room.setMuted(p, *m.Muted)
+	case wire.TypePrefs:
+		p.media.SetMaxHeight(m.TrackID, m.MaxHeight)
+	}
+	return nil
+}
