@@ -87,15 +87,15 @@ const (
 
 // Server to client.
 const (
-	TypeWelcome             Type = "welcome"
-	TypePong                Type = "pong"
-	TypeParticipantJoined   Type = "participant-joined"
-	TypeParticipantLeft     Type = "participant-left"
-	TypeParticipantUpdated  Type = "participant-updated"
-	TypeTrackPublished      Type = "track-published"
-	TypeTrackUnpublished    Type = "track-unpublished"
-	TypeSpeaker             Type = "speaker"
-	TypeError               Type = "error"
+	TypeWelcome            Type = "welcome"
+	TypePong               Type = "pong"
+	TypeParticipantJoined  Type = "participant-joined"
+	TypeParticipantLeft    Type = "participant-left"
+	TypeParticipantUpdated Type = "participant-updated"
+	TypeTrackPublished     Type = "track-published"
+	TypeTrackUnpublished   Type = "track-unpublished"
+	TypeSpeaker            Type = "speaker"
+	TypeError              Type = "error"
 )
 
 // PC names one of a participant's two PeerConnections.
