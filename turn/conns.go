@@ -1,0 +1,287 @@
+package turn
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/stun/v4"
+)
+
+// STUN framing constants (RFC 8489 section 5, RFC 8656 section 12).
+const (
+	stunHeaderSize   = 20
+	stunMagicCookie  = 0x2112A442
+	typeAllocateReq  = 0x0003 // Allocate request
+	attrReqTransport = 0x0019 // REQUESTED-TRANSPORT
+	attrErrorCode    = 0x0009 // ERROR-CODE
+	protoTCP         = 6
+)
+
+// isTCPAllocate reports whether b is an Allocate request asking for a TCP
+// relay (REQUESTED-TRANSPORT = 6, RFC 6062).
+func isTCPAllocate(b []byte) bool {
+	if len(b) < stunHeaderSize || binary.BigEndian.Uint16(b[0:2]) != typeAllocateReq ||
+		binary.BigEndian.Uint32(b[4:8]) != stunMagicCookie {
+		return false
+	}
+	v, ok := findAttr(b, attrReqTransport)
+	return ok && len(v) >= 1 && v[0] == protoTCP
+}
+
+// is401 reports whether b is a STUN error response with code 401.
+func is401(b []byte) bool {
+	if len(b) < stunHeaderSize || b[0] >= 0x40 || binary.BigEndian.Uint32(b[4:8]) != stunMagicCookie {
+		return false
+	}
+	if binary.BigEndian.Uint16(b[0:2])&0x0110 != 0x0110 { // class bits: error response
+		return false
+	}
+	v, ok := findAttr(b, attrErrorCode)
+	return ok && len(v) >= 4 && int(v[2]&0x7)*100+int(v[3]) == 401
+}
+
+// findAttr returns the value of the first attribute of type t in the STUN
+// message b.
+func findAttr(b []byte, t uint16) ([]byte, bool) {
+	end := stunHeaderSize + int(binary.BigEndian.Uint16(b[2:4]))
+	if end > len(b) {
+		return nil, false
+	}
+	for i := stunHeaderSize; i+4 <= end; {
+		at := binary.BigEndian.Uint16(b[i : i+2])
+		l := int(binary.BigEndian.Uint16(b[i+2 : i+4]))
+		if i+4+l > end {
+			return nil, false
+		}
+		if at == t {
+			return b[i+4 : i+4+l], true
+		}
+		i += 4 + (l+3)&^3
+	}
+	return nil, false
+}
+
+// tcpRefusal builds the 442 answer to the TCP Allocate request req.
+func tcpRefusal(req []byte) []byte {
+	var tid [stun.TransactionIDSize]byte
+	copy(tid[:], req[8:20])
+	m, err := stun.Build(stun.NewTransactionIDSetter(tid),
+		stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse),
+		stun.ErrorCodeAttribute{Code: stun.CodeUnsupportedTransProto, Reason: []byte("TCP relay (RFC 6062) is not offered; use UDP relay")},
+		stun.Fingerprint)
+	if err != nil {
+		return nil
+	}
+	return m.Raw
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// allowAnswer reports whether a server answer b to src may be sent: 401
+// answers are limited per source address.
+func (s *Server) allowAnswer(b []byte, src net.Addr) bool {
+	if !is401(b) {
+		return true
+	}
+	if s.unauth.allow(addrIP(src), s.clock.now()) {
+		return true
+	}
+	s.ctr.unauthLimited.Add(1)
+	return false
+}
+
+// udpListener wraps a TURN/UDP listening socket: it refuses TCP Allocate
+// requests with 442 before pion sees them and drops 401 answers over the
+// per-source rate.
+type udpListener struct {
+	net.PacketConn
+	s *Server
+}
+
+func (l *udpListener) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := l.PacketConn.ReadFrom(p)
+		if err != nil || n == 0 || p[0] >= 0x40 || !isTCPAllocate(p[:n]) {
+			return n, addr, err
+		}
+		l.s.ctr.tcpRelayRefused.Add(1)
+		if ans := tcpRefusal(p[:n]); ans != nil && l.s.unauth.allow(addrIP(addr), l.s.clock.now()) {
+			l.PacketConn.WriteTo(ans, addr)
+		}
+	}
+}
+
+func (l *udpListener) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if p[0] < 0x40 && !l.s.allowAnswer(p, addr) {
+		return len(p), nil
+	}
+	return l.PacketConn.WriteTo(p, addr)
+}
+
+// tcpListener wraps a TURN/TCP or TURN/TLS listener: it caps the number of
+// connections, and its connections frame the stream to do what udpListener
+// does.
+type tcpListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *tcpListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := &tcpConn{Conn: c, s: l.s}
+		if !l.s.addTCPConn(tc) {
+			l.s.ctr.tcpConnsLimited.Add(1)
+			c.Close()
+			continue
+		}
+		return tc, nil
+	}
+}
+
+func (s *Server) addTCPConn(c *tcpConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.tcp) >= s.cfg.MaxTCPConns {
+		return false
+	}
+	s.tcp[c] = struct{}{}
+	return true
+}
+
+func (s *Server) closeTCPConns() {
+	s.mu.Lock()
+	conns := make([]*tcpConn, 0, len(s.tcp))
+	for c := range s.tcp {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// TCP connection timeouts: a client must send its first frame soon after
+// connecting (TLS handshake included), and a connection idle for longer
+// than an allocation lifetime has nothing left to do.
+const (
+	tcpFirstFrameTimeout = 10 * time.Second
+	tcpIdleTimeout       = 11 * time.Minute
+	tcpWriteTimeout      = 5 * time.Second
+)
+
+// tcpConn is one TURN/TCP or TURN/TLS connection. Read returns whole TURN
+// frames (STUN messages or padded ChannelData, RFC 8656 section 12.5),
+// answering TCP Allocate requests itself.
+type tcpConn struct {
+	net.Conn
+	s *Server
+
+	buf    []byte // Owned by the reading goroutine: bytes read, not yet returned.
+	frames int    // Owned by the reading goroutine.
+
+	closeOnce sync.Once
+}
+
+var errFrame = errors.New("turn: bad TURN frame on TCP")
+
+// frameLen returns the length of the TURN frame at the start of b, or 0 if
+// more bytes are needed.
+func frameLen(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 0, nil
+	}
+	l := int(binary.BigEndian.Uint16(b[2:4]))
+	switch {
+	case b[0] < 0x40:
+		return stunHeaderSize + l, nil
+	case b[0] < 0x80:
+		return 4 + (l+3)&^3, nil
+	}
+	return 0, errFrame
+}
+
+func (c *tcpConn) Read(p []byte) (int, error) {
+	for {
+		n, err := frameLen(c.buf)
+		if err != nil {
+			return 0, err
+		}
+		if n > 0 && len(c.buf) >= n {
+			frame := c.buf[:n]
+			if isTCPAllocate(frame) {
+				c.s.ctr.tcpRelayRefused.Add(1)
+				if ans := tcpRefusal(frame); ans != nil {
+					c.Conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+					c.Conn.Write(ans)
+				}
+				c.buf = c.buf[n:]
+				continue
+			}
+			if n > len(p) {
+				return 0, errFrame // larger than pion's MTU: pion drops it too
+			}
+			copy(p, frame)
+			c.buf = c.buf[n:]
+			if len(c.buf) == 0 {
+				c.buf = nil
+			}
+			c.frames++
+			return n, nil
+		}
+		timeout := tcpIdleTimeout
+		if c.frames == 0 {
+			timeout = tcpFirstFrameTimeout
+		}
+		c.Conn.SetReadDeadline(time.Now().Add(timeout))
+		var tmp [4096]byte
+		m, err := c.Conn.Read(tmp[:])
+		if m > 0 {
+			c.buf = append(c.buf, tmp[:m]...)
+			if len(c.buf) > 1<<17 {
+				return 0, errFrame
+			}
+		}
+		if err != nil && m == 0 {
+			return 0, err
+		}
+	}
+}
+
+func (c *tcpConn) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] < 0x40 && !c.s.allowAnswer(p, c.RemoteAddr()) {
+		return len(p), nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+	return c.Conn.Write(p)
+}
+
+func (c *tcpConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.tcp, c)
+		c.s.mu.Unlock()
+	})
+	return err
+}

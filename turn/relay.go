@@ -1,0 +1,187 @@
+package turn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	pionturn "github.com/pion/turn/v5"
+)
+
+// relayGen is the RelayAddressGenerator of every listener: it opens relay
+// sockets in the configured port range, enforces the allocation quota
+// exactly, refuses TCP relays, and wraps each socket in a relayConn.
+type relayGen struct {
+	s *Server
+}
+
+func (g *relayGen) Validate() error { return nil }
+
+func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	s := g.s
+	switch s.quota.acquire(conf.UserID) {
+	case "user":
+		s.ctr.quotaUser.Add(1)
+		return nil, nil, ErrQuota
+	case "total":
+		s.ctr.quotaTotal.Add(1)
+		return nil, nil, ErrQuota
+	}
+	pc, err := g.listen(conf)
+	if err != nil {
+		s.quota.release(conf.UserID)
+		return nil, nil, err
+	}
+	s.ctr.allocationsTotal.Add(1)
+	port := 0
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		port = ua.Port
+	}
+	rc := &relayConn{PacketConn: pc, s: s, user: conf.UserID}
+	if s.cfg.MaxBitrate > 0 {
+		rate := float64(s.cfg.MaxBitrate) / 8
+		burst := max(rate/4, 64*1024) // a quarter second, at least 64 KiB
+		rc.out = newBucket(rate, burst, s.clock.now())
+		rc.in = newBucket(rate, burst, s.clock.now())
+	}
+	return rc, &net.UDPAddr{IP: s.cfg.RelayIP.AsSlice(), Port: port}, nil
+}
+
+// listen opens a relay socket on a random free port of the range.
+func (g *relayGen) listen(conf pionturn.AllocateListenerConfig) (net.PacketConn, error) {
+	cfg := &g.s.cfg
+	host := cfg.RelayListenIP.String()
+	lp := func(port int) (net.PacketConn, error) {
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		if cfg.Net != nil {
+			return cfg.Net.ListenPacket(conf.Network, addr)
+		}
+		var lc net.ListenConfig
+		return lc.ListenPacket(context.Background(), conf.Network, addr)
+	}
+	if conf.RequestedPort != 0 { // EVEN-PORT / RESERVATION-TOKEN
+		if cfg.RelayPortMin != 0 && (conf.RequestedPort < int(cfg.RelayPortMin) || conf.RequestedPort > int(cfg.RelayPortMax)) {
+			return nil, errors.New("turn: requested port outside the relay range")
+		}
+		return lp(conf.RequestedPort)
+	}
+	if cfg.RelayPortMin == 0 {
+		return lp(0)
+	}
+	span := int(cfg.RelayPortMax) - int(cfg.RelayPortMin) + 1
+	var b [4]byte
+	rand.Read(b[:])
+	start := int(binary.BigEndian.Uint32(b[:]) % uint32(span))
+	tries := min(span, 64)
+	var lastErr error
+	for i := 0; i < tries; i++ {
+		port := int(cfg.RelayPortMin) + (start+i*7919)%span // a prime stride visits the range
+		pc, err := lp(port)
+		if err == nil {
+			return pc, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("turn: no free relay port in %d-%d: %w", cfg.RelayPortMin, cfg.RelayPortMax, lastErr)
+}
+
+func (g *relayGen) AllocateListener(pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	g.s.ctr.tcpRelayRefused.Add(1)
+	return nil, nil, ErrTCPRelay
+}
+
+func (g *relayGen) AllocateConn(pionturn.AllocateConnConfig) (net.Conn, error) {
+	g.s.ctr.tcpRelayRefused.Add(1)
+	return nil, ErrTCPRelay
+}
+
+// relayConn is the relay socket of one allocation. Every packet it sends
+// or receives is checked against the peer policy (port included, which
+// pion's permission handler cannot see) and the bandwidth limit; refused
+// packets are dropped and counted.
+type relayConn struct {
+	net.PacketConn
+	s       *Server
+	user    string  // Static.
+	in, out *bucket // nil: unlimited
+
+	// lastOK caches the last peer the policy allowed, IPv4 only, packed as
+	// ip<<16 | port, plus 1 so that zero means empty. One allocation
+	// almost always talks to one peer.
+	lastOK atomic.Uint64
+
+	closeOnce sync.Once
+}
+
+func packV4(ap netip.AddrPort) uint64 {
+	if !ap.Addr().Is4() {
+		return 0
+	}
+	a := ap.Addr().As4()
+	return (uint64(binary.BigEndian.Uint32(a[:]))<<16 | uint64(ap.Port())) + 1
+}
+
+func (c *relayConn) allowed(addr net.Addr) bool {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	k := packV4(ap)
+	if k != 0 && c.lastOK.Load() == k {
+		return true
+	}
+	if c.s.cfg.Policy.Check(ap) != nil {
+		return false
+	}
+	if k != 0 {
+		c.lastOK.Store(k)
+	}
+	return true
+}
+
+// WriteTo sends a client's packet to a peer.
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.allowed(addr) {
+		c.s.ctr.packetsDenied.Add(1)
+		return len(p), nil
+	}
+	if c.out != nil && !c.out.take(float64(len(p)), c.s.clock.now()) {
+		c.s.ctr.bandwidthDrops.Add(1)
+		return len(p), nil
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+// ReadFrom receives a peer's packet for the client.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if !c.allowed(addr) {
+			c.s.ctr.packetsDenied.Add(1)
+			continue
+		}
+		if c.in != nil && !c.in.take(float64(n), c.s.clock.now()) {
+			c.s.ctr.bandwidthDrops.Add(1)
+			continue
+		}
+		return n, addr, err
+	}
+}
+
+func (c *relayConn) Close() error {
+	err := c.PacketConn.Close()
+	c.closeOnce.Do(func() { c.s.quota.release(c.user) })
+	return err
+}

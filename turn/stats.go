@@ -1,0 +1,58 @@
+package turn
+
+import "sync/atomic"
+
+// Stats are the server's counters. Every refusal is counted under its
+// reason; no counter carries an address or a username.
+type Stats struct {
+	Allocations      int    // live allocations
+	AllocationsTotal uint64 // allocations made since start
+
+	AuthMalformed   uint64 // username not "expiry:id"
+	AuthExpired     uint64 // expired (Allocate), or past the refresh grace
+	AuthFuture      uint64 // expiry further ahead than the credential TTL allows
+	AuthFailed      uint64 // wrong password (MESSAGE-INTEGRITY check failed)
+	UnauthLimited   uint64 // 401 answers not sent: over the per-source rate
+	QuotaUser       uint64 // allocations refused: per-user quota
+	QuotaTotal      uint64 // allocations refused: total quota
+	TCPRelayRefused uint64 // TCP relay allocations (RFC 6062) refused
+	PeerDenied      uint64 // CreatePermission / ChannelBind refused by the peer policy
+	PacketsDenied   uint64 // relayed packets dropped by the peer policy (either direction)
+	BandwidthDrops  uint64 // relayed packets dropped: over the per-allocation bitrate
+	TCPConnsLimited uint64 // TCP/TLS connections refused: over the connection limit
+}
+
+// counters is the live, atomic form of Stats.
+type counters struct {
+	allocationsTotal atomic.Uint64
+	authMalformed    atomic.Uint64
+	authExpired      atomic.Uint64
+	authFuture       atomic.Uint64
+	authFailed       atomic.Uint64
+	unauthLimited    atomic.Uint64
+	quotaUser        atomic.Uint64
+	quotaTotal       atomic.Uint64
+	tcpRelayRefused  atomic.Uint64
+	peerDenied       atomic.Uint64
+	packetsDenied    atomic.Uint64
+	bandwidthDrops   atomic.Uint64
+	tcpConnsLimited  atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		AllocationsTotal: c.allocationsTotal.Load(),
+		AuthMalformed:    c.authMalformed.Load(),
+		AuthExpired:      c.authExpired.Load(),
+		AuthFuture:       c.authFuture.Load(),
+		AuthFailed:       c.authFailed.Load(),
+		UnauthLimited:    c.unauthLimited.Load(),
+		QuotaUser:        c.quotaUser.Load(),
+		QuotaTotal:       c.quotaTotal.Load(),
+		TCPRelayRefused:  c.tcpRelayRefused.Load(),
+		PeerDenied:       c.peerDenied.Load(),
+		PacketsDenied:    c.packetsDenied.Load(),
+		BandwidthDrops:   c.bandwidthDrops.Load(),
+		TCPConnsLimited:  c.tcpConnsLimited.Load(),
+	}
+}
