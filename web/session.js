@@ -1,0 +1,599 @@
+// Session: one participant's signaling WebSocket and its two
+// PeerConnections, as signaling/wire describes them.
+//
+//	pub  offered by the client; carries our microphone, camera and screen
+//	sub  offered by the server; carries everyone else's tracks
+//
+// The session dispatches DOM events for the user interface:
+//
+//	joined        {resumed}                 welcome received
+//	participants  {}                        the participant map changed
+//	track         {trackId, participant, track}   a remote track arrived
+//	trackended    {trackId}                 a remote track went away
+//	speaker       {participant}
+//	chat          {participant, name, text, ts}
+//	status        {state: 'connecting'|'connected'|'reconnecting'|'closed'}
+//	error         {code, message, fatal}
+//	ended         {reason}                  the session is over
+
+const PING_INTERVAL_MS = 10_000;
+// How long to keep trying to resume after the WebSocket drops. The server
+// keeps a dropped participant for 20 s by default.
+const RESUME_WINDOW_MS = 20_000;
+const MAX_QUEUED = 256;
+
+function wsURL() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/ws`;
+}
+
+/** Simulcast layers, low to high, as the bridge expects them. */
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+export class Session extends EventTarget {
+  /**
+   * @param {object} opts
+   * @param {string} opts.room       room name
+   * @param {string} [opts.name]     display name
+   * @param {MediaStream} [opts.stream]  local microphone and camera
+   * @param {boolean} [opts.simulcast]   send three video layers (default true)
+   */
+  constructor({ room, name, stream, simulcast = true }) {
+    super();
+    this.room = room;
+    this.name = name || '';
+    this.stream = stream || null;
+    this.simulcast = simulcast;
+
+    this.ws = null;
+    this.joined = false;
+    this.participant = '';
+    this.secret = '';
+    this.conference = '';
+    this.iceServers = [];
+    /** @type {Map<string, {id:string,name:string,muted:{audio:boolean,video:boolean}}>} */
+    this.participants = new Map();
+    /** @type {Map<string, {id:string,participant:string,kind:string,simulcast?:boolean}>} */
+    this.tracks = new Map();
+    /** Remote MediaStreamTracks by track ID. */
+    this.remote = new Map();
+    this.speaker = '';
+    this.muted = { audio: false, video: false };
+
+    this.pub = null;
+    this.sub = null;
+    this.screen = null; // {stream, sender}
+
+    this._ended = false;
+    this._leaving = false;
+    this._queue = [];
+    this._pending = { pub: [], sub: [] };
+    this._pubBusy = false;
+    this._pubAgain = false;
+    this._pubWaiter = null;
+    this._subChain = Promise.resolve();
+    this._ping = 0;
+    this._dropAt = 0;
+    this._retry = 0;
+    this._prefs = new Map();
+  }
+
+  _emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** Opens the WebSocket and joins the room. */
+  start() {
+    this._connect(false);
+  }
+
+  _connect(resume) {
+    this._emit('status', { state: resume ? 'reconnecting' : 'connecting' });
+    let ws;
+    try {
+      ws = new WebSocket(wsURL(), 'meshmeet.v1');
+    } catch (e) {
+      this._fail('connect', `Cannot open the signaling connection: ${e.message}`);
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      const join = { type: 'join', version: 1, room: this.room };
+      if (this.name) join.name = this.name;
+      if (resume) join.resume = { participant: this.participant, secret: this.secret };
+      this._sendNow(join);
+      clearInterval(this._ping);
+      this._ping = setInterval(() => this._sendNow({ type: 'ping' }), PING_INTERVAL_MS);
+    };
+    ws.onmessage = (ev) => {
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        console.warn('meshmeet: unparsable message from server');
+        return;
+      }
+      this._handle(msg).catch((e) => console.error('meshmeet: handling', msg.type, e));
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      clearInterval(this._ping);
+      this.ws = null;
+      if (this._ended || this._leaving) return;
+      if (!this.joined) {
+        this._fail('connect', 'Could not reach the meeting server.');
+        return;
+      }
+      // Unexpected drop: keep the PeerConnections and resume.
+      if (!this._dropAt) this._dropAt = Date.now();
+      if (Date.now() - this._dropAt > RESUME_WINDOW_MS) {
+        this._fail('connect', 'The connection to the meeting server was lost.');
+        return;
+      }
+      const delay = Math.min(500 * 2 ** this._retry++, 4000);
+      this._emit('status', { state: 'reconnecting' });
+      setTimeout(() => {
+        if (!this._ended) this._connect(true);
+      }, delay);
+    };
+  }
+
+  _sendNow(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+    return false;
+  }
+
+  /** Sends msg now, or once the session is (re)joined. */
+  send(msg) {
+    if (this._ended) return;
+    if (this.joined && !this._dropAt && this._sendNow(msg)) return;
+    if (this._queue.length < MAX_QUEUED) this._queue.push(msg);
+  }
+
+  _flushQueue() {
+    const q = this._queue;
+    this._queue = [];
+    for (const m of q) this._sendNow(m);
+  }
+
+  async _handle(msg) {
+    switch (msg.type) {
+      case 'welcome':
+        return this._welcome(msg);
+      case 'offer':
+        if (msg.pc === 'sub') return this._subOffer(msg.sdp);
+        return;
+      case 'answer':
+        if (msg.pc === 'pub') return this._pubAnswer(msg.sdp);
+        return;
+      case 'candidate':
+        return this._remoteCandidate(msg.pc, msg.candidate);
+      case 'participant-joined':
+        for (const p of msg.participants || []) this._setParticipant(p);
+        this._emit('participants');
+        return;
+      case 'participant-updated':
+        for (const p of msg.participants || []) this._setParticipant(p);
+        this._emit('participants');
+        return;
+      case 'participant-left':
+        this._removeParticipant(msg.participant);
+        this._emit('participants');
+        return;
+      case 'track-published':
+        if (msg.track && msg.track.participant !== this.participant) {
+          this.tracks.set(msg.track.id, msg.track);
+          this._emit('participants');
+        }
+        return;
+      case 'track-unpublished':
+        if (msg.track) this._removeTrack(msg.track.id);
+        return;
+      case 'speaker':
+        this.speaker = msg.participant || '';
+        this._emit('speaker', { participant: this.speaker });
+        return;
+      case 'chat':
+        this._emit('chat', {
+          participant: msg.participant || '',
+          name: msg.name || '',
+          text: msg.text || '',
+          ts: msg.ts || Date.now(),
+        });
+        return;
+      case 'pong':
+        return;
+      case 'error':
+        return this._error(msg.error || {});
+      default:
+        console.debug('meshmeet: ignoring message', msg.type);
+    }
+  }
+
+  _setParticipant(p) {
+    if (!p || !p.id || p.id === this.participant) return;
+    this.participants.set(p.id, {
+      id: p.id,
+      name: p.name || '',
+      muted: { audio: !!(p.muted && p.muted.audio), video: !!(p.muted && p.muted.video) },
+    });
+  }
+
+  _removeParticipant(id) {
+    this.participants.delete(id);
+    for (const [tid, t] of this.tracks) {
+      if (t.participant === id) this._removeTrack(tid);
+    }
+  }
+
+  _removeTrack(id) {
+    this.tracks.delete(id);
+    this._prefs.delete(id);
+    if (this.remote.delete(id)) this._emit('trackended', { trackId: id });
+    this._emit('participants');
+  }
+
+  async _welcome(msg) {
+    this._dropAt = 0;
+    this._retry = 0;
+    const wasJoined = this.joined;
+    this.participant = msg.participant;
+    this.secret = msg.secret;
+    this.conference = msg.conference || '';
+    if (!msg.resumed) this.iceServers = msg.iceServers || [];
+
+    // The welcome lists the room as it is now: replace what we had.
+    const before = new Set(this.tracks.keys());
+    this.participants.clear();
+    for (const p of msg.participants || []) this._setParticipant(p);
+    this.tracks.clear();
+    for (const t of msg.tracks || []) {
+      if (t.participant !== this.participant) this.tracks.set(t.id, t);
+    }
+    for (const id of before) {
+      if (!this.tracks.has(id) && this.remote.delete(id)) this._emit('trackended', { trackId: id });
+    }
+    this.joined = true;
+    this._emit('status', { state: 'connected' });
+
+    if (msg.resumed && wasJoined) {
+      this._flushQueue();
+      // Tell the server again what we want, in case it forgot.
+      this._sendState();
+      for (const [trackId, maxHeight] of this._prefs) {
+        this._sendNow({ type: 'prefs', trackId, maxHeight });
+      }
+      this._emit('participants');
+      this._emit('joined', { resumed: true });
+      return;
+    }
+
+    this._setupPeerConnections();
+    this._flushQueue();
+    this._emit('participants');
+    this._emit('joined', { resumed: false });
+    this._publish();
+    this._sendState();
+  }
+
+  _setupPeerConnections() {
+    const config = { iceServers: this.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    this.pub = new RTCPeerConnection(config);
+    this.sub = new RTCPeerConnection(config);
+    for (const [name, pc] of [['pub', this.pub], ['sub', this.sub]]) {
+      pc.onicecandidate = (ev) => {
+        const c = ev.candidate;
+        // null and "" both mean end of candidates: send nothing.
+        if (!c || !c.candidate) return;
+        const cand = { candidate: c.candidate };
+        if (c.sdpMid != null) cand.sdpMid = c.sdpMid;
+        if (c.sdpMLineIndex != null) cand.sdpMLineIndex = c.sdpMLineIndex;
+        this.send({ type: 'candidate', pc: name, candidate: cand });
+      };
+      pc.onconnectionstatechange = () => {
+        this._emit('pcstate', { pc: name, state: pc.connectionState });
+      };
+    }
+    this.sub.ontrack = (ev) => this._onTrack(ev);
+  }
+
+  _onTrack(ev) {
+    const track = ev.track;
+    const participant = ev.streams[0] ? ev.streams[0].id : '';
+    let id = track.id;
+    if (!this.tracks.has(id)) {
+      // The track ID did not survive (a browser may make up its own):
+      // take the first published track of that participant and kind that
+      // has no media yet.
+      for (const t of this.tracks.values()) {
+        if (t.participant === participant && t.kind === track.kind && !this.remote.has(t.id)) {
+          id = t.id;
+          break;
+        }
+      }
+    }
+    this.remote.set(id, track);
+    const stream = ev.streams[0];
+    if (stream) {
+      stream.addEventListener('removetrack', (e) => {
+        if (e.track === track && this.remote.get(id) === track) {
+          this.remote.delete(id);
+          this._emit('trackended', { trackId: id });
+        }
+      });
+    }
+    this._emit('track', { trackId: id, participant, track });
+  }
+
+  _publish() {
+    const s = this.stream;
+    if (!s) return;
+    let added = 0;
+    for (const track of s.getAudioTracks()) {
+      this.pub.addTransceiver(track, { direction: 'sendonly', streams: [s] });
+      added++;
+    }
+    for (const track of s.getVideoTracks()) {
+      this._addVideo(track, s, this.simulcast && cameraAllowsSimulcast(track));
+      added++;
+    }
+    this.muted.audio = this.muted.audio || s.getAudioTracks().length === 0;
+    this.muted.video = this.muted.video || s.getVideoTracks().length === 0;
+    if (added) this._negotiatePub();
+  }
+
+  _addVideo(track, stream, simulcast) {
+    if (simulcast) {
+      try {
+        return this.pub.addTransceiver(track, {
+          direction: 'sendonly',
+          streams: [stream],
+          sendEncodings: SIMULCAST.map((e) => ({ ...e })),
+        });
+      } catch (e) {
+        console.warn('meshmeet: simulcast refused, sending one layer', e);
+      }
+    }
+    return this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  }
+
+  async _negotiatePub() {
+    if (this._pubBusy) {
+      this._pubAgain = true;
+      return;
+    }
+    const pc = this.pub;
+    if (!pc) return;
+    this._pubBusy = true;
+    try {
+      do {
+        this._pubAgain = false;
+        const offer = await pc.createOffer();
+        await pc.setLocalDescription(offer);
+        const answered = new Promise((resolve, reject) => {
+          this._pubWaiter = { resolve, reject };
+        });
+        this.send({ type: 'offer', pc: 'pub', sdp: pc.localDescription.sdp });
+        await answered;
+      } while (this._pubAgain && this.pub === pc && !this._ended);
+    } catch (e) {
+      if (this.pub !== pc) return; // restarted meanwhile: a new pub owns the state
+      console.warn('meshmeet: publishing failed', e);
+      if (pc.signalingState === 'have-local-offer') {
+        await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      }
+    } finally {
+      if (this.pub === pc || this.pub === null) {
+        this._pubBusy = false;
+        this._pubWaiter = null;
+      }
+    }
+  }
+
+  async _pubAnswer(sdp) {
+    const w = this._pubWaiter;
+    try {
+      await this.pub.setRemoteDescription({ type: 'answer', sdp });
+      this._flushCandidates('pub');
+      if (w) w.resolve();
+    } catch (e) {
+      if (w) w.reject(e);
+    }
+  }
+
+  _subOffer(sdp) {
+    // Offers on sub are handled one at a time, in order.
+    this._subChain = this._subChain
+      .then(async () => {
+        await this.sub.setRemoteDescription({ type: 'offer', sdp });
+        this._flushCandidates('sub');
+        const answer = await this.sub.createAnswer();
+        await this.sub.setLocalDescription(answer);
+        this.send({ type: 'answer', pc: 'sub', sdp: this.sub.localDescription.sdp });
+      })
+      .catch((e) => console.error('meshmeet: subscriber offer', e));
+    return this._subChain;
+  }
+
+  _remoteCandidate(name, cand) {
+    const pc = name === 'pub' ? this.pub : name === 'sub' ? this.sub : null;
+    if (!pc || !cand) return;
+    const init = { candidate: cand.candidate || '' };
+    if (cand.sdpMid != null) init.sdpMid = cand.sdpMid;
+    if (cand.sdpMLineIndex != null) init.sdpMLineIndex = cand.sdpMLineIndex;
+    if (init.sdpMid == null && init.sdpMLineIndex == null) init.sdpMLineIndex = 0;
+    if (!pc.remoteDescription) {
+      this._pending[name].push(init);
+      return;
+    }
+    pc.addIceCandidate(init).catch((e) => console.debug('meshmeet: candidate refused', e));
+  }
+
+  _flushCandidates(name) {
+    const pc = name === 'pub' ? this.pub : this.sub;
+    const list = this._pending[name];
+    this._pending[name] = [];
+    for (const c of list) {
+      pc.addIceCandidate(c).catch((e) => console.debug('meshmeet: candidate refused', e));
+    }
+  }
+
+  _error(err) {
+    const code = err.code || 'error';
+    const message = err.message || 'The server reported an error.';
+    if (code === 'negotiation' && this._pubWaiter) {
+      this._pubWaiter.reject(new Error(message));
+    }
+    if (code === 'resume-failed') {
+      // Our participant is gone on the server: join again as a new one.
+      this._restart();
+      return;
+    }
+    this._emit('error', { code, message, fatal: !!err.fatal });
+    if (err.fatal) this._end(message);
+  }
+
+  _restart() {
+    const waiter = this._pubWaiter;
+    this._pubWaiter = null;
+    this._pubBusy = false;
+    this._pubAgain = false;
+    if (waiter) waiter.reject(new Error('session restarted'));
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close();
+    this._closePeerConnections();
+    for (const id of [...this.remote.keys()]) {
+      this.remote.delete(id);
+      this._emit('trackended', { trackId: id });
+    }
+    this.joined = false;
+    this._dropAt = 0;
+    this._queue = [];
+    this._pending = { pub: [], sub: [] };
+    this._subChain = Promise.resolve();
+    this.participants.clear();
+    this.tracks.clear();
+    this._prefs.clear();
+    if (this.screen) {
+      for (const t of this.screen.stream.getTracks()) t.stop();
+      this.screen = null;
+      this._emit('screen', { on: false });
+    }
+    this._emit('participants');
+    this._connect(false);
+  }
+
+  _closePeerConnections() {
+    for (const pc of [this.pub, this.sub]) {
+      if (pc) pc.close();
+    }
+    this.pub = null;
+    this.sub = null;
+  }
+
+  _fail(code, message) {
+    this._emit('error', { code, message, fatal: true });
+    this._end(message);
+  }
+
+  _end(reason) {
+    if (this._ended) return;
+    this._ended = true;
+    clearInterval(this._ping);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close();
+    this._closePeerConnections();
+    if (this.screen) {
+      for (const t of this.screen.stream.getTracks()) t.stop();
+      this.screen = null;
+    }
+    this.joined = false;
+    this._emit('status', { state: 'closed' });
+    this._emit('ended', { reason });
+  }
+
+  /** Leaves the room and closes everything. */
+  leave() {
+    if (this._ended) return;
+    this._leaving = true;
+    this._sendNow({ type: 'leave' });
+    this._end('You left the meeting.');
+  }
+
+  /** Sends a chat message to everyone in the room. */
+  sendChat(text) {
+    text = String(text).trim();
+    if (!text) return false;
+    this.send({ type: 'chat', text: [...text].slice(0, 2000).join('') });
+    return true;
+  }
+
+  /** Mutes or unmutes our microphone or camera. */
+  setMuted(kind, muted) {
+    if (!this.stream) return;
+    const tracks = kind === 'audio' ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
+    if (!tracks.length) return;
+    for (const t of tracks) t.enabled = !muted;
+    this.muted[kind] = muted;
+    this._sendState();
+  }
+
+  _sendState() {
+    if (!this.joined) return;
+    this.send({ type: 'state', muted: { audio: this.muted.audio, video: this.muted.video } });
+  }
+
+  /**
+   * Tells the server the largest height at which a video track is shown,
+   * 0 when it is not shown, so the bridge picks a simulcast layer.
+   */
+  setPrefs(trackId, maxHeight) {
+    maxHeight = Math.max(0, Math.min(4320, Math.round(maxHeight)));
+    if (!this.tracks.has(trackId) || this._prefs.get(trackId) === maxHeight) return;
+    this._prefs.set(trackId, maxHeight);
+    this.send({ type: 'prefs', trackId, maxHeight });
+  }
+
+  /** Publishes a screen (from getDisplayMedia) as an extra video track. */
+  async startScreenShare(stream) {
+    if (!this.pub || this.screen) return;
+    const track = stream.getVideoTracks()[0];
+    if (!track) return;
+    const tr = this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    this.screen = { stream, sender: tr.sender };
+    track.addEventListener('ended', () => this.stopScreenShare());
+    this._emit('screen', { on: true, stream });
+    await this._negotiatePub();
+  }
+
+  /** Stops publishing the screen. */
+  async stopScreenShare() {
+    const s = this.screen;
+    if (!s) return;
+    this.screen = null;
+    for (const t of s.stream.getTracks()) t.stop();
+    this._emit('screen', { on: false });
+    if (this.pub && this.pub.signalingState !== 'closed') {
+      this.pub.removeTrack(s.sender);
+      await this._negotiatePub();
+    }
+  }
+}
+
+/**
+ * Reports whether the camera's resolution is worth three simulcast layers:
+ * the quarter layer of a camera under 360 lines would be too small to use.
+ */
+function cameraAllowsSimulcast(track) {
+  const s = track.getSettings ? track.getSettings() : {};
+  return !s.height || s.height >= 360;
+}
