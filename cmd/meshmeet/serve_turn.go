@@ -1,23 +1,347 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/pion/transport/v5/reuseport"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshmeet/meshmeet/internal/defaults"
 	"github.com/meshmeet/meshmeet/signaling/wire"
+	"github.com/meshmeet/meshmeet/turn"
 )
 
 // turnConfig holds the TURN flags of serve.
-type turnConfig struct{}
+type turnConfig struct {
+	Addr          string          // --turn-addr: TURN over UDP and TCP
+	TLSAddr       string          // --turn-tls-addr: TURN over TLS
+	CertFile      string          // --turn-cert
+	KeyFile       string          // --turn-key
+	Disabled      bool            // --no-turn
+	AllowPeers    cli.StringSlice // --turn-allow-peer CIDR, repeatable
+	SecretFile    string          // --turn-secret-file
+	RelayPorts    string          // --turn-relay-ports MIN-MAX
+	CredentialTTL time.Duration   // --turn-credential-ttl
+	MaxAllocs     int             // --turn-max-allocations
+	MaxUserAllocs int             // --turn-max-allocations-per-user
+	MaxBitrate    int64           // --turn-max-bitrate (bit/s per allocation and direction)
+	UDPSockets    int             // --turn-udp-sockets (read loops)
+}
 
 // turnFlags returns the TURN flags of serve.
-func turnFlags(cfg *Config) []cli.Flag { return nil }
+func turnFlags(cfg *Config) []cli.Flag {
+	t := &cfg.TURN
+	return []cli.Flag{
+		&cli.StringFlag{Name: "turn-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.TURNPort), EnvVars: envVar("turn-addr"), Destination: &t.Addr,
+			Usage: "TURN over UDP and TCP"},
+		&cli.StringFlag{Name: "turn-tls-addr", EnvVars: envVar("turn-tls-addr"), Destination: &t.TLSAddr,
+			Usage: fmt.Sprintf("TURN over TLS, with --turn-cert and --turn-key (e.g. :443 or :%d)", defaults.TURNTLSPort)},
+		&cli.StringFlag{Name: "turn-cert", EnvVars: envVar("turn-cert"), Destination: &t.CertFile,
+			Usage: "PEM certificate chain for TURN over TLS"},
+		&cli.StringFlag{Name: "turn-key", EnvVars: envVar("turn-key"), Destination: &t.KeyFile,
+			Usage: "PEM private key for TURN over TLS"},
+		&cli.BoolFlag{Name: "no-turn", EnvVars: envVar("no-turn"), Destination: &t.Disabled,
+			Usage: "do not run the embedded TURN server"},
+		&cli.StringSliceFlag{Name: "turn-allow-peer", EnvVars: envVar("turn-allow-peer"), Destination: &t.AllowPeers,
+			Usage: "CIDR (repeatable) that TURN may relay to despite the deny-list of private and special addresses"},
+		&cli.StringFlag{Name: "turn-secret-file", EnvVars: envVar("turn-secret-file"), Destination: &t.SecretFile,
+			Usage: "TURN REST secret (coturn's static-auth-secret), re-read when it changes [derived from the cluster secret]"},
+		&cli.StringFlag{Name: "turn-relay-ports", Value: "49152-65535", EnvVars: envVar("turn-relay-ports"), Destination: &t.RelayPorts,
+			Usage: "UDP port range MIN-MAX of relayed addresses"},
+		&cli.DurationFlag{Name: "turn-credential-ttl", Value: turn.DefaultCredentialTTL, EnvVars: envVar("turn-credential-ttl"), Destination: &t.CredentialTTL,
+			Usage: "validity of the TURN credentials handed out at join"},
+		&cli.IntFlag{Name: "turn-max-allocations", Value: 10000, EnvVars: envVar("turn-max-allocations"), Destination: &t.MaxAllocs,
+			Usage: "most live TURN allocations"},
+		&cli.IntFlag{Name: "turn-max-allocations-per-user", Value: 24, EnvVars: envVar("turn-max-allocations-per-user"), Destination: &t.MaxUserAllocs,
+			Usage: "most live TURN allocations per credential (one participant)"},
+		&cli.Int64Flag{Name: "turn-max-bitrate", Value: 10_000_000, EnvVars: envVar("turn-max-bitrate"), Destination: &t.MaxBitrate,
+			Usage: "most relayed bits per second per allocation and direction (-1: unlimited)"},
+		&cli.IntFlag{Name: "turn-udp-sockets", EnvVars: envVar("turn-udp-sockets"), Destination: &t.UDPSockets,
+			Usage: "TURN/UDP sockets (read loops) sharing --turn-addr [one per CPU]"},
+	}
+}
 
 // startTURN starts the embedded TURN server in g and returns the ICE servers
-// to hand each participant. For now: none.
+// to hand each participant: fresh REST credentials at every call.
 func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys clusterKeys, log *slog.Logger) (iceServerFunc, error) {
-	return func() []wire.ICEServer { return nil }, nil
+	t := &cfg.TURN
+	if t.Disabled {
+		return func() []wire.ICEServer { return nil }, nil
+	}
+	tc, err := buildTURN(cfg, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := tc.listen(); err != nil {
+		return nil, err
+	}
+	srv, err := turn.New(tc.server)
+	if err != nil {
+		tc.closeListeners()
+		return nil, err
+	}
+	g.Go(func() error { return srv.Run(ctx) })
+	if t.SecretFile != "" {
+		g.Go(func() error { watchSecretFile(ctx, t.SecretFile, tc.server.Secrets, t.CredentialTTL, log); return nil })
+	}
+	log.Info("turn listening", "udp", tc.udpAddr, "tcp", tc.udpAddr, "tls", tc.tlsAddr, "urls", len(tc.urls))
+	return tc.iceServers, nil
+}
+
+// turnSetup is everything startTURN derives from the flags.
+type turnSetup struct {
+	server  turn.Config
+	ttl     time.Duration
+	udpAddr string
+	tlsAddr string
+	tls     *tls.Config
+	sockets int
+	urls    []string
+}
+
+func (tc *turnSetup) iceServers() []wire.ICEServer {
+	user, pass := tc.server.Secrets.Mint(tc.ttl, time.Now())
+	return []wire.ICEServer{{URLs: tc.urls, Username: user, Credential: pass}}
+}
+
+// buildTURN checks the flags and builds the server's Config, without
+// opening any socket.
+func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, error) {
+	t := &cfg.TURN
+	tc := &turnSetup{ttl: t.CredentialTTL, udpAddr: t.Addr, tlsAddr: t.TLSAddr, sockets: t.UDPSockets}
+	if tc.ttl <= 0 {
+		return nil, fmt.Errorf("--turn-credential-ttl must be positive")
+	}
+
+	secret := keys.TURNSecret
+	if t.SecretFile != "" {
+		s, err := readSecretFile(t.SecretFile)
+		if err != nil {
+			return nil, err
+		}
+		secret = s
+	}
+	if len(secret) == 0 {
+		return nil, errors.New("turn: no TURN secret: give --cluster-secret-file or --turn-secret-file (or --no-turn)")
+	}
+
+	public, err := netip.ParseAddr(cfg.PublicIP)
+	if err != nil || public.IsUnspecified() {
+		return nil, fmt.Errorf("turn: --public-ip must be an IP address for TURN relays (or --no-turn)")
+	}
+	public = public.Unmap()
+
+	host, portStr, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--turn-addr: %w", err)
+	}
+	turnPort, err := strconv.Atoi(portStr)
+	if err != nil || turnPort < 0 || turnPort > 65535 {
+		return nil, fmt.Errorf("--turn-addr: bad port")
+	}
+	listenIP := public
+	if host != "" {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			listenIP = ip.Unmap()
+		}
+	} else {
+		listenIP = netip.IPv4Unspecified()
+	}
+
+	min, max, err := parsePortRange(t.RelayPorts)
+	if err != nil {
+		return nil, fmt.Errorf("--turn-relay-ports: %w", err)
+	}
+
+	var allow []netip.Prefix
+	for _, s := range t.AllowPeers.Value() {
+		for _, s := range strings.Split(s, ",") {
+			pr, err := turn.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("--turn-allow-peer: %w", err)
+			}
+			allow = append(allow, pr)
+		}
+	}
+
+	// The node's service ports are never relayed to, on any address; the
+	// bridge's RTC port is what TURN exists to reach, and on the node's own
+	// public IP it stays reachable even where that IP is denied (dev mode
+	// on 127.0.0.1). See docs/turn.md.
+	deny := []uint16{uint16(turnPort), defaults.TURNPort, defaults.TURNTLSPort, defaults.HTTPPort,
+		defaults.GossipPort, defaults.RaftPort, defaults.RelayPort}
+	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
+			deny = append(deny, uint16(n))
+		}
+	}
+	var rtcExceptions []netip.AddrPort
+	if cfg.RTCPort > 0 && cfg.RTCPort <= 65535 {
+		rtcExceptions = append(rtcExceptions, netip.AddrPortFrom(public, uint16(cfg.RTCPort)))
+	}
+
+	urlHost := public.String()
+	if public.Is6() {
+		urlHost = "[" + urlHost + "]"
+	}
+	tc.urls = []string{
+		fmt.Sprintf("turn:%s:%d?transport=udp", urlHost, turnPort),
+		fmt.Sprintf("turn:%s:%d?transport=tcp", urlHost, turnPort),
+	}
+
+	if t.TLSAddr != "" || t.CertFile != "" || t.KeyFile != "" {
+		if t.TLSAddr == "" || t.CertFile == "" || t.KeyFile == "" {
+			return nil, errors.New("--turn-tls-addr, --turn-cert and --turn-key go together")
+		}
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--turn-cert/--turn-key: %w", err)
+		}
+		_, tlsPortStr, err := net.SplitHostPort(t.TLSAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--turn-tls-addr: %w", err)
+		}
+		tlsPort, _ := strconv.Atoi(tlsPortStr)
+		deny = append(deny, uint16(tlsPort))
+		tc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// Browsers check the certificate against the host of the URL, so
+		// turns: names the certificate's first DNS name when it has one.
+		tlsHost := urlHost
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil && len(leaf.DNSNames) > 0 && !strings.Contains(leaf.DNSNames[0], "*") {
+			tlsHost = leaf.DNSNames[0]
+		}
+		tc.urls = append(tc.urls, fmt.Sprintf("turns:%s:%d?transport=tcp", tlsHost, tlsPort))
+	}
+
+	tc.server = turn.Config{
+		RelayIP:               public,
+		RelayListenIP:         listenIP,
+		RelayPortMin:          min,
+		RelayPortMax:          max,
+		Secrets:               turn.NewSecrets(secret),
+		CredentialTTL:         t.CredentialTTL,
+		Policy:                turn.NewPolicy(allow, rtcExceptions, deny),
+		MaxAllocationsPerUser: t.MaxUserAllocs,
+		MaxAllocations:        t.MaxAllocs,
+		MaxBitrate:            t.MaxBitrate,
+		Logger:                log,
+	}
+	if tc.server.MaxBitrate == 0 {
+		tc.server.MaxBitrate = -1 // 0 on the command line: unlimited
+	}
+	return tc, nil
+}
+
+// listen opens the TURN sockets: several UDP sockets on --turn-addr (one
+// read loop each; SO_REUSEPORT spreads clients over them), TCP on the same
+// address, and TLS on --turn-tls-addr.
+func (tc *turnSetup) listen() error {
+	n := tc.sockets
+	if n <= 0 {
+		n = min(runtime.GOMAXPROCS(0), 16)
+	}
+	lc := net.ListenConfig{}
+	if n > 1 {
+		lc.Control = reuseport.Control
+	}
+	addr := tc.udpAddr
+	for i := 0; i < n; i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			tc.closeListeners()
+			return fmt.Errorf("turn udp: %w", err)
+		}
+		tc.server.PacketConns = append(tc.server.PacketConns, pc)
+		addr = pc.LocalAddr().String() // port 0: the others share the first one's port
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tc.closeListeners()
+		return fmt.Errorf("turn tcp: %w", err)
+	}
+	tc.server.Listeners = append(tc.server.Listeners, ln)
+	if tc.tls != nil {
+		tln, err := tls.Listen("tcp", tc.tlsAddr, tc.tls)
+		if err != nil {
+			tc.closeListeners()
+			return fmt.Errorf("turn tls: %w", err)
+		}
+		tc.server.Listeners = append(tc.server.Listeners, tln)
+	}
+	return nil
+}
+
+func (tc *turnSetup) closeListeners() {
+	for _, pc := range tc.server.PacketConns {
+		pc.Close()
+	}
+	for _, ln := range tc.server.Listeners {
+		ln.Close()
+	}
+	tc.server.PacketConns, tc.server.Listeners = nil, nil
+}
+
+func parsePortRange(s string) (uint16, uint16, error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		b = a
+	}
+	lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	hi, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if err1 != nil || err2 != nil || lo == 0 || lo > hi {
+		return 0, 0, fmt.Errorf("want MIN-MAX with 1 <= MIN <= MAX <= 65535")
+	}
+	return uint16(lo), uint16(hi), nil
+}
+
+// readSecretFile reads a TURN secret: the file's content without
+// surrounding white space, as coturn reads static-auth-secret.
+func readSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--turn-secret-file: %w", errors.Unwrap(err))
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < 16 {
+		return nil, errors.New("--turn-secret-file: the secret must be at least 16 bytes")
+	}
+	return b, nil
+}
+
+// watchSecretFile re-reads the secret file every few seconds and rotates
+// to a changed secret; the previous one stays valid for the credential TTL
+// plus a minute, so that credentials handed out before still allocate.
+func watchSecretFile(ctx context.Context, path string, secrets *turn.Secrets, ttl time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s, err := readSecretFile(path)
+		if err != nil {
+			log.Warn("turn secret file unreadable, keeping the current secret", "err", err)
+			continue
+		}
+		if !bytes.Equal(s, secrets.Current()) {
+			secrets.Rotate(s, ttl+time.Minute, time.Now())
+			log.Info("turn secret rotated")
+		}
+	}
 }
