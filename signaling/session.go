@@ -143,7 +143,7 @@ func (s *Server) serveConn(ctx context.Context, ws *websocket.Conn) {
 				return
 			}
 			var pe *wire.Error
-			if errors.As(err, &pe) && !pe.Fatal {
+			if errors.As(err, &pe) && pe.Code == wire.CodeNegotiation {
 				p.send(&wire.Message{Type: wire.TypeError, Error: pe})
 				continue
 			}

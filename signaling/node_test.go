@@ -1,0 +1,150 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// node is one meshmeet node in the test process: a real bridge on loopback
+// sockets and a signaling server behind a real HTTP listener.
+type node struct {
+	URL string
+	Dir *mesh.LocalDirectory
+	Srv *signaling.Server
+	Br  *bridge.Bridge
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("MESHMEET_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func startNode(t *testing.T, mod func(*signaling.Config)) *node {
+	t.Helper()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp4", udp.LocalAddr().String())
+	if err != nil {
+		tcp = nil // ICE-TCP is optional here
+	}
+	log := testLogger(t)
+	cfg := bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: log}
+	if tcp != nil {
+		cfg.TCPListener = tcp
+	}
+	br, err := bridge.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mesh.NewLocalDirectory()
+	scfg := signaling.Config{
+		NodeName:  "test-node",
+		Region:    "local",
+		RoomKey:   []byte("0123456789abcdef0123456789abcdef"),
+		Directory: dir,
+		Bridge:    br,
+		Logger:    log,
+	}
+	if mod != nil {
+		mod(&scfg)
+	}
+	srv, err := signaling.New(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); br.Run(ctx) }()
+	go func() { defer wg.Done(); srv.Run(ctx) }()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		cancel()
+		hs.CloseClientConnections()
+		hs.Close()
+		wg.Wait()
+		udp.Close()
+		if tcp != nil {
+			tcp.Close()
+		}
+	})
+	// Wait until Run marked the server ready.
+	n := &node{URL: hs.URL, Dir: dir, Srv: srv, Br: br}
+	waitFor(t, 10*time.Second, "server ready", func() bool {
+		resp, err := hs.Client().Get(hs.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes. Deadlines are
+// generous: this is a check that something happens, not how fast.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// nextEvent returns the next event of one of the types, skipping others.
+func nextEvent(t *testing.T, c *client.Client, types ...wire.Type) *wire.Message {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m, ok := <-c.Events():
+			if !ok {
+				t.Fatalf("session ended waiting for %v: %v", types, c.Err())
+			}
+			for _, ty := range types {
+				if m.Type == ty {
+					return m
+				}
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %v", types)
+		}
+	}
+}
+
+func join(t *testing.T, n *node, room string, opts client.Options) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := client.Join(ctx, n.URL, room, opts)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func isWireError(err error, code string) bool {
+	var we *wire.Error
+	return errors.As(err, &we) && we.Code == code
+}
