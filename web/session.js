@@ -80,6 +80,7 @@ export class Session extends EventTarget {
     this._dropAt = 0;
     this._retry = 0;
     this._prefs = new Map();
+    this._early = [];
   }
 
   _emit(type, detail = {}) {
@@ -164,6 +165,12 @@ export class Session extends EventTarget {
   }
 
   async _handle(msg) {
+    if (!this.pub && msg.type !== 'welcome' && msg.type !== 'error') {
+      // Nothing but the welcome should come first; keep anything else
+      // until the PeerConnections exist.
+      if (this._early.length < MAX_QUEUED) this._early.push(msg);
+      return;
+    }
     switch (msg.type) {
       case 'welcome':
         return this._welcome(msg);
@@ -281,6 +288,11 @@ export class Session extends EventTarget {
     this._emit('joined', { resumed: false });
     this._publish();
     this._sendState();
+    const early = this._early;
+    this._early = [];
+    for (const m of early) {
+      this._handle(m).catch((e) => console.error('meshmeet: handling', m.type, e));
+    }
   }
 
   _setupPeerConnections() {
@@ -478,6 +490,7 @@ export class Session extends EventTarget {
     this._dropAt = 0;
     this._queue = [];
     this._pending = { pub: [], sub: [] };
+    this._early = [];
     this._subChain = Promise.resolve();
     this.participants.clear();
     this.tracks.clear();

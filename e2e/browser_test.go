@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+)
+
+// TestBrowser runs the real server and two headless Chromiums with fake
+// media devices in a network namespace that has only lo: the landing page
+// warns about guessable names, and two participants see and hear each
+// other, see each other's names, and chat.
+func TestBrowser(t *testing.T) {
+	if !inNamespace(t, "TestBrowser") {
+		return
+	}
+	srv := startServer(t, os.Getenv(envServer))
+	chromium := os.Getenv(envChromium)
+	t.Logf("server at %s", srv.URL)
+
+	alice := newBrowser(t, chromium, "alice")
+	bob := newBrowser(t, chromium, "bob")
+
+	t.Run("landing", func(t *testing.T) { testLanding(t, srv, alice) })
+	if t.Failed() {
+		return
+	}
+	t.Run("meeting", func(t *testing.T) { testMeeting(t, srv, alice, bob) })
+}
+
+var camelName = regexp.MustCompile(`^(?:[A-Z][a-z]+){5}$`)
+
+type landingState struct {
+	Room    string `json:"room"`
+	Warning string `json:"warning"` // text of the visible warning, "" when hidden
+	Words   bool   `json:"words"`
+}
+
+const landingExpr = `(async () => {
+  await window.meshmeet.ready;
+  const w = document.getElementById('room-warning');
+  return {
+    room: document.getElementById('room').value,
+    warning: w.hidden ? '' : w.textContent,
+    words: !!window.meshmeet.words,
+  };
+})()`
+
+func testLanding(t *testing.T, srv *server, b *browser) {
+	b.navigate(t, srv.URL+"/")
+	st := waitFor(t, b, "landing page with a generated room name", 30*time.Second,
+		`window.meshmeet && window.meshmeet.ready && `+landingExpr,
+		func(s landingState) bool { return s.Words && s.Room != "" })
+	if !camelName.MatchString(st.Room) {
+		t.Errorf("generated room name %q is not five CamelCase words", st.Room)
+	}
+	if st.Warning != "" {
+		t.Errorf("generated name %q shows the warning %q", st.Room, st.Warning)
+	}
+	if r := roomname.Check(st.Room); r != roomname.OK {
+		t.Errorf("the server's check calls the generated name %q guessable (%s)", st.Room, r)
+	}
+
+	// Type a guessable name: the warning appears.
+	b.do(t, chromedp.Clear(chromedp.ID("room")), chromedp.SendKeys(chromedp.ID("room"), "test"))
+	st = waitFor(t, b, `warning for "test"`, 10*time.Second, landingExpr,
+		func(s landingState) bool { return s.Room == "test" && s.Warning != "" })
+	if !strings.Contains(st.Warning, "easy to guess") {
+		t.Errorf(`warning for "test" is %q, want it to say the name is easy to guess`, st.Warning)
+	}
+
+	// "New name" replaces it with a name that is not guessable.
+	b.do(t, chromedp.Click(chromedp.ID("new-name")))
+	st = waitFor(t, b, "a new generated name without warning", 10*time.Second, landingExpr,
+		func(s landingState) bool { return s.Room != "test" })
+	if !camelName.MatchString(st.Room) || st.Warning != "" {
+		t.Errorf(`after "New name": room %q, warning %q; want five CamelCase words and no warning`, st.Room, st.Warning)
+	}
+
+	// The client's check mirrors roomname.Check.
+	names := []string{
+		"test", "Test123", "daily-standup", "Daily Standup 2024", "meeting2024",
+		"weeklysync", "BlueOtters2024", "blue otter 12345", "BraveOttersChaseSilverComets",
+		"qwertyuiopasdf", "ÜberGeheimesTreffen", "1234567890", "CalmBadgersZz99",
+		"teamretrospective", "plannings", "a-b-c-d-e-f-g-h-i-j",
+	}
+	for range 20 {
+		names = append(names, roomname.New())
+	}
+	arg, _ := json.Marshal(names)
+	got := waitFor(t, b, "the client's guessable-name check", 10*time.Second,
+		fmt.Sprintf(`%s.map((n) => window.meshmeet.roomname.check(n, window.meshmeet.words))`, arg),
+		func(r []string) bool { return len(r) == len(names) })
+	for i, n := range names {
+		if want := string(roomname.Check(n)); got[i] != want {
+			t.Errorf("check(%q): client says %q, server says %q", n, got[i], want)
+		}
+	}
+}
+
+type mediaStats struct {
+	FramesDecoded int `json:"framesDecoded"`
+	AudioPackets  int `json:"audioPackets"`
+	AudioSamples  int `json:"audioSamples"`
+	VideoWidth    int `json:"videoWidth"` // widest remote tile video, as the page shows it
+}
+
+const mediaExpr = `(async () => {
+  const pc = window.meshmeet && window.meshmeet.sub;
+  if (!pc) return null;
+  const r = await pc.getStats();
+  const s = { framesDecoded: 0, audioPackets: 0, audioSamples: 0, videoWidth: 0 };
+  r.forEach((x) => {
+    if (x.type !== 'inbound-rtp') return;
+    if (x.kind === 'video') s.framesDecoded += x.framesDecoded || 0;
+    if (x.kind === 'audio') {
+      s.audioPackets += x.packetsReceived || 0;
+      s.audioSamples += x.totalSamplesReceived || 0;
+    }
+  });
+  for (const v of document.querySelectorAll('#tiles .tile[data-track] video')) {
+    s.videoWidth = Math.max(s.videoWidth, v.videoWidth);
+  }
+  return s;
+})()`
+
+type chatEntry struct {
+	Participant string `json:"participant"`
+	Name        string `json:"name"`
+	Text        string `json:"text"`
+	Self        bool   `json:"self"`
+	Pending     bool   `json:"pending"`
+}
+
+func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
+	room := roomname.New()
+	page := srv.URL + "/" + url.PathEscape(room) + "?prejoin=0"
+	alice.navigate(t, page+"#name=Alice")
+	bob.navigate(t, page+"#name=Bob")
+
+	for _, b := range []*browser{alice, bob} {
+		waitFor(t, b, "joined", 30*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`,
+			func(j bool) bool { return j })
+	}
+	for _, p := range []struct {
+		b     *browser
+		other string
+	}{{alice, "Bob"}, {bob, "Alice"}} {
+		waitFor(t, p.b, "the other participant in the list", 30*time.Second,
+			`window.meshmeet.participants.map((p) => p.name)`,
+			func(names []string) bool { return slices.Contains(names, p.other) })
+		list := waitFor(t, p.b, "the participant list on screen", 10*time.Second,
+			`document.getElementById('people-list').innerText`,
+			func(s string) bool { return strings.Contains(s, p.other) })
+		if !strings.Contains(list, "(you)") {
+			t.Errorf("%s: participant list %q does not show the participant itself", p.b.name, list)
+		}
+	}
+
+	// Each one decodes the other's video and receives the other's audio,
+	// and the decoded frame count keeps growing.
+	for _, b := range []*browser{alice, bob} {
+		first := waitFor(t, b, "remote video decoded and audio received", 90*time.Second, mediaExpr,
+			func(s mediaStats) bool { return s.FramesDecoded > 0 && s.AudioPackets > 0 && s.AudioSamples > 0 })
+		t.Logf("%s: %+v", b.name, first)
+		later := waitFor(t, b, "more video frames decoded", 60*time.Second, mediaExpr,
+			func(s mediaStats) bool {
+				return s.FramesDecoded >= first.FramesDecoded+10 && s.AudioPackets > first.AudioPackets && s.VideoWidth > 0
+			})
+		t.Logf("%s: %+v", b.name, later)
+	}
+
+	// Chat, typed and sent through the form.
+	const text = "Hello from Alice"
+	alice.do(t, chromedp.SendKeys(chromedp.ID("chat-input"), text), chromedp.Click(chromedp.ID("chat-send")))
+	got := waitFor(t, bob, "Alice's chat message", 30*time.Second, `window.meshmeet.chat`,
+		func(c []chatEntry) bool {
+			return slices.ContainsFunc(c, func(m chatEntry) bool { return m.Text == text })
+		})
+	i := slices.IndexFunc(got, func(m chatEntry) bool { return m.Text == text })
+	if m := got[i]; m.Name != "Alice" || m.Self {
+		t.Errorf("bob got %+v, want a message from Alice", m)
+	}
+	waitFor(t, alice, "the server's echo of Alice's own message", 30*time.Second, `window.meshmeet.chat`,
+		func(c []chatEntry) bool {
+			return slices.ContainsFunc(c, func(m chatEntry) bool { return m.Text == text && m.Self && !m.Pending })
+		})
+	bobLog := waitFor(t, bob, "the chat message on screen", 10*time.Second,
+		`document.getElementById('chat-log').innerText`,
+		func(s string) bool { return strings.Contains(s, text) })
+	if !strings.Contains(bobLog, "Alice") {
+		t.Errorf("bob's chat log %q does not name Alice", bobLog)
+	}
+
+	// Connection quality is measured from getStats.
+	waitFor(t, alice, "a connection quality reading", 30*time.Second, `window.meshmeet.quality.level`,
+		func(l string) bool { return l == "good" || l == "fair" || l == "poor" })
+
+	// The page loaded nothing from anywhere but the server.
+	for _, b := range []*browser{alice, bob} {
+		urls := waitFor(t, b, "resource list", 10*time.Second,
+			`[location.href, ...performance.getEntriesByType('resource').map((e) => e.name)]`,
+			func([]string) bool { return true })
+		for _, u := range urls {
+			if !strings.HasPrefix(u, srv.URL+"/") {
+				t.Errorf("%s: the page loaded %q, which is not on the server %s", b.name, u, srv.URL)
+			}
+		}
+	}
+
+	// A screenshot of the meeting view, to look at by hand.
+	if shot, err := chromedp.Run(bob.ctx, chromedp.CaptureScreenshot()); err != nil {
+		t.Errorf("screenshot: %v", err)
+	} else {
+		path := filepath.Join(os.TempDir(), "meshmeet-e2e-meeting.png")
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Errorf("write screenshot: %v", err)
+		} else {
+			t.Logf("screenshot of bob's meeting view: %s", path)
+		}
+	}
+
+	// Alice leaves: Bob sees her go.
+	alice.do(t, chromedp.Click(chromedp.ID("btn-leave")))
+	waitFor(t, alice, "the left view", 10*time.Second, `!document.getElementById('left').hidden`,
+		func(v bool) bool { return v })
+	waitFor(t, bob, "Alice gone from the list", 30*time.Second,
+		`window.meshmeet.participants.map((p) => p.name)`,
+		func(names []string) bool { return !slices.Contains(names, "Alice") })
+}
+
+// browser is one headless Chromium with its own profile.
+type browser struct {
+	name string
+	ctx  context.Context
+
+	mu      sync.Mutex
+	console []string
+}
+
+func newBrowser(t *testing.T, chromium, name string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 720),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &browser{name: name, ctx: ctx}
+	// The first run starts the browser; it must have no timeout.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 720)); err != nil {
+		cancel()
+		acancel()
+		t.Fatalf("start chromium for %s: %v", name, err)
+	}
+	msgs := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m.String())
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		acancel()
+		<-done
+		if t.Failed() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			t.Logf("%s console:\n%s", name, strings.Join(b.console, "\n"))
+		}
+	})
+	return b
+}
+
+func (b *browser) navigate(t *testing.T, u string) {
+	t.Helper()
+	b.do(t, chromedp.Navigate(u))
+}
+
+func (b *browser) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", b.name, err)
+	}
+}
+
+// waitFor evaluates expr (awaiting a promise) in b until ok accepts its
+// value, and fails the test after timeout.
+func waitFor[T any](t *testing.T, b *browser, what string, timeout time.Duration, expr string, ok func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last T
+	var lastErr error
+	seen := false
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil {
+			last, seen = v, true
+			if ok(v) {
+				return v
+			}
+		} else {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			if seen {
+				t.Fatalf("%s: %s: not there after %s; last value %+v (last error %v)", b.name, what, timeout, last, lastErr)
+			}
+			t.Fatalf("%s: %s: not there after %s: %v", b.name, what, timeout, lastErr)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,14 @@
+// Package e2e holds meshmeet's browser end-to-end tests: the real
+// `meshmeet serve` binary and headless Chromium with fake camera and
+// microphone, inside a network namespace that has only a loopback
+// interface, so that neither the server nor the browser can reach any other
+// host.
+//
+// The tests skip, saying why, where Chromium is missing or where they cannot
+// make a network namespace (they need root on Linux). Run them with
+//
+//	go test ./e2e -v
+//
+// MESHMEET_CHROMIUM names the browser binary when it is not on PATH as
+// chromium, chromium-browser or google-chrome.
+package e2e

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// server is a running `meshmeet serve`.
+type server struct {
+	URL string // http://127.0.0.1:port, no trailing slash
+
+	mu  sync.Mutex
+	log bytes.Buffer // stdout and stderr of the server
+}
+
+func (s *server) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Write(p)
+}
+
+// Log returns what the server printed so far.
+func (s *server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+var openLine = regexp.MustCompile(`Open (http://[^\s/]+)/?`)
+
+// startServer runs bin serve on free loopback ports until the test ends,
+// and returns when it prints its "Open http://" line.
+func startServer(t *testing.T, bin string) *server {
+	t.Helper()
+	httpPort := freePort(t, false)
+	rtcPort := freePort(t, true)
+	args := []string{"serve",
+		"--http-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		"--rtc-port", strconv.Itoa(rtcPort),
+	}
+	help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
+	if bytes.Contains(help, []byte("--no-turn")) {
+		args = append(args, "--no-turn")
+	}
+	if bytes.Contains(help, []byte("--log-level")) {
+		args = append(args, "--log-level", "debug")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	s := &server{}
+	cmd.Stderr = s
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("starting %s %s", bin, strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start meshmeet: %v", err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			s.Write([]byte(line + "\n"))
+			if m := openLine.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if t.Failed() {
+			t.Logf("meshmeet output:\n%s", s.Log())
+		}
+	})
+	select {
+	case u := <-found:
+		s.URL = u
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("meshmeet exited before serving: %v\n%s", err, s.Log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("meshmeet printed no \"Open http://\" line within 60 s:\n%s", s.Log())
+	}
+	return s
+}
+
+// freePort returns a loopback port that is free for TCP and, if udp, for
+// UDP too.
+func freePort(t *testing.T, udp bool) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if udp {
+			u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				l.Close()
+				continue
+			}
+			u.Close()
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
