@@ -2,22 +2,231 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshmeet/meshmeet/internal/defaults"
 	"github.com/meshmeet/meshmeet/mesh"
 )
 
 // meshConfig holds the cluster flags of serve.
-type meshConfig struct{}
+type meshConfig struct {
+	Join              cli.StringSlice
+	GossipAddr        string
+	RaftAddr          string
+	RaftVoter         bool
+	BootstrapExpect   int
+	ClusterSecretFile string
+	Lat, Lon          float64
+	ClusterCA         string
+	NodeCert, NodeKey string
+	GossipProfile     string
+	RaftTimeout       time.Duration
+	DeadGrace         time.Duration
+	// Load, when set by serve, reports the node's load for gossip.
+	Load func() mesh.Load
+}
+
+// envClusterSecret holds the cluster secret itself (DESIGN.md section 9).
+const envClusterSecret = "MESHMEET_CLUSTER_SECRET"
 
 // meshFlags returns the cluster flags of serve.
-func meshFlags(cfg *Config) []cli.Flag { return nil }
+func meshFlags(cfg *Config) []cli.Flag {
+	m := &cfg.Mesh
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "join", EnvVars: envVar("join"), Destination: &m.Join,
+			Usage: "gossip addresses (host:port) of existing nodes, comma-separated"},
+		&cli.StringFlag{Name: "gossip-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.GossipPort), EnvVars: envVar("gossip-addr"), Destination: &m.GossipAddr,
+			Usage: "memberlist gossip, TCP and UDP"},
+		&cli.StringFlag{Name: "raft-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.RaftPort), EnvVars: envVar("raft-addr"), Destination: &m.RaftAddr,
+			Usage: "raft room directory, TCP with mutual TLS (voters only)"},
+		&cli.BoolFlag{Name: "raft-voter", EnvVars: envVar("raft-voter"), Destination: &m.RaftVoter,
+			Usage: "this node is a raft voter (3 or 5 per cluster, across regions); implied when running alone"},
+		&cli.IntFlag{Name: "bootstrap-expect", Value: 0, EnvVars: envVar("bootstrap-expect"), Destination: &m.BootstrapExpect,
+			Usage: "make the first raft configuration once this many voters see each other (default: 3 with --join, 1 alone)"},
+		&cli.StringFlag{Name: "cluster-secret-file", EnvVars: envVar("cluster-secret-file"), Destination: &m.ClusterSecretFile,
+			Usage: "file holding the cluster secret (or the secret itself in " + envClusterSecret + "); none: dev mode, alone"},
+		&cli.Float64Flag{Name: "lat", EnvVars: envVar("lat"), Destination: &m.Lat, Usage: "this node's latitude"},
+		&cli.Float64Flag{Name: "lon", EnvVars: envVar("lon"), Destination: &m.Lon, Usage: "this node's longitude"},
+		&cli.StringFlag{Name: "cluster-ca", EnvVars: envVar("cluster-ca"), Destination: &m.ClusterCA,
+			Usage: "PEM CA of an operator's PKI for raft and relay links, instead of the CA derived from the cluster secret"},
+		&cli.StringFlag{Name: "node-cert", EnvVars: envVar("node-cert"), Destination: &m.NodeCert, Usage: "PEM certificate of this node (with --cluster-ca)"},
+		&cli.StringFlag{Name: "node-key", EnvVars: envVar("node-key"), Destination: &m.NodeKey, Usage: "PEM key of this node (with --cluster-ca)"},
+		&cli.StringFlag{Name: "gossip-profile", Value: "", EnvVars: envVar("gossip-profile"), Destination: &m.GossipProfile,
+			Usage: "gossip timings: wan, lan or local (default: wan with --join, local alone)"},
+		&cli.DurationFlag{Name: "raft-timeout", Value: 1500 * time.Millisecond, EnvVars: envVar("raft-timeout"), Destination: &m.RaftTimeout,
+			Usage: "raft heartbeat and election timeout; at least a few inter-region round trips"},
+		&cli.DurationFlag{Name: "dead-grace", Value: 30 * time.Second, EnvVars: envVar("dead-grace"), Destination: &m.DeadGrace,
+			Usage: "how long a dead voter stays in the raft configuration"},
+	}
+}
 
-// startMesh starts the control plane in g. For now: a node alone with an
-// in-memory directory and random keys.
+// readClusterSecret reads the secret from --cluster-secret-file or
+// MESHMEET_CLUSTER_SECRET. ok is false when neither is set. Errors never
+// contain the secret.
+func readClusterSecret(file string) (s mesh.Secret, ok bool, err error) {
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return s, false, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 4096))
+		if err != nil {
+			return s, false, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		s, err = mesh.ParseSecret(string(b))
+		if err != nil {
+			return s, false, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		return s, true, nil
+	}
+	if v, set := os.LookupEnv(envClusterSecret); set && v != "" {
+		s, err = mesh.ParseSecret(v)
+		if err != nil {
+			return s, false, fmt.Errorf("%s: %w", envClusterSecret, err)
+		}
+		return s, true, nil
+	}
+	return s, false, nil
+}
+
+// loadPKI returns the operator's PKI when --cluster-ca is set, else the one
+// derived from the cluster secret.
+func loadPKI(m *meshConfig, keys mesh.Keys, nodeName string) (*mesh.PKI, error) {
+	if m.ClusterCA == "" && m.NodeCert == "" && m.NodeKey == "" {
+		return mesh.NewClusterPKI(keys, nodeName)
+	}
+	if m.ClusterCA == "" || m.NodeCert == "" || m.NodeKey == "" {
+		return nil, errors.New("--cluster-ca, --node-cert and --node-key go together")
+	}
+	read := func(flag, path string) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		return b, nil
+	}
+	ca, err := read("cluster-ca", m.ClusterCA)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := read("node-cert", m.NodeCert)
+	if err != nil {
+		return nil, err
+	}
+	key, err := read("node-key", m.NodeKey)
+	if err != nil {
+		return nil, err
+	}
+	return mesh.LoadPKI(ca, cert, key)
+}
+
+// startMesh starts the control plane in g: gossip membership and the raft
+// room directory. With no cluster flags the node is a one-voter cluster on
+// 127.0.0.1 with a random in-memory secret (dev mode), so the default runs
+// the same code as a cluster.
 func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Logger) (*controlPlane, error) {
-	return &controlPlane{Directory: mesh.NewLocalDirectory(), Keys: devKeys()}, nil
+	m := &cfg.Mesh
+	secret, haveSecret, err := readClusterSecret(m.ClusterSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	join := m.Join.Value()
+	alone := len(join) == 0
+	if !haveSecret {
+		if !alone {
+			return nil, errors.New("--join needs the cluster secret: --cluster-secret-file or " + envClusterSecret + " (make one with `meshmeet cluster init`)")
+		}
+		log.Info("no cluster secret: running alone in dev mode with a random in-memory secret")
+		secret = mesh.NewSecret()
+	}
+	keys := mesh.DeriveKeys(secret)
+	pki, err := loadPKI(m, keys, cfg.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	voter, expect, profile := m.RaftVoter, m.BootstrapExpect, m.GossipProfile
+	if alone && !voter {
+		voter = true // a node alone is its own directory
+	}
+	if expect == 0 {
+		expect = 1
+		if !alone {
+			expect = 3
+		}
+	}
+	if profile == "" {
+		profile = mesh.ProfileWAN
+		if alone {
+			profile = mesh.ProfileLocal
+		}
+	}
+	httpHost, httpPort, _ := net.SplitHostPort(cfg.HTTPAddr)
+	pub := cfg.PublicIP
+	if pub == "" {
+		pub = httpHost
+	}
+	mc := mesh.Config{
+		NodeName:        cfg.NodeName,
+		Region:          cfg.Region,
+		HasGeo:          m.Lat != 0 || m.Lon != 0,
+		Lat:             m.Lat,
+		Lon:             m.Lon,
+		SignalingURL:    "http://" + net.JoinHostPort(pub, httpPort),
+		WebRTCAddr:      net.JoinHostPort(pub, strconv.Itoa(cfg.RTCPort)),
+		GossipAddr:      m.GossipAddr,
+		GossipAdvertise: advertise(m.GossipAddr, pub),
+		RaftAddr:        m.RaftAddr,
+		RaftAdvertise:   advertise(m.RaftAddr, pub),
+		Join:            join,
+		Voter:           voter,
+		BootstrapExpect: expect,
+		Keys:            keys,
+		PKI:             pki,
+		GossipProfile:   profile,
+		RaftTimeout:     m.RaftTimeout,
+		DeadGrace:       m.DeadGrace,
+		Load:            m.Load,
+		Logger:          log,
+	}
+	node, err := mesh.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	if err := node.Start(); err != nil {
+		return nil, err
+	}
+	g.Go(func() error { return node.Run(ctx) })
+	return &controlPlane{
+		Directory: node,
+		Keys:      clusterKeys{RoomKey: keys.RoomKey, TURNSecret: keys.TURNSecret, AdminToken: keys.AdminToken},
+		Admin:     node.AdminHandler(keys.AdminToken),
+	}, nil
+}
+
+// advertise replaces an unspecified listen host (0.0.0.0, ::) with the
+// public IP.
+func advertise(listen, public string) string {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		if strings.TrimSpace(public) == "" {
+			return ""
+		}
+		return net.JoinHostPort(public, p)
+	}
+	return ""
 }

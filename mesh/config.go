@@ -1,0 +1,168 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Gossip profiles: memberlist's timing presets.
+const (
+	// ProfileWAN suits nodes in several regions (memberlist DefaultWANConfig:
+	// 5 s probes, slow suspicion); the default.
+	ProfileWAN = "wan"
+	// ProfileLAN suits nodes in one data centre.
+	ProfileLAN = "lan"
+	// ProfileLocal suits nodes on one machine (tests, dev).
+	ProfileLocal = "local"
+)
+
+// Config configures a Node. Zero values mean the defaults in brackets.
+type Config struct {
+	// NodeName is this node's name in the cluster, also its bridge name in
+	// the directory. Required, at most 128 bytes.
+	NodeName string
+	// Region, and the place when HasGeo, as gossiped.
+	Region   string
+	HasGeo   bool
+	Lat, Lon float64
+	// Advertised endpoints of the other roles, gossiped as they are.
+	SignalingURL, WebRTCAddr, RelayAddr, TURNAddr string
+	// Capacity is the number of participants this node accepts [0: unknown].
+	Capacity int
+
+	// GossipAddr is where memberlist listens, TCP and UDP [127.0.0.1:7946].
+	// Port 0 picks a free port.
+	GossipAddr string
+	// GossipAdvertise is the address other nodes reach gossip at [GossipAddr].
+	GossipAdvertise string
+	// RaftAddr is where raft listens (TCP, mutual TLS) [127.0.0.1:7947];
+	// used by voters only. Port 0 picks a free port.
+	RaftAddr string
+	// RaftAdvertise is the address other nodes reach raft at [RaftAddr].
+	RaftAdvertise string
+	// Join lists gossip addresses of existing nodes.
+	Join []string
+	// Voter makes this node a raft voter; other nodes forward writes.
+	Voter bool
+	// BootstrapExpect is the number of voters that must see each other
+	// before the first raft configuration is made [1].
+	BootstrapExpect int
+
+	// Keys are the keys derived from the cluster secret. Required.
+	Keys Keys
+	// PKI authenticates raft and forwarding links. Required.
+	PKI *PKI
+
+	// GossipProfile is ProfileWAN, ProfileLAN or ProfileLocal [ProfileWAN].
+	GossipProfile string
+	// RaftTimeout is raft's heartbeat and election timeout; the leader
+	// lease is half of it. Size it to a few inter-region round trips [1.5s].
+	RaftTimeout time.Duration
+	// DeadGrace is how long a voter may be dead before the leader removes
+	// it from the raft configuration [30s]. A voter that left is removed at
+	// once, and so is the old ID of a voter that restarted.
+	DeadGrace time.Duration
+	// BridgeGrace is how long a bridge may be dead before the leader
+	// removes it from every room, deleting rooms it held alone [15s].
+	BridgeGrace time.Duration
+	// LoadInterval is how often the load is re-read and gossiped [2s].
+	LoadInterval time.Duration
+	// ReconcileInterval is how often the leader reconciles voters and
+	// bridges with membership, besides on every membership event [1s].
+	ReconcileInterval time.Duration
+	// ReconnectInterval is how often a node retries dead members and the
+	// Join addresses [10s], so a healed partition merges again.
+	ReconnectInterval time.Duration
+	// ApplyTimeout bounds a directory call that has no deadline of its own,
+	// including the wait for a leader [5s].
+	ApplyTimeout time.Duration
+	// SnapshotInterval is how often raft checks whether to snapshot (in
+	// memory) and truncate its log [5s]; TrailingLogs entries are kept [64].
+	SnapshotInterval time.Duration
+	TrailingLogs     uint64
+
+	// Load returns the current load; nil: no participants. CPU is always
+	// measured by mesh.
+	Load func() Load
+
+	// Faults injects network faults (tests and benchmarks); nil: none.
+	Faults NetFaults
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+
+	// tuneGossip adjusts memberlist timings (tests).
+	tuneGossip func(*memberlist.Config)
+}
+
+func (c Config) withDefaults() Config {
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:7946"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7947"
+	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = 1
+	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = ProfileWAN
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.RaftTimeout, 1500*time.Millisecond)
+	def(&c.DeadGrace, 30*time.Second)
+	def(&c.BridgeGrace, 15*time.Second)
+	def(&c.LoadInterval, 2*time.Second)
+	def(&c.ReconcileInterval, time.Second)
+	def(&c.ReconnectInterval, 10*time.Second)
+	def(&c.ApplyTimeout, 5*time.Second)
+	def(&c.SnapshotInterval, 5*time.Second)
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first missing or invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeName == "" || len(c.NodeName) > maxBridgeName:
+		return errors.New("mesh: NodeName must be 1 to 128 bytes")
+	case len(c.Keys.GossipKey) != 32 || len(c.Keys.CAKey) == 0:
+		return errors.New("mesh: Keys are required")
+	case c.PKI == nil:
+		return errors.New("mesh: PKI is required")
+	case c.BootstrapExpect < 1 || c.BootstrapExpect > 7:
+		return errors.New("mesh: bootstrap-expect must be 1 to 7 (3 or 5 across regions)")
+	case c.GossipProfile != ProfileWAN && c.GossipProfile != ProfileLAN && c.GossipProfile != ProfileLocal:
+		return fmt.Errorf("mesh: gossip profile must be wan, lan or local")
+	case c.RaftTimeout < 10*time.Millisecond:
+		return errors.New("mesh: raft timeout under 10ms")
+	case c.HasGeo && (c.Lat < -90 || c.Lat > 90 || c.Lon < -180 || c.Lon > 180):
+		return errors.New("mesh: latitude must be within ±90 and longitude within ±180")
+	case len(c.Region) > maxAddrLen:
+		return errors.New("mesh: region longer than 64 bytes")
+	}
+	for _, s := range []string{c.SignalingURL, c.WebRTCAddr, c.RelayAddr, c.TURNAddr} {
+		if len(s) > maxAddrLen {
+			return errors.New("mesh: an advertised address is longer than 64 bytes")
+		}
+	}
+	for _, a := range append([]string{c.GossipAddr, c.RaftAddr}, c.Join...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return errors.New("mesh: a gossip, raft or join address is not host:port")
+		}
+	}
+	return nil
+}

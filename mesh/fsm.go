@@ -1,0 +1,235 @@
+package mesh
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the room directory's raft state machine: live rooms by RoomKey.
+// Apply is deterministic: times and conference IDs come in the command.
+type fsm struct {
+	mu      sync.RWMutex
+	rooms   map[RoomKey]*Room // guarded by mu
+	bridges map[string]int    // bridge → rooms it holds; guarded by mu
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func newFSM() *fsm {
+	return &fsm{rooms: map[RoomKey]*Room{}, bridges: map[string]int{}}
+}
+
+// applyResult is what Apply returns to the proposer.
+type applyResult struct {
+	room    Room
+	created bool
+	err     error
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	c, err := decodeCommand(l.Data)
+	if err == errUnknownType {
+		if c.typ&cmdIgnorable != 0 {
+			return nil
+		}
+		panic(fmt.Sprintf("mesh: unknown raft command type %d at index %d: upgrade this node", c.typ, l.Index))
+	}
+	if err != nil {
+		return applyResult{err: err}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch c.typ {
+	case cmdJoin:
+		r, ok := f.rooms[c.key]
+		if !ok {
+			r = &Room{ConferenceID: c.conferenceID, Created: time.Unix(0, c.created).UTC(), Bridges: map[string]int{}}
+			f.rooms[c.key] = r
+		}
+		if r.Bridges[c.bridge] == 0 {
+			f.bridges[c.bridge]++
+		}
+		r.Bridges[c.bridge]++
+		return applyResult{room: copyRoom(r), created: !ok}
+	case cmdLeave:
+		r, ok := f.rooms[c.key]
+		if !ok || r.Bridges[c.bridge] == 0 {
+			return applyResult{err: ErrRoomNotFound}
+		}
+		r.Bridges[c.bridge]--
+		if r.Bridges[c.bridge] == 0 {
+			f.dropBridgeLocked(c.key, r, c.bridge)
+		}
+		return applyResult{}
+	case cmdBridgeDead:
+		for k, r := range f.rooms {
+			if r.Bridges[c.bridge] > 0 {
+				f.dropBridgeLocked(k, r, c.bridge)
+			}
+		}
+		return applyResult{}
+	case cmdSetState:
+		r, ok := f.rooms[c.key]
+		if !ok || r.ConferenceID != c.conferenceID {
+			return applyResult{err: ErrRoomNotFound}
+		}
+		r.PasswordHash = c.state.PasswordHash
+		r.Locked, r.Moderation, r.E2EERequired = c.state.Locked, c.state.Moderation, c.state.E2EERequired
+		return applyResult{room: copyRoom(r)}
+	}
+	panic("mesh: unreachable")
+}
+
+// dropBridgeLocked removes bridge from room k and deletes the room, with all
+// its state, when no bridge holds it any more.
+func (f *fsm) dropBridgeLocked(k RoomKey, r *Room, bridge string) {
+	delete(r.Bridges, bridge)
+	if f.bridges[bridge]--; f.bridges[bridge] <= 0 {
+		delete(f.bridges, bridge)
+	}
+	if len(r.Bridges) == 0 {
+		delete(f.rooms, k)
+	}
+}
+
+func (f *fsm) lookup(k RoomKey) (Room, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	r, ok := f.rooms[k]
+	if !ok {
+		return Room{}, false
+	}
+	return copyRoom(r), true
+}
+
+func (f *fsm) count() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.rooms)
+}
+
+// bridgeNames returns the bridges that hold at least one room.
+func (f *fsm) bridgeNames() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedKeys(f.bridges)
+}
+
+// holds reports whether any room refers to k (tests).
+func (f *fsm) holds(k RoomKey) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_, ok := f.rooms[k]
+	return ok
+}
+
+// Snapshot implements raft.FSM: it copies the rooms under the lock and
+// encodes them later in Persist.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := &fsmSnapshot{rooms: make([]snapRoom, 0, len(f.rooms))}
+	for k, r := range f.rooms {
+		s.rooms = append(s.rooms, snapRoom{k, copyRoom(r)})
+	}
+	return s, nil
+}
+
+const snapshotVersion = 1
+
+// maxSnapshotRooms bounds Restore.
+const maxSnapshotRooms = 1 << 22
+
+// Restore implements raft.FSM: it decodes into fresh state and swaps it in.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	if err != nil {
+		return err
+	}
+	rooms, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	bridges := map[string]int{}
+	for _, r := range rooms {
+		for n := range r.Bridges {
+			bridges[n]++
+		}
+	}
+	f.mu.Lock()
+	f.rooms, f.bridges = rooms, bridges
+	f.mu.Unlock()
+	return nil
+}
+
+func decodeSnapshot(b []byte) (map[RoomKey]*Room, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != snapshotVersion {
+		return nil, fmt.Errorf("snapshot version %d: %w", v, errMalformed)
+	}
+	n := r.u32()
+	if n > maxSnapshotRooms {
+		return nil, errMalformed
+	}
+	rooms := make(map[RoomKey]*Room, min(n, 1<<16))
+	for range n {
+		var k RoomKey
+		r.key(&k)
+		rm := r.room()
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(rm.Bridges) == 0 {
+			return nil, errMalformed
+		}
+		rooms[k] = rm
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errMalformed
+	}
+	return rooms, nil
+}
+
+type snapRoom struct {
+	key  RoomKey
+	room Room
+}
+
+type fsmSnapshot struct{ rooms []snapRoom }
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	slices.SortFunc(s.rooms, func(a, b snapRoom) int { return bytes.Compare(a.key[:], b.key[:]) })
+	b := []byte{snapshotVersion}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.rooms)))
+	for i := range s.rooms {
+		b = append(b, s.rooms[i].key[:]...)
+		b = appendRoom(b, &s.rooms[i].room)
+	}
+	if _, err := sink.Write(b); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.SortedFunc(maps.Keys(m), cmp.Compare[string])
+}

@@ -1,0 +1,107 @@
+package mesh
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Load is a node's current load, gossiped with its metadata.
+type Load struct {
+	Participants int
+	// CPU is the process's CPU use in cores (1.5 = one and a half cores).
+	CPU float64
+	// BitrateBps is the media bitrate the bridge forwards, in bits/s.
+	BitrateBps int64
+}
+
+// NodeMeta is what a node gossips about itself (memberlist node metadata,
+// at most memberlist.MetaMaxSize bytes encoded).
+type NodeMeta struct {
+	Region       string  `json:"rg,omitempty"`
+	HasGeo       bool    `json:"g,omitempty"`
+	Lat          float64 `json:"la,omitempty"`
+	Lon          float64 `json:"lo,omitempty"`
+	SignalingURL string  `json:"su,omitempty"`
+	WebRTCAddr   string  `json:"wa,omitempty"`
+	RelayAddr    string  `json:"ra,omitempty"`
+	TURNAddr     string  `json:"ta,omitempty"`
+	Capacity     int     `json:"c,omitempty"`
+	Participants int     `json:"p,omitempty"`
+	CPU          float64 `json:"cpu,omitempty"`
+	BitrateBps   int64   `json:"br,omitempty"`
+	Draining     bool    `json:"d,omitempty"`
+	// RaftID is this process's raft server ID (fresh at every start).
+	RaftID   string `json:"ri,omitempty"`
+	RaftAddr string `json:"rad,omitempty"`
+	Voter    bool   `json:"v,omitempty"`
+	// InCluster: this node's raft holds a configuration, so a cluster
+	// exists and fresh voters must wait to be added instead of bootstrapping.
+	InCluster bool `json:"ic,omitempty"`
+}
+
+// maxAddrLen bounds every address and URL in NodeMeta so the encoding fits
+// in memberlist.MetaMaxSize.
+const maxAddrLen = 64
+
+func (m *NodeMeta) encode() []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+var errBadMeta = errors.New("bad node metadata")
+
+func decodeMeta(b []byte) (NodeMeta, error) {
+	var m NodeMeta
+	if len(b) == 0 || len(b) > memberlist.MetaMaxSize {
+		return m, errBadMeta
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, errBadMeta
+	}
+	return m, m.validate()
+}
+
+func (m *NodeMeta) validate() error {
+	for _, s := range []string{m.Region, m.SignalingURL, m.WebRTCAddr, m.RelayAddr, m.TURNAddr, m.RaftID, m.RaftAddr} {
+		if len(s) > maxAddrLen+maxBridgeName {
+			return errBadMeta
+		}
+	}
+	bad := func(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }
+	switch {
+	case bad(m.Lat) || bad(m.Lon) || bad(m.CPU):
+		return errBadMeta
+	case m.Lat < -90 || m.Lat > 90 || m.Lon < -180 || m.Lon > 180:
+		return errBadMeta
+	case m.Capacity < 0 || m.Participants < 0 || m.CPU < 0 || m.BitrateBps < 0:
+		return errBadMeta
+	}
+	return nil
+}
+
+// Member is one node as this node sees it.
+type Member struct {
+	Name  string
+	State string // alive, suspect, dead, left
+	Meta  NodeMeta
+	// Since is when this node last saw the state change.
+	Since time.Time
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateDead:
+		return "dead"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "unknown"
+}

@@ -1,0 +1,284 @@
+package mesh
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Protocol flow on the raft port (TCP, one listener):
+//
+//	dialer                               listener
+//	TLS 1.3 handshake, both sides present a cluster certificate
+//	                                     verify the chain; else close: nothing
+//	                                     of the peer is decoded
+//	1 byte: 0x00–0x03 raft RPC type  ->  hand the connection to raft
+//	        0x46 'F' forward         ->  serve forwarded directory requests
+//
+// Forwarded requests then follow on the same connection, one at a time:
+// request  = op(1) | len(4, big endian) | payload(len ≤ maxForwardLen)
+// response = status(1) | len(4) | payload(len ≤ maxForwardLen)
+const (
+	streamForward    byte = 'F'
+	handshakeTimeout      = 10 * time.Second
+	maxPendingConns       = 64
+)
+
+// NetFaults injects network faults on cluster links in tests: a partition
+// (Allow false drops every link to addr) and a one-way delay added to every
+// write on raft and forwarding connections. Nil means a perfect network.
+type NetFaults interface {
+	// Allow reports whether this node may talk to the node at addr (a raft
+	// or gossip address) now.
+	Allow(addr string) bool
+	// Delay is added to every write on raft links (half the round trip).
+	Delay() time.Duration
+}
+
+// streamLayer is raft's StreamLayer over mutual TLS. It also accepts
+// forwarded directory requests on the same port.
+type streamLayer struct {
+	ln      net.Listener // static after construction
+	addr    net.Addr     // advertised address
+	pki     *PKI
+	faults  NetFaults
+	forward func(net.Conn) // serves a forwarding connection; owns it
+
+	raftCh   chan net.Conn
+	done     chan struct{}
+	closeMu  sync.Once
+	wg       sync.WaitGroup
+	rejected atomic.Uint64 // handshakes refused
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func newStreamLayer(ln net.Listener, adv net.Addr, pki *PKI, faults NetFaults, forward func(net.Conn)) *streamLayer {
+	s := &streamLayer{ln: ln, addr: adv, pki: pki, faults: faults, forward: forward,
+		raftCh: make(chan net.Conn, maxPendingConns), done: make(chan struct{})}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s
+}
+
+func (s *streamLayer) acceptLoop() {
+	defer s.wg.Done()
+	sem := make(chan struct{}, maxPendingConns)
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default: // too many handshakes in flight: refuse
+			s.rejected.Add(1)
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-sem }()
+			s.handshake(c)
+		}()
+	}
+}
+
+// handshake authenticates an accepted connection and routes it by its first
+// byte. A connection that fails is closed before anything is decoded.
+func (s *streamLayer) handshake(raw net.Conn) {
+	tc := tls.Server(wrapConn(raw, s.faults, ""), s.pki.tlsConfig(true))
+	tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		s.rejected.Add(1)
+		tc.Close()
+		return
+	}
+	br := bufio.NewReaderSize(tc, 4096)
+	first, err := br.Peek(1)
+	if err != nil {
+		tc.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	conn := &bufConn{Conn: tc, r: br}
+	switch {
+	case first[0] == streamForward:
+		br.Discard(1)
+		s.forward(conn)
+	case first[0] <= 3: // raft's rpcAppendEntries … rpcTimeoutNow
+		select {
+		case s.raftCh <- conn:
+		case <-s.done:
+			tc.Close()
+		}
+	default:
+		s.rejected.Add(1)
+		tc.Close()
+	}
+}
+
+// Accept implements net.Listener for raft.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.raftCh:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (s *streamLayer) Close() error {
+	s.closeMu.Do(func() {
+		close(s.done)
+		s.ln.Close()
+	})
+	return nil
+}
+
+// Addr implements net.Listener: the advertised address.
+func (s *streamLayer) Addr() net.Addr { return s.addr }
+
+// Dial implements raft.StreamLayer.
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialTLS(string(address), timeout, s.pki, s.faults)
+}
+
+// dialTLS opens an authenticated connection to a node's raft port.
+func dialTLS(addr string, timeout time.Duration, pki *PKI, faults NetFaults) (net.Conn, error) {
+	if faults != nil && !faults.Allow(addr) {
+		return nil, errPartitioned
+	}
+	raw, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(wrapConn(raw, faults, addr), pki.tlsConfig(false))
+	tc.SetDeadline(time.Now().Add(max(timeout, time.Second)))
+	if err := tc.Handshake(); err != nil {
+		tc.Close()
+		return nil, err
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+var errPartitioned = errors.New("link cut by fault injection")
+
+// bufConn is a connection whose first bytes were peeked.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// wrapConn applies test faults to a raw connection: a cut link fails every
+// read and write (on the dialling side, which knows the peer's address), and
+// a delay holds every write back.
+func wrapConn(c net.Conn, faults NetFaults, peer string) net.Conn {
+	if faults == nil {
+		return c
+	}
+	fc := &faultConn{Conn: c, faults: faults, peer: peer, q: make(chan delayed, 1024), done: make(chan struct{})}
+	go fc.writeLoop()
+	return fc
+}
+
+type delayed struct {
+	b   []byte
+	due time.Time
+}
+
+type faultConn struct {
+	net.Conn
+	faults NetFaults
+	peer   string // "" for accepted connections
+	q      chan delayed
+	done   chan struct{}
+	once   sync.Once
+	werr   atomic.Value // error of the last write
+}
+
+func (c *faultConn) cut() bool { return c.peer != "" && !c.faults.Allow(c.peer) }
+
+func (c *faultConn) Read(b []byte) (int, error) {
+	if c.cut() {
+		c.Close()
+		return 0, errPartitioned
+	}
+	n, err := c.Conn.Read(b)
+	if c.cut() {
+		c.Close()
+		return 0, errPartitioned
+	}
+	return n, err
+}
+
+func (c *faultConn) Write(b []byte) (int, error) {
+	if c.cut() {
+		c.Close()
+		return 0, errPartitioned
+	}
+	if err, _ := c.werr.Load().(error); err != nil {
+		return 0, err
+	}
+	d := c.faults.Delay()
+	if d <= 0 {
+		return c.Conn.Write(b)
+	}
+	select {
+	case c.q <- delayed{b: append([]byte(nil), b...), due: time.Now().Add(d)}:
+		return len(b), nil
+	case <-c.done:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *faultConn) writeLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case w := <-c.q:
+			if d := time.Until(w.due); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-c.done:
+					t.Stop()
+					return
+				}
+			}
+			if _, err := c.Conn.Write(w.b); err != nil {
+				c.werr.Store(err)
+			}
+		}
+	}
+}
+
+func (c *faultConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.Conn.Close()
+}
+
+var _ io.ReadWriteCloser = (*faultConn)(nil)
