@@ -1,11 +1,11 @@
 package bridge
 
-// This file is the contract signaling codes against. The bodies here are
-// placeholders to be replaced by the SFU implementation; the signatures stay.
+// This file is the contract signaling codes against. The implementation
+// lives in bridge.go, room.go, participant.go, uptrack.go, downtrack.go and
+// packetcache.go.
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 
@@ -69,62 +69,44 @@ type ParticipantEvents struct {
 	Failed func(err error)
 }
 
-// ErrClosed is returned by operations on a closed bridge, room or participant.
-var ErrClosed = errors.New("bridge: closed")
+// New validates cfg. It starts nothing: the ICE muxes are created by Run or
+// by the first Join, whichever comes first.
+func New(cfg Config) (*Bridge, error) { return newBridge(cfg) }
 
-// Bridge is the SFU of one node.
-type Bridge struct {
-	cfg Config
-}
-
-// New validates cfg. It starts nothing.
-func New(cfg Config) (*Bridge, error) {
-	if cfg.UDPConn == nil {
-		return nil, errors.New("bridge: UDPConn is required")
-	}
-	return &Bridge{cfg: cfg}, nil
-}
-
-// Run serves media until ctx is done, then closes every room.
-func (b *Bridge) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
-}
+// Run serves media until ctx is done, then closes every room and returns
+// after every goroutine the bridge started has exited.
+func (b *Bridge) Run(ctx context.Context) error { return b.run(ctx) }
 
 // NewRoom returns a room that routes media among its participants.
-func (b *Bridge) NewRoom(id string, ev RoomEvents) *Room { return &Room{} }
-
-// Room routes media among the participants of one conference on this bridge.
-type Room struct{}
+func (b *Bridge) NewRoom(id string, ev RoomEvents) *Room { return b.newRoom(id, ev) }
 
 // Join adds a participant. Its PeerConnections are created here.
-func (r *Room) Join(id string, ev ParticipantEvents) (*Participant, error) {
-	return nil, errors.New("bridge: not implemented")
-}
+func (r *Room) Join(id string, ev ParticipantEvents) (*Participant, error) { return r.join(id, ev) }
 
 // Tracks returns the tracks currently published in the room.
-func (r *Room) Tracks() []TrackInfo { return nil }
+func (r *Room) Tracks() []TrackInfo { return r.trackInfos() }
 
 // Close closes every participant.
-func (r *Room) Close() {}
-
-// Participant is one participant's media on this bridge.
-type Participant struct{}
+func (r *Room) Close() { r.close() }
 
 // HandleOffer applies the client's offer for the publisher PeerConnection
 // and returns the answer.
-func (p *Participant) HandleOffer(sdp string) (string, error) { return "", ErrClosed }
+func (p *Participant) HandleOffer(sdp string) (string, error) { return p.handleOffer(sdp) }
 
 // HandleAnswer applies the client's answer to the last Offer.
-func (p *Participant) HandleAnswer(sdp string) error { return ErrClosed }
+func (p *Participant) HandleAnswer(sdp string) error { return p.handleAnswer(sdp) }
 
 // AddCandidate adds a remote ICE candidate to one PeerConnection.
-func (p *Participant) AddCandidate(pc PC, c webrtc.ICECandidateInit) error { return ErrClosed }
+func (p *Participant) AddCandidate(pc PC, c webrtc.ICECandidateInit) error {
+	return p.addCandidate(pc, c)
+}
 
 // SetMaxHeight caps the video layer this participant receives of track;
 // 0 pauses it (the tile is not shown).
-func (p *Participant) SetMaxHeight(trackID string, maxHeight int) {}
+func (p *Participant) SetMaxHeight(trackID string, maxHeight int) { p.setMaxHeight(trackID, maxHeight) }
 
 // Close removes the participant from its room: its tracks are unpublished
-// and its PeerConnections closed. Idempotent.
-func (p *Participant) Close() {}
+// and its PeerConnections closed. Idempotent. It waits for the participant's
+// goroutines and pion's handlers, so it must not be called from inside a
+// ParticipantEvents or RoomEvents callback.
+func (p *Participant) Close() { p.close() }

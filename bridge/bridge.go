@@ -1,0 +1,208 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// clockTick is the resolution of the bridge's coarse clock, which the
+// per-packet path reads instead of calling time.Now.
+const clockTick = 10 * time.Millisecond
+
+// Bridge is the SFU of one node. It owns the ICE muxes on Config.UDPConn and
+// Config.TCPListener and every room created by NewRoom.
+type Bridge struct {
+	cfg Config       // static after New
+	log *slog.Logger // static after New
+	lf  pionLoggerFactory
+
+	stats counters
+	// now is the coarse monotonic clock in nanoseconds since epoch,
+	// updated every clockTick by clockLoop while the bridge runs.
+	now   atomic.Int64
+	epoch time.Time // static after New
+
+	// done is closed when the bridge shuts down.
+	done chan struct{}
+	wg   sync.WaitGroup // goroutines started by the bridge itself
+
+	// mu guards the following fields.
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	pubAPI  *webrtc.API
+	subAPI  *webrtc.API
+	udpMux  *ice.UDPMuxDefault
+	tcpMux  *ice.TCPMuxDefault
+	rooms   map[*Room]struct{}
+}
+
+func newBridge(cfg Config) (*Bridge, error) {
+	if cfg.UDPConn == nil {
+		return nil, ErrNoUDPConn
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "bridge")
+	return &Bridge{
+		cfg:   cfg,
+		log:   log,
+		lf:    pionLoggerFactory{log: log},
+		epoch: time.Now(),
+		done:  make(chan struct{}),
+		rooms: map[*Room]struct{}{},
+	}, nil
+}
+
+// start creates the muxes and APIs on first use (from Run or the first
+// Join). Called with b.mu held.
+func (b *Bridge) startLocked() error {
+	if b.closed {
+		return ErrClosed
+	}
+	if b.started {
+		return nil
+	}
+	b.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{
+		UDPConn: b.cfg.UDPConn,
+		Logger:  b.lf.NewLogger("ice"),
+	})
+	if b.cfg.TCPListener != nil {
+		b.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:       b.cfg.TCPListener,
+			Logger:         b.lf.NewLogger("ice"),
+			ReadBufferSize: 64,
+		})
+	}
+	var tcp ice.TCPMux
+	if b.tcpMux != nil {
+		tcp = b.tcpMux
+	}
+	pub, sub, err := b.newAPIs(b.newSettingEngine(b.udpMux, tcp))
+	if err != nil {
+		_ = b.udpMux.Close()
+		if b.tcpMux != nil {
+			_ = b.tcpMux.Close()
+		}
+		return err
+	}
+	b.pubAPI, b.subAPI = pub, sub
+	b.started = true
+	b.now.Store(int64(time.Since(b.epoch)))
+	b.wg.Add(1)
+	go b.clockLoop()
+	b.log.Info("bridge started", "udp", b.cfg.UDPConn.LocalAddr().String())
+	return nil
+}
+
+func (b *Bridge) clockLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+			b.now.Store(int64(time.Since(b.epoch)))
+		}
+	}
+}
+
+func (b *Bridge) run(ctx context.Context) error {
+	b.mu.Lock()
+	err := b.startLocked()
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-b.done:
+	}
+	b.close()
+	return nil
+}
+
+// Close closes every room and the ICE muxes (and with them Config.UDPConn
+// and Config.TCPListener) and waits for every goroutine the bridge started.
+// Run calls it when its context ends. Idempotent.
+func (b *Bridge) Close() {
+	b.close()
+}
+
+func (b *Bridge) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.wg.Wait()
+		return
+	}
+	b.closed = true
+	close(b.done)
+	rooms := make([]*Room, 0, len(b.rooms))
+	for r := range b.rooms {
+		rooms = append(rooms, r)
+	}
+	b.mu.Unlock()
+
+	for _, r := range rooms {
+		r.Close()
+	}
+	if b.udpMux != nil {
+		_ = b.udpMux.Close()
+	}
+	if b.tcpMux != nil {
+		_ = b.tcpMux.Close()
+	}
+	b.wg.Wait()
+	b.log.Info("bridge stopped")
+}
+
+// Stats returns the forwarding counters.
+func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
+
+func (b *Bridge) newRoom(id string, ev RoomEvents) *Room {
+	r := &Room{
+		b:            b,
+		id:           id,
+		ev:           ev,
+		log:          b.log.With("room", shortHash(id)),
+		participants: map[string]*Participant{},
+		tracks:       map[string]*UpTrack{},
+		done:         make(chan struct{}),
+	}
+	b.mu.Lock()
+	if b.closed {
+		r.closed = true
+		close(r.done)
+	} else {
+		b.rooms[r] = struct{}{}
+	}
+	b.mu.Unlock()
+	return r
+}
+
+func (b *Bridge) removeRoom(r *Room) {
+	b.mu.Lock()
+	delete(b.rooms, r)
+	b.mu.Unlock()
+}
+
+// apis starts the bridge if needed and returns its APIs.
+func (b *Bridge) apis() (pub, sub *webrtc.API, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.startLocked(); err != nil {
+		return nil, nil, err
+	}
+	return b.pubAPI, b.subAPI, nil
+}

@@ -1,0 +1,456 @@
+package bridge
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// queueLen bounds a subscriber's queue: ~100 ms of a 2.5 Mb/s layer.
+	// A writer further behind than that is not catching up.
+	queueLen = 128
+	// batchLen is how many entries the writer takes per lock.
+	batchLen = 16
+)
+
+// rtpWriter is where a DownTrack writes: the negotiated RTP sender's
+// webrtc.TrackLocalWriter (SRTP, then the ICE mux).
+type rtpWriter interface {
+	WriteRTP(header *rtp.Header, payload []byte) (int, error)
+}
+
+// binding is a DownTrack's negotiated sender, set by Bind.
+type binding struct {
+	w    rtpWriter
+	ssrc uint32
+	pt   uint8
+}
+
+// qEntry is one queued packet: which layer's cache and which sequence
+// number (the packet itself stays in the cache), or a NACKed output
+// sequence number.
+type qEntry struct {
+	seq   uint16
+	layer uint8
+	flags uint8
+}
+
+// DownTrack forwards one UpTrack to one subscriber (SFU→subscriber). It is
+// a webrtc.TrackLocal on the subscriber's PeerConnection with stream ID =
+// publisher participant ID and track ID = TrackInfo.ID.
+//
+// Readers enqueue (never blocking); one writer goroutine picks the layer,
+// rewrites SSRC, sequence number and timestamp so that the subscriber sees
+// one continuous stream across layer switches, and writes.
+type DownTrack struct {
+	up        *UpTrack      // static
+	sub       *Participant  // static
+	stats     *counters     // static
+	now       *atomic.Int64 // static
+	video     bool          // static
+	clockRate uint32        // static
+
+	sender *webrtc.RTPSender // set once by Participant.addDownTrack under its mu
+
+	bound atomic.Pointer[binding]
+	// target is the layer the selector wants (-1: paused); cur is the layer
+	// being forwarded (-1: none yet), written only by the writer.
+	target    atomic.Int32
+	cur       atomic.Int32
+	maxHeight atomic.Int32 // from SetMaxHeight; -1: no limit, 0: paused
+
+	wake chan struct{} // capacity 1
+	done chan struct{} // closed by stop
+	once sync.Once
+
+	// qmu guards the queue.
+	qmu    sync.Mutex
+	q      [queueLen]qEntry
+	qHead  int
+	qLen   int
+	waitKF bool // after an overflow: drop video until a keyframe
+
+	// Owned by writeLoop.
+	buf       [slotSize]byte
+	hdr       rtp.Header
+	batch     [batchLen]qEntry
+	started   bool
+	seqOff    uint16
+	tsOff     uint32
+	lastSeq   uint16
+	lastTS    uint32
+	lastWrite int64
+	baseSeq   uint16 // first source seq forwarded since the last rebase
+}
+
+func newDownTrack(up *UpTrack, sub *Participant) *DownTrack {
+	dt := &DownTrack{
+		up:        up,
+		sub:       sub,
+		stats:     up.stats,
+		now:       up.now,
+		video:     up.info.Kind == webrtc.RTPCodecTypeVideo,
+		clockRate: up.codec.ClockRate,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	if dt.clockRate == 0 {
+		dt.clockRate = 90000
+	}
+	dt.cur.Store(-1)
+	dt.maxHeight.Store(-1)
+	dt.target.Store(int32(len(up.layers) - 1))
+	return dt
+}
+
+// Bind implements webrtc.TrackLocal: the subscriber accepted the track.
+func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	c, ok := matchCodec(dt.up.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	dt.bound.Store(&binding{w: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType)})
+	if dt.up.addSub(dt) {
+		dt.up.requestKeyframe(int(dt.target.Load()))
+	}
+	return c, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (dt *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	dt.bound.Store(nil)
+	return nil
+}
+
+// ID implements webrtc.TrackLocal: the published track's ID.
+func (dt *DownTrack) ID() string { return dt.up.info.ID }
+
+// RID implements webrtc.TrackLocal.
+func (dt *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal: the publisher's participant ID.
+func (dt *DownTrack) StreamID() string { return dt.up.info.Participant }
+
+// Kind implements webrtc.TrackLocal.
+func (dt *DownTrack) Kind() webrtc.RTPCodecType { return dt.up.info.Kind }
+
+// matchCodec finds want among the negotiated codecs: same MIME type and,
+// for H.264, the same packetization mode and profile.
+func matchCodec(want webrtc.RTPCodecParameters, have []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i, c := range have {
+		if !strings.EqualFold(c.MimeType, want.MimeType) {
+			continue
+		}
+		if c.SDPFmtpLine == want.SDPFmtpLine || !strings.EqualFold(want.MimeType, webrtc.MimeTypeH264) {
+			return c, true
+		}
+		if fallback == nil {
+			fallback = &have[i]
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// stop ends the writer. Idempotent.
+func (dt *DownTrack) stop() {
+	dt.once.Do(func() { close(dt.done) })
+}
+
+// enqueue offers packet seq of layer li. Called by the layer's reader; it
+// never blocks and allocates nothing. Video drops to the next keyframe on
+// overflow; audio drops the oldest packet.
+func (dt *DownTrack) enqueue(li uint8, seq uint16, flags uint8) {
+	if dt.video {
+		if l := int32(li); l != dt.cur.Load() && l != dt.target.Load() {
+			return // a layer this subscriber does not get
+		}
+	}
+	dt.qmu.Lock()
+	if dt.waitKF {
+		if flags&flagKeyframe == 0 || int32(li) != dt.target.Load() {
+			dt.qmu.Unlock()
+			dt.stats.dropWaitKeyframe.Add(1)
+			return
+		}
+		dt.waitKF = false
+		flags |= flagResync
+	}
+	if dt.qLen == queueLen {
+		if dt.video {
+			dt.stats.dropQueueFull.Add(uint64(dt.qLen))
+			dt.qLen = 0
+			if flags&flagKeyframe == 0 {
+				dt.waitKF = true
+				dt.qmu.Unlock()
+				dt.stats.dropQueueFull.Add(1)
+				dt.up.requestKeyframe(int(dt.target.Load()))
+				return
+			}
+			flags |= flagResync
+		} else {
+			dt.qHead = (dt.qHead + 1) % queueLen
+			dt.qLen--
+			dt.stats.dropQueueFull.Add(1)
+		}
+	}
+	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, layer: li, flags: flags}
+	dt.qLen++
+	dt.qmu.Unlock()
+	select {
+	case dt.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueNACK queues a retransmission of output sequence number seq.
+func (dt *DownTrack) enqueueNACK(seq uint16) {
+	dt.qmu.Lock()
+	if dt.qLen == queueLen {
+		dt.qmu.Unlock()
+		return
+	}
+	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, flags: flagNACK}
+	dt.qLen++
+	dt.qmu.Unlock()
+	select {
+	case dt.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dequeue moves up to len(dst) entries into dst.
+func (dt *DownTrack) dequeue(dst []qEntry) int {
+	dt.qmu.Lock()
+	n := 0
+	for n < len(dst) && dt.qLen > 0 {
+		dst[n] = dt.q[dt.qHead]
+		dt.qHead = (dt.qHead + 1) % queueLen
+		dt.qLen--
+		n++
+	}
+	dt.qmu.Unlock()
+	return n
+}
+
+// writeLoop is the subscriber's writer. Run by the subscriber's wait group.
+func (dt *DownTrack) writeLoop() {
+	defer dt.sub.wg.Done()
+	for {
+		select {
+		case <-dt.done:
+			return
+		case <-dt.wake:
+		}
+		dt.drain()
+	}
+}
+
+// drain writes every queued entry.
+func (dt *DownTrack) drain() {
+	for {
+		n := dt.dequeue(dt.batch[:])
+		if n == 0 {
+			return
+		}
+		for i := 0; i < n; i++ {
+			dt.writeEntry(dt.batch[i])
+		}
+	}
+}
+
+// writeEntry forwards one queued packet: layer choice, rewrite, write.
+// Owned by the writer; allocates nothing.
+func (dt *DownTrack) writeEntry(e qEntry) {
+	b := dt.bound.Load()
+	if b == nil {
+		dt.stats.dropUnbound.Add(1)
+		return
+	}
+	if e.flags&flagNACK != 0 {
+		dt.retransmit(b, e.seq)
+		return
+	}
+	li := int32(e.layer)
+	n, cflags := dt.up.layers[li].cache.get(e.seq, dt.buf[:])
+	if n == 0 {
+		dt.stats.dropEvicted.Add(1)
+		return
+	}
+	hl, err := dt.hdr.Unmarshal(dt.buf[:n])
+	if err != nil {
+		dt.stats.dropMalformed.Add(1)
+		return
+	}
+	kf := cflags&flagKeyframe != 0
+	if dt.video {
+		cur, tgt := dt.cur.Load(), dt.target.Load()
+		switch {
+		case tgt < 0:
+			dt.cur.Store(-1) // paused: resume on a keyframe
+			return
+		case li == tgt && li != cur:
+			if !kf {
+				return
+			}
+			dt.rebase()
+			dt.cur.Store(li)
+		case li == cur:
+			if e.flags&flagResync != 0 {
+				dt.rebase()
+			}
+		default:
+			return
+		}
+		if int16(dt.hdr.SequenceNumber-dt.baseSeq) < 0 {
+			return // older than the switch point
+		}
+	} else if !dt.started {
+		dt.rebase()
+		dt.cur.Store(0)
+	}
+	dt.write(b, hl, n, false)
+}
+
+// rebase maps the packet in dt.hdr to the output sequence number after the
+// last one written, and its timestamp to the last one plus the time elapsed,
+// so that a layer switch or a resume looks like a continuous stream.
+func (dt *DownTrack) rebase() {
+	now := dt.now.Load()
+	seq, ts := dt.hdr.SequenceNumber, dt.hdr.Timestamp
+	if dt.started {
+		dt.seqOff = dt.lastSeq + 1 - seq
+		ticks := uint32(uint64(max(now-dt.lastWrite, 0)) * uint64(dt.clockRate) / 1e9)
+		if ticks == 0 {
+			ticks = 1
+		}
+		dt.tsOff = dt.lastTS + ticks - ts
+	}
+	dt.started = true
+	dt.baseSeq = seq
+}
+
+// write rewrites dt.hdr for the subscriber and writes header and payload
+// (dt.buf[hl:n]). Header extensions are dropped: their IDs are the
+// publisher's, not the subscriber's.
+func (dt *DownTrack) write(b *binding, hl, n int, rtx bool) {
+	h := &dt.hdr
+	h.SequenceNumber += dt.seqOff
+	h.Timestamp += dt.tsOff
+	h.SSRC = b.ssrc
+	h.PayloadType = b.pt
+	h.Extension = false
+	h.ExtensionProfile = 0
+	h.Extensions = h.Extensions[:0]
+	if !rtx {
+		if int16(h.SequenceNumber-dt.lastSeq) > 0 || dt.lastWrite == 0 {
+			dt.lastSeq = h.SequenceNumber
+			dt.lastTS = h.Timestamp
+		}
+		dt.lastWrite = dt.now.Load()
+		if dt.lastWrite == 0 {
+			dt.lastWrite = 1
+		}
+	}
+	if _, err := b.w.WriteRTP(h, dt.buf[hl:n]); err != nil {
+		dt.stats.dropWriteError.Add(1)
+		return
+	}
+	dt.stats.fwdPackets.Add(1)
+	dt.stats.fwdBytes.Add(uint64(n))
+	if rtx {
+		dt.stats.retransmits.Add(1)
+	}
+}
+
+// retransmit resends output sequence number seq from the current layer's
+// cache, with the current mapping. A packet from before the last layer
+// switch is not found (its source seq maps elsewhere) and is counted as a
+// miss; the subscriber then asks for a keyframe.
+func (dt *DownTrack) retransmit(b *binding, seq uint16) {
+	cur := dt.cur.Load()
+	if cur < 0 || !dt.started {
+		dt.stats.dropNACKMiss.Add(1)
+		return
+	}
+	src := seq - dt.seqOff
+	if int16(src-dt.baseSeq) < 0 {
+		dt.stats.dropNACKMiss.Add(1)
+		return
+	}
+	n, _ := dt.up.layers[cur].cache.get(src, dt.buf[:])
+	if n == 0 {
+		dt.stats.dropNACKMiss.Add(1)
+		return
+	}
+	hl, err := dt.hdr.Unmarshal(dt.buf[:n])
+	if err != nil || dt.hdr.SequenceNumber != src {
+		dt.stats.dropNACKMiss.Add(1)
+		return
+	}
+	dt.write(b, hl, n, true)
+}
+
+// needsKeyframe reports whether the subscriber waits for a keyframe: a
+// layer switch pending or video dropped after an overflow.
+func (dt *DownTrack) needsKeyframe() bool {
+	if !dt.video || dt.bound.Load() == nil {
+		return false
+	}
+	tgt := dt.target.Load()
+	if tgt >= 0 && dt.cur.Load() != tgt {
+		return true
+	}
+	dt.qmu.Lock()
+	defer dt.qmu.Unlock()
+	return dt.waitKF
+}
+
+// selectLayer picks the target layer from the subscriber's max height and
+// its bandwidth share (bits/s; 0: unknown, no limit), and asks the
+// publisher for a keyframe when the target changes. Called by the room loop
+// and by SetMaxHeight.
+func (dt *DownTrack) selectLayer(budget int64) {
+	if !dt.video {
+		return
+	}
+	up := dt.up
+	mh := dt.maxHeight.Load()
+	tgt := int32(-1)
+	if mh != 0 {
+		lowestActive := int32(-1)
+		for i := len(up.layers) - 1; i >= 0; i-- {
+			if len(up.layers) > 1 && !up.layerActive(i) {
+				continue
+			}
+			lowestActive = int32(i)
+			if mh > 0 && up.layerHeight(i) > int(mh) {
+				continue
+			}
+			if budget > 0 && up.layers[i].bitrate.Load() > budget {
+				continue
+			}
+			tgt = int32(i)
+			break
+		}
+		if tgt < 0 {
+			tgt = lowestActive
+		}
+		if tgt < 0 {
+			tgt = dt.target.Load() // nothing active yet: keep
+			if tgt < 0 {
+				tgt = int32(len(up.layers) - 1)
+			}
+		}
+	}
+	if old := dt.target.Swap(tgt); old != tgt && tgt >= 0 {
+		up.requestKeyframe(int(tgt))
+	}
+}

@@ -1,0 +1,180 @@
+package bridge
+
+import (
+	"fmt"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// audioLevelURI is the RFC 6464 client-to-mixer audio level extension.
+const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// codecs the bridge accepts and forwards. The same payload types are used on
+// both PeerConnections so a downtrack can take its publisher's codec as is.
+func codecs(fb []webrtc.RTCPFeedback) []struct {
+	p    webrtc.RTPCodecParameters
+	kind webrtc.RTPCodecType
+} {
+	v := func(pt uint8, mime, fmtp string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: fb,
+			},
+			PayloadType: webrtc.PayloadType(pt),
+		}
+	}
+	type c = struct {
+		p    webrtc.RTPCodecParameters
+		kind webrtc.RTPCodecType
+	}
+	return []c{
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine: "minptime=10;useinbandfec=1",
+			},
+			PayloadType: 111,
+		}, webrtc.RTPCodecTypeAudio},
+		{v(96, webrtc.MimeTypeVP8, ""), webrtc.RTPCodecTypeVideo},
+		{v(98, webrtc.MimeTypeVP9, "profile-id=0"), webrtc.RTPCodecTypeVideo},
+		{v(102, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"), webrtc.RTPCodecTypeVideo},
+		{v(125, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"), webrtc.RTPCodecTypeVideo},
+		{v(112, webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"), webrtc.RTPCodecTypeVideo},
+		{v(45, webrtc.MimeTypeAV1, ""), webrtc.RTPCodecTypeVideo},
+	}
+}
+
+// newMediaEngine registers the codecs with the RTCP feedback of one side.
+//
+// Publisher side: transport-cc (the bridge sends TWCC feedback, the
+// publisher's congestion control runs on it), NACK, PLI, FIR.
+// Subscriber side: goog-remb (the subscriber estimates the bandwidth and
+// sends REMB, which picks its simulcast layers; no per-packet work on the
+// bridge), NACK, PLI, FIR.
+func newMediaEngine(pub bool) (*webrtc.MediaEngine, error) {
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	if pub {
+		fb = append(fb, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
+	} else {
+		fb = append(fb, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBGoogREMB})
+	}
+	m := &webrtc.MediaEngine{}
+	for _, c := range codecs(fb) {
+		p := c.p
+		if c.kind == webrtc.RTPCodecTypeAudio {
+			if pub {
+				p.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
+			} else {
+				p.RTCPFeedback = nil
+			}
+		}
+		if err := m.RegisterCodec(p, c.kind); err != nil {
+			return nil, fmt.Errorf("register codec %s: %w", p.MimeType, err)
+		}
+	}
+	exts := []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		{audioLevelURI, webrtc.RTPCodecTypeAudio},
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},
+	}
+	if pub {
+		exts = append(exts,
+			struct {
+				uri  string
+				kind webrtc.RTPCodecType
+			}{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+			struct {
+				uri  string
+				kind webrtc.RTPCodecType
+			}{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+			struct {
+				uri  string
+				kind webrtc.RTPCodecType
+			}{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},
+			struct {
+				uri  string
+				kind webrtc.RTPCodecType
+			}{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
+		)
+	}
+	for _, e := range exts {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {
+			return nil, fmt.Errorf("register header extension %s: %w", e.uri, err)
+		}
+	}
+	return m, nil
+}
+
+// newSettingEngine configures ICE and DTLS for every PeerConnection of the
+// bridge: all media on the one UDP socket (and ICE-TCP), host candidates
+// only (no STUN server is ever contacted), mDNS off, AES-GCM SRTP first.
+func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	se.LoggerFactory = b.lf
+	se.SetICEUDPMux(udpMux)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if tcpMux != nil {
+		se.SetICETCPMux(tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	if len(b.cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(b.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	se.SetIncludeLoopbackCandidate(b.cfg.IncludeLoopback)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetSRTPProtectionProfiles(
+		dtls.SRTP_AEAD_AES_128_GCM,
+		dtls.SRTP_AEAD_AES_256_GCM,
+		dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+	)
+	return se
+}
+
+// newAPIs builds the publisher-side and subscriber-side webrtc.APIs.
+func (b *Bridge) newAPIs(se webrtc.SettingEngine) (pub, sub *webrtc.API, err error) {
+	pm, err := newMediaEngine(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(b.lf))
+	if err != nil {
+		return nil, nil, err
+	}
+	pr.Add(gen)
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(b.lf))
+	if err != nil {
+		return nil, nil, err
+	}
+	pr.Add(rr)
+	tw, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(b.lf))
+	if err != nil {
+		return nil, nil, err
+	}
+	pr.Add(tw)
+	pub = webrtc.NewAPI(webrtc.WithMediaEngine(pm), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(pr))
+
+	sm, err := newMediaEngine(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	sr := &interceptor.Registry{}
+	srep, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(b.lf))
+	if err != nil {
+		return nil, nil, err
+	}
+	sr.Add(srep)
+	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(sr))
+	return pub, sub, nil
+}

@@ -1,0 +1,28 @@
+package bridge
+
+import "errors"
+
+// Sentinel errors. Test with errors.Is.
+var (
+	// ErrClosed is returned by operations on a closed bridge, room or
+	// participant.
+	ErrClosed = errors.New("bridge: closed")
+	// ErrNoUDPConn is returned by New when Config.UDPConn is nil.
+	ErrNoUDPConn = errors.New("bridge: UDPConn is required")
+	// ErrDuplicateParticipant is returned by Room.Join when the ID is taken.
+	ErrDuplicateParticipant = errors.New("bridge: participant already in room")
+	// ErrNoPendingOffer is returned by HandleAnswer when no subscriber offer
+	// is outstanding.
+	ErrNoPendingOffer = errors.New("bridge: no offer outstanding")
+	// ErrICEFailed is reported through ParticipantEvents.Failed when ICE on
+	// either PeerConnection fails.
+	ErrICEFailed = errors.New("bridge: ICE failed")
+	// ErrConnectionClosed is reported through ParticipantEvents.Failed when
+	// the remote side closed a PeerConnection (DTLS close_notify).
+	ErrConnectionClosed = errors.New("bridge: connection closed by peer")
+	// ErrTooManyCandidates is returned by AddCandidate when too many remote
+	// candidates arrived before the remote description.
+	ErrTooManyCandidates = errors.New("bridge: too many early candidates")
+	// ErrUnknownPC is returned for a PC value other than PCPub and PCSub.
+	ErrUnknownPC = errors.New("bridge: unknown PeerConnection")
+)

@@ -1,0 +1,76 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// pionLoggerFactory adapts pion's logging.LoggerFactory to slog. Trace is
+// dropped; the chatty scopes (ICE, DTLS, SCTP, the PeerConnection and the
+// interceptors) have their Info demoted to Debug, so that a normal node logs
+// only pion's warnings and errors.
+type pionLoggerFactory struct {
+	log *slog.Logger
+}
+
+// noisyScopes log Info lines for every connection.
+var noisyScopes = map[string]bool{
+	"ice": true, "pc": true, "dtls": true, "sctp": true, "srtp": true,
+	"mux": true, "transport": true, "turnc": true, "mdns": true,
+	"nack_generator": true, "nack_responder": true, "twcc_sender": true,
+	"receiver_interceptor": true, "sender_interceptor": true, "stats": true,
+}
+
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return &pionLogger{log: f.log.With("pion", scope), noisy: noisyScopes[scope]}
+}
+
+type pionLogger struct {
+	log   *slog.Logger
+	noisy bool
+}
+
+func (l *pionLogger) emit(level slog.Level, msg string) {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	l.log.Log(ctx, level, "pion", "msg", msg)
+}
+
+func (l *pionLogger) emitf(level slog.Level, format string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.emit(level, fmt.Sprintf(format, args...))
+}
+
+func (l *pionLogger) info() slog.Level {
+	if l.noisy {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// warn demotes the warnings of noisy scopes too: ICE warnings name remote
+// addresses, which must not reach a normal log (DESIGN.md section 6).
+func (l *pionLogger) warn() slog.Level {
+	if l.noisy {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+func (l *pionLogger) Trace(string)                 {}
+func (l *pionLogger) Tracef(string, ...any)        {}
+func (l *pionLogger) Debug(msg string)             { l.emit(slog.LevelDebug, msg) }
+func (l *pionLogger) Debugf(f string, args ...any) { l.emitf(slog.LevelDebug, f, args...) }
+func (l *pionLogger) Info(msg string)              { l.emit(l.info(), msg) }
+func (l *pionLogger) Infof(f string, args ...any)  { l.emitf(l.info(), f, args...) }
+func (l *pionLogger) Warn(msg string)              { l.emit(l.warn(), msg) }
+func (l *pionLogger) Warnf(f string, args ...any)  { l.emitf(l.warn(), f, args...) }
+func (l *pionLogger) Error(msg string)             { l.emit(slog.LevelError, msg) }
+func (l *pionLogger) Errorf(f string, args ...any) { l.emitf(slog.LevelError, f, args...) }

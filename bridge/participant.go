@@ -1,0 +1,462 @@
+package bridge
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxEarlyCandidates bounds the remote candidates buffered before a
+// PeerConnection has its remote description.
+const maxEarlyCandidates = 64
+
+// Participant is one participant's media on this bridge: PCPub (the client
+// offers and sends its tracks) and PCSub (the bridge offers and sends the
+// other participants' tracks).
+//
+// Sub offers: one outstanding at a time. The first one is sent when there is
+// a first track to receive; a participant alone in a room gets none. When
+// tracks come or go while an offer is outstanding, the bridge offers again
+// right after HandleAnswer.
+type Participant struct {
+	room  *Room             // static
+	id    string            // static
+	ev    ParticipantEvents // static
+	log   *slog.Logger      // static
+	pubPC *webrtc.PeerConnection
+	subPC *webrtc.PeerConnection
+
+	// wg counts the goroutines of this participant: readers and rtcp loops
+	// of its UpTracks, writers and RTCP readers of its DownTracks.
+	wg sync.WaitGroup
+
+	// remb is the subscriber's latest REMB estimate in bits/s; 0: none.
+	remb atomic.Int64
+
+	failed  atomic.Bool
+	closing atomic.Bool
+
+	// mu guards the following fields.
+	mu         sync.Mutex
+	closed     bool
+	uptracks   map[*webrtc.RTPReceiver]*UpTrack
+	downtracks map[string]*DownTrack // by track ID
+
+	// negMu serializes the subscriber PeerConnection's negotiation and
+	// guards the following fields.
+	negMu        sync.Mutex
+	offerPending bool
+	needOffer    bool
+	early        [2][]webrtc.ICECandidateInit // candidates before the remote description
+}
+
+func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, error) {
+	pubAPI, subAPI, err := r.b.apis()
+	if err != nil {
+		return nil, err
+	}
+	p := &Participant{
+		room:       r,
+		id:         id,
+		ev:         ev,
+		log:        r.log.With("participant", id),
+		uptracks:   map[*webrtc.RTPReceiver]*UpTrack{},
+		downtracks: map[string]*DownTrack{},
+	}
+	cfg := webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	}
+	if p.pubPC, err = pubAPI.NewPeerConnection(cfg); err != nil {
+		return nil, err
+	}
+	if p.subPC, err = subAPI.NewPeerConnection(cfg); err != nil {
+		_ = p.pubPC.Close()
+		return nil, err
+	}
+	for i, pc := range []*webrtc.PeerConnection{p.pubPC, p.subPC} {
+		which := PC(i)
+		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if p.ev.Candidate == nil || p.closing.Load() {
+				return
+			}
+			if c == nil {
+				p.ev.Candidate(which, nil)
+				return
+			}
+			init := c.ToJSON()
+			p.ev.Candidate(which, &init)
+		})
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			switch s {
+			case webrtc.PeerConnectionStateFailed:
+				p.fail(ErrICEFailed)
+			case webrtc.PeerConnectionStateClosed:
+				p.fail(ErrConnectionClosed)
+			}
+		})
+	}
+	p.pubPC.OnTrack(p.onTrack)
+	return p, nil
+}
+
+// fail reports the first failure, unless the bridge itself is closing the
+// participant.
+func (p *Participant) fail(err error) {
+	if p.closing.Load() || !p.failed.CompareAndSwap(false, true) {
+		return
+	}
+	p.log.Debug("participant media failed", "err", err)
+	if p.ev.Failed != nil {
+		p.ev.Failed(err)
+	}
+}
+
+// onTrack is pion's OnTrack for the publisher PeerConnection: the first
+// layer of a track creates and publishes its UpTrack; each layer gets a
+// reader.
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	up := p.uptracks[recv]
+	created := up == nil
+	if created {
+		up = newUpTrack(p, remote, recv)
+		p.uptracks[recv] = up
+	}
+	p.mu.Unlock()
+	if created {
+		p.room.publish(up)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	li := up.layerIndex(remote.RID())
+	if p.closed || li < 0 || up.layers[li].started {
+		return
+	}
+	up.layers[li].started = true
+	up.live.Add(1)
+	p.wg.Add(1)
+	go up.readLoop(li, remote)
+	if created {
+		p.wg.Add(1)
+		go up.rtcpLoop()
+	}
+}
+
+// addDownTrack subscribes p to up: a sendonly transceiver on the subscriber
+// PeerConnection with up's codec only. It reports whether a track was added
+// (the caller then calls negotiate).
+func (p *Participant) addDownTrack(up *UpTrack) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.downtracks[up.info.ID] != nil {
+		return false
+	}
+	dt := newDownTrack(up, p)
+	if !up.attach(dt) {
+		return false
+	}
+	tr, err := p.subPC.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.log.Warn("add track to subscriber", "err", err)
+		up.removeSub(dt)
+		return false
+	}
+	if c, ok := matchCodec(up.codec, subCodecs(up.info.Kind)); ok {
+		_ = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c})
+	}
+	dt.sender = tr.Sender()
+	p.downtracks[up.info.ID] = dt
+	p.wg.Add(2)
+	go dt.writeLoop()
+	go p.readSenderRTCP(dt)
+	return true
+}
+
+// subCodecs lists the subscriber-side codecs of a kind.
+func subCodecs(kind webrtc.RTPCodecType) []webrtc.RTPCodecParameters {
+	var out []webrtc.RTPCodecParameters
+	for _, c := range codecs(nil) {
+		if c.kind == kind {
+			out = append(out, c.p)
+		}
+	}
+	return out
+}
+
+// removeDownTrack unsubscribes p from dt's track and renegotiates.
+func (p *Participant) removeDownTrack(dt *DownTrack) {
+	p.mu.Lock()
+	if p.downtracks[dt.up.info.ID] != dt {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.downtracks, dt.up.info.ID)
+	closed := p.closed
+	p.mu.Unlock()
+	dt.up.removeSub(dt)
+	dt.stop()
+	if closed {
+		return
+	}
+	if dt.sender != nil {
+		_ = p.subPC.RemoveTrack(dt.sender)
+	}
+	p.negotiate()
+}
+
+// readSenderRTCP drains the RTCP of one RTPSender (interceptors only see
+// what is read) and acts on it: PLI/FIR go to the publisher (rate-limited),
+// NACKs are answered from the cache, REMB feeds layer selection.
+func (p *Participant) readSenderRTCP(dt *DownTrack) {
+	defer p.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := dt.sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			switch pkt := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				li := dt.cur.Load()
+				if li < 0 {
+					li = dt.target.Load()
+				}
+				dt.up.requestKeyframe(int(li))
+			case *rtcp.TransportLayerNack:
+				for _, pair := range pkt.Nacks {
+					pair.Range(func(seq uint16) bool {
+						dt.enqueueNACK(seq)
+						return true
+					})
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				p.remb.Store(int64(pkt.Bitrate))
+			}
+		}
+	}
+}
+
+// negotiate sends a new subscriber offer, or marks one as needed when an
+// offer is outstanding (HandleAnswer then sends it).
+func (p *Participant) negotiate() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.negotiateLocked()
+}
+
+func (p *Participant) negotiateLocked() {
+	if p.closing.Load() {
+		return
+	}
+	if p.offerPending {
+		p.needOffer = true
+		return
+	}
+	p.needOffer = false
+	if len(p.subPC.GetTransceivers()) == 0 {
+		return // nothing to receive yet: no offer
+	}
+	offer, err := p.subPC.CreateOffer(nil)
+	if err != nil {
+		p.log.Warn("create subscriber offer", "err", err)
+		return
+	}
+	if err := p.subPC.SetLocalDescription(offer); err != nil {
+		p.log.Warn("set subscriber offer", "err", err)
+		return
+	}
+	p.offerPending = true
+	if p.ev.Offer != nil {
+		p.ev.Offer(offer.SDP)
+	}
+}
+
+func (p *Participant) handleOffer(sdp string) (string, error) {
+	if p.closing.Load() {
+		return "", ErrClosed
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return "", err
+	}
+	p.flushEarlyLocked(PCPub)
+	answer, err := p.pubPC.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	if err := p.pubPC.SetLocalDescription(answer); err != nil {
+		return "", err
+	}
+	return p.pubPC.LocalDescription().SDP, nil
+}
+
+func (p *Participant) handleAnswer(sdp string) error {
+	if p.closing.Load() {
+		return ErrClosed
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if !p.offerPending {
+		return ErrNoPendingOffer
+	}
+	if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return err
+	}
+	p.offerPending = false
+	p.flushEarlyLocked(PCSub)
+	if p.needOffer {
+		p.negotiateLocked()
+	}
+	return nil
+}
+
+func (p *Participant) pc(which PC) *webrtc.PeerConnection {
+	switch which {
+	case PCPub:
+		return p.pubPC
+	case PCSub:
+		return p.subPC
+	}
+	return nil
+}
+
+func (p *Participant) addCandidate(which PC, c webrtc.ICECandidateInit) error {
+	if p.closing.Load() {
+		return ErrClosed
+	}
+	pc := p.pc(which)
+	if pc == nil {
+		return ErrUnknownPC
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if pc.RemoteDescription() == nil {
+		if len(p.early[which]) >= maxEarlyCandidates {
+			return ErrTooManyCandidates
+		}
+		p.early[which] = append(p.early[which], c)
+		return nil
+	}
+	return pc.AddICECandidate(c)
+}
+
+// flushEarlyLocked adds the candidates that came before the remote
+// description. Called with negMu held.
+func (p *Participant) flushEarlyLocked(which PC) {
+	pc := p.pc(which)
+	for _, c := range p.early[which] {
+		if err := pc.AddICECandidate(c); err != nil {
+			p.log.Debug("add early candidate", "err", err)
+		}
+	}
+	p.early[which] = nil
+}
+
+func (p *Participant) setMaxHeight(trackID string, h int) {
+	if h < 0 {
+		h = -1
+	}
+	if h > 1<<15 {
+		h = 1 << 15
+	}
+	p.mu.Lock()
+	dt := p.downtracks[trackID]
+	p.mu.Unlock()
+	if dt == nil || !dt.video {
+		return
+	}
+	dt.maxHeight.Store(int32(h))
+	dt.selectLayer(p.videoBudget())
+}
+
+// videoBudget is the subscriber's bandwidth estimate shared among its video
+// downtracks (bits/s; 0: unknown).
+func (p *Participant) videoBudget() int64 {
+	est := p.remb.Load()
+	if est <= 0 {
+		return 0
+	}
+	p.mu.Lock()
+	n := 0
+	for _, dt := range p.downtracks {
+		if dt.video && dt.maxHeight.Load() != 0 {
+			n++
+		}
+	}
+	p.mu.Unlock()
+	if n == 0 {
+		return est
+	}
+	// Audio and RTCP take a little; keep 10% aside.
+	return est * 9 / 10 / int64(n)
+}
+
+// selectLayers runs the layer choice for every video downtrack and
+// re-requests keyframes that are still awaited. Called by the room loop.
+func (p *Participant) selectLayers() {
+	budget := p.videoBudget()
+	p.mu.Lock()
+	dts := make([]*DownTrack, 0, len(p.downtracks))
+	for _, dt := range p.downtracks {
+		if dt.video {
+			dts = append(dts, dt)
+		}
+	}
+	p.mu.Unlock()
+	for _, dt := range dts {
+		dt.selectLayer(budget)
+		if dt.needsKeyframe() {
+			dt.up.requestKeyframe(int(dt.target.Load()))
+		}
+	}
+}
+
+func (p *Participant) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return
+	}
+	p.closed = true
+	p.closing.Store(true)
+	ups := make([]*UpTrack, 0, len(p.uptracks))
+	for _, up := range p.uptracks {
+		ups = append(ups, up)
+	}
+	dts := make([]*DownTrack, 0, len(p.downtracks))
+	for _, dt := range p.downtracks {
+		dts = append(dts, dt)
+	}
+	p.mu.Unlock()
+
+	p.room.removeParticipant(p)
+	for _, up := range ups {
+		up.close()
+	}
+	for _, dt := range dts {
+		p.removeDownTrack(dt)
+	}
+	err := errors.Join(p.subPC.GracefulClose(), p.pubPC.GracefulClose())
+	if err != nil {
+		p.log.Debug("close peer connections", "err", err)
+	}
+	p.wg.Wait()
+	p.log.Debug("participant left")
+}

@@ -1,0 +1,275 @@
+package bridge
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+const (
+	// roomTick is the period of the room loop: layer bitrates, layer
+	// selection, keyframe re-requests and the dominant speaker.
+	roomTick = 250 * time.Millisecond
+	// speakerMin is the smoothed loudness (127 - dBov) a participant needs
+	// to become the dominant speaker: about -70 dBov, above a quiet room.
+	speakerMin = 57 * 16
+	// speakerMargin is how much louder (in dB) a challenger must be than the
+	// current dominant speaker, for speakerTicks ticks in a row.
+	speakerMargin = 6 * 16
+	speakerTicks  = 2
+)
+
+// Room routes media among the participants of one conference on this
+// bridge.
+type Room struct {
+	b   *Bridge      // static
+	id  string       // static
+	ev  RoomEvents   // static
+	log *slog.Logger // static
+
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+
+	// mu guards the following fields.
+	mu           sync.Mutex
+	closed       bool
+	loop         bool // loop goroutine started
+	participants map[string]*Participant
+	tracks       map[string]*UpTrack
+
+	// Owned by the room loop.
+	speaker     string
+	challenger  string
+	challengerN int
+	lastPackets map[*UpTrack]uint64
+}
+
+// shortHash names a room in logs without its ID (DESIGN.md section 6).
+func shortHash(id string) string {
+	s := sha256.Sum256([]byte("meshmeet-bridge-log\x00" + id))
+	return hex.EncodeToString(s[:4])
+}
+
+func (r *Room) join(id string, ev ParticipantEvents) (*Participant, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := r.participants[id]; ok {
+		r.mu.Unlock()
+		return nil, ErrDuplicateParticipant
+	}
+	r.mu.Unlock()
+
+	p, err := newParticipant(r, id, ev)
+	if err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	if r.closed || r.participants[id] != nil {
+		closed := r.closed
+		r.mu.Unlock()
+		p.Close()
+		if closed {
+			return nil, ErrClosed
+		}
+		return nil, ErrDuplicateParticipant
+	}
+	r.participants[id] = p
+	if !r.loop {
+		r.loop = true
+		r.wg.Add(1)
+		go r.runLoop()
+	}
+	for _, up := range r.tracks {
+		p.addDownTrack(up)
+	}
+	r.mu.Unlock()
+	p.log.Debug("participant joined")
+	p.negotiate()
+	return p, nil
+}
+
+// removeParticipant forgets p; called by Participant.Close.
+func (r *Room) removeParticipant(p *Participant) {
+	r.mu.Lock()
+	if r.participants[p.id] == p {
+		delete(r.participants, p.id)
+	}
+	r.mu.Unlock()
+}
+
+// publish adds a new UpTrack to the room and subscribes every other
+// participant to it.
+func (r *Room) publish(up *UpTrack) {
+	r.mu.Lock()
+	if r.closed || up.isClosed() {
+		r.mu.Unlock()
+		return
+	}
+	r.tracks[up.info.ID] = up
+	var subs []*Participant
+	for _, p := range r.participants {
+		if p != up.pub && p.addDownTrack(up) {
+			subs = append(subs, p)
+		}
+	}
+	r.mu.Unlock()
+	up.pub.log.Debug("track published", "track", up.info.ID, "kind", up.info.Kind.String(), "simulcast", up.info.Simulcast)
+	if r.ev.TrackPublished != nil {
+		r.ev.TrackPublished(up.info)
+	}
+	for _, p := range subs {
+		p.negotiate()
+	}
+}
+
+// removeTrack forgets up; called by UpTrack.close.
+func (r *Room) removeTrack(up *UpTrack) {
+	r.mu.Lock()
+	_, ok := r.tracks[up.info.ID]
+	if ok {
+		delete(r.tracks, up.info.ID)
+	}
+	r.mu.Unlock()
+	if ok {
+		up.pub.log.Debug("track unpublished", "track", up.info.ID)
+		if r.ev.TrackUnpublished != nil {
+			r.ev.TrackUnpublished(up.info)
+		}
+	}
+}
+
+func (r *Room) trackInfos() []TrackInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TrackInfo, 0, len(r.tracks))
+	for _, up := range r.tracks {
+		out = append(out, up.info)
+	}
+	return out
+}
+
+func (r *Room) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.wg.Wait()
+		return
+	}
+	r.closed = true
+	close(r.done)
+	ps := make([]*Participant, 0, len(r.participants))
+	for _, p := range r.participants {
+		ps = append(ps, p)
+	}
+	r.mu.Unlock()
+	for _, p := range ps {
+		p.Close()
+	}
+	r.wg.Wait()
+	r.b.removeRoom(r)
+}
+
+// runLoop measures layer bitrates, picks layers for every subscriber,
+// re-requests keyframes that subscribers still wait for, and tracks the
+// dominant speaker.
+func (r *Room) runLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(roomTick)
+	defer t.Stop()
+	r.lastPackets = map[*UpTrack]uint64{}
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		tracks := make([]*UpTrack, 0, len(r.tracks))
+		for _, up := range r.tracks {
+			tracks = append(tracks, up)
+		}
+		ps := make([]*Participant, 0, len(r.participants))
+		for _, p := range r.participants {
+			ps = append(ps, p)
+		}
+		r.mu.Unlock()
+
+		for _, up := range tracks {
+			for _, l := range up.layers {
+				b := l.bytes.Load()
+				rate := int64(b-l.lastBytes) * 8 * int64(time.Second/roomTick)
+				l.lastBytes = b
+				old := l.bitrate.Load()
+				if old == 0 {
+					l.bitrate.Store(rate)
+				} else {
+					l.bitrate.Store(old + (rate-old)/4)
+				}
+			}
+		}
+		for _, p := range ps {
+			p.selectLayers()
+		}
+		r.updateSpeaker(tracks)
+	}
+}
+
+// updateSpeaker picks the dominant speaker from the audio tracks' smoothed
+// levels, with hysteresis, and reports changes only.
+func (r *Room) updateSpeaker(tracks []*UpTrack) {
+	loud := map[string]int32{}
+	seen := map[*UpTrack]bool{}
+	for _, up := range tracks {
+		if up.levelExtID == 0 {
+			continue
+		}
+		seen[up] = true
+		n := up.packets.Load()
+		lvl := up.level.Load()
+		if n == r.lastPackets[up] {
+			lvl = 0 // no packet since the last tick: silent
+			up.level.Store(0)
+		}
+		r.lastPackets[up] = n
+		if lvl > loud[up.info.Participant] {
+			loud[up.info.Participant] = lvl
+		}
+	}
+	for up := range r.lastPackets {
+		if !seen[up] {
+			delete(r.lastPackets, up)
+		}
+	}
+	best, bestLvl := "", int32(0)
+	for p, l := range loud {
+		if l > bestLvl || (l == bestLvl && p < best) {
+			best, bestLvl = p, l
+		}
+	}
+	if best == "" || best == r.speaker || bestLvl < speakerMin {
+		r.challenger, r.challengerN = "", 0
+		return
+	}
+	if r.speaker != "" && bestLvl < loud[r.speaker]+speakerMargin {
+		r.challenger, r.challengerN = "", 0
+		return
+	}
+	if best != r.challenger {
+		r.challenger, r.challengerN = best, 0
+	}
+	r.challengerN++
+	if r.speaker != "" && r.challengerN < speakerTicks {
+		return
+	}
+	r.speaker = best
+	r.challenger, r.challengerN = "", 0
+	if r.ev.DominantSpeaker != nil {
+		r.ev.DominantSpeaker(best)
+	}
+}
