@@ -206,6 +206,23 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 		t.Errorf("bob's chat log %q does not name Alice", bobLog)
 	}
 
+	// Mute and camera off reach the other side.
+	alice.do(t, chromedp.Click(chromedp.ID("btn-mic")), chromedp.Click(chromedp.ID("btn-cam")))
+	waitFor(t, bob, "Alice muted with camera off", 30*time.Second,
+		`window.meshmeet.participants.filter((p) => p.name === 'Alice').map((p) => p.muted)`,
+		func(m []struct{ Audio, Video bool }) bool { return len(m) == 1 && m[0].Audio && m[0].Video })
+	waitFor(t, bob, "Alice's tile showing muted", 10*time.Second,
+		`(() => { const el = [...document.querySelectorAll('#tiles .tile')].find((e) => e.querySelector('.tile-name').textContent === 'Alice');
+		  return !!el && !el.querySelector('.tile-muted').hidden && !el.querySelector('.avatar').hidden; })()`,
+		func(v bool) bool { return v })
+	alice.do(t, chromedp.Click(chromedp.ID("btn-mic")), chromedp.Click(chromedp.ID("btn-cam")))
+	waitFor(t, bob, "Alice unmuted", 30*time.Second,
+		`window.meshmeet.participants.filter((p) => p.name === 'Alice').map((p) => p.muted)`,
+		func(m []struct{ Audio, Video bool }) bool { return len(m) == 1 && !m[0].Audio && !m[0].Video })
+
+	testScreenShare(t, alice, bob)
+	testResume(t, alice, bob)
+
 	// Connection quality is measured from getStats.
 	waitFor(t, alice, "a connection quality reading", 30*time.Second, `window.meshmeet.quality.level`,
 		func(l string) bool { return l == "good" || l == "fair" || l == "poor" })
@@ -241,6 +258,49 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	waitFor(t, bob, "Alice gone from the list", 30*time.Second,
 		`window.meshmeet.participants.map((p) => p.name)`,
 		func(names []string) bool { return !slices.Contains(names, "Alice") })
+}
+
+// testScreenShare: Alice shares her screen, an extra video track that Bob
+// decodes in a tile of its own, then stops, and the tile goes away.
+func testScreenShare(t *testing.T, alice, bob *browser) {
+	t.Helper()
+	alice.do(t, chromedp.Click(chromedp.ID("btn-screen")))
+	sharing := waitFor(t, alice, "screen share started (or refused)", 30*time.Second,
+		`(() => { const s = window.meshmeet.session; return s.screen ? 'on' : (window.meshmeet.errors.length ? 'error' : ''); })()`,
+		func(s string) bool { return s != "" })
+	if sharing != "on" {
+		t.Errorf("screen share did not start: %s", sharing)
+		return
+	}
+	const screenTile = `[...document.querySelectorAll('#tiles .tile')].filter((e) => e.querySelector('.tile-name').textContent === 'Alice (screen)').map((e) => e.querySelector('video').videoWidth)`
+	waitFor(t, bob, "Alice's screen in a tile of its own", 60*time.Second, screenTile,
+		func(w []int) bool { return len(w) == 1 && w[0] > 0 })
+	alice.do(t, chromedp.Click(chromedp.ID("btn-screen")))
+	waitFor(t, bob, "Alice's screen tile gone", 30*time.Second, screenTile,
+		func(w []int) bool { return len(w) == 0 })
+}
+
+// testResume drops Bob's WebSocket: the client resumes the same
+// participant, media keeps flowing and chat still arrives.
+func testResume(t *testing.T, alice, bob *browser) {
+	t.Helper()
+	id := waitFor(t, bob, "bob's participant ID", 5*time.Second, `window.meshmeet.participant`,
+		func(s string) bool { return s != "" })
+	before := waitFor(t, bob, "media before the drop", 10*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded > 0 })
+	bob.do(t, chromedp.Evaluate[chromedp.Void](`window.meshmeet.session.ws.close()`))
+	waitFor(t, bob, "resumed", 30*time.Second,
+		`window.meshmeet.resumes === 1 && window.meshmeet.joined && window.meshmeet.participant`,
+		func(s string) bool { return s != "" })
+	if got, err := chromedp.Run(bob.ctx, chromedp.Evaluate[string](`window.meshmeet.participant`)); err != nil || got != id {
+		t.Errorf("after resume bob is %q (%v), want the same participant %q", got, err, id)
+	}
+	waitFor(t, bob, "media still flowing after resume", 30*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded > before.FramesDecoded+10 })
+	const text = "Still there, Bob?"
+	alice.do(t, chromedp.SendKeys(chromedp.ID("chat-input"), text), chromedp.Click(chromedp.ID("chat-send")))
+	waitFor(t, bob, "chat after resume", 30*time.Second, `window.meshmeet.chat.map((m) => m.text)`,
+		func(c []string) bool { return slices.Contains(c, text) })
 }
 
 // browser is one headless Chromium with its own profile.

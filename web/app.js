@@ -28,6 +28,7 @@ const state = {
   errors: [],
   audioEls: new Map(), // trackId -> <audio>
   soundBlocked: false,
+  resumes: 0, // times the WebSocket dropped and the session resumed
   timers: [],
 };
 
@@ -51,6 +52,7 @@ const hooks = {
   get quality() { return { ...state.quality }; },
   get chat() { return state.chat.map((m) => ({ ...m })); },
   get errors() { return [...state.errors]; },
+  get resumes() { return state.resumes; },
   get session() { return state.session; },
   e2ee: !!url.e2ee, // a passphrase was given; E2EE itself is not implemented yet
   sendChat: (text) => sendChat(text),
@@ -202,7 +204,8 @@ function join(room, name) {
   const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast });
   session.muted = { audio: !state.wantAudio, video: !state.wantVideo };
   state.session = session;
-  session.addEventListener('joined', () => {
+  session.addEventListener('joined', (ev) => {
+    if (ev.detail.resumed) state.resumes++;
     renderAll();
   });
   session.addEventListener('participants', renderAll);
