@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/urfave/cli/v2"
 	"regexp"
 	"strings"
 	"testing"
