@@ -1,0 +1,175 @@
+package web
+
+import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+)
+
+func TestIndexAtRoot(t *testing.T) {
+	b, err := fs.ReadFile(Assets, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "<!doctype html>") {
+		t.Errorf("index.html does not start with <!doctype html>")
+	}
+}
+
+var (
+	attrURL  = regexp.MustCompile(`(?i)\b(?:src|href)\s*=\s*"([^"]*)"`)
+	jsImport = regexp.MustCompile(`(?m)^\s*import\b[^'"]*['"]([^'"]+)['"]`)
+	// Anything that names a host: a URL with a scheme the browser would
+	// fetch or connect to, a protocol-relative URL, or an ICE server.
+	externalRef = regexp.MustCompile(`(?i)\b(?:(?:https?|wss?)://[a-z0-9\[]|(?:stuns?|turns?):[a-z0-9\[])|["'(]//[a-z0-9]`)
+)
+
+// Every reference in index.html is a file of Assets under /static/, the
+// page root, or a data: URL.
+func TestIndexReferencesExist(t *testing.T) {
+	b, _ := fs.ReadFile(Assets, "index.html")
+	refs := attrURL.FindAllStringSubmatch(string(b), -1)
+	if len(refs) == 0 {
+		t.Fatal("index.html references nothing")
+	}
+	for _, m := range refs {
+		ref := m[1]
+		switch {
+		case ref == "/", strings.HasPrefix(ref, "data:"):
+		case strings.HasPrefix(ref, "/static/"):
+			name := strings.TrimPrefix(ref, "/static/")
+			if _, err := fs.Stat(Assets, name); err != nil {
+				t.Errorf("index.html references %s: %v", ref, err)
+			}
+		default:
+			t.Errorf("index.html references %q: not under /static/", ref)
+		}
+	}
+}
+
+// Module imports are relative and resolve to files of Assets.
+func TestImportsResolve(t *testing.T) {
+	files, _ := fs.Glob(Assets, "*.js")
+	if len(files) < 2 {
+		t.Fatalf("only %d modules", len(files))
+	}
+	for _, f := range files {
+		b, _ := fs.ReadFile(Assets, f)
+		for _, m := range jsImport.FindAllStringSubmatch(string(b), -1) {
+			ref := m[1]
+			if !strings.HasPrefix(ref, "./") {
+				t.Errorf("%s imports %q: only relative imports of our own modules are allowed", f, ref)
+				continue
+			}
+			if _, err := fs.Stat(Assets, strings.TrimPrefix(ref, "./")); err != nil {
+				t.Errorf("%s imports %q: %v", f, ref, err)
+			}
+		}
+	}
+}
+
+// No asset names another host: no CDN, no web font, no STUN or TURN
+// server. The page talks only to the server that served it.
+func TestNoExternalReferences(t *testing.T) {
+	err := fs.WalkDir(Assets, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(Assets, path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if loc := externalRef.FindStringIndex(line); loc != nil {
+				t.Errorf("%s:%d names another host: %s", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// node, where installed, checks the modules' syntax and runs the client's
+// guessable-name check against roomname.Check.
+func TestModulesWithNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("skipping: node is not installed (the browser test in e2e covers the modules too)")
+	}
+	dir := t.TempDir()
+	files, _ := fs.Glob(Assets, "*.js")
+	for _, f := range files {
+		b, _ := fs.ReadFile(Assets, f)
+		// .mjs: node treats the file as an ES module without a package.json.
+		p := filepath.Join(dir, strings.TrimSuffix(f, ".js")+".mjs")
+		src := strings.ReplaceAll(string(b), ".js'", ".mjs'")
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(node, "--check", p).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", f, err, out)
+		}
+	}
+
+	names := []string{
+		"", "test", "Test123", "daily-standup", "Daily Standup 2024", "meeting2024",
+		"weeklysync", "BlueOtters2024", "blue otter 12345", "BraveOttersChaseSilverComets",
+		"qwertyuiopasdf", "ÜberGeheimesTreffen", "1234567890", "CalmBadgersZz99",
+		"teamretrospective", "plannings", "a-b-c-d-e-f-g-h-i-j", "ПланёркаКоманды",
+	}
+	for range 50 {
+		names = append(names, roomname.New())
+	}
+	words, _ := json.Marshal(roomname.Words())
+	in, _ := json.Marshal(names)
+	script := `import * as r from './roomname.mjs';
+const words = ` + string(words) + `;
+const names = ` + string(in) + `;
+const gen = [];
+for (let i = 0; i < 50; i++) gen.push(r.generate(words));
+console.log(JSON.stringify({ checks: names.map((n) => r.check(n, words)), gen }));
+`
+	p := filepath.Join(dir, "check.mjs")
+	if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, p).Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var res struct {
+		Checks []string `json:"checks"`
+		Gen    []string `json:"gen"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node printed %q: %v", out, err)
+	}
+	for i, n := range names {
+		if want := string(roomname.Check(n)); res.Checks[i] != want {
+			t.Errorf("check(%q): client %q, roomname.Check %q", n, res.Checks[i], want)
+		}
+	}
+	camel := regexp.MustCompile(`^(?:[A-Z][a-z]+){5}$`)
+	seen := map[string]bool{}
+	for _, g := range res.Gen {
+		if !camel.MatchString(g) {
+			t.Errorf("generated %q: not five CamelCase words", g)
+		}
+		if r := roomname.Check(g); r != roomname.OK {
+			t.Errorf("generated %q is guessable: %s", g, r)
+		}
+		seen[g] = true
+	}
+	if len(seen) < len(res.Gen)-1 {
+		t.Errorf("50 generated names hold only %d distinct ones", len(seen))
+	}
+}
