@@ -31,6 +31,8 @@ type Config struct {
 	Region    string
 	LogLevel  string
 	LogFormat string
+	// MetricsAddr serves Prometheus metrics; empty: off.
+	MetricsAddr string
 
 	Mesh meshConfig // serve_mesh.go
 	TURN turnConfig // serve_turn.go
@@ -49,6 +51,8 @@ func serveCommand() *cli.Command {
 			Usage: "this node's name in the cluster (default: the hostname)"},
 		&cli.StringFlag{Name: "region", Value: "local", EnvVars: envVar("region"), Destination: &cfg.Region,
 			Usage: "this node's region"},
+		&cli.StringFlag{Name: "metrics-addr", EnvVars: envVar("metrics-addr"), Destination: &cfg.MetricsAddr,
+			Usage: "serve Prometheus metrics (aggregate only) on this address, e.g. 127.0.0.1:9090; off unless set"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envVar("log-level"), Destination: &cfg.LogLevel,
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: envVar("log-format"), Destination: &cfg.LogFormat,
@@ -155,6 +159,10 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
+	}
+	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig), log); err != nil {
+		ln.Close()
+		return fmt.Errorf("--metrics-addr: %w", err)
 	}
 	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling"
+)
+
+// TestMetricsHaveNoRoomOrParticipantLabels checks invariant 8: metrics are
+// aggregate, labelled by nothing that names a room, a person or an address.
+func TestMetricsHaveNoRoomOrParticipantLabels(t *testing.T) {
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	br, err := bridge.New(bridge.Config{UDPConn: udp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signaling.New(signaling.Config{RoomKey: make([]byte, 32), Directory: mesh.NewLocalDirectory(), Bridge: br})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newMetrics(br, sig)
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil || n == 0 {
+		t.Fatalf("gather: %d metrics, %v", n, err)
+	}
+	mfs, _ := reg.Gather()
+	allowed := map[string]bool{"reason": true, "version": true}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if !allowed[l.GetName()] && !strings.HasPrefix(mf.GetName(), "go_") {
+					t.Errorf("metric %s has label %q", mf.GetName(), l.GetName())
+				}
+			}
+		}
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP meshmeet_participants Participants on this node.
+# TYPE meshmeet_participants gauge
+meshmeet_participants 0
+`), "meshmeet_participants"); err != nil {
+		t.Fatal(err)
+	}
+}
