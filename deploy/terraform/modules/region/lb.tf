@@ -1,0 +1,92 @@
+# One network load balancer per region terminates TLS for the web client and
+# WebSocket signaling (an ACM certificate: no private key on the nodes) and
+# forwards to the nodes' HTTP port. It only sends new connections to nodes
+# whose /readyz answers 200, so a draining node (503) gets no new
+# participants while its open WebSockets continue.
+
+resource "aws_lb" "web" {
+  region                           = var.region
+  name                             = trimsuffix(substr("${var.name}-${var.region}", 0, 32), "-")
+  load_balancer_type               = "network"
+  subnets                          = aws_subnet.public[*].id
+  security_groups                  = [aws_security_group.lb.id]
+  enable_cross_zone_load_balancing = true
+  tags                             = local.tags
+}
+
+resource "aws_lb_target_group" "http" {
+  region               = var.region
+  name_prefix          = "mm-"
+  port                 = local.ports.http
+  protocol             = "TCP"
+  vpc_id               = aws_vpc.this.id
+  target_type          = "instance"
+  preserve_client_ip   = true
+  deregistration_delay = var.drain_timeout_seconds
+
+  # Keep established WebSockets open while a node drains.
+  connection_termination = false
+
+  health_check {
+    protocol            = "HTTP"
+    port                = "traffic-port"
+    path                = "/readyz"
+    matcher             = "200"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_lb_target_group_attachment" "node" {
+  count = length(aws_instance.node)
+
+  region           = var.region
+  target_group_arn = aws_lb_target_group.http.arn
+  target_id        = aws_instance.node[count.index].id
+  port             = local.ports.http
+}
+
+resource "aws_acm_certificate" "web" {
+  count = var.certificate_arn == null ? 1 : 0
+
+  region                    = var.region
+  domain_name               = var.domain
+  subject_alternative_names = ["*.${var.domain}"]
+  validation_method         = "DNS"
+  tags                      = local.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_acm_certificate_validation" "web" {
+  count = var.certificate_arn == null ? 1 : 0
+
+  region                  = var.region
+  certificate_arn         = aws_acm_certificate.web[0].arn
+  validation_record_fqdns = var.certificate_validation_fqdns
+}
+
+resource "aws_lb_listener" "https" {
+  region            = var.region
+  load_balancer_arn = aws_lb.web.arn
+  port              = local.ports.https
+  protocol          = "TLS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn == null ? aws_acm_certificate_validation.web[0].certificate_arn : var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.http.arn
+  }
+
+  tags = local.tags
+}

@@ -1,0 +1,24 @@
+output "url" {
+  description = "URL of this region's entry point (<region>.<domain>)."
+  value       = "https://${aws_route53_record.region.fqdn}/"
+}
+
+output "load_balancer_dns_name" {
+  description = "DNS name of the region's network load balancer."
+  value       = aws_lb.web.dns_name
+}
+
+output "instance_ids" {
+  description = "Instance IDs of the fixed nodes, in the order of var.nodes."
+  value       = aws_instance.node[*].id
+}
+
+output "autoscaling_group_name" {
+  description = "Name of the autoscaling group, or null without one."
+  value       = one(aws_autoscaling_group.node[*].name)
+}
+
+output "health_check_id" {
+  description = "Route53 health check of the region (/readyz through the load balancer)."
+  value       = aws_route53_health_check.region.id
+}
