@@ -36,6 +36,11 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func startNode(t *testing.T, mod func(*signaling.Config)) *node {
 	t.Helper()
+	return startNodeLog(t, testLogger(t), mod)
+}
+
+func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *node {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +49,6 @@ func startNode(t *testing.T, mod func(*signaling.Config)) *node {
 	if err != nil {
 		tcp = nil // ICE-TCP is optional here
 	}
-	log := testLogger(t)
 	cfg := bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: log}
 	if tcp != nil {
 		cfg.TCPListener = tcp
