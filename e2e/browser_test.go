@@ -91,6 +91,25 @@ func testLanding(t *testing.T, srv *server, b *browser) {
 		t.Errorf(`after "New name": room %q, warning %q; want five CamelCase words and no warning`, st.Room, st.Warning)
 	}
 
+	waitFor(t, b, "the camera preview", 30*time.Second, `document.getElementById('preview').videoWidth`,
+		func(w int) bool { return w > 0 })
+	shot(t, b, "meshmeet-e2e-landing.png")
+
+	// /<room>#name=... opens that room's pre-join with the name filled in.
+	b.navigate(t, srv.URL+"/BraveOttersChaseSilverComets#name=Carol%20C.")
+	pre := waitFor(t, b, "pre-join of a named room", 30*time.Second,
+		`(() => ({ room: document.getElementById('room').value, name: document.getElementById('display-name').value,
+		  prejoin: !document.getElementById('prejoin').hidden, joined: !!window.meshmeet.joined }))()`,
+		func(p struct {
+			Room, Name      string
+			Prejoin, Joined bool
+		}) bool {
+			return p.Room != ""
+		})
+	if pre.Room != "BraveOttersChaseSilverComets" || pre.Name != "Carol C." || !pre.Prejoin || pre.Joined {
+		t.Errorf("pre-join of /BraveOttersChaseSilverComets#name=Carol%%20C.: %+v", pre)
+	}
+
 	// The client's check mirrors roomname.Check.
 	names := []string{
 		"test", "Test123", "daily-standup", "Daily Standup 2024", "meeting2024",
@@ -103,7 +122,7 @@ func testLanding(t *testing.T, srv *server, b *browser) {
 	}
 	arg, _ := json.Marshal(names)
 	got := waitFor(t, b, "the client's guessable-name check", 10*time.Second,
-		fmt.Sprintf(`%s.map((n) => window.meshmeet.roomname.check(n, window.meshmeet.words))`, arg),
+		fmt.Sprintf(`window.meshmeet.ready.then(() => %s.map((n) => window.meshmeet.roomname.check(n, window.meshmeet.words)))`, arg),
 		func(r []string) bool { return len(r) == len(names) })
 	for i, n := range names {
 		if want := string(roomname.Check(n)); got[i] != want {
@@ -240,16 +259,7 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	}
 
 	// A screenshot of the meeting view, to look at by hand.
-	if shot, err := chromedp.Run(bob.ctx, chromedp.CaptureScreenshot()); err != nil {
-		t.Errorf("screenshot: %v", err)
-	} else {
-		path := filepath.Join(os.TempDir(), "meshmeet-e2e-meeting.png")
-		if err := os.WriteFile(path, shot, 0o644); err != nil {
-			t.Errorf("write screenshot: %v", err)
-		} else {
-			t.Logf("screenshot of bob's meeting view: %s", path)
-		}
-	}
+	shot(t, bob, "meshmeet-e2e-meeting.png")
 
 	// Alice leaves: Bob sees her go.
 	alice.do(t, chromedp.Click(chromedp.ID("btn-leave")))
@@ -301,6 +311,23 @@ func testResume(t *testing.T, alice, bob *browser) {
 	alice.do(t, chromedp.SendKeys(chromedp.ID("chat-input"), text), chromedp.Click(chromedp.ID("chat-send")))
 	waitFor(t, bob, "chat after resume", 30*time.Second, `window.meshmeet.chat.map((m) => m.text)`,
 		func(c []string) bool { return slices.Contains(c, text) })
+}
+
+// shot saves a screenshot of b's page as name in the temporary directory,
+// for a person to look at.
+func shot(t *testing.T, b *browser, name string) {
+	t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Errorf("%s: screenshot: %v", b.name, err)
+		return
+	}
+	path := filepath.Join(os.TempDir(), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("write screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot of %s's page: %s", b.name, path)
 }
 
 // browser is one headless Chromium with its own profile.
