@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,12 @@ func (l *roomLog) counts() (pub, unpub int) {
 // video track.
 func waitReceives(t *testing.T, c *client, r *Room, wantTracks int) {
 	t.Helper()
+	var status string
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s: last status: %s; stats %+v", c.id, status, r.b.Stats())
+		}
+	}()
 	eventually(t, 20*time.Second, c.id+" receives every track", func() bool {
 		n := 0
 		for _, ti := range r.Tracks() {
@@ -54,6 +61,7 @@ func waitReceives(t *testing.T, c *client, r *Room, wantTracks int) {
 			}
 			rt := c.track(ti.ID)
 			if rt == nil {
+				status = "no track " + ti.ID + " of " + ti.Participant
 				return false
 			}
 			if rt.stream != ti.Participant {
@@ -64,10 +72,12 @@ func waitReceives(t *testing.T, c *client, r *Room, wantTracks int) {
 				t.Fatalf("%s: %d packets of track %s with altered payload", c.id, bad, ti.ID)
 			}
 			if pk < 10 || (ti.Kind == webrtc.RTPCodecTypeVideo && kfs == 0) {
+				status = fmt.Sprintf("track %s of %s: %d packets, %d keyframes", ti.ID, ti.Participant, pk, kfs)
 				return false
 			}
 			n++
 		}
+		status = fmt.Sprintf("%d tracks of %d", n, wantTracks)
 		return n == wantTracks
 	})
 }

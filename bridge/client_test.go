@@ -76,6 +76,9 @@ func clientAPI(t testing.TB) *webrtc.API {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	// The NACK test asks again for a packet it received; SRTP would drop
+	// the retransmission as a replay.
+	se.DisableSRTPReplayProtection(true)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }
 
@@ -94,6 +97,33 @@ type recvTrack struct {
 	dupes     int          // packets with a sequence number seen before
 	seen      map[uint16]bool
 	lastLayer byte
+}
+
+// seqGaps counts consecutive received packets whose sequence numbers do not
+// follow each other (retransmitted duplicates excluded).
+func (r *recvTrack) seqGaps() (gaps int, last uint16) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[uint16]bool{}
+	var prev uint16
+	first := true
+	for _, s := range r.seqs {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		if !first && s != prev+1 {
+			gaps++
+		}
+		prev, first = s, false
+	}
+	return gaps, prev
+}
+
+func (r *recvTrack) layer() byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastLayer
 }
 
 func (r *recvTrack) snapshot() (packets, keyframes, bad, dupes int) {
@@ -119,18 +149,20 @@ type client struct {
 	failed error
 
 	// publishing
-	audio  *webrtc.TrackLocalStaticRTP
-	video  []*webrtc.TrackLocalStaticRTP // by layer, low to high
-	rids   []string
-	wantKF atomic.Bool
-	loud   byte // RFC 6464 level this client sends (dBov)
-	offers atomic.Int32
+	audio   *webrtc.TrackLocalStaticRTP
+	video   []*webrtc.TrackLocalStaticRTP // by layer, low to high
+	rids    []string
+	wantKF  atomic.Bool
+	kfEvery uint32       // periodic keyframe every kfEvery frames; 0: only the first and on PLI
+	loud    atomic.Int32 // RFC 6464 level this client sends (dBov)
+	offers  atomic.Int32
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
 func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 	t.Helper()
-	c := &client{t: t, id: id, ops: make(chan func(), 256), done: make(chan struct{}), loopDone: make(chan struct{}), tracks: map[string]*recvTrack{}, loud: 100}
+	c := &client{t: t, id: id, ops: make(chan func(), 256), done: make(chan struct{}), loopDone: make(chan struct{}), tracks: map[string]*recvTrack{}}
+	c.loud.Store(100)
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
@@ -397,12 +429,16 @@ func (c *client) publish(rids []string) {
 			c.t.Fatal(err)
 		}
 	}
-	for _, s := range []*webrtc.RTPSender{aSender, vSender} {
+	readers := []func() ([]rtcp.Packet, interceptor.Attributes, error){aSender.ReadRTCP, vSender.ReadRTCP}
+	for _, rid := range rids[min(1, len(rids)):] {
+		readers = append(readers, func() ([]rtcp.Packet, interceptor.Attributes, error) { return vSender.ReadSimulcastRTCP(rid) })
+	}
+	for _, read := range readers {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			for {
-				pkts, _, err := s.ReadRTCP()
+				pkts, _, err := read()
 				if err != nil {
 					return
 				}
@@ -474,7 +510,7 @@ func (c *client) send(levelID, midID, ridID uint8, mid string) {
 		ap := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: n * 960}, Payload: audioPayload(n)}
 		aseq++
 		if levelID != 0 {
-			_ = ap.Header.SetExtension(levelID, []byte{0x80 | c.loud&0x7f})
+			_ = ap.Header.SetExtension(levelID, []byte{0x80 | byte(c.loud.Load())&0x7f})
 		}
 		if err := c.audio.WriteRTP(ap); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			return
@@ -482,7 +518,7 @@ func (c *client) send(levelID, midID, ridID uint8, mid string) {
 		if n%2 != 0 {
 			continue
 		}
-		kf := frame%50 == 0 || c.wantKF.Swap(false)
+		kf := frame == 0 || (c.kfEvery > 0 && frame%c.kfEvery == 0) || c.wantKF.Swap(false)
 		for i, tr := range c.video {
 			vp := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seqs[i], Timestamp: frame * 3600, Marker: true}, Payload: vp8Payload(i, frame, kf)}
 			seqs[i]++

@@ -270,7 +270,7 @@ func (dt *DownTrack) drain() {
 // Owned by the writer; allocates nothing.
 func (dt *DownTrack) writeEntry(e qEntry) {
 	b := dt.bound.Load()
-	if b == nil {
+	if b == nil || !dt.sub.subReady.Load() {
 		dt.stats.dropUnbound.Add(1)
 		return
 	}

@@ -39,6 +39,10 @@ type Participant struct {
 
 	failed  atomic.Bool
 	closing atomic.Bool
+	// subReady is set once the subscriber PeerConnection is connected:
+	// pion silently discards what is written before SRTP is up, so writers
+	// drop until then and a keyframe is requested for every video track.
+	subReady atomic.Bool
 
 	// mu guards the following fields.
 	mu         sync.Mutex
@@ -93,6 +97,10 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 		})
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 			switch s {
+			case webrtc.PeerConnectionStateConnected:
+				if which == PCSub && !p.subReady.Swap(true) {
+					p.requestKeyframes()
+				}
 			case webrtc.PeerConnectionStateFailed:
 				p.fail(ErrICEFailed)
 			case webrtc.PeerConnectionStateClosed:
@@ -113,6 +121,20 @@ func (p *Participant) fail(err error) {
 	p.log.Debug("participant media failed", "err", err)
 	if p.ev.Failed != nil {
 		p.ev.Failed(err)
+	}
+}
+
+// requestKeyframes asks every publisher p receives video from for a
+// keyframe.
+func (p *Participant) requestKeyframes() {
+	p.mu.Lock()
+	dts := make([]*DownTrack, 0, len(p.downtracks))
+	for _, dt := range p.downtracks {
+		dts = append(dts, dt)
+	}
+	p.mu.Unlock()
+	for _, dt := range dts {
+		dt.up.requestKeyframe(int(dt.target.Load()))
 	}
 }
 

@@ -32,7 +32,8 @@ type DropStats struct {
 	// Evicted: a queued packet overwritten in the cache before its writer
 	// got to it.
 	Evicted uint64
-	// Unbound: the subscriber's track was not negotiated yet.
+	// Unbound: the subscriber's track was not negotiated or its
+	// connection not up yet.
 	Unbound uint64
 	// WriteError: the network write failed.
 	WriteError uint64
