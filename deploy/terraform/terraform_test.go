@@ -1645,3 +1645,139 @@ func TestTFLint(t *testing.T) {
 		})
 	}
 }
+
+// writeFiles extracts cloud-init's write_files entries (path → content) from
+// rendered user data. It understands the layout the template uses: a
+// "  - path: P" line, then a "    content: |" block indented by six spaces.
+func writeFiles(t *testing.T, userData string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	lines := strings.Split(userData, "\n")
+	path := ""
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if p, ok := strings.CutPrefix(line, "  - path: "); ok {
+			path = strings.TrimSpace(p)
+			continue
+		}
+		if strings.TrimSpace(line) != "content: |" || path == "" {
+			continue
+		}
+		var b strings.Builder
+		for i+1 < len(lines) && (strings.HasPrefix(lines[i+1], "      ") || strings.TrimSpace(lines[i+1]) == "") {
+			i++
+			b.WriteString(strings.TrimPrefix(lines[i], "      ") + "\n")
+		}
+		files[path] = strings.TrimRight(b.String(), "\n") + "\n"
+		path = ""
+	}
+	return files
+}
+
+// TestBootFiles checks what cloud-init writes: valid YAML (with python3's
+// yaml where installed), shell scripts that bash -n and shellcheck accept,
+// and systemd units that systemd-analyze verify accepts.
+func TestBootFiles(t *testing.T) {
+	region := mustLoad(t, "modules/region")
+	userData := renderUserData(t, region, evalLocal(t, region, "ports"))
+	files := writeFiles(t, userData)
+	for _, want := range []string{
+		"/etc/systemd/system/meshmeet.service",
+		"/etc/systemd/system/meshmeet-aws-boot.service",
+		"/etc/systemd/system/meshmeet-aws-lifecycle.service",
+		"/etc/systemd/system/etc-meshmeet-credstore.mount",
+		"/etc/systemd/system/meshmeet.service.d/turn-tls.conf",
+		"/usr/local/libexec/meshmeet-aws-boot",
+		"/usr/local/libexec/meshmeet-aws-lifecycle",
+		"/etc/meshmeet/aws.conf",
+	} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("user data does not write %s", want)
+		}
+	}
+	unitSrc, _ := readUnit(t)
+	if files["/etc/systemd/system/meshmeet.service"] != unitSrc {
+		t.Error("the installed meshmeet.service differs from deploy/systemd/meshmeet.service")
+	}
+
+	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import yaml").Run() == nil {
+		cmd := exec.Command(py, "-c", `import sys, yaml, json
+d = yaml.safe_load(sys.stdin)
+json.dump({f["path"]: f["content"] for f in d["write_files"]}, sys.stdout)`)
+		cmd.Stdin = strings.NewReader(userData)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("user data is not valid YAML: %v", err)
+		}
+		for path, content := range files {
+			if !strings.Contains(string(out), fmt.Sprintf("%q", path)) {
+				t.Errorf("YAML parser does not see %s", path)
+			}
+			_ = content
+		}
+	} else {
+		t.Log("python3 yaml not installed: YAML not parsed")
+	}
+
+	dir := t.TempDir()
+	var scripts []string
+	for path, content := range files {
+		if !strings.HasPrefix(content, "#!/bin/bash") && !strings.HasSuffix(path, "meshmeet-aws-imds") {
+			continue
+		}
+		name := filepath.Join(dir, filepath.Base(path))
+		if err := os.WriteFile(name, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		scripts = append(scripts, name)
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		for _, s := range scripts {
+			if out, err := exec.Command(bash, "-n", s).CombinedOutput(); err != nil {
+				t.Errorf("bash -n %s: %v\n%s", filepath.Base(s), err, out)
+			}
+		}
+	}
+	if sc, err := exec.LookPath("shellcheck"); err == nil {
+		for _, s := range scripts {
+			// SC1091: sourced files are not available to follow.
+			if out, err := exec.Command(sc, "--shell=bash", "--exclude=SC1091", s).CombinedOutput(); err != nil {
+				t.Errorf("shellcheck %s:\n%s", filepath.Base(s), out)
+			}
+		}
+	} else {
+		t.Log("shellcheck not installed: scripts only checked with bash -n")
+	}
+
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not installed: units not verified")
+		return
+	}
+	units := filepath.Join(dir, "units")
+	var names []string
+	for path, content := range files {
+		if !strings.HasPrefix(path, "/etc/systemd/system/") {
+			continue
+		}
+		rel := strings.TrimPrefix(path, "/etc/systemd/system/")
+		// Point ExecStart at files that exist here.
+		content = strings.ReplaceAll(content, "/usr/local/bin/meshmeet", "/bin/true")
+		content = strings.ReplaceAll(content, "/usr/local/libexec/", dir+"/")
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(units, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(units, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rel, "/") {
+			names = append(names, filepath.Join(units, rel))
+		}
+	}
+	sort.Strings(names)
+	cmd := exec.Command(sa, append([]string{"verify", "--man=no"}, names...)...)
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+units+":")
+	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
