@@ -92,7 +92,8 @@ resource "aws_launch_template" "node" {
   name_prefix   = "${local.prefix}-"
   image_id      = local.ami_id
   instance_type = var.instance_type
-  user_data = base64encode(templatefile("${path.module}/cloud-init.yaml.tftpl", {
+  # gzip: cloud-init unpacks it; EC2 allows 16 KB of user data.
+  user_data = base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl", {
     systemd_unit        = file("${path.module}/../../../systemd/meshmeet.service")
     binary_url          = var.binary.url
     binary_sha256       = var.binary.sha256
