@@ -1,0 +1,160 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// countingWriter stands in for the SRTP writer in the unit tests of the
+// forwarding path. It keeps the last header it was given.
+type countingWriter struct {
+	packets, bytes int
+	last           rtp.Header
+	lastPayload    [slotSize]byte
+	lastLen        int
+	// log, when set, records every sequence number and timestamp written.
+	log *[][2]uint32
+}
+
+func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.packets++
+	w.bytes += len(payload)
+	w.last.SequenceNumber, w.last.Timestamp, w.last.SSRC, w.last.PayloadType, w.last.Marker =
+		h.SequenceNumber, h.Timestamp, h.SSRC, h.PayloadType, h.Marker
+	w.last.Extension = h.Extension
+	w.lastLen = copy(w.lastPayload[:], payload)
+	if w.log != nil {
+		*w.log = append(*w.log, [2]uint32{uint32(h.SequenceNumber), h.Timestamp})
+	}
+	return len(payload), nil
+}
+
+// testUpTrack builds an UpTrack with the given number of layers and no
+// PeerConnection behind it.
+func testUpTrack(kind webrtc.RTPCodecType, layers int) *UpTrack {
+	b := &Bridge{}
+	b.now.Store(1)
+	pub := &Participant{id: "pub"}
+	codec := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
+	slots := videoCacheSlots
+	if kind == webrtc.RTPCodecTypeAudio {
+		codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111}
+		slots = audioCacheSlots
+	}
+	u := &UpTrack{
+		info:       TrackInfo{ID: "t1", Participant: "pub", Kind: kind, Simulcast: layers > 1},
+		codec:      codec,
+		isKeyframe: keyframeFunc(codec.MimeType),
+		isVP8:      kind == webrtc.RTPCodecTypeVideo,
+		pub:        pub,
+		stats:      &b.stats,
+		now:        &b.now,
+		kfReq:      make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		downs:      map[*DownTrack]struct{}{},
+	}
+	if kind == webrtc.RTPCodecTypeAudio {
+		u.levelExtID = 1
+	}
+	for i := 0; i < layers; i++ {
+		u.layers = append(u.layers, &upLayer{rid: string(rune('a' + i)), cache: newPacketCache(slots)})
+	}
+	return u
+}
+
+// testDownTrack subscribes a bound, connected DownTrack (without writer
+// goroutine: the test calls drain) writing to w.
+func testDownTrack(u *UpTrack, w rtpWriter) *DownTrack {
+	sub := &Participant{id: "sub"}
+	sub.subReady.Store(true)
+	dt := newDownTrack(u, sub)
+	dt.bound.Store(&binding{w: w, ssrc: 0xdeadbeef, pt: 100})
+	u.attach(dt)
+	u.addSub(dt)
+	return dt
+}
+
+// packetBuilder marshals synthetic packets into one reused buffer.
+type packetBuilder struct {
+	buf []byte
+	pkt rtp.Packet
+}
+
+func (pb *packetBuilder) build(seq uint16, ts uint32, payload []byte, ext bool) []byte {
+	pb.buf = pb.buf[:cap(pb.buf)]
+	pb.pkt.Header = rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1234, Marker: true}
+	if ext {
+		_ = pb.pkt.Header.SetExtension(1, []byte{0x80 | 30})
+	}
+	pb.pkt.Payload = payload
+	n, err := pb.pkt.MarshalTo(pb.buf)
+	if err != nil {
+		panic(err)
+	}
+	return pb.buf[:n]
+}
+
+// TestForwardNoAlloc asserts that the per-packet forwarding path (reader:
+// parse, keyframe check, cache store, fan-out, enqueue; writer: dequeue,
+// cache copy, layer choice, rewrite, write) allocates nothing.
+func TestForwardNoAlloc(t *testing.T) {
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		t.Run(kind.String(), func(t *testing.T) {
+			u := testUpTrack(kind, 1)
+			var ws [3]countingWriter
+			var dts []*DownTrack
+			for i := range ws {
+				dts = append(dts, testDownTrack(u, &ws[i]))
+			}
+			pb := &packetBuilder{buf: make([]byte, 1500)}
+			key := vp8Payload(0, 0, true)
+			delta := vp8Payload(0, 1, false)
+			audio := audioPayload(7)
+			var hdr rtp.Header
+			seq := uint16(65000)
+			pktBuf := make([]byte, 0, 1500)
+			forward := func() {
+				p := delta
+				if seq == 65000 {
+					p = key
+				}
+				if kind == webrtc.RTPCodecTypeAudio {
+					p = audio
+				}
+				if seq <= 65001 {
+					pb.build(seq, 0, p, kind == webrtc.RTPCodecTypeAudio)
+					pktBuf = append(pktBuf[:0], pb.buf[:pb.pkt.MarshalSize()]...)
+				}
+				// Patch sequence number and timestamp in place: building
+				// a packet with an extension allocates, forwarding must not.
+				binary.BigEndian.PutUint16(pktBuf[2:], seq)
+				binary.BigEndian.PutUint32(pktBuf[4:], uint32(seq)*3000)
+				pkt := pktBuf
+				seq++
+				u.handlePacket(0, pkt, &hdr)
+				for _, dt := range dts {
+					dt.drain()
+				}
+			}
+			forward() // first packet: keyframe, starts the downtracks
+			allocs := testing.AllocsPerRun(1000, forward)
+			if allocs != 0 {
+				t.Fatalf("%.1f allocations per forwarded packet, want 0", allocs)
+			}
+			for i, w := range ws {
+				if w.packets != 1002 {
+					t.Errorf("writer %d: %d packets written, want 1002", i, w.packets)
+				}
+				if w.last.SSRC != 0xdeadbeef || w.last.PayloadType != 100 || w.last.Extension {
+					t.Errorf("writer %d: header not rewritten: %+v", i, w.last)
+				}
+			}
+			if st := u.stats.snapshot(); st.Drops != (DropStats{}) {
+				t.Errorf("drops: %+v", st.Drops)
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package bridge
+
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+func TestKeyframeDetection(t *testing.T) {
+	tests := []struct {
+		name string
+		f    func([]byte) bool
+		p    []byte
+		want bool
+	}{
+		{"vp8 key, no ext", isVP8Keyframe, []byte{0x10, 0x10, 0x02, 0x00}, true},
+		{"vp8 delta", isVP8Keyframe, []byte{0x10, 0x11, 0x02, 0x00}, false},
+		{"vp8 key, not partition start", isVP8Keyframe, []byte{0x00, 0x10}, false},
+		{"vp8 key, 15-bit picture id", isVP8Keyframe, vp8Payload(0, 300, true), true},
+		{"vp8 delta, 15-bit picture id", isVP8Keyframe, vp8Payload(0, 300, false), false},
+		{"vp8 key, I+L+T", isVP8Keyframe, []byte{0x90, 0xe0, 0x12, 0x05, 0x40, 0x10}, true},
+		{"vp8 truncated", isVP8Keyframe, []byte{0x90, 0x80}, false},
+		{"vp8 empty", isVP8Keyframe, nil, false},
+		{"h264 idr", isH264Keyframe, []byte{0x65, 0x88}, true},
+		{"h264 sps", isH264Keyframe, []byte{0x67, 0x42}, true},
+		{"h264 non-idr", isH264Keyframe, []byte{0x41, 0x9a}, false},
+		{"h264 stap-a with sps", isH264Keyframe, []byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce}, true},
+		{"h264 stap-a without", isH264Keyframe, []byte{0x78, 0x00, 0x02, 0x41, 0x42}, false},
+		{"h264 stap-a truncated", isH264Keyframe, []byte{0x78, 0x00, 0x09, 0x67}, false},
+		{"h264 fu-a idr start", isH264Keyframe, []byte{0x7c, 0x85}, true},
+		{"h264 fu-a idr middle", isH264Keyframe, []byte{0x7c, 0x05}, false},
+		{"vp9 key", isVP9Keyframe, []byte{0x08}, true},
+		{"vp9 inter", isVP9Keyframe, []byte{0x48}, false},
+		{"vp9 not begin", isVP9Keyframe, []byte{0x00}, false},
+		{"vp9 key spatial 1", isVP9Keyframe, []byte{0xa8, 0x01, 0x02}, false},
+		{"vp9 key spatial 0", isVP9Keyframe, []byte{0xa8, 0x01, 0x00}, true},
+		{"av1 new sequence", isAV1Keyframe, []byte{0x18}, true},
+		{"av1 other", isAV1Keyframe, []byte{0x10}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.f(tc.p); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if h := vp8Height(vp8Payload(1, 0, true)); h != 360 {
+		t.Errorf("vp8Height = %d, want 360", h)
+	}
+	if keyframeFunc("audio/opus") != nil || keyframeFunc("video/VP8") == nil {
+		t.Error("keyframeFunc by MIME type")
+	}
+}
+
+func TestPacketCache(t *testing.T) {
+	c := newPacketCache(8)
+	dst := make([]byte, slotSize)
+	for seq := uint16(65530); seq != 4; seq++ {
+		if !c.store(seq, []byte{byte(seq), 1, 2}, flagKeyframe) {
+			t.Fatal("store failed")
+		}
+	}
+	if n, _ := c.get(65531, dst); n != 0 {
+		t.Error("evicted packet still found")
+	}
+	n, flags := c.get(2, dst)
+	if n != 3 || dst[0] != 2 || flags != flagKeyframe {
+		t.Errorf("get(2) = %d %v %x", n, dst[:n], flags)
+	}
+	if c.store(9, make([]byte, slotSize+1), 0) {
+		t.Error("oversized packet stored")
+	}
+}
+
+func TestOrderRIDs(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"f", "h", "q"}, []string{"q", "h", "f"}},
+		{[]string{"h", "q"}, []string{"q", "h"}},
+		{[]string{"lo", "mid", "hi"}, []string{"lo", "mid", "hi"}},
+		{[]string{"a", "b", "c", "d", "e"}, []string{"a", "b", "c", "d"}},
+	}
+	for _, tc := range tests {
+		got := orderRIDs(tc.in)
+		if len(got) != len(tc.want) {
+			t.Fatalf("orderRIDs(%v) = %v", tc.in, got)
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Fatalf("orderRIDs(%v) = %v, want %v", tc.in, got, tc.want)
+			}
+		}
+	}
+}
+
+// feeder drives an UpTrack with synthetic simulcast VP8 frames: one packet
+// per frame per layer, each layer with its own sequence and timestamp base.
+type feeder struct {
+	u     *UpTrack
+	pb    packetBuilder
+	hdr   rtp.Header
+	seqs  []uint16
+	frame uint32
+}
+
+func newFeeder(u *UpTrack) *feeder {
+	f := &feeder{u: u, pb: packetBuilder{buf: make([]byte, 1500)}}
+	for i := range u.layers {
+		f.seqs = append(f.seqs, uint16(1000*i+60000))
+	}
+	return f
+}
+
+func (f *feeder) frameAll(kf bool) {
+	for li := range f.u.layers {
+		pkt := f.pb.build(f.seqs[li], uint32(li)*1_000_000+f.frame*3000, vp8Payload(li, f.frame, kf), false)
+		f.seqs[li]++
+		f.u.handlePacket(li, pkt, &f.hdr)
+	}
+	f.frame++
+}
+
+// TestLayerSwitchRewrite checks the rewrite across layer switches in
+// process: output sequence numbers continue by one, timestamps move
+// forward, the switch happens on a keyframe of the target layer only.
+func TestLayerSwitchRewrite(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeVideo, 3)
+	var log [][2]uint32
+	w := countingWriter{log: &log}
+	dt := testDownTrack(u, &w)
+	f := newFeeder(u)
+	step := func(kf bool) {
+		before := w.packets
+		f.frameAll(kf)
+		dt.drain()
+		if w.packets > before {
+			if _, k, ok := checkVP8Payload(w.lastPayload[:w.lastLen]); !ok {
+				t.Fatalf("payload altered")
+			} else if before == 0 && !k {
+				t.Fatalf("stream starts without a keyframe")
+			}
+		}
+	}
+	step(false) // no keyframe yet: nothing
+	if w.packets != 0 {
+		t.Fatal("forwarded before a keyframe")
+	}
+	step(true)
+	for i := 0; i < 5; i++ {
+		step(false)
+	}
+	layerOf := func() byte { l, _, _ := checkVP8Payload(w.lastPayload[:w.lastLen]); return l }
+	if layerOf() != 2 {
+		t.Fatalf("layer %d, want 2", layerOf())
+	}
+	dt.target.Store(0)
+	step(false)
+	if layerOf() != 2 {
+		t.Fatal("switched without a keyframe")
+	}
+	step(true)
+	if layerOf() != 0 {
+		t.Fatalf("layer %d after keyframe, want 0", layerOf())
+	}
+	step(false)
+	dt.target.Store(1)
+	step(true)
+	step(false)
+	if layerOf() != 1 {
+		t.Fatalf("layer %d, want 1", layerOf())
+	}
+	for i := 1; i < len(log); i++ {
+		if uint16(log[i][0]) != uint16(log[i-1][0])+1 {
+			t.Errorf("seq %d follows %d", log[i][0], log[i-1][0])
+		}
+		if int32(log[i][1]-log[i-1][1]) <= 0 {
+			t.Errorf("timestamp %d follows %d", log[i][1], log[i-1][1])
+		}
+	}
+}
+
+// TestQueueOverflow: video drops to the next keyframe and resumes with
+// continuous sequence numbers; audio drops the oldest.
+func TestQueueOverflow(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeVideo, 1)
+	var w countingWriter
+	dt := testDownTrack(u, &w)
+	f := newFeeder(u)
+	f.frameAll(true)
+	dt.drain()
+	last := w.last.SequenceNumber
+	for i := 0; i < queueLen+10; i++ { // the writer is stuck
+		f.frameAll(false)
+	}
+	st := u.stats.snapshot()
+	if st.Drops.QueueFull == 0 || st.Drops.WaitKeyframe == 0 {
+		t.Fatalf("drops %+v", st.Drops)
+	}
+	if !dt.needsKeyframe() {
+		t.Fatal("no keyframe awaited after overflow")
+	}
+	if !u.layers[0].wantPLI.Load() {
+		t.Fatal("no PLI requested after overflow")
+	}
+	dt.drain()
+	if w.last.SequenceNumber != last {
+		t.Fatal("packets of the dropped run written")
+	}
+	f.frameAll(true)
+	f.frameAll(false)
+	dt.drain()
+	if w.last.SequenceNumber != last+2 {
+		t.Fatalf("resumed at seq %d, want %d", w.last.SequenceNumber, last+2)
+	}
+
+	a := testUpTrack(webrtc.RTPCodecTypeAudio, 1)
+	var aw countingWriter
+	adt := testDownTrack(a, &aw)
+	var pb packetBuilder
+	pb.buf = make([]byte, 1500)
+	var hdr rtp.Header
+	for i := 0; i < queueLen+5; i++ {
+		a.handlePacket(0, pb.build(uint16(i), uint32(i)*960, audioPayload(uint32(i)), true), &hdr)
+	}
+	adt.drain()
+	if aw.packets != queueLen {
+		t.Fatalf("audio: %d written, want %d", aw.packets, queueLen)
+	}
+	if aw.last.SequenceNumber != queueLen+4 {
+		t.Fatalf("audio: last seq %d, want the newest", aw.last.SequenceNumber)
+	}
+}
