@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +26,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/meshmeet/meshmeet/internal/defaults"
+	"github.com/meshmeet/meshmeet/mesh"
 )
 
 // moduleDirs are the Terraform modules under test, relative to this package.
@@ -691,6 +697,77 @@ var listenerEnv = map[string]struct {
 	"MESHMEET_TURN_TLS_ADDR": {defaults.TURNTLSPort, []string{"tcp"}},
 }
 
+// cliFlags returns the flags a MESHMEET_ variable may name: those of the
+// CLI contract (DESIGN.md section 10, serveFlags) and those cmd/meshmeet
+// declares (Name: fields of cli.*Flag literals). It logs the contract's
+// flags the binary does not declare yet.
+func cliFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	declared := declaredFlags(t)
+	known := map[string]bool{}
+	var missing []string
+	for f := range serveFlags {
+		known[f] = true
+		if declared != nil && !declared[f] {
+			missing = append(missing, f)
+		}
+	}
+	for f := range declared {
+		known[f] = true
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		t.Logf("cmd/meshmeet does not declare these contract flags yet: %s", strings.Join(missing, ", "))
+	}
+	return known
+}
+
+// declaredFlags parses cmd/meshmeet for its flag names; nil when it cannot.
+func declaredFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	fset := token.NewFileSet()
+	names, _ := filepath.Glob("../../cmd/meshmeet/*.go")
+	flags := map[string]bool{}
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Logf("cmd/meshmeet does not parse (%v): checking against DESIGN.md's flags only", err)
+			return nil
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			sel, ok := lit.Type.(*ast.SelectorExpr)
+			if !ok || !strings.HasSuffix(sel.Sel.Name, "Flag") {
+				return true
+			}
+			for _, e := range lit.Elts {
+				kv, ok := e.(*ast.KeyValueExpr)
+				if !ok {
+					continue
+				}
+				if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
+					if v, ok := kv.Value.(*ast.BasicLit); ok && v.Kind == token.STRING {
+						s, _ := strconv.Unquote(v.Value)
+						flags[s] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(flags) == 0 {
+		t.Log("no flags found in cmd/meshmeet: checking against DESIGN.md's flags only")
+		return nil
+	}
+	return flags
+}
+
 // serveFlags are the flags of `meshmeet serve` (DESIGN.md section 10).
 var serveFlags = skipAttrs(
 	"http-addr", "rtc-port", "public-ip", "node-name", "region", "lat", "lon",
@@ -699,6 +776,8 @@ var serveFlags = skipAttrs(
 	"turn-cert", "turn-key", "no-turn", "turn-allow-peer", "turn-secret-file",
 	"auth", "jwt-secret-file", "jwt-public-key", "auth-create-only",
 	"metrics-addr", "log-level", "log-format",
+	// section 9
+	"cluster-ca", "node-cert", "node-key",
 )
 
 func envName(flag string) string {
@@ -878,9 +957,9 @@ func listenerPort(name, value string) (int, error) {
 // checkEnv checks MESHMEET_ assignments: known flags only, listener ports
 // equal to internal/defaults, no secret value. It returns the listeners as
 // "proto port" strings.
-func checkEnv(where string, env map[string]string) (listeners []string, problems []string) {
+func checkEnv(where string, env map[string]string, flags map[string]bool) (listeners []string, problems []string) {
 	known := map[string]bool{}
-	for f := range serveFlags {
+	for f := range flags {
 		known[envName(f)] = true
 	}
 	for k, v := range env {
@@ -931,7 +1010,7 @@ var hardening = map[string][]string{
 
 // checkUnit checks the unit's hardening, restarts, drain time, logging and
 // that nothing writes to disk. It returns the listeners it configures.
-func checkUnit(u unit) (listeners []string, problems []string) {
+func checkUnit(u unit, flags map[string]bool) (listeners []string, problems []string) {
 	svc := u["Service"]
 	if svc == nil {
 		return nil, []string{"no [Service] section"}
@@ -948,12 +1027,12 @@ func checkUnit(u unit) (listeners []string, problems []string) {
 			continue
 		}
 		name, val, _ := strings.Cut(a[2:], "=")
-		if !serveFlags[name] {
+		if !flags[name] {
 			problems = append(problems, fmt.Sprintf("ExecStart: unknown flag --%s", name))
 		}
 		env[envName(name)] = val
 	}
-	l, p := checkEnv("meshmeet.service", env)
+	l, p := checkEnv("meshmeet.service", env, flags)
 	listeners, problems = append(listeners, l...), append(problems, p...)
 	for _, k := range []string{"MESHMEET_HTTP_ADDR", "MESHMEET_RTC_PORT", "MESHMEET_GOSSIP_ADDR", "MESHMEET_RAFT_ADDR", "MESHMEET_RELAY_ADDR", "MESHMEET_TURN_ADDR"} {
 		if _, ok := env[k]; !ok {
@@ -1123,12 +1202,40 @@ func TestClusterSecret(t *testing.T) {
 	if eph == nil {
 		t.Fatal("no ephemeral random_password for the cluster secret")
 	}
-	if v, _ := eph.Body.Attributes["length"].Expr.Value(nil); asInt(t, v, "length") < 32 {
-		t.Errorf("cluster secret length %s: want at least 32 characters", v.AsBigFloat())
-	}
 	ver := m.resource("aws_secretsmanager_secret_version", "cluster")
 	if ver == nil || ver.Body.Attributes["secret_string_wo"] == nil || ver.Body.Attributes["secret_string_wo_version"] == nil {
 		t.Fatal("the cluster secret must be written with secret_string_wo and secret_string_wo_version")
+	}
+	// Whatever the generator draws, meshmeet accepts it as a cluster secret
+	// (mesh.ParseSecret, the parser of --cluster-secret-file).
+	length, charset := passwordSpec(t, eph)
+	rng := rand.New(rand.NewPCG(1, 2))
+	samples := []string{strings.Repeat(charset[:1], length), strings.Repeat(charset[len(charset)-1:], length)}
+	for range 500 {
+		b := make([]byte, length)
+		for i := range b {
+			b[i] = charset[rng.IntN(len(charset))]
+		}
+		samples = append(samples, string(b))
+	}
+	wo := ver.Body.Attributes["secret_string_wo"].Expr
+	for _, sample := range samples {
+		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"ephemeral": cty.ObjectVal(map[string]cty.Value{
+			"random_password": cty.ObjectVal(map[string]cty.Value{
+				eph.Labels[1]: cty.ObjectVal(map[string]cty.Value{"result": cty.StringVal(sample)}),
+			}),
+		})}}
+		v, diags := wo.Value(ctx)
+		if diags.HasErrors() {
+			t.Fatalf("secret_string_wo: %s", diags.Error())
+		}
+		if _, err := mesh.ParseSecret(v.AsString()); err != nil {
+			t.Fatalf("a generated cluster secret (from %q) is refused by meshmeet: %v", sample, err)
+		}
+	}
+	// 32 bytes of entropy at least: log2(len(charset)) bits per character.
+	if bits := float64(length) * math.Log2(float64(len(charset))); bits < 256 {
+		t.Errorf("cluster secret has %.0f random bits, want at least 256", bits)
 	}
 	pol := m.resource("aws_secretsmanager_secret_policy", "cluster")
 	if pol == nil {
@@ -1161,6 +1268,42 @@ func TestClusterSecret(t *testing.T) {
 	if !found {
 		t.Error("the cluster secret has no replicas")
 	}
+}
+
+// passwordSpec returns the length and character set of a random_password
+// block (terraform-provider-random's rules: upper, lower, numeric and
+// special default to true; override_special replaces the special set).
+func passwordSpec(t *testing.T, b *hclsyntax.Block) (int, string) {
+	t.Helper()
+	get := func(name string, def cty.Value) cty.Value {
+		a, ok := b.Body.Attributes[name]
+		if !ok {
+			return def
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s must be a constant", a.SrcRange, name)
+		}
+		return v
+	}
+	length := asInt(t, get("length", cty.NullVal(cty.Number)), "random_password.length")
+	var set strings.Builder
+	if get("upper", cty.True).True() {
+		set.WriteString("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	}
+	if get("lower", cty.True).True() {
+		set.WriteString("abcdefghijklmnopqrstuvwxyz")
+	}
+	if get("numeric", cty.True).True() {
+		set.WriteString("0123456789")
+	}
+	if get("special", cty.True).True() {
+		set.WriteString(get("override_special", cty.StringVal("!@#$%&*()-_=+[]{}<>:?")).AsString())
+	}
+	if set.Len() == 0 {
+		t.Fatal("random_password draws from no characters")
+	}
+	return length, set.String()
 }
 
 func mustRead(t *testing.T, name string) []byte {
@@ -1278,12 +1421,13 @@ func TestPortsMatchDefaults(t *testing.T) {
 	// The unit and the boot configuration listen on exactly the ports the
 	// node security group opens.
 	_, u := readUnit(t)
-	listeners, problems := checkUnit(u)
+	flags := cliFlags(t)
+	listeners, problems := checkUnit(u, flags)
 	for _, p := range problems {
 		t.Error(p)
 	}
 	rendered := renderUserData(t, region, ports)
-	l, problems := checkEnv("cloud-init", envAssignments(rendered))
+	l, problems := checkEnv("cloud-init", envAssignments(rendered), flags)
 	for _, p := range problems {
 		t.Error(p)
 	}
@@ -1624,7 +1768,7 @@ func TestUnitCheckCatchesMistakes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, problems := checkUnit(u)
+			_, problems := checkUnit(u, cliFlags(t))
 			if joined := strings.Join(problems, "\n"); !strings.Contains(joined, tc.want) {
 				t.Errorf("want a problem containing %q, got:\n%s", tc.want, joined)
 			}

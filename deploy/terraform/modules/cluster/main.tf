@@ -73,9 +73,15 @@ resource "aws_eip" "pool" {
 
 # Generated at apply time and written once (write-only argument): it is in
 # neither the plan nor the state. Bump cluster_secret_version to rotate.
+#
+# The text form `meshmeet cluster init` prints (mesh.ParseSecret): the prefix
+# "meshmeet-cs1:" and 32 random bytes in unpadded base64url, i.e. 43
+# characters of A-Z a-z 0-9 - _ (each drawn uniformly: 258 random bits, of
+# which the decoder keeps 256).
 ephemeral "random_password" "cluster_secret" {
-  length  = 64
-  special = false
+  length           = 43
+  special          = true
+  override_special = "-_"
 }
 
 resource "aws_secretsmanager_secret" "cluster" {
@@ -110,7 +116,7 @@ resource "aws_secretsmanager_secret" "cluster" {
 resource "aws_secretsmanager_secret_version" "cluster" {
   region                   = local.primary
   secret_id                = aws_secretsmanager_secret.cluster.id
-  secret_string_wo         = ephemeral.random_password.cluster_secret.result
+  secret_string_wo         = "meshmeet-cs1:${ephemeral.random_password.cluster_secret.result}"
   secret_string_wo_version = var.cluster_secret_version
 }
 
