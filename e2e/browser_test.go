@@ -234,6 +234,20 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 		`(() => { const el = [...document.querySelectorAll('#tiles .tile')].find((e) => e.querySelector('.tile-name').textContent === 'Alice');
 		  return !!el && !el.querySelector('.tile-muted').hidden && !el.querySelector('.avatar').hidden; })()`,
 		func(v bool) bool { return v })
+	// With Alice silent, the bridge names Bob the dominant speaker (the
+	// fake microphone beeps); both pages highlight his tile and list entry.
+	bobID := waitFor(t, bob, "bob's participant ID", 5*time.Second, `window.meshmeet.participant`,
+		func(s string) bool { return s != "" })
+	speakerStart := time.Now()
+	for _, b := range []*browser{alice, bob} {
+		waitFor(t, b, "Bob highlighted as the active speaker", 90*time.Second,
+			`(() => { const s = window.meshmeet.speaker;
+			  const tile = document.querySelector('#tiles .tile.speaking');
+			  const li = document.querySelector('#people-list li.speaking');
+			  return s && tile && li && tile.dataset.participant === s && li.dataset.participant === s ? s : ''; })()`,
+			func(s string) bool { return s == bobID })
+	}
+	t.Logf("Bob became the highlighted speaker %s after Alice muted", time.Since(speakerStart).Round(time.Second))
 	alice.do(t, chromedp.Click(chromedp.ID("btn-mic")), chromedp.Click(chromedp.ID("btn-cam")))
 	waitFor(t, bob, "Alice unmuted", 30*time.Second,
 		`window.meshmeet.participants.filter((p) => p.name === 'Alice').map((p) => p.muted)`,
@@ -268,6 +282,14 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	waitFor(t, bob, "Alice gone from the list", 30*time.Second,
 		`window.meshmeet.participants.map((p) => p.name)`,
 		func(names []string) bool { return !slices.Contains(names, "Alice") })
+
+	// "Rejoin" brings her back as a new participant.
+	alice.do(t, chromedp.Click(chromedp.ID("rejoin")))
+	waitFor(t, alice, "joined again", 30*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`,
+		func(j bool) bool { return j })
+	waitFor(t, bob, "Alice back in the list", 30*time.Second,
+		`window.meshmeet.participants.map((p) => p.name)`,
+		func(names []string) bool { return slices.Contains(names, "Alice") })
 }
 
 // testScreenShare: Alice shares her screen, an extra video track that Bob
