@@ -203,6 +203,14 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 		t.Logf("%s: %+v", b.name, later)
 	}
 
+	// A tile about 250 pixels high asks for 360 lines: the bridge switches
+	// from the quarter layer (320x180) to at least the half layer.
+	for _, b := range []*browser{alice, bob} {
+		s := waitFor(t, b, "the half or full simulcast layer", 60*time.Second, mediaExpr,
+			func(s mediaStats) bool { return s.VideoWidth >= 640 })
+		t.Logf("%s: receives %d pixels wide", b.name, s.VideoWidth)
+	}
+
 	// Chat, typed and sent through the form.
 	const text = "Hello from Alice"
 	alice.do(t, chromedp.SendKeys(chromedp.ID("chat-input"), text), chromedp.Click(chromedp.ID("chat-send")))

@@ -393,6 +393,16 @@ $('enable-sound').addEventListener('click', () => {
   $('enable-sound').hidden = true;
 });
 
+// The bridge sends the highest simulcast layer no taller than maxHeight:
+// ask for the next usual layer height at or above the tile's height, so a
+// 250-pixel tile gets 360p rather than 180p, and a small resize sends
+// nothing.
+const LAYER_HEIGHTS = [180, 360, 540, 720, 1080, 1440, 2160];
+
+function layerHeight(px) {
+  return LAYER_HEIGHTS.find((h) => h >= px) ?? LAYER_HEIGHTS[LAYER_HEIGHTS.length - 1];
+}
+
 /** Sends, per remote video tile, the height it is shown at (0: not shown). */
 function updatePrefs() {
   const s = state.session;
@@ -405,9 +415,7 @@ function updatePrefs() {
     const v = el.querySelector('video');
     const r = v.getBoundingClientRect();
     const onScreen = visible && !v.hidden && r.height > 0 && r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth;
-    // Round up to a multiple of 90 lines so a small resize sends nothing.
-    const h = onScreen ? Math.ceil((r.height * dpr) / 90) * 90 : 0;
-    s.setPrefs(trackId, h);
+    s.setPrefs(trackId, onScreen ? layerHeight(r.height * dpr) : 0);
   }
 }
 
