@@ -7,6 +7,12 @@ data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
 
+# The principal running Terraform (a role, not its session): the AWS provider
+# reads a secret version back on every refresh, so it must be let through.
+data "aws_iam_session_context" "current" {
+  arn = data.aws_caller_identity.current.arn
+}
+
 locals {
   # memberlist's default port (internal/defaults.GossipPort; checked by the
   # Go test in deploy/terraform).
@@ -120,7 +126,9 @@ resource "aws_secretsmanager_secret_version" "cluster" {
   secret_string_wo_version = var.cluster_secret_version
 }
 
-# Nobody but the nodes' role (and the listed admins) may read the value.
+# Nobody but the nodes' role may read the value, besides the principal that
+# runs Terraform (the provider reads the version back on refresh, without
+# storing it) and the listed admins.
 data "aws_iam_policy_document" "secret" {
   statement {
     sid       = "OnlyMeshmeetNodes"
@@ -136,7 +144,7 @@ data "aws_iam_policy_document" "secret" {
     condition {
       test     = "StringNotEquals"
       variable = "aws:PrincipalArn"
-      values   = concat([aws_iam_role.node.arn], var.admin_principal_arns)
+      values   = distinct(concat([aws_iam_role.node.arn, data.aws_iam_session_context.current.issuer_arn], var.admin_principal_arns))
     }
   }
 }
@@ -297,6 +305,7 @@ module "region" {
   join                         = local.join
   bootstrap_expect             = var.voters
   instance_type                = coalesce(each.value.instance_type, var.instance_type)
+  ami_id                       = each.value.ami_id != null ? each.value.ami_id : var.ami_id
   binary                       = each.value.binary != null ? each.value.binary : var.binary
   cluster_secret_name          = aws_secretsmanager_secret.cluster.name
   turn_tls_secret_arn          = var.turn_tls_secret_arn

@@ -13,6 +13,7 @@ variable "regions" {
   type = map(object({
     nodes         = optional(number, 1)
     instance_type = optional(string)
+    ami_id        = optional(string)
     binary = optional(object({
       url    = string
       sha256 = string
@@ -31,8 +32,8 @@ variable "regions" {
   }))
   description = <<-EOT
     The regions of the cluster, keyed by AWS region name. Per region: fixed
-    nodes (nodes, default 1), instance_type and binary overriding the cluster
-    defaults (a new binary in one region at a time is how to roll out a
+    nodes (nodes, default 1), instance_type, ami_id and binary overriding the
+    cluster defaults (a new binary in one region at a time is how to roll out a
     version), location (lat/lon for --lat/--lon), an optional autoscaling
     group of extra non-voting nodes, the VPC range, and an optional ACM
     certificate ARN for domain and *.domain in that region.
@@ -61,6 +62,12 @@ variable "binary" {
     sha256 = string
   })
   description = "Default meshmeet binary for the nodes' architecture: https:// URL or s3://bucket/key, and its SHA-256 (hex)."
+}
+
+variable "ami_id" {
+  type        = string
+  description = "AMI of every node. null: the latest Amazon Linux 2023 for the instance type's architecture at the first apply, kept until this changes (a new AMI replaces the nodes, like an upgrade)."
+  default     = null
 }
 
 variable "instance_type" {
@@ -99,7 +106,7 @@ variable "turn_tls_secret_arn" {
 
 variable "admin_principal_arns" {
   type        = list(string)
-  description = "IAM principals besides the nodes' role allowed to read the cluster secret (break-glass). Empty: only the nodes."
+  description = "IAM principals (role or user ARNs) allowed to read the cluster secret besides the nodes' role and the principal running this apply: every other identity that runs Terraform on this cluster (the AWS provider reads the secret version back on refresh), and break-glass admins."
   default     = []
 }
 

@@ -19,7 +19,6 @@ locals {
   prefix   = "${var.name}-${var.region}"
   turn_tls = var.turn_tls_secret_arn != null
   arch     = contains(data.aws_ec2_instance_type.node.supported_architectures, "arm64") ? "arm64" : "x86_64"
-  ami_id   = coalesce(var.ami_id, data.aws_ssm_parameter.al2023.insecure_value)
   tags     = merge(var.tags, { meshmeet-cluster = var.name })
 }
 
@@ -36,6 +35,18 @@ data "aws_ec2_instance_type" "node" {
 data "aws_ssm_parameter" "al2023" {
   region = var.region
   name   = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${local.arch}"
+}
+
+# The AMI, resolved once: the latest Amazon Linux 2023 moves every few weeks,
+# and a new image is a new launch template version, which replaces the nodes.
+# It changes only when ami_id or instance_type does.
+resource "terraform_data" "ami" {
+  input            = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.al2023.insecure_value
+  triggers_replace = [var.ami_id, var.instance_type]
+
+  lifecycle {
+    ignore_changes = [input]
+  }
 }
 
 # ---------------------------------------------------------------- network
@@ -90,7 +101,7 @@ resource "aws_route_table_association" "public" {
 resource "aws_launch_template" "node" {
   region        = var.region
   name_prefix   = "${local.prefix}-"
-  image_id      = local.ami_id
+  image_id      = terraform_data.ami.output
   instance_type = var.instance_type
   # gzip: cloud-init unpacks it; EC2 allows 16 KB of user data.
   user_data = base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl", {

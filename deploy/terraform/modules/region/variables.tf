@@ -80,7 +80,7 @@ variable "instance_type" {
 
 variable "ami_id" {
   type        = string
-  description = "AMI of the nodes. null: the latest Amazon Linux 2023 for the instance type's architecture."
+  description = "AMI of the nodes. null: the latest Amazon Linux 2023 for the instance type's architecture at the first apply, kept until ami_id or instance_type changes (so a new AWS image never replaces nodes by surprise)."
   default     = null
 }
 
