@@ -153,9 +153,14 @@ type client struct {
 	video   []*webrtc.TrackLocalStaticRTP // by layer, low to high
 	rids    []string
 	wantKF  atomic.Bool
-	kfEvery uint32       // periodic keyframe every kfEvery frames; 0: only the first and on PLI
-	loud    atomic.Int32 // RFC 6464 level this client sends (dBov)
-	offers  atomic.Int32
+	kfEvery uint32 // periodic keyframe every kfEvery frames; 0: only the first and on PLI
+	manual  bool   // publish starts no sender: the test writes to c.video itself
+	// light: received packets are only counted in recvCount (benchmarks).
+	light     bool
+	recvCount *atomic.Int64
+	recvHook  func(total int64)
+	loud      atomic.Int32 // RFC 6464 level this client sends (dBov)
+	offers    atomic.Int32
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
@@ -286,6 +291,13 @@ func (c *client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		n, _, err := tr.Read(buf)
 		if err != nil {
 			return
+		}
+		if c.light {
+			total := c.recvCount.Add(1)
+			if c.recvHook != nil {
+				c.recvHook(total)
+			}
+			continue
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
@@ -488,6 +500,9 @@ func (c *client) publish(rids []string) {
 		if tr.Sender() == vSender {
 			mid = tr.Mid()
 		}
+	}
+	if c.manual {
+		return
 	}
 	c.wg.Add(1)
 	go c.send(levelID, midID, ridID, mid)

@@ -15,6 +15,9 @@ const (
 	queueLen = 128
 	// batchLen is how many entries the writer takes per lock.
 	batchLen = 16
+	// baseWindow is how far behind the newest forwarded packet the switch
+	// point is kept: a packet older than that is not forwarded anyway.
+	baseWindow = 4096
 )
 
 // rtpWriter is where a DownTrack writes: the negotiated RTP sender's
@@ -309,8 +312,11 @@ func (dt *DownTrack) writeEntry(e qEntry) {
 		default:
 			return
 		}
-		if int16(dt.hdr.SequenceNumber-dt.baseSeq) < 0 {
+		if d := int16(dt.hdr.SequenceNumber - dt.baseSeq); d < 0 {
 			return // older than the switch point
+		} else if d > baseWindow {
+			// Keep the switch point within int16 reach of new packets.
+			dt.baseSeq = dt.hdr.SequenceNumber - baseWindow
 		}
 	} else if !dt.started {
 		dt.rebase()
