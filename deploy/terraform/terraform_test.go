@@ -1933,3 +1933,26 @@ json.dump({f["path"]: f["content"] for f in d["write_files"]}, sys.stdout)`)
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// globalTypes are resource and data types that belong to no region (or to
+// Terraform itself).
+var globalTypes = regexp.MustCompile(`^(aws_iam_|aws_route53_|aws_caller_identity$|aws_partition$|terraform_data$|random_)`)
+
+// TestEveryRegionalResourceNamesItsRegion: with one provider configuration
+// for all regions, a regional resource without a region argument would
+// silently land in the provider's default region.
+func TestEveryRegionalResourceNamesItsRegion(t *testing.T) {
+	for _, dir := range []string{"modules/region", "modules/cluster"} {
+		m := mustLoad(t, dir)
+		for _, typ := range []string{"resource", "data"} {
+			for _, b := range m.blocks(typ) {
+				if globalTypes.MatchString(b.Labels[0]) {
+					continue
+				}
+				if b.Body.Attributes["region"] == nil {
+					t.Errorf("%s: %s %s.%s has no region argument", b.DefRange(), typ, b.Labels[0], b.Labels[1])
+				}
+			}
+		}
+	}
+}

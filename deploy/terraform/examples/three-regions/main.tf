@@ -29,7 +29,6 @@ module "meshmeet" {
     "ap-southeast-1" = {
       nodes    = 1
       location = { lat = 1.29, lon = 103.85 }
-      vpc_cidr = "10.81.0.0/16"
     }
   }
 }
