@@ -106,10 +106,16 @@ func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *
 // generous: this is a check that something happens, not how fast.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForf(t, d, func() string { return what }, cond)
+}
+
+// waitForf is waitFor with a description made at the time of failure.
+func waitForf(t *testing.T, d time.Duration, what func() string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s", what())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -46,7 +46,9 @@ type participant struct {
 	log    *slog.Logger // static
 	out    chan *wire.Message
 
-	media *bridge.Participant // set once in join, before any message is handled
+	// media is set once in join, before any message is handled; guarded
+	// by mu for leave, which may race with join.
+	media *bridge.Participant
 
 	mu     sync.Mutex
 	conn   *conn       // current socket; nil while detached; guarded by mu
@@ -137,29 +139,6 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	p.room = r
 	p.log = s.log.With("room", r.logID, "participant", p.id)
 	s.participants[p.id] = p
-	s.mu.Unlock()
-
-	media, err := r.media.Join(p.id, bridge.ParticipantEvents{
-		Candidate: func(pc bridge.PC, ci *webrtc.ICECandidateInit) {
-			if ci == nil {
-				return
-			}
-			p.send(&wire.Message{Type: wire.TypeCandidate, PC: wirePC(pc), Candidate: wireCandidate(ci)})
-		},
-		Offer: func(sdp string) {
-			p.send(&wire.Message{Type: wire.TypeOffer, PC: wire.PCSub, SDP: sdp})
-		},
-		Failed: func(err error) {
-			p.log.Debug("media failed", "err", err)
-			go p.fail(errMediaFailed)
-		},
-	})
-	if err != nil {
-		p.log.Error("bridge join", "err", err)
-		s.leave(p, err)
-		return nil, errInternal
-	}
-	p.media = media
 
 	welcome := &wire.Message{
 		Type:        wire.TypeWelcome,
@@ -189,6 +168,40 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	}
 	r.participants = append(r.participants, p)
 	r.mu.Unlock()
+	s.mu.Unlock()
+
+	// The bridge may offer as soon as the participant exists: the welcome
+	// is already queued ahead of it.
+	media, err := r.media.Join(p.id, bridge.ParticipantEvents{
+		Candidate: func(pc bridge.PC, ci *webrtc.ICECandidateInit) {
+			if ci == nil {
+				return
+			}
+			p.send(&wire.Message{Type: wire.TypeCandidate, PC: wirePC(pc), Candidate: wireCandidate(ci)})
+		},
+		Offer: func(sdp string) {
+			p.send(&wire.Message{Type: wire.TypeOffer, PC: wire.PCSub, SDP: sdp})
+		},
+		Failed: func(err error) {
+			p.log.Debug("media failed", "err", err)
+			go p.fail(errMediaFailed)
+		},
+	})
+	if err != nil {
+		p.log.Error("bridge join", "err", err)
+		s.leave(p, err)
+		return nil, errInternal
+	}
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.media = media
+	}
+	p.mu.Unlock()
+	if closed { // left (node shutdown) while joining the bridge
+		media.Close()
+		return nil, errShutdown
+	}
 
 	go s.writeLoop(p, c)
 	p.log.Debug("participant joined", "created", created)
@@ -291,6 +304,7 @@ func (s *Server) leave(p *participant, cause error) {
 	}
 	c := p.conn
 	p.conn = nil
+	media := p.media
 	p.mu.Unlock()
 	if c != nil {
 		c.close(1000, "")
@@ -321,8 +335,8 @@ func (s *Server) leave(p *participant, cause error) {
 	r.mu.Unlock()
 	s.mu.Unlock()
 
-	if p.media != nil {
-		p.media.Close()
+	if media != nil {
+		media.Close()
 	}
 	if last {
 		r.media.Close()
