@@ -109,6 +109,8 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 
 	g, ctx := errgroup.WithContext(ctx)
 
+	load := &nodeLoad{}
+	cfg.Mesh.Load = load.load
 	cp, err := startMesh(ctx, g, cfg, log)
 	if err != nil {
 		return err
@@ -156,6 +158,8 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		return err
 	}
+	load.br.Store(br)
+	load.sig.Store(sig)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
