@@ -1595,6 +1595,28 @@ func TestDrainTimes(t *testing.T) {
 	if src := string(tg.Body.Attributes["deregistration_delay"].Expr.Range().SliceBytes(mustRead(t, tg.Range().Filename))); src != "var.drain_timeout_seconds" {
 		t.Errorf("deregistration_delay = %s: want var.drain_timeout_seconds", src)
 	}
+	// A draining node answers /readyz with 503, so it turns unhealthy: the
+	// load balancer must keep its open WebSockets, not cut them.
+	keeps := func(b *hclsyntax.Block, attr string) bool {
+		a := b.Body.Attributes[attr]
+		if a == nil {
+			return false
+		}
+		v, diags := a.Expr.Value(nil)
+		return !diags.HasErrors() && v.Type() == cty.Bool && v.False()
+	}
+	if !keeps(tg, "connection_termination") {
+		t.Error("target group: want connection_termination = false")
+	}
+	var ths *hclsyntax.Block
+	for _, b := range tg.Body.Blocks {
+		if b.Type == "target_health_state" {
+			ths = b
+		}
+	}
+	if ths == nil || !keeps(ths, "enable_unhealthy_connection_termination") {
+		t.Error("target group: want target_health_state { enable_unhealthy_connection_termination = false }")
+	}
 }
 
 // TestCheckersCatchMistakes runs the checks on broken modules, so that a

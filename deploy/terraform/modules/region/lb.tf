@@ -24,8 +24,14 @@ resource "aws_lb_target_group" "http" {
   preserve_client_ip   = true
   deregistration_delay = var.drain_timeout_seconds
 
-  # Keep established WebSockets open while a node drains.
+  # Keep established WebSockets open while a node drains: neither
+  # deregistration nor a failing /readyz (503 while draining) cuts them.
   connection_termination = false
+
+  target_health_state {
+    enable_unhealthy_connection_termination = false
+    unhealthy_draining_interval             = var.drain_timeout_seconds
+  }
 
   health_check {
     protocol            = "HTTP"
