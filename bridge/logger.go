@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -72,5 +73,20 @@ func (l *pionLogger) Info(msg string)              { l.emit(l.info(), msg) }
 func (l *pionLogger) Infof(f string, args ...any)  { l.emitf(l.info(), f, args...) }
 func (l *pionLogger) Warn(msg string)              { l.emit(l.warn(), msg) }
 func (l *pionLogger) Warnf(f string, args ...any)  { l.emitf(l.warn(), f, args...) }
-func (l *pionLogger) Error(msg string)             { l.emit(slog.LevelError, msg) }
-func (l *pionLogger) Errorf(f string, args ...any) { l.emitf(slog.LevelError, f, args...) }
+func (l *pionLogger) Error(msg string)             { l.emit(l.errorLevel(msg), msg) }
+func (l *pionLogger) Errorf(f string, args ...any) {
+	if !l.log.Enabled(context.Background(), slog.LevelError) {
+		return
+	}
+	msg := fmt.Sprintf(f, args...)
+	l.emit(l.errorLevel(msg), msg)
+}
+
+// errorLevel demotes the errors of noisy scopes about closed sockets and
+// pipes: they are the normal end of a connection during shutdown.
+func (l *pionLogger) errorLevel(msg string) slog.Level {
+	if l.noisy && (strings.Contains(msg, "closed pipe") || strings.Contains(msg, "use of closed")) {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
+}

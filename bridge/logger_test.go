@@ -1,0 +1,33 @@
+package bridge
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestPionLogger(t *testing.T) {
+	var buf bytes.Buffer
+	f := pionLoggerFactory{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	ice := f.NewLogger("ice")
+	other := f.NewLogger("webrtc-app")
+	ice.Trace("trace-line")
+	ice.Infof("ice-info %d", 1)
+	ice.Warnf("ice-warn from %s", "192.0.2.1")
+	ice.Errorf("Failed to write packet: %s", "io: read/write on closed pipe")
+	ice.Error("ice-error")
+	other.Info("other-info")
+	other.Warn("other-warn")
+	out := buf.String()
+	for _, absent := range []string{"trace-line", "ice-info", "ice-warn", "closed pipe"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("%q logged at Info:\n%s", absent, out)
+		}
+	}
+	for _, present := range []string{"ice-error", "other-info", "other-warn", "pion=ice"} {
+		if !strings.Contains(out, present) {
+			t.Errorf("%q missing:\n%s", present, out)
+		}
+	}
+}
