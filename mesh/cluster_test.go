@@ -18,10 +18,10 @@ import (
 // testNet is an in-process network fault injector shared by the nodes of a
 // test: nodes in different groups cannot talk; every raft write is delayed.
 type testNet struct {
-	mu     sync.Mutex
-	owner  map[string]string // address → node name
-	group  map[string]int    // node name → partition group
-	delay  time.Duration
+	mu    sync.Mutex
+	owner map[string]string // address → node name
+	group map[string]int    // node name → partition group
+	delay time.Duration
 }
 
 func newTestNet() *testNet {
@@ -125,7 +125,7 @@ func (tc *testCluster) config(name string, voter bool, expect int, gossipAddr st
 		Voter: voter, BootstrapExpect: expect,
 		Keys: keys, PKI: pki,
 		GossipProfile:     ProfileLocal,
-		RaftTimeout:       400 * time.Millisecond,
+		RaftTimeout:       time.Second,
 		DeadGrace:         time.Second,
 		BridgeGrace:       time.Second,
 		LoadInterval:      200 * time.Millisecond,
@@ -343,4 +343,361 @@ func TestClusterSingleNode(t *testing.T) {
 	if err != nil || !created || r3.ConferenceID == r.ConferenceID {
 		t.Fatalf("a later join must be a new meeting: %+v %v %v", r3, created, err)
 	}
+}
+
+func TestClusterForms(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			if size == 5 && testing.Short() {
+				t.Skip("5 nodes: skipped under -short")
+			}
+			tc := newTestCluster(t, size, nil)
+			names := tc.names()
+			l := tc.formed(names...)
+			if got := len(voterIDs(l.Node)); got != size {
+				t.Fatalf("%d voters, want %d", got, size)
+			}
+			// Every node answers for the whole cluster.
+			ctx := ctxT(t)
+			key := NewRoomKey([]byte("k"), "forms")
+			var conf string
+			for _, name := range names {
+				r, _, err := tc.node(name).Join(ctx, key, name)
+				if err != nil {
+					t.Fatalf("join via %s: %v", name, err)
+				}
+				if conf == "" {
+					conf = r.ConferenceID
+				} else if r.ConferenceID != conf {
+					t.Fatalf("join via %s: conference %s, want %s", name, r.ConferenceID, conf)
+				}
+			}
+			r, ok, err := tc.node(names[size-1]).Lookup(ctx, key)
+			if err != nil || !ok || r.Participants() != size || len(r.Bridges) != size {
+				t.Fatalf("lookup: %+v %v %v", r, ok, err)
+			}
+			// Load and metadata reach the others by gossip.
+			eventually(t, "metadata gossiped", func() bool {
+				for _, m := range tc.node(names[0]).Members() {
+					if m.Meta.Region != "r-"+m.Name || m.Meta.RaftID == "" {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+func TestClusterConcurrentFirstJoins(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	tc.formed(names...)
+	// A non-voter forwards too.
+	tc.start("x", false, 3, "")
+	names = append(names, "x")
+	tc.formed(names...)
+	ctx := ctxT(t)
+	key := NewRoomKey([]byte("k"), "everyone at once")
+	const joins = 100
+	var wg sync.WaitGroup
+	confs := make([]string, joins)
+	created := make([]bool, joins)
+	errs := make([]error, joins)
+	start := make(chan struct{})
+	for i := range joins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			name := names[i%len(names)]
+			r, c, err := tc.node(name).Join(ctx, key, name)
+			confs[i], created[i], errs[i] = r.ConferenceID, c, err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ids := map[string]int{}
+	nCreated := 0
+	for i := range joins {
+		if errs[i] != nil {
+			t.Fatalf("join %d: %v", i, errs[i])
+		}
+		ids[confs[i]]++
+		if created[i] {
+			nCreated++
+		}
+	}
+	if len(ids) != 1 || nCreated != 1 {
+		t.Fatalf("%d conference IDs and %d creations, want 1 and 1", len(ids), nCreated)
+	}
+	r, ok, err := tc.node("x").Lookup(ctx, key)
+	if err != nil || !ok || r.Participants() != joins {
+		t.Fatalf("lookup: %d participants %v %v, want %d", r.Participants(), ok, err, joins)
+	}
+	for name, c := range r.Bridges {
+		if c != joins/len(names) {
+			t.Fatalf("bridge %s holds %d, want %d", name, c, joins/len(names))
+		}
+	}
+}
+
+func TestClusterLeaderFailover(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	l := tc.formed(names...)
+	ctx := ctxT(t)
+	key := NewRoomKey([]byte("k"), "failover")
+	var survivor string
+	for _, n := range names {
+		if n != l.cfg.NodeName {
+			survivor = n
+		}
+	}
+	r, _, err := tc.node(survivor).Join(ctx, key, survivor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := l.raftID
+	tc.kill(l.cfg.NodeName)
+	rest := tc.names()
+	nl := tc.leader(rest...)
+	if nl.raftID == old {
+		t.Fatal("the killed leader still leads")
+	}
+	// Joins continue, through both survivors, on the same meeting.
+	for _, n := range rest {
+		r2, created, err := tc.node(n).Join(ctxT(t), key, n)
+		if err != nil || created || r2.ConferenceID != r.ConferenceID {
+			t.Fatalf("join via %s after failover: %v %v %v", n, created, err, r2.ConferenceID == r.ConferenceID)
+		}
+	}
+	// The dead leader is removed from the voters after the grace period.
+	eventually(t, "dead leader removed from voters", func() bool {
+		for _, id := range voterIDs(nl.Node) {
+			if id == old {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterPartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("partition: skipped under -short")
+	}
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	l := tc.formed(names...)
+	// Cut the leader off: the worst case, it must step down.
+	cut := l.cfg.NodeName
+	var majority []string
+	for _, n := range names {
+		if n != cut {
+			majority = append(majority, n)
+		}
+	}
+	ctx := ctxT(t)
+	hosted := NewRoomKey([]byte("k"), "hosted before")
+	before, _, err := tc.node(cut).Join(ctx, hosted, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := tc.node(majority[0]).fsm.count()
+	tc.net.partition(cut)
+
+	key := NewRoomKey([]byte("k"), "during the partition")
+	short, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, _, err = tc.node(cut).Join(short, key, cut)
+	cancel()
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("join on the minority side: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := tc.node(cut).Lookup(ctxT(t), hosted); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("lookup on the minority side: %v, want ErrUnavailable", err)
+	}
+	nl := tc.leader(majority...)
+	r, created, err := nl.Join(ctxT(t), key, nl.cfg.NodeName)
+	if err != nil || !created {
+		t.Fatalf("join on the majority side: %v %v", created, err)
+	}
+	// The majority still knows the room the cut node hosts (within the
+	// bridge grace it is not cleaned up yet, the cut node may come back).
+	if got := tc.node(majority[0]).fsm.count(); got < rooms {
+		t.Fatalf("majority lost rooms: %d < %d", got, rooms)
+	}
+
+	tc.net.heal()
+	tc.formed(names...)
+	// The healed node agrees with the majority on the meeting made while it
+	// was cut off.
+	eventually(t, "healed node serves the majority's room", func() bool {
+		r2, created, err := tc.node(cut).Join(ctxT(t), key, cut)
+		return err == nil && !created && r2.ConferenceID == r.ConferenceID
+	})
+	_ = before
+}
+
+func TestClusterDeadBridgeCleanup(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	l := tc.formed(names...)
+	var victim string
+	for _, n := range names {
+		if n != l.cfg.NodeName {
+			victim = n
+			break
+		}
+	}
+	ctx := ctxT(t)
+	alone := NewRoomKey([]byte("k"), "held by the victim alone")
+	shared := NewRoomKey([]byte("k"), "held by two bridges")
+	for _, j := range []struct {
+		key    RoomKey
+		bridge string
+	}{{alone, victim}, {alone, victim}, {shared, victim}, {shared, l.cfg.NodeName}} {
+		if _, _, err := tc.node(j.bridge).Join(ctx, j.key, j.bridge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.kill(victim)
+	eventually(t, "dead bridge's rooms cleaned up", func() bool {
+		return !l.fsm.holds(alone)
+	})
+	r, ok, err := l.Lookup(ctxT(t), shared)
+	if err != nil || !ok || len(r.Bridges) != 1 || r.Bridges[l.cfg.NodeName] != 1 {
+		t.Fatalf("shared room after its other bridge died: %+v %v %v", r, ok, err)
+	}
+	// A later join of the dead bridge's room is a new meeting.
+	if _, created, err := l.Join(ctxT(t), alone, l.cfg.NodeName); err != nil || !created {
+		t.Fatalf("join after cleanup: %v %v", created, err)
+	}
+}
+
+func TestClusterRestartedNodeRejoins(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	l := tc.formed(names...)
+	var victim string
+	for _, n := range names {
+		if n != l.cfg.NodeName {
+			victim = n
+			break
+		}
+	}
+	ctx := ctxT(t)
+	key := NewRoomKey([]byte("k"), "restart")
+	if _, _, err := tc.node(victim).Join(ctx, key, victim); err != nil {
+		t.Fatal(err)
+	}
+	oldID := tc.node(victim).raftID
+	gossip := tc.node(victim).GossipAddr()
+	tc.kill(victim)
+	n := tc.start(victim, true, 3, gossip)
+	if n.raftID == oldID {
+		t.Fatal("restarted node reuses its raft ID")
+	}
+	tc.formed(names...) // exactly the current IDs: the old one is gone
+	// The restarted node serves joins; its previous run's participants are
+	// gone, so its first join clears them and the room starts afresh.
+	r, created, err := n.Join(ctxT(t), key, victim)
+	if err != nil || !created || r.Bridges[victim] != 1 {
+		t.Fatalf("join on the restarted node: %+v %v %v", r, created, err)
+	}
+}
+
+func TestClusterLastLeaveForgetsRoom(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	l := tc.formed(names...)
+	ctx := ctxT(t)
+	key := NewRoomKey([]byte("k"), "ephemeral")
+	for _, n := range names {
+		if _, _, err := tc.node(n).Join(ctx, key, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.node(n).SetStateForTest(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range names {
+		if err := tc.node(n).Leave(ctx, key, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every replica forgets the room, and so does a snapshot.
+	eventually(t, "no FSM refers to the room", func() bool {
+		for _, n := range names {
+			if tc.node(n).fsm.holds(key) {
+				return false
+			}
+		}
+		return true
+	})
+	snap, _ := l.fsm.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	if containsKey(sink.b, key) {
+		t.Fatal("snapshot still holds the room key")
+	}
+	// Once raft has snapshotted and compacted, no log entry on the leader
+	// refers to the room either.
+	for range 40 {
+		if _, _, err := l.Join(ctx, NewRoomKey([]byte("k"), fmt.Sprint("filler", time.Now().UnixNano())), "n0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "raft log compacted past the room", func() bool {
+		if err := l.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return false
+		}
+		return !logMentions(l.Node, key)
+	})
+}
+
+// SetStateForTest gives the room a password hash, a lock and E2EE.
+func (n *Node) SetStateForTest(ctx context.Context, key RoomKey) error {
+	r, ok, err := n.Lookup(ctx, key)
+	if err != nil || !ok {
+		return fmt.Errorf("lookup: %v %v", ok, err)
+	}
+	got, err := n.SetState(ctx, key, r.ConferenceID, RoomState{PasswordHash: []byte("argon2id-hash"), Locked: true, E2EERequired: true, Moderation: ModerationToken})
+	if err != nil {
+		return err
+	}
+	if !got.Locked || !got.E2EERequired || string(got.PasswordHash) != "argon2id-hash" {
+		return fmt.Errorf("state not applied: %+v", got)
+	}
+	return nil
+}
+
+type memSink struct{ b []byte }
+
+func (s *memSink) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
+func (s *memSink) Close() error                { return nil }
+func (s *memSink) ID() string                  { return "mem" }
+func (s *memSink) Cancel() error               { return nil }
+
+func containsKey(b []byte, k RoomKey) bool {
+	for i := 0; i+len(k) <= len(b); i++ {
+		if string(b[i:i+len(k)]) == string(k[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// logMentions reports whether any raft log entry still stored holds key.
+func logMentions(n *Node, key RoomKey) bool {
+	first, last := n.raftFirstLast()
+	for i := first; i <= last && i != 0; i++ {
+		var l raft.Log
+		if n.logs.GetLog(i, &l) == nil && containsKey(l.Data, key) {
+			return true
+		}
+	}
+	return false
 }

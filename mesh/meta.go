@@ -41,6 +41,9 @@ type NodeMeta struct {
 	// InCluster: this node's raft holds a configuration, so a cluster
 	// exists and fresh voters must wait to be added instead of bootstrapping.
 	InCluster bool `json:"ic,omitempty"`
+	// Leaving is set just before a graceful leave, so the others can tell
+	// a node that left from one that died (memberlist reports both alike).
+	Leaving bool `json:"lv,omitempty"`
 }
 
 // maxAddrLen bounds every address and URL in NodeMeta so the encoding fits
@@ -90,18 +93,4 @@ type Member struct {
 	Meta  NodeMeta
 	// Since is when this node last saw the state change.
 	Since time.Time
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateDead:
-		return "dead"
-	case memberlist.StateLeft:
-		return "left"
-	}
-	return "unknown"
 }

@@ -35,6 +35,7 @@ type Node struct {
 	// Set by Start, static afterwards.
 	ml       *memberlist.Memberlist
 	raft     *raft.Raft // nil for non-voters
+	logs     *raft.InmemStore
 	trans    *raft.NetworkTransport
 	stream   *streamLayer
 	raftAdv  string
@@ -44,11 +45,11 @@ type Node struct {
 	wake chan struct{} // capacity 1: membership changed
 
 	mu           sync.Mutex
-	meta         NodeMeta           // guarded by mu
+	meta         NodeMeta                // guarded by mu
 	members      map[string]*memberState // by name; guarded by mu
-	leaderHint   string             // raft address; guarded by mu
-	cleanedSelf  bool               // stale entries of a previous run removed; guarded by mu
-	cleanMu      sync.Mutex         // serialises the clean-up proposal
+	leaderHint   string                  // raft address; guarded by mu
+	cleanedSelf  bool                    // stale entries of a previous run removed; guarded by mu
+	cleanMu      sync.Mutex              // serialises the clean-up proposal
 	started      atomic.Bool
 	closeOnce    sync.Once
 	done         chan struct{}
@@ -162,7 +163,7 @@ func (n *Node) startRaft() error {
 		n.trans.Close()
 		return fmt.Errorf("raft: %w", err)
 	}
-	n.raft = r
+	n.raft, n.logs = r, store
 	return nil
 }
 
@@ -519,11 +520,20 @@ func (n *Node) Members() []Member {
 
 // leave is the orderly shutdown.
 func (n *Node) leave() {
+	select {
+	case <-n.done: // closed already
+		return
+	default:
+	}
 	if n.raft != nil && n.raft.State() == raft.Leader {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			n.log.Debug("leadership transfer failed", "err", err)
 		}
 	}
+	n.mu.Lock()
+	n.meta.Leaving = true
+	n.mu.Unlock()
+	n.ml.UpdateNode(time.Second)
 	if err := n.ml.Leave(2 * time.Second); err != nil {
 		n.log.Debug("gossip leave failed", "err", redact(err.Error()))
 	}
@@ -587,12 +597,18 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 // loop, never blocking.
 type events Node
 
-func (e *events) record(nd *memberlist.Node) {
+func (e *events) record(nd *memberlist.Node, gone bool) {
 	meta, err := decodeMeta(nd.Meta)
 	if err != nil {
 		meta = NodeMeta{}
 	}
-	st := stateName(nd.State)
+	st := "alive"
+	if gone {
+		st = "dead"
+		if meta.Leaving {
+			st = "left"
+		}
+	}
 	e.mu.Lock()
 	m, ok := e.members[nd.Name]
 	if !ok {
@@ -611,9 +627,9 @@ func (e *events) record(nd *memberlist.Node) {
 	}
 }
 
-func (e *events) NotifyJoin(nd *memberlist.Node)   { e.record(nd) }
-func (e *events) NotifyLeave(nd *memberlist.Node)  { e.record(nd) }
-func (e *events) NotifyUpdate(nd *memberlist.Node) { e.record(nd) }
+func (e *events) NotifyJoin(nd *memberlist.Node)   { e.record(nd, false) }
+func (e *events) NotifyLeave(nd *memberlist.Node)  { e.record(nd, true) }
+func (e *events) NotifyUpdate(nd *memberlist.Node) { e.record(nd, false) }
 
 // faultTransport is memberlist's NetTransport with test faults on every
 // outgoing packet and stream.
@@ -642,4 +658,11 @@ func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 
 func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	return t.DialTimeout(a.Addr, timeout)
+}
+
+// raftFirstLast returns the first and last index of the stored raft log.
+func (n *Node) raftFirstLast() (uint64, uint64) {
+	first, _ := n.logs.FirstIndex()
+	last, _ := n.logs.LastIndex()
+	return first, last
 }

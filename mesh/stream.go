@@ -19,7 +19,7 @@ import (
 //	TLS 1.3 handshake, both sides present a cluster certificate
 //	                                     verify the chain; else close: nothing
 //	                                     of the peer is decoded
-//	1 byte: 0x00–0x03 raft RPC type  ->  hand the connection to raft
+//	1 byte: raft RPC type (0x00–0x04) ->  hand the connection to raft
 //	        0x46 'F' forward         ->  serve forwarded directory requests
 //
 // Forwarded requests then follow on the same connection, one at a time:
@@ -124,15 +124,12 @@ func (s *streamLayer) handshake(raw net.Conn) {
 	case first[0] == streamForward:
 		br.Discard(1)
 		s.forward(conn)
-	case first[0] <= 3: // raft's rpcAppendEntries … rpcTimeoutNow
+	default: // a raft RPC type; raft itself refuses types it does not know
 		select {
 		case s.raftCh <- conn:
 		case <-s.done:
 			tc.Close()
 		}
-	default:
-		s.rejected.Add(1)
-		tc.Close()
 	}
 }
 
