@@ -1978,3 +1978,29 @@ func TestEveryRegionalResourceNamesItsRegion(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsPortTable: the port table of docs/deploy.md lists every default
+// port of internal/defaults, and no other meshmeet port.
+func TestDocsPortTable(t *testing.T) {
+	src := string(mustRead(t, "../../docs/deploy.md"))
+	row := regexp.MustCompile(`(?m)^\| (\d+) \| (TCP|UDP|UDP \+ TCP) \|`)
+	listed := map[int]bool{}
+	for _, m := range row.FindAllStringSubmatch(src, -1) {
+		p, _ := strconv.Atoi(m[1])
+		listed[p] = true
+	}
+	want := map[int]bool{httpsPort: true}
+	for _, p := range meshmeetPorts {
+		want[p] = true
+	}
+	for p := range want {
+		if !listed[p] {
+			t.Errorf("docs/deploy.md's port table lacks %d", p)
+		}
+	}
+	for p := range listed {
+		if !want[p] {
+			t.Errorf("docs/deploy.md's port table lists %d, which is not a default port", p)
+		}
+	}
+}
