@@ -28,9 +28,10 @@ type rtpWriter interface {
 
 // binding is a DownTrack's negotiated sender, set by Bind.
 type binding struct {
-	w    rtpWriter
-	ssrc uint32
-	pt   uint8
+	w       rtpWriter
+	ssrc    uint32
+	pt      uint8
+	levelID uint8 // the subscriber's RFC 6464 extension ID, or 0
 }
 
 // qEntry is one queued packet: which layer's cache and which sequence
@@ -116,7 +117,13 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	dt.bound.Store(&binding{w: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType)})
+	bd := &binding{w: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType)}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == audioLevelURI && e.ID > 0 && e.ID < 15 {
+			bd.levelID = uint8(e.ID)
+		}
+	}
+	dt.bound.Store(bd)
 	if dt.up.addSub(dt) {
 		dt.up.requestKeyframe(int(dt.target.Load()))
 	}
@@ -344,10 +351,14 @@ func (dt *DownTrack) rebase() {
 }
 
 // write rewrites dt.hdr for the subscriber and writes header and payload
-// (dt.buf[hl:n]). Header extensions are dropped: their IDs are the
-// publisher's, not the subscriber's.
+// (dt.buf[hl:n]). Header extensions carry the publisher's IDs: all are
+// dropped but the audio level, which is renumbered for the subscriber.
 func (dt *DownTrack) write(b *binding, hl, n int, rtx bool) {
 	h := &dt.hdr
+	var level []byte
+	if b.levelID != 0 && dt.up.levelExtID != 0 && h.Extension {
+		level = h.GetExtension(dt.up.levelExtID)
+	}
 	h.SequenceNumber += dt.seqOff
 	h.Timestamp += dt.tsOff
 	h.SSRC = b.ssrc
@@ -355,6 +366,9 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool) {
 	h.Extension = false
 	h.ExtensionProfile = 0
 	h.Extensions = h.Extensions[:0]
+	if len(level) == 1 {
+		_ = h.SetExtension(b.levelID, level) // reuses Extensions' capacity
+	}
 	if !rtx {
 		if int16(h.SequenceNumber-dt.lastSeq) > 0 || dt.lastWrite == 0 {
 			dt.lastSeq = h.SequenceNumber

@@ -15,6 +15,7 @@ type countingWriter struct {
 	last           rtp.Header
 	lastPayload    [slotSize]byte
 	lastLen        int
+	level          byte // audio level extension (ID 3) of the last packet
 	// log, when set, records every sequence number and timestamp written.
 	log *[][2]uint32
 }
@@ -25,6 +26,10 @@ func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	w.last.SequenceNumber, w.last.Timestamp, w.last.SSRC, w.last.PayloadType, w.last.Marker =
 		h.SequenceNumber, h.Timestamp, h.SSRC, h.PayloadType, h.Marker
 	w.last.Extension = h.Extension
+	w.level = 0
+	if e := h.GetExtension(3); len(e) == 1 {
+		w.level = e[0]
+	}
 	w.lastLen = copy(w.lastPayload[:], payload)
 	if w.log != nil {
 		*w.log = append(*w.log, [2]uint32{uint32(h.SequenceNumber), h.Timestamp})
@@ -71,7 +76,7 @@ func testDownTrack(u *UpTrack, w rtpWriter) *DownTrack {
 	sub := &Participant{id: "sub"}
 	sub.subReady.Store(true)
 	dt := newDownTrack(u, sub)
-	dt.bound.Store(&binding{w: w, ssrc: 0xdeadbeef, pt: 100})
+	dt.bound.Store(&binding{w: w, ssrc: 0xdeadbeef, pt: 100, levelID: 3})
 	u.attach(dt)
 	u.addSub(dt)
 	return dt
@@ -148,8 +153,12 @@ func TestForwardNoAlloc(t *testing.T) {
 				if w.packets != 1002 {
 					t.Errorf("writer %d: %d packets written, want 1002", i, w.packets)
 				}
-				if w.last.SSRC != 0xdeadbeef || w.last.PayloadType != 100 || w.last.Extension {
+				if w.last.SSRC != 0xdeadbeef || w.last.PayloadType != 100 {
 					t.Errorf("writer %d: header not rewritten: %+v", i, w.last)
+				}
+				audio := kind == webrtc.RTPCodecTypeAudio
+				if w.last.Extension != audio || (audio && w.level != 0x80|30) {
+					t.Errorf("writer %d: extension %v level %#x, want only the audio level renumbered", i, w.last.Extension, w.level)
 				}
 			}
 			if st := u.stats.snapshot(); st.Drops != (DropStats{}) {

@@ -187,16 +187,22 @@ func (p *Participant) addDownTrack(up *UpTrack) bool {
 	if !up.attach(dt) {
 		return false
 	}
-	tr, err := p.subPC.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	// AddTrack reuses the m-line of a track that left, once that removal
+	// was negotiated, so the subscriber's SDP does not grow with churn.
+	sender, err := p.subPC.AddTrack(dt)
 	if err != nil {
 		p.log.Warn("add track to subscriber", "err", err)
 		up.removeSub(dt)
 		return false
 	}
 	if c, ok := matchCodec(up.codec, subCodecs(up.info.Kind)); ok {
-		_ = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c})
+		for _, tr := range p.subPC.GetTransceivers() {
+			if tr.Sender() == sender {
+				_ = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c})
+			}
+		}
 	}
-	dt.sender = tr.Sender()
+	dt.sender = sender
 	p.downtracks[up.info.ID] = dt
 	p.wg.Add(2)
 	go dt.writeLoop()
@@ -337,15 +343,18 @@ func (p *Participant) handleAnswer(sdp string) error {
 	if !p.offerPending {
 		return ErrNoPendingOffer
 	}
-	if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		return err
+	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	if p.subPC.SignalingState() != webrtc.SignalingStateStable {
+		return err // the offer is still outstanding: the client may answer again
 	}
+	// Applied, perhaps with an error starting a sender (a codec the
+	// subscriber refused): the offer is answered either way.
 	p.offerPending = false
 	p.flushEarlyLocked(PCSub)
 	if p.needOffer {
 		p.negotiateLocked()
 	}
-	return nil
+	return err
 }
 
 func (p *Participant) pc(which PC) *webrtc.PeerConnection {
@@ -356,6 +365,15 @@ func (p *Participant) pc(which PC) *webrtc.PeerConnection {
 		return p.subPC
 	}
 	return nil
+}
+
+// forgetUpTrack drops a closed UpTrack from p's map.
+func (p *Participant) forgetUpTrack(up *UpTrack) {
+	p.mu.Lock()
+	if p.uptracks[up.recv] == up {
+		delete(p.uptracks, up.recv)
+	}
+	p.mu.Unlock()
 }
 
 func (p *Participant) addCandidate(which PC, c webrtc.ICECandidateInit) error {

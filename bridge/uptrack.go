@@ -49,6 +49,7 @@ type UpTrack struct {
 	levelExtID uint8                     // static; RFC 6464 extension ID or 0
 	layers     []*upLayer                // static after construction, low to high
 	pub        *Participant              // static
+	recv       *webrtc.RTPReceiver       // static
 	stats      *counters                 // static
 	now        *atomic.Int64             // static; coarse clock
 
@@ -150,6 +151,7 @@ func newUpTrack(p *Participant, remote *webrtc.TrackRemote, recv *webrtc.RTPRece
 		isKeyframe: keyframeFunc(codec.MimeType),
 		isVP8:      strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
 		pub:        p,
+		recv:       recv,
 		stats:      &p.room.b.stats,
 		now:        &p.room.b.now,
 		kfReq:      make(chan struct{}, 1),
@@ -324,6 +326,7 @@ func (u *UpTrack) close() {
 	u.mu.Unlock()
 
 	u.pub.room.removeTrack(u)
+	u.pub.forgetUpTrack(u)
 	for _, dt := range subs {
 		dt.sub.removeDownTrack(dt)
 	}
