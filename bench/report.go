@@ -1,0 +1,536 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is every figure of a run. Durations are in milliseconds, rates
+// per second, sizes in the unit their name says. Media figures count only
+// packets sent within the steady window.
+type Report struct {
+	Scenario Scenario  `json:"scenario"`
+	Started  time.Time `json:"started"`
+	// WindowSeconds is the length of the steady window.
+	WindowSeconds float64 `json:"window_seconds"`
+	Target        string  `json:"target"`
+
+	Participants ParticipantCounts `json:"participants"`
+
+	Join       Summary `json:"join_ms"`        // join sent → welcome
+	Connect    Summary `json:"connect_ms"`     // join sent → first PeerConnection connected
+	FirstFrame Summary `json:"first_frame_ms"` // the later of subscriber join and publisher start → first complete keyframe
+	FirstAudio Summary `json:"first_audio_ms"` // same → first audio packet
+
+	AudioDelay Summary `json:"audio_delay_ms"` // one-way, end to end
+	VideoDelay Summary `json:"video_delay_ms"`
+	// DelayByPath splits the end-to-end delay by the nodes on the way
+	// ("bench-1": publisher and subscriber on that node, one hop).
+	DelayByPath map[string]Summary `json:"delay_by_path_ms"`
+
+	AudioLoss Loss `json:"audio_loss"`
+	VideoLoss Loss `json:"video_loss"`
+
+	AudioJitter Summary `json:"audio_jitter_ms"` // per-stream mean RFC 3550 jitter
+	VideoJitter Summary `json:"video_jitter_ms"`
+
+	Freezes Freezes `json:"freezes"`
+
+	Layers []LayerFigures `json:"layers"`
+
+	// ForwardedPPS is packets/s received by all subscribers: what the
+	// bridges forwarded.
+	ForwardedPPS  float64 `json:"forwarded_pps"`
+	ForwardedKbps float64 `json:"forwarded_kbps"`
+	// InterBridgeBytes is media sent between bridges; null until the
+	// cascade exists.
+	InterBridgeBytes *int64 `json:"inter_bridge_bytes"`
+
+	Nodes []NodeFigures `json:"nodes"`
+	// CPUPerPacketUS is the nodes' CPU (µs) per forwarded packet; null for
+	// remote nodes.
+	CPUPerPacketUS *float64 `json:"cpu_per_packet_us"`
+	// MemPerParticipantKB is the nodes' resident memory growth per
+	// participant; null for remote nodes.
+	MemPerParticipantKB *float64 `json:"mem_per_participant_kb"`
+
+	Generator Generator `json:"generator"`
+
+	Errors      int64    `json:"errors"`
+	ErrorSample []string `json:"error_sample,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
+	Guards      Guards   `json:"guards"`
+
+	// DelayHistogram holds the delay distributions for plots: bucket
+	// midpoints in ms and counts, by kind.
+	DelayHistogram map[string][][2]float64 `json:"delay_histogram"`
+	Timeline       []Sample                `json:"timeline"`
+}
+
+// ParticipantCounts counts participants.
+type ParticipantCounts struct {
+	Planned int   `json:"planned"`
+	Joined  int64 `json:"joined"`
+	Failed  int64 `json:"failed"`
+	Churned int64 `json:"churned"` // left and replaced during the window
+}
+
+// Loss is packets expected and received, from the Stamps' sequence numbers.
+type Loss struct {
+	Expected uint64  `json:"expected"`
+	Received uint64  `json:"received"`
+	Percent  float64 `json:"percent"`
+}
+
+// Freezes are gaps over 500 ms between rendered frames of a subscribed
+// video, within the steady window.
+type Freezes struct {
+	Streams       int     `json:"streams"`        // subscribed videos
+	Frozen        int     `json:"frozen_streams"` // with at least one freeze
+	Count         int     `json:"count"`
+	TotalSeconds  float64 `json:"total_seconds"`
+	PerMinute     float64 `json:"per_stream_minute"` // freezes per stream per minute
+	NeverRendered int     `json:"never_rendered"`    // shown videos without a single frame
+}
+
+// LayerFigures is what subscribers received of one simulcast layer.
+type LayerFigures struct {
+	RID     string  `json:"rid"`
+	Height  int     `json:"height"`
+	Streams int     `json:"streams"`       // subscriptions that received mostly this layer
+	Kbps    float64 `json:"kbps"`          // received by all subscribers
+	PerSub  float64 `json:"kbps_per_sub"`  // per subscription on this layer
+	SentKbp float64 `json:"sent_kbps_pub"` // what each publisher sends on it
+}
+
+// NodeFigures is one node's cost over the steady window (local nodes).
+type NodeFigures struct {
+	Name         string  `json:"name"`
+	Region       string  `json:"region"`
+	Participants int     `json:"participants"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	Cores        float64 `json:"cores"` // mean over the window
+	RSSStartMB   float64 `json:"rss_start_mb"`
+	RSSEndMB     float64 `json:"rss_end_mb"`
+}
+
+// Generator is the bench's own cost: when it is busy, the figures measure
+// it rather than the cluster.
+type Generator struct {
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	Cores       float64 `json:"cores"`
+	Busy        float64 `json:"busy"` // share of the cores it may use
+	CoresUsable int     `json:"cores_usable"`
+	MachineBusy float64 `json:"machine_busy"` // whole machine, 0..1
+	Bottleneck  bool    `json:"bottleneck"`
+}
+
+// Guards are the run's pass/fail limits.
+type Guards struct {
+	MaxLossPercent float64  `json:"max_loss_percent,omitempty"`
+	MaxP95DelayMS  float64  `json:"max_p95_delay_ms,omitempty"`
+	Failed         []string `json:"failed,omitempty"`
+}
+
+func lossOf(exp, got uint64) Loss {
+	l := Loss{Expected: exp, Received: got}
+	if exp > 0 && got < exp {
+		l.Percent = round3(float64(exp-got) * 100 / float64(exp))
+	}
+	return l
+}
+
+// report gathers the figures; the sources have stopped.
+func (r *runner) report(smp *sampler) *Report {
+	from, to := r.window()
+	secs := to.Sub(from).Seconds()
+	rep := &Report{
+		Scenario:      r.scn,
+		Started:       r.start.UTC(),
+		WindowSeconds: round3(secs),
+		DelayByPath:   map[string]Summary{},
+		Participants: ParticipantCounts{
+			Planned: r.planned(),
+			Joined:  r.joined.Load(),
+			Failed:  r.joinFailed.Load(),
+			Churned: r.churned.Load(),
+		},
+	}
+	if r.p.Local > 0 {
+		rep.Target = fmt.Sprintf("local, %d node(s)", r.p.Local)
+	} else {
+		rep.Target = strings.Join(r.p.URLs, ",")
+	}
+	var join, connect, ttff, tfa, ajit, vjit []float64
+	var adelay, vdelay Histogram
+	paths := map[string]*Histogram{}
+	var aexp, agot, vexp, vgot uint64
+	var layerBytes [3]uint64
+	var layerStreams [3]int
+	var packets, bytes uint64
+	nodeParts := make([]int, len(r.targets))
+
+	r.mu.Lock()
+	all := append([]*participant(nil), r.all...)
+	r.mu.Unlock()
+	for _, p := range all {
+		p.mu.Lock()
+		if !p.welcomeAt.IsZero() {
+			join = append(join, ms(p.welcomeAt.Sub(p.start)))
+			if p.leftAt.IsZero() || p.leftAt.After(to) {
+				nodeParts[p.node]++
+			}
+		}
+		if !p.connected.IsZero() {
+			connect = append(connect, ms(p.connected.Sub(p.start)))
+		}
+		streams := append([]*stream(nil), p.streams...)
+		shown := map[string]time.Time{}
+		for k, v := range p.shownAt {
+			shown[k] = v
+		}
+		leftAt := p.leftAt
+		if len(p.errs) > 0 && len(rep.ErrorSample) < 10 {
+			rep.ErrorSample = append(rep.ErrorSample, p.errs[0])
+		}
+		p.mu.Unlock()
+		rendered := map[string]bool{}
+		for _, s := range streams {
+			s.mu.Lock()
+			packets += s.packets
+			path := r.targets[p.node].Name
+			if s.from != nil && s.from.node != p.node {
+				path = r.targets[s.from.node].Name + "→" + path
+			}
+			if paths[path] == nil {
+				paths[path] = &Histogram{}
+			}
+			paths[path].Merge(&s.delay)
+			var exp, got uint64
+			for i := range s.loss {
+				e, g := s.loss[i].totals()
+				exp += e
+				got += g
+			}
+			if s.video {
+				vdelay.Merge(&s.delay)
+				vexp += exp
+				vgot += got
+				if s.jit.n > 0 {
+					vjit = append(vjit, s.jit.meanMS())
+				}
+				best := 0
+				for i, b := range s.bytes {
+					layerBytes[i] += b
+					bytes += b
+					if b > s.bytes[best] {
+						best = i
+					}
+				}
+				if s.packets > 0 {
+					layerStreams[best]++
+				}
+				if !s.first.IsZero() && !s.start.IsZero() {
+					ttff = append(ttff, ms(s.first.Sub(s.start)))
+					rendered[s.trackID] = true
+				}
+				// Freezes of subscriptions that overlap the window.
+				end := to
+				if !s.ended.IsZero() && s.ended.Before(end) {
+					end = s.ended
+				}
+				if !leftAt.IsZero() && leftAt.Before(end) {
+					end = leftAt
+				}
+				start := maxTime(from, s.start)
+				if start.Before(end) {
+					c, d := s.frz.finish(start, end)
+					rep.Freezes.Streams++
+					rep.Freezes.Count += c
+					rep.Freezes.TotalSeconds += d.Seconds()
+					if c > 0 {
+						rep.Freezes.Frozen++
+					}
+				}
+			} else {
+				adelay.Merge(&s.delay)
+				aexp += exp
+				agot += got
+				bytes += s.bytes[0]
+				if s.jit.n > 0 {
+					ajit = append(ajit, s.jit.meanMS())
+				}
+				if !s.first.IsZero() && !s.start.IsZero() {
+					tfa = append(tfa, ms(s.first.Sub(s.start)))
+				}
+			}
+			s.mu.Unlock()
+		}
+		// A shown video that never produced a frame is frozen for all of
+		// the window it was shown in.
+		for id, at := range shown {
+			if rendered[id] {
+				continue
+			}
+			start := maxTime(from, maxTime(at, p.start))
+			end := to
+			if !leftAt.IsZero() && leftAt.Before(end) {
+				end = leftAt
+			}
+			if end.Sub(start) > 2*freezeWindow {
+				rep.Freezes.NeverRendered++
+				rep.Freezes.Streams++
+				rep.Freezes.Frozen++
+				rep.Freezes.Count++
+				rep.Freezes.TotalSeconds += end.Sub(start).Seconds()
+			}
+		}
+	}
+	rep.Freezes.TotalSeconds = round3(rep.Freezes.TotalSeconds)
+	if rep.Freezes.Streams > 0 && secs > 0 {
+		rep.Freezes.PerMinute = round3(float64(rep.Freezes.Count) / float64(rep.Freezes.Streams) / (secs / 60))
+	}
+	rep.Join = summarize(join)
+	rep.Connect = summarize(connect)
+	rep.FirstFrame = summarize(ttff)
+	rep.FirstAudio = summarize(tfa)
+	rep.AudioDelay = adelay.SummaryMS()
+	rep.VideoDelay = vdelay.SummaryMS()
+	for k, h := range paths {
+		if h.Count() > 0 {
+			rep.DelayByPath[k] = h.SummaryMS()
+		}
+	}
+	rep.AudioLoss = lossOf(aexp, agot)
+	rep.VideoLoss = lossOf(vexp, vgot)
+	rep.AudioJitter = summarize(ajit)
+	rep.VideoJitter = summarize(vjit)
+	rep.DelayHistogram = map[string][][2]float64{}
+	for kind, h := range map[string]*Histogram{"audio": &adelay, "video": &vdelay} {
+		v, c := h.Buckets()
+		for i := range v {
+			rep.DelayHistogram[kind] = append(rep.DelayHistogram[kind], [2]float64{round3(v[i] / 1000), float64(c[i])})
+		}
+	}
+	if secs > 0 {
+		rep.ForwardedPPS = round3(float64(packets) / secs)
+		rep.ForwardedKbps = round3(float64(bytes) * 8 / 1000 / secs)
+		for i, l := range r.layers {
+			lf := LayerFigures{RID: l.RID, Height: l.Height, Streams: layerStreams[i],
+				Kbps: round3(float64(layerBytes[i]) * 8 / 1000 / secs), SentKbp: float64(l.Bitrate) / 1000}
+			if lf.Streams > 0 {
+				lf.PerSub = round3(lf.Kbps / float64(lf.Streams))
+			}
+			rep.Layers = append(rep.Layers, lf)
+		}
+	}
+
+	// Cost, from /proc at the window's edges.
+	smp.mu.Lock()
+	base, ws, we := smp.baseline, smp.winStart, smp.winEnd
+	smp.mu.Unlock()
+	if ws != nil && we != nil {
+		dt := we.at.Sub(ws.at).Seconds()
+		var cpu, rssGrowth float64
+		local := false
+		for i, t := range r.targets {
+			nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
+			if t.pid() > 0 && i < len(ws.nodes) && i < len(we.nodes) {
+				local = true
+				nf.CPUSeconds = round3(we.nodes[i].CPU - ws.nodes[i].CPU)
+				nf.Cores = round3(nf.CPUSeconds / dt)
+				nf.RSSStartMB = round3(float64(base.nodes[i].RSS) / (1 << 20))
+				nf.RSSEndMB = round3(float64(we.nodes[i].RSS) / (1 << 20))
+				cpu += we.nodes[i].CPU - ws.nodes[i].CPU
+				rssGrowth += float64(we.nodes[i].RSS - base.nodes[i].RSS)
+			}
+			rep.Nodes = append(rep.Nodes, nf)
+		}
+		if local {
+			if packets > 0 {
+				v := round3(cpu / float64(packets) * 1e6)
+				rep.CPUPerPacketUS = &v
+			}
+			if n := r.joined.Load() - r.churned.Load(); n > 0 {
+				v := round3(rssGrowth / 1024 / float64(n))
+				rep.MemPerParticipantKB = &v
+			}
+		}
+		g := &rep.Generator
+		g.CPUSeconds = round3(we.gen.CPU - ws.gen.CPU)
+		g.Cores = round3(g.CPUSeconds / dt)
+		g.CoresUsable = genCores()
+		g.Busy = round3(g.Cores / float64(g.CoresUsable))
+		if we.tot > ws.tot {
+			g.MachineBusy = round3(float64(we.busy-ws.busy) / float64(we.tot-ws.tot))
+		}
+		if g.Busy > 0.9 {
+			g.Bottleneck = true
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator used %.0f%% of its %d core(s): it, not the cluster, may be the bottleneck", g.Busy*100, g.CoresUsable))
+		}
+		if g.MachineBusy > 0.9 && r.p.Local > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the machine was %.0f%% busy: generator and local nodes compete for it", g.MachineBusy*100))
+		}
+		_ = runtime.NumCPU
+	}
+	rep.Errors = r.errors.Load() + r.joinFailed.Load()
+	r.mu.Lock()
+	for _, e := range r.joinErrs {
+		if len(rep.ErrorSample) < 10 {
+			rep.ErrorSample = append(rep.ErrorSample, "join: "+e)
+		}
+	}
+	r.mu.Unlock()
+	if m := r.malformed.Load(); m > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d packets arrived without a valid stamp", m))
+	}
+	if rep.Participants.Failed > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d participants failed to join", rep.Participants.Failed, rep.Participants.Joined+rep.Participants.Failed))
+	}
+
+	// Guards.
+	gd := &rep.Guards
+	if r.p.MaxLoss > 0 {
+		gd.MaxLossPercent = r.p.MaxLoss
+		for _, l := range []struct {
+			kind string
+			l    Loss
+		}{{"audio", rep.AudioLoss}, {"video", rep.VideoLoss}} {
+			if l.l.Percent > r.p.MaxLoss {
+				gd.Failed = append(gd.Failed, fmt.Sprintf("%s loss %.3f%% > %.3f%%", l.kind, l.l.Percent, r.p.MaxLoss))
+			}
+		}
+		if rep.AudioLoss.Expected+rep.VideoLoss.Expected == 0 {
+			gd.Failed = append(gd.Failed, "no media was received in the steady window")
+		}
+	}
+	if r.p.MaxP95Delay > 0 {
+		lim := ms(r.p.MaxP95Delay)
+		gd.MaxP95DelayMS = lim
+		for _, d := range []struct {
+			kind string
+			s    Summary
+		}{{"audio", rep.AudioDelay}, {"video", rep.VideoDelay}} {
+			if d.s.P95 > lim {
+				gd.Failed = append(gd.Failed, fmt.Sprintf("%s p95 delay %.1f ms > %.1f ms", d.kind, d.s.P95, lim))
+			}
+		}
+	}
+	return rep
+}
+
+func ms(d time.Duration) float64 { return round3(float64(d) / 1e6) }
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// WriteJSON writes the report as indented JSON.
+func (rep *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteJSONFile writes the report to a file.
+func (rep *Report) WriteJSONFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// WriteTable writes the human summary.
+func (rep *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pc := rep.Participants
+	fmt.Fprintf(w, "scenario %s, target %s, steady window %.1f s\n", rep.Scenario.Name, rep.Target, rep.WindowSeconds)
+	fmt.Fprintf(w, "participants: %d joined of %d, failed %d, churned %d, errors %d\n\n", pc.Joined, pc.Planned, pc.Failed, pc.Churned, rep.Errors)
+	fmt.Fprintf(tw, "figure\tp50\tp95\tp99\tmax\tcount\n")
+	row := func(name string, s Summary) {
+		if s.Count == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t0\n", name)
+			return
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%d\n", name, s.P50, s.P95, s.P99, s.Max, s.Count)
+	}
+	row("join (ms)", rep.Join)
+	row("connect (ms)", rep.Connect)
+	row("first frame (ms)", rep.FirstFrame)
+	row("first audio (ms)", rep.FirstAudio)
+	row("audio delay (ms)", rep.AudioDelay)
+	row("video delay (ms)", rep.VideoDelay)
+	var paths []string
+	for k := range rep.DelayByPath {
+		paths = append(paths, k)
+	}
+	sort.Strings(paths)
+	if len(paths) > 1 {
+		for _, k := range paths {
+			row("  via "+k+" (ms)", rep.DelayByPath[k])
+		}
+	}
+	row("audio jitter (ms)", rep.AudioJitter)
+	row("video jitter (ms)", rep.VideoJitter)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "loss\taudio %.3f%%, video %.3f%% (received %d/%d, %d/%d packets)\n",
+		rep.AudioLoss.Percent, rep.VideoLoss.Percent, rep.AudioLoss.Received, rep.AudioLoss.Expected, rep.VideoLoss.Received, rep.VideoLoss.Expected)
+	f := rep.Freezes
+	fmt.Fprintf(tw, "freezes\t%d in %d of %d videos, %.1f s frozen, %.2f per video-minute, %d never rendered\n",
+		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered)
+	for _, l := range rep.Layers {
+		fmt.Fprintf(tw, "layer %s (%dp)\t%.0f kbit/s received, %d subscriptions, %.0f kbit/s each\n", l.RID, l.Height, l.Kbps, l.Streams, l.PerSub)
+	}
+	fmt.Fprintf(tw, "forwarded\t%.0f packets/s, %.1f Mbit/s\n", rep.ForwardedPPS, rep.ForwardedKbps/1000)
+	if rep.InterBridgeBytes == nil {
+		fmt.Fprintf(tw, "inter-bridge\t- (no cascade yet)\n")
+	}
+	for _, n := range rep.Nodes {
+		if n.CPUSeconds == 0 && n.RSSEndMB == 0 {
+			fmt.Fprintf(tw, "node %s\t%d participants, no metrics (remote)\n", n.Name, n.Participants)
+			continue
+		}
+		fmt.Fprintf(tw, "node %s (%s)\t%d participants, cpu %.2f s (%.2f cores), rss %.0f → %.0f MB\n",
+			n.Name, n.Region, n.Participants, n.CPUSeconds, n.Cores, n.RSSStartMB, n.RSSEndMB)
+	}
+	if rep.CPUPerPacketUS != nil {
+		fmt.Fprintf(tw, "cpu per forwarded packet\t%.1f µs\n", *rep.CPUPerPacketUS)
+	}
+	if rep.MemPerParticipantKB != nil {
+		fmt.Fprintf(tw, "memory per participant\t%.0f KB\n", *rep.MemPerParticipantKB)
+	}
+	g := rep.Generator
+	fmt.Fprintf(tw, "generator\tcpu %.2f s (%.2f of %d cores), machine %.0f%% busy\n", g.CPUSeconds, g.Cores, g.CoresUsable, g.MachineBusy*100)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, x := range rep.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", x)
+	}
+	for _, e := range rep.ErrorSample {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	for _, e := range rep.Guards.Failed {
+		fmt.Fprintf(w, "GUARD FAILED: %s\n", e)
+	}
+	return nil
+}
