@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			roomCommand(),
 			clusterCommand(),
+			benchCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
