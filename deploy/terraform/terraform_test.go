@@ -1500,8 +1500,6 @@ func renderUserData(t *testing.T, region *module, ports cty.Value) string {
 		"turn_tls_secret_arn": cty.StringVal("arn:aws:secretsmanager:eu-west-1:123456789012:secret:meshmeet/turn-tls-AbCdEf"),
 		"turn_tls_port":       ports.GetAttr("turn_tls"),
 		"pool_tag":            cty.StringVal("meshmeet-ap-southeast-1"),
-		"join":                cty.StringVal("203.0.113.10:7946,198.51.100.20:7946,192.0.2.30:7946,203.0.113.40:7946,198.51.100.50:7946"),
-		"bootstrap_expect":    cty.NumberIntVal(5),
 		"lat":                 cty.StringVal("-33.8688"),
 		"lon":                 cty.StringVal("151.2093"),
 		"log_level":           cty.StringVal("info"),

@@ -16,6 +16,7 @@ module "meshmeet" {
   regions = {
     "eu-west-1" = {
       nodes    = 1
+      voters   = 1
       location = { lat = 53.35, lon = -6.26 }
       autoscaling = {
         min_size = 0
@@ -24,10 +25,12 @@ module "meshmeet" {
     }
     "us-east-1" = {
       nodes    = 1
+      voters   = 1
       location = { lat = 38.95, lon = -77.45 }
     }
     "ap-southeast-1" = {
       nodes    = 1
+      voters   = 1
       location = { lat = 1.29, lon = 103.85 }
     }
   }

@@ -32,12 +32,18 @@ locals {
     }
   ]...)
 
-  # Voters round-robin over the regions: the first node of every region, then
-  # the second, ... so that no region holds a majority while there are at
-  # least as many regions as voters.
+  # Voters: as pinned per region, or else round-robin over the regions (the
+  # first node of every region, then the second, ...) so that no region
+  # holds a majority while there are at least as many regions as voters.
+  # Round-robin follows the sorted region names: adding a region can move a
+  # voter, so pin them in a cluster that grows.
   max_nodes   = max(0, [for k in local.region_keys : var.regions[k].nodes]...)
   voter_order = flatten([for i in range(local.max_nodes) : [for k in local.region_keys : "${k}/${i}" if i < var.regions[k].nodes]])
-  voter_keys  = slice(local.voter_order, 0, min(var.voters, length(local.voter_order)))
+  pinned      = anytrue([for k in local.region_keys : var.regions[k].voters != null])
+  voter_keys = (local.pinned
+    ? flatten([for k in local.region_keys : [for i in range(coalesce(var.regions[k].voters, 0)) : "${k}/${i}"]])
+    : slice(local.voter_order, 0, min(var.voters, length(local.voter_order)))
+  )
 
   # Elastic IPs for autoscaled nodes: one per possible node (max_size).
   pool = merge([

@@ -12,6 +12,7 @@ variable "name" {
 variable "regions" {
   type = map(object({
     nodes         = optional(number, 1)
+    voters        = optional(number)
     instance_type = optional(string)
     ami_id        = optional(string)
     binary = optional(object({
@@ -32,7 +33,9 @@ variable "regions" {
   }))
   description = <<-EOT
     The regions of the cluster, keyed by AWS region name. Per region: fixed
-    nodes (nodes, default 1), instance_type, ami_id and binary overriding the
+    nodes (nodes, default 1), how many of them are raft voters (voters; set it
+    in every region to pin the placement, or leave it out everywhere for
+    round-robin), instance_type, ami_id and binary overriding the
     cluster defaults (a new binary in one region at a time is how to roll out a
     version), location (lat/lon for --lat/--lon), an optional autoscaling
     group of extra non-voting nodes, the VPC range, and an optional ACM
@@ -42,6 +45,14 @@ variable "regions" {
   validation {
     condition     = length(var.regions) > 0 && alltrue([for k, r in var.regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", k)) && r.nodes >= 0])
     error_message = "regions must be keyed by AWS region names, each with nodes >= 0."
+  }
+  validation {
+    condition     = alltrue([for r in values(var.regions) : r.voters == null || try(r.voters >= 0 && r.voters <= r.nodes, false)])
+    error_message = "A region's voters must be between 0 and its nodes."
+  }
+  validation {
+    condition     = alltrue([for r in values(var.regions) : r.voters == null]) || sum([for r in values(var.regions) : coalesce(r.voters, 0)]) == var.voters
+    error_message = "With voters set per region, they must add up to the cluster's voters."
   }
 }
 

@@ -20,6 +20,9 @@ locals {
   turn_tls = var.turn_tls_secret_arn != null
   arch     = contains(data.aws_ec2_instance_type.node.supported_architectures, "arm64") ? "arm64" : "x86_64"
   tags     = merge(var.tags, { meshmeet-cluster = var.name })
+
+  # Tags every node carries (EC2 tag values allow no commas: space-separated).
+  node_tags = { meshmeet-join = join(" ", var.join) }
 }
 
 data "aws_availability_zones" "available" {
@@ -112,8 +115,6 @@ resource "aws_launch_template" "node" {
     turn_tls_secret_arn = local.turn_tls ? var.turn_tls_secret_arn : ""
     turn_tls_port       = local.ports.turn_tls
     pool_tag            = local.prefix
-    join                = join(",", var.join)
-    bootstrap_expect    = var.bootstrap_expect
     lat                 = var.location == null ? "" : tostring(var.location.lat)
     lon                 = var.location == null ? "" : tostring(var.location.lon)
     log_level           = var.log_level
@@ -171,11 +172,15 @@ resource "aws_instance" "node" {
     version = aws_launch_template.node.latest_version
   }
 
-  tags = merge(local.tags, {
-    Name                    = var.nodes[count.index].name
-    meshmeet-node-name      = var.nodes[count.index].name
-    meshmeet-voter          = var.nodes[count.index].voter ? "true" : "false"
-    meshmeet-eip-allocation = var.nodes[count.index].allocation_id
+  # Per-node settings, read from the instance metadata at boot. Tags, not
+  # user data: changing the voters or the join list updates them in place
+  # instead of replacing every node (a node reads them when it restarts).
+  tags = merge(local.tags, local.node_tags, {
+    Name                      = var.nodes[count.index].name
+    meshmeet-node-name        = var.nodes[count.index].name
+    meshmeet-voter            = var.nodes[count.index].voter ? "true" : "false"
+    meshmeet-bootstrap-expect = tostring(var.bootstrap_expect)
+    meshmeet-eip-allocation   = var.nodes[count.index].allocation_id
   })
 
   lifecycle {
@@ -222,7 +227,7 @@ resource "aws_autoscaling_group" "node" {
   }
 
   dynamic "tag" {
-    for_each = merge(local.tags, { Name = "${local.prefix}-auto" })
+    for_each = merge(local.tags, local.node_tags, { Name = "${local.prefix}-auto" })
 
     content {
       key                 = tag.key

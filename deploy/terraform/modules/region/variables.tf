@@ -60,6 +60,11 @@ variable "cluster_cidrs" {
 variable "join" {
   type        = list(string)
   description = "Gossip addresses (host:port) of the voters, given to every node as --join."
+
+  validation {
+    condition     = length(join(" ", var.join)) <= 256 && alltrue([for a in var.join : can(regex("^[0-9.]+:[0-9]+$", a))])
+    error_message = "join must be IPv4 host:port addresses, at most 256 characters in all (an EC2 tag value)."
+  }
 }
 
 variable "bootstrap_expect" {
