@@ -10,5 +10,6 @@
 //	go test ./e2e -v
 //
 // MESHMEET_CHROMIUM names the browser binary when it is not on PATH as
-// chromium, chromium-browser or google-chrome.
+// chromium, chromium-browser or google-chrome. MESHMEET_E2E_SERVER names a
+// meshmeet binary to test instead of building ./cmd/meshmeet.
 package e2e

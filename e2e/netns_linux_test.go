@@ -20,7 +20,7 @@ import (
 // Environment of the test process re-executed inside the namespace.
 const (
 	envInside   = "MESHMEET_E2E_INSIDE_NETNS" // "1" inside the namespace
-	envServer   = "MESHMEET_E2E_SERVER"       // the meshmeet binary built outside
+	envServer   = "MESHMEET_E2E_SERVER"       // the meshmeet binary (built outside when unset)
 	envChromium = "MESHMEET_CHROMIUM"         // the browser binary
 )
 
@@ -46,16 +46,19 @@ func inNamespace(t *testing.T, name string) bool {
 		t.Skip("skipping browser test: it needs root to make a network namespace with only loopback (unshare CLONE_NEWNET)")
 	}
 
-	// Modules cannot be fetched inside the namespace: build first.
-	dir := t.TempDir()
-	server := filepath.Join(dir, "meshmeet")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("skipping browser test: no go command to build the server: %v", err)
-	}
-	build := exec.Command(goBin, "build", "-o", server, "github.com/meshmeet/meshmeet/cmd/meshmeet")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build meshmeet: %v\n%s", err, out)
+	// Modules cannot be fetched inside the namespace: build first, unless
+	// MESHMEET_E2E_SERVER names a binary already built.
+	server := os.Getenv(envServer)
+	if server == "" {
+		server = filepath.Join(t.TempDir(), "meshmeet")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			t.Skipf("skipping browser test: no go command to build the server: %v", err)
+		}
+		build := exec.Command(goBin, "build", "-o", server, "github.com/meshmeet/meshmeet/cmd/meshmeet")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build meshmeet: %v\n%s", err, out)
+		}
 	}
 
 	exe, err := os.Executable()
