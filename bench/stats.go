@@ -81,6 +81,9 @@ func (h *Histogram) Quantile(q float64) float64 {
 	}
 	rank := uint64(math.Ceil(q * float64(h.n)))
 	rank = max(rank, 1)
+	if rank >= h.n {
+		return float64(h.max)
+	}
 	var cum uint64
 	for i, c := range h.counts {
 		cum += c
