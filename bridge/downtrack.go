@@ -83,13 +83,26 @@ type DownTrack struct {
 	hdr       rtp.Header
 	batch     [batchLen]qEntry
 	started   bool
-	seqOff    uint16
-	tsOff     uint32
+	m         mapping // current source→output mapping
+	prev      mapping // the one before the last rebase, for NACKs
+	prevOK    bool
 	lastSeq   uint16
 	lastTS    uint32
 	lastWrite int64
-	baseSeq   uint16 // first source seq forwarded since the last rebase
 }
+
+// mapping turns one layer's sequence numbers and timestamps into the
+// subscriber's: out = src + offset. It holds from source sequence number
+// srcStart on (kept within baseWindow of the newest packet).
+type mapping struct {
+	layer    int32
+	seqOff   uint16
+	tsOff    uint32
+	srcStart uint16
+}
+
+// outStart is the first output sequence number of the mapping.
+func (m *mapping) outStart() uint16 { return m.srcStart + m.seqOff }
 
 func newDownTrack(up *UpTrack, sub *Participant) *DownTrack {
 	dt := &DownTrack{
@@ -310,57 +323,59 @@ func (dt *DownTrack) writeEntry(e qEntry) {
 			if !kf {
 				return
 			}
-			dt.rebase()
+			dt.rebase(li)
 			dt.cur.Store(li)
 		case li == cur:
 			if e.flags&flagResync != 0 {
-				dt.rebase()
+				dt.rebase(li)
 			}
 		default:
 			return
 		}
-		if d := int16(dt.hdr.SequenceNumber - dt.baseSeq); d < 0 {
+		if d := int16(dt.hdr.SequenceNumber - dt.m.srcStart); d < 0 {
 			return // older than the switch point
 		} else if d > baseWindow {
 			// Keep the switch point within int16 reach of new packets.
-			dt.baseSeq = dt.hdr.SequenceNumber - baseWindow
+			dt.m.srcStart = dt.hdr.SequenceNumber - baseWindow
 		}
 	} else if !dt.started {
-		dt.rebase()
+		dt.rebase(0)
 		dt.cur.Store(0)
 	}
-	dt.write(b, hl, n, false)
+	dt.write(b, hl, n, false, &dt.m)
 }
 
 // rebase maps the packet in dt.hdr to the output sequence number after the
 // last one written, and its timestamp to the last one plus the time elapsed,
 // so that a layer switch or a resume looks like a continuous stream.
-func (dt *DownTrack) rebase() {
+func (dt *DownTrack) rebase(li int32) {
 	now := dt.now.Load()
 	seq, ts := dt.hdr.SequenceNumber, dt.hdr.Timestamp
+	m := mapping{layer: li, srcStart: seq}
 	if dt.started {
-		dt.seqOff = dt.lastSeq + 1 - seq
+		dt.prev, dt.prevOK = dt.m, true
+		m.seqOff = dt.lastSeq + 1 - seq
 		ticks := uint32(uint64(max(now-dt.lastWrite, 0)) * uint64(dt.clockRate) / 1e9)
 		if ticks == 0 {
 			ticks = 1
 		}
-		dt.tsOff = dt.lastTS + ticks - ts
+		m.tsOff = dt.lastTS + ticks - ts
 	}
+	dt.m = m
 	dt.started = true
-	dt.baseSeq = seq
 }
 
 // write rewrites dt.hdr for the subscriber and writes header and payload
 // (dt.buf[hl:n]). Header extensions carry the publisher's IDs: all are
 // dropped but the audio level, which is renumbered for the subscriber.
-func (dt *DownTrack) write(b *binding, hl, n int, rtx bool) {
+func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 	h := &dt.hdr
 	var level []byte
 	if b.levelID != 0 && dt.up.levelExtID != 0 && h.Extension {
 		level = h.GetExtension(dt.up.levelExtID)
 	}
-	h.SequenceNumber += dt.seqOff
-	h.Timestamp += dt.tsOff
+	h.SequenceNumber += m.seqOff
+	h.Timestamp += m.tsOff
 	h.SSRC = b.ssrc
 	h.PayloadType = b.pt
 	h.Extension = false
@@ -390,22 +405,25 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool) {
 	}
 }
 
-// retransmit resends output sequence number seq from the current layer's
-// cache, with the current mapping. A packet from before the last layer
-// switch is not found (its source seq maps elsewhere) and is counted as a
-// miss; the subscriber then asks for a keyframe.
+// retransmit resends output sequence number seq from the cache, through
+// the mapping that produced it: the current one, or the one before the last
+// layer switch. Older packets are counted as misses; the subscriber then
+// asks for a keyframe.
 func (dt *DownTrack) retransmit(b *binding, seq uint16) {
-	cur := dt.cur.Load()
-	if cur < 0 || !dt.started {
+	if !dt.started {
 		dt.stats.dropNACKMiss.Add(1)
 		return
 	}
-	src := seq - dt.seqOff
-	if int16(src-dt.baseSeq) < 0 {
-		dt.stats.dropNACKMiss.Add(1)
-		return
+	m := &dt.m
+	if int16(seq-m.outStart()) < 0 {
+		m = &dt.prev
+		if !dt.prevOK || int16(seq-m.outStart()) < 0 || int16(seq-dt.m.outStart()) < -baseWindow {
+			dt.stats.dropNACKMiss.Add(1)
+			return
+		}
 	}
-	n, _ := dt.up.layers[cur].cache.get(src, dt.buf[:])
+	src := seq - m.seqOff
+	n, _ := dt.up.layers[m.layer].cache.get(src, dt.buf[:])
 	if n == 0 {
 		dt.stats.dropNACKMiss.Add(1)
 		return
@@ -415,7 +433,7 @@ func (dt *DownTrack) retransmit(b *binding, seq uint16) {
 		dt.stats.dropNACKMiss.Add(1)
 		return
 	}
-	dt.write(b, hl, n, true)
+	dt.write(b, hl, n, true, m)
 }
 
 // needsKeyframe reports whether the subscriber waits for a keyframe: a

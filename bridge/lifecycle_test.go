@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,58 @@ func TestNewValidates(t *testing.T) {
 	if n := goroutines(); n != before {
 		t.Fatalf("New started %d goroutines", n-before)
 	}
+}
+
+// TestPublicIPs: the bridge advertises Config.PublicIPs as its host
+// candidates instead of the socket's address. The candidates are only
+// inspected, never given to a client, so nothing is sent to that address.
+func TestPublicIPs(t *testing.T) {
+	before := goroutines()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{UDPConn: conn, PublicIPs: []string{"203.0.113.7"}, IncludeLoopback: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cands := make(chan string, 16)
+	p, err := b.NewRoom("room-nat", RoomEvents{}).Join("alice", ParticipantEvents{
+		Candidate: func(pc PC, c *webrtc.ICECandidateInit) {
+			if pc == PCPub && c != nil {
+				cands <- c.Candidate
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := client.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.HandleOffer(offer.SDP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-cands:
+		if !strings.Contains(c, " 203.0.113.7 ") || strings.Contains(c, "127.0.0.1") || !strings.Contains(c, "typ host") {
+			t.Fatalf("candidate %q, want a host candidate on the public IP", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no candidate")
+	}
+	p.Close()
+	_ = client.Close()
+	b.Close()
+	checkGoroutines(t, before)
 }

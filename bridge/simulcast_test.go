@@ -92,6 +92,30 @@ func TestRoomSimulcast(t *testing.T) {
 		}
 	})
 
+	t.Run("REMB", func(t *testing.T) {
+		// alice's estimate drops to 100 kb/s for her two video tracks:
+		// only the lowest layer (about 35 kb/s here) fits.
+		remb := func(bps float32) {
+			t.Helper()
+			var ssrcs []uint32
+			alice.mu.Lock()
+			for _, tr := range alice.tracks {
+				ssrcs = append(ssrcs, tr.ssrc)
+			}
+			alice.mu.Unlock()
+			if err := alice.sub.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: ssrcs}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		remb(100_000)
+		eventually(t, 10*time.Second, "low layer under a low estimate", func() bool { return rt.layer() == 0 })
+		remb(10_000_000)
+		eventually(t, 10*time.Second, "top layer again", func() bool { return rt.layer() == 2 })
+		if gaps, _ := rt.seqGaps(); gaps != 0 {
+			t.Fatalf("%d sequence gaps across estimate-driven switches", gaps)
+		}
+	})
+
 	t.Run("NACK", func(t *testing.T) {
 		_, last := rt.seqGaps()
 		rtx0 := b.Stats().Retransmits

@@ -169,6 +169,24 @@ func TestLayerSwitchRewrite(t *testing.T) {
 	if layerOf() != 1 {
 		t.Fatalf("layer %d, want 1", layerOf())
 	}
+	// NACKs: the newest packet (layer 1) and the last one of layer 0, from
+	// before the switch, come back with the same seq, timestamp and layer.
+	written := append([][2]uint32(nil), log...)
+	for _, tc := range []struct {
+		back  int
+		layer byte
+	}{{1, 1}, {3, 0}} {
+		want := written[len(written)-tc.back]
+		dt.enqueueNACK(uint16(want[0]))
+		dt.drain()
+		if w.last.SequenceNumber != uint16(want[0]) || w.last.Timestamp != want[1] || layerOf() != tc.layer {
+			t.Errorf("NACK %d: got seq %d ts %d layer %d, want ts %d layer %d", want[0], w.last.SequenceNumber, w.last.Timestamp, layerOf(), want[1], tc.layer)
+		}
+	}
+	if st := u.stats.snapshot(); st.Retransmits != 2 {
+		t.Errorf("retransmits %d, want 2", st.Retransmits)
+	}
+	log = written
 	for i := 1; i < len(log); i++ {
 		if uint16(log[i][0]) != uint16(log[i-1][0])+1 {
 			t.Errorf("seq %d follows %d", log[i][0], log[i-1][0])
