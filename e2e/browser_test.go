@@ -280,6 +280,9 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 		}
 	}
 
+	alice.checkConsole(t)
+	bob.checkConsole(t)
+
 	// A screenshot of the meeting view, to look at by hand.
 	shot(t, bob, "meshmeet-e2e-meeting.png")
 
@@ -365,8 +368,20 @@ type browser struct {
 	name string
 	ctx  context.Context
 
-	mu      sync.Mutex
-	console []string
+	mu       sync.Mutex
+	console  []string // every console message
+	problems []string // exceptions, errors and security (CSP) messages
+}
+
+// checkConsole fails the test if the page threw, logged an error or broke
+// its Content-Security-Policy.
+func (b *browser) checkConsole(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("%s console: %s", b.name, p)
+	}
 }
 
 func newBrowser(t *testing.T, chromium, name string) *browser {
@@ -404,6 +419,9 @@ func newBrowser(t *testing.T, chromium, name string) *browser {
 			}
 			b.mu.Lock()
 			b.console = append(b.console, m.String())
+			if m.IsException() || m.Type == chromedp.ConsoleError || m.Source == "security" {
+				b.problems = append(b.problems, m.String())
+			}
 			b.mu.Unlock()
 		}
 	}()

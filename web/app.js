@@ -221,6 +221,9 @@ function join(room, name) {
   });
   session.addEventListener('ended', (ev) => onEnded(ev.detail.reason));
   session.start();
+  if (url.e2ee) {
+    showBanner('End-to-end encryption is not available yet: this meeting is encrypted between you and the server only.');
+  }
 
   renderControls();
   renderAll();

@@ -135,9 +135,13 @@ export function isGuessable(name, words) {
   return check(name, words) !== '';
 }
 
+/** First path segments the server keeps for itself: /<name> is not a room. */
+export const RESERVED = new Set(['static', 'ws', 'api', 'admin', 'healthz', 'readyz', 'favicon.ico', 'robots.txt']);
+
 /**
- * Checks a room name as the server does (wire.ValidRoomName) and returns a
- * message for a person, or '' when the name is valid.
+ * Checks a room name as the server does (wire.ValidRoomName), and that
+ * /<name> can open it, and returns a message for a person, or '' when the
+ * name is valid.
  */
 export function roomNameProblem(name) {
   const runes = [...name];
@@ -145,6 +149,7 @@ export function roomNameProblem(name) {
   if (runes.length > 128) return 'A room name has at most 128 characters.';
   if (name.trim() !== name) return 'A room name cannot start or end with a space.';
   if (/[/?#\\]/.test(name)) return 'A room name cannot contain / ? # or \\.';
+  if (RESERVED.has(name)) return `"${name}" is reserved for the server: choose another name.`;
   if (!isPrintable(name)) {
     return 'A room name can only contain letters, digits, punctuation, symbols and spaces.';
   }
