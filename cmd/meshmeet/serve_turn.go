@@ -98,7 +98,7 @@ func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys cluster
 	if t.SecretFile != "" {
 		g.Go(func() error { watchSecretFile(ctx, t.SecretFile, tc.server.Secrets, t.CredentialTTL, log); return nil })
 	}
-	log.Info("turn listening", "udp", tc.udpAddr, "tcp", tc.udpAddr, "tls", tc.tlsAddr, "urls", len(tc.urls))
+	log.Info("turn listening", "udp", tc.server.PacketConns[0].LocalAddr().String(), "sockets", len(tc.server.PacketConns), "tls", tc.tls != nil)
 	return tc.iceServers, nil
 }
 
@@ -110,7 +110,12 @@ type turnSetup struct {
 	tlsAddr string
 	tls     *tls.Config
 	sockets int
-	urls    []string
+
+	urlHost, tlsHost string
+	allow            []netip.Prefix
+	deny             []uint16
+	rtcExceptions    []netip.AddrPort
+	urls             []string // set by listen, with the bound ports
 }
 
 func (tc *turnSetup) iceServers() []wire.ICEServer {
@@ -149,8 +154,7 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 	if err != nil {
 		return nil, fmt.Errorf("--turn-addr: %w", err)
 	}
-	turnPort, err := strconv.Atoi(portStr)
-	if err != nil || turnPort < 0 || turnPort > 65535 {
+	if n, err := strconv.Atoi(portStr); err != nil || n < 0 || n > 65535 {
 		return nil, fmt.Errorf("--turn-addr: bad port")
 	}
 	listenIP := public
@@ -182,7 +186,7 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 	// bridge's RTC port is what TURN exists to reach, and on the node's own
 	// public IP it stays reachable even where that IP is denied (dev mode
 	// on 127.0.0.1). See docs/turn.md.
-	deny := []uint16{uint16(turnPort), defaults.TURNPort, defaults.TURNTLSPort, defaults.HTTPPort,
+	deny := []uint16{defaults.TURNPort, defaults.TURNTLSPort, defaults.HTTPPort,
 		defaults.GossipPort, defaults.RaftPort, defaults.RelayPort}
 	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {
@@ -194,15 +198,11 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 		rtcExceptions = append(rtcExceptions, netip.AddrPortFrom(public, uint16(cfg.RTCPort)))
 	}
 
-	urlHost := public.String()
+	tc.urlHost = public.String()
 	if public.Is6() {
-		urlHost = "[" + urlHost + "]"
+		tc.urlHost = "[" + tc.urlHost + "]"
 	}
-	tc.urls = []string{
-		fmt.Sprintf("turn:%s:%d?transport=udp", urlHost, turnPort),
-		fmt.Sprintf("turn:%s:%d?transport=tcp", urlHost, turnPort),
-	}
-
+	tc.tlsHost = tc.urlHost
 	if t.TLSAddr != "" || t.CertFile != "" || t.KeyFile != "" {
 		if t.TLSAddr == "" || t.CertFile == "" || t.KeyFile == "" {
 			return nil, errors.New("--turn-tls-addr, --turn-cert and --turn-key go together")
@@ -211,21 +211,17 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 		if err != nil {
 			return nil, fmt.Errorf("--turn-cert/--turn-key: %w", err)
 		}
-		_, tlsPortStr, err := net.SplitHostPort(t.TLSAddr)
-		if err != nil {
+		if _, _, err := net.SplitHostPort(t.TLSAddr); err != nil {
 			return nil, fmt.Errorf("--turn-tls-addr: %w", err)
 		}
-		tlsPort, _ := strconv.Atoi(tlsPortStr)
-		deny = append(deny, uint16(tlsPort))
 		tc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		// Browsers check the certificate against the host of the URL, so
 		// turns: names the certificate's first DNS name when it has one.
-		tlsHost := urlHost
 		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil && len(leaf.DNSNames) > 0 && !strings.Contains(leaf.DNSNames[0], "*") {
-			tlsHost = leaf.DNSNames[0]
+			tc.tlsHost = leaf.DNSNames[0]
 		}
-		tc.urls = append(tc.urls, fmt.Sprintf("turns:%s:%d?transport=tcp", tlsHost, tlsPort))
 	}
+	tc.allow, tc.deny, tc.rtcExceptions = allow, deny, rtcExceptions
 
 	tc.server = turn.Config{
 		RelayIP:               public,
@@ -234,7 +230,6 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 		RelayPortMax:          max,
 		Secrets:               turn.NewSecrets(secret),
 		CredentialTTL:         t.CredentialTTL,
-		Policy:                turn.NewPolicy(allow, rtcExceptions, deny),
 		MaxAllocationsPerUser: t.MaxUserAllocs,
 		MaxAllocations:        t.MaxAllocs,
 		MaxBitrate:            t.MaxBitrate,
@@ -274,6 +269,12 @@ func (tc *turnSetup) listen() error {
 		return fmt.Errorf("turn tcp: %w", err)
 	}
 	tc.server.Listeners = append(tc.server.Listeners, ln)
+	port := ln.Addr().(*net.TCPAddr).Port
+	tc.deny = append(tc.deny, uint16(port))
+	tc.urls = []string{
+		fmt.Sprintf("turn:%s:%d?transport=udp", tc.urlHost, port),
+		fmt.Sprintf("turn:%s:%d?transport=tcp", tc.urlHost, port),
+	}
 	if tc.tls != nil {
 		tln, err := tls.Listen("tcp", tc.tlsAddr, tc.tls)
 		if err != nil {
@@ -281,7 +282,11 @@ func (tc *turnSetup) listen() error {
 			return fmt.Errorf("turn tls: %w", err)
 		}
 		tc.server.Listeners = append(tc.server.Listeners, tln)
+		tlsPort := tln.Addr().(*net.TCPAddr).Port
+		tc.deny = append(tc.deny, uint16(tlsPort))
+		tc.urls = append(tc.urls, fmt.Sprintf("turns:%s:%d?transport=tcp", tc.tlsHost, tlsPort))
 	}
+	tc.server.Policy = turn.NewPolicy(tc.allow, tc.rtcExceptions, tc.deny)
 	return nil
 }
 
