@@ -1471,6 +1471,13 @@ var indentFunc = function.New(&function.Spec{
 // Terraform would, with TURN over TLS on and sample values elsewhere.
 func renderUserData(t *testing.T, region *module, ports cty.Value) string {
 	t.Helper()
+	return renderUserDataWith(t, region, ports, nil)
+}
+
+// renderUserDataWith renders the user data with some template variables
+// replaced.
+func renderUserDataWith(t *testing.T, region *module, ports cty.Value, overrides map[string]cty.Value) string {
+	t.Helper()
 	calls, problems := templateCalls(region)
 	if len(problems) > 0 || len(calls) != 1 {
 		t.Fatalf("want one templatefile call in the region module: %v", problems)
@@ -1504,6 +1511,9 @@ func renderUserData(t *testing.T, region *module, ports cty.Value) string {
 		"lon":                 cty.StringVal("151.2093"),
 		"log_level":           cty.StringVal("info"),
 		"drain_hook":          cty.StringVal("meshmeet-drain"),
+	}
+	for k, v := range overrides {
+		samples[k] = v
 	}
 	for k := range tc.vars {
 		if _, ok := samples[k]; !ok {
