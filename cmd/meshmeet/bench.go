@@ -34,8 +34,10 @@ type benchFlags struct {
 
 // benchCommand is `meshmeet bench`: it maps flags onto bench.Params and
 // writes the report (docs/bench.md).
-func benchCommand() *cli.Command {
-	f := &benchFlags{}
+func benchCommand() *cli.Command { return benchCommandFor(&benchFlags{}) }
+
+// benchCommandFor binds the flags to f.
+func benchCommandFor(f *benchFlags) *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "load-generate against a cluster (or a local one it starts) and report what participants feel",
