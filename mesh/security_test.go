@@ -167,7 +167,12 @@ func TestClusterWrongGossipKeyRejected(t *testing.T) {
 	}{
 		{"another secret", func(Keys) Keys { return DeriveKeys(NewSecret()) }},
 		{"right label, wrong key", func(k Keys) Keys { o := DeriveKeys(NewSecret()); o.GossipLabel = k.GossipLabel; return o }},
-		{"no label", func(k Keys) Keys { o := k; o.GossipLabel = ""; o.GossipKey = DeriveKeys(NewSecret()).GossipKey; return o }},
+		{"no label", func(k Keys) Keys {
+			o := k
+			o.GossipLabel = ""
+			o.GossipKey = DeriveKeys(NewSecret()).GossipKey
+			return o
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tc.config("intruder", true, 1, "")

@@ -1,12 +1,164 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// clusterCommand is `meshmeet cluster init|status` (issue: cluster control
-// plane).
+	"github.com/urfave/cli/v2"
+
+	"github.com/meshmeet/meshmeet/mesh"
+)
+
+// clusterCommand is `meshmeet cluster init|status`.
 func clusterCommand() *cli.Command {
+	var (
+		statusURL  string
+		secretFile string
+		asJSON     bool
+	)
 	return &cli.Command{
 		Name:  "cluster",
 		Usage: "create a cluster secret or show a cluster's state",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "init",
+				Usage: "print a new random cluster secret: meshmeet cluster init > cluster.secret",
+				Action: func(c *cli.Context) error {
+					_, err := fmt.Fprintln(c.App.Writer, mesh.NewSecret().Encode())
+					return err
+				},
+			},
+			{
+				Name:  "status",
+				Usage: "show members, regions, load, raft leader and voters, and the number of live rooms",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:7880", EnvVars: envVar("url"), Destination: &statusURL,
+						Usage: "HTTP address of any node"},
+					&cli.StringFlag{Name: "cluster-secret-file", EnvVars: envVar("cluster-secret-file"), Destination: &secretFile,
+						Usage: "file holding the cluster secret (or the secret itself in " + envClusterSecret + ")"},
+					&cli.BoolFlag{Name: "json", Destination: &asJSON, Usage: "print the raw JSON answer"},
+				},
+				Action: func(c *cli.Context) error {
+					secret, ok, err := readClusterSecret(secretFile)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return errors.New("cluster status needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
+					}
+					st, raw, err := fetchStatus(c.Context, statusURL, mesh.DeriveKeys(secret).AdminToken)
+					if err != nil {
+						return err
+					}
+					if asJSON {
+						_, err = c.App.Writer.Write(raw)
+						return err
+					}
+					return printStatus(c.App.Writer, st)
+				},
+			},
+		},
 	}
+}
+
+// fetchStatus asks a node for the cluster status with the admin token.
+func fetchStatus(ctx context.Context, base string, token []byte) (mesh.Status, []byte, error) {
+	var st mesh.Status
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return st, nil, errors.New("--url must be http(s)://host:port")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/admin/status"
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return st, nil, err
+	}
+	req.Header.Set("Authorization", mesh.AdminAuthorization(token))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("cluster status: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return st, nil, fmt.Errorf("cluster status: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return st, nil, errors.New("cluster status: refused: the node has another cluster secret")
+	default:
+		return st, nil, fmt.Errorf("cluster status: HTTP %d", resp.StatusCode)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("cluster status: bad answer: %w", err)
+	}
+	return st, raw, nil
+}
+
+func printStatus(w io.Writer, st mesh.Status) error {
+	voters := map[string]bool{}
+	for _, v := range st.Voters {
+		voters[v] = true
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tREGION\tSTATE\tRAFT\tPARTICIPANTS\tCAPACITY\tCPU\tBITRATE\tDRAINING")
+	for _, m := range st.Members {
+		role := "-"
+		switch {
+		case m.Name == st.Leader:
+			role = "leader"
+		case voters[m.Name]:
+			role = "voter"
+		case m.Voter:
+			role = "voter?" // started as voter, not in the configuration
+		}
+		region := m.Region
+		if m.Lat != nil && m.Lon != nil {
+			region += fmt.Sprintf(" (%.2f,%.2f)", *m.Lat, *m.Lon)
+		}
+		capacity := "-"
+		if m.Capacity > 0 {
+			capacity = fmt.Sprint(m.Capacity)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%v\n", m.Name, region, m.State, role,
+			m.Participants, capacity, m.CPU, formatBitrate(m.BitrateBps), m.Draining)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	leader := st.Leader
+	if leader == "" {
+		leader = "none (no quorum)"
+	}
+	fmt.Fprintf(w, "\nraft leader: %s\nraft voters: %s (%d)\n", leader, strings.Join(st.Voters, ", "), len(st.Voters))
+	if st.Rooms < 0 {
+		fmt.Fprintln(w, "live rooms: unknown (directory unavailable)")
+	} else {
+		fmt.Fprintf(w, "live rooms: %d\n", st.Rooms)
+	}
+	fmt.Fprintf(w, "answered by: %s\n", st.Node)
+	return nil
+}
+
+func formatBitrate(bps int64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%.1f Gb/s", float64(bps)/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f Mb/s", float64(bps)/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.0f kb/s", float64(bps)/1e3)
+	}
+	return fmt.Sprintf("%d b/s", bps)
 }
