@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests run the real binary as local nodes, as `meshmeet
+// bench --local N` does. It is built once, on first use.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func meshmeetBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end bench run skipped in -short mode")
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "meshmeet-bench-test-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "meshmeet")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/meshmeet").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// short scales a preset down to a few seconds and a few participants, so
+// that CI on two shared cores runs every preset in well under a minute.
+func short(t *testing.T, name string, mut func(*Scenario)) Scenario {
+	t.Helper()
+	s, err := Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Duration = 3 * time.Second
+	s.Settle = time.Second
+	if mut != nil {
+		mut(&s)
+	}
+	return s
+}
+
+// TestPresets runs each preset briefly on one local node and checks the
+// report: everyone joined, media flowed with loss under 1 %, every shown
+// video rendered, the figures hang together.
+func TestPresets(t *testing.T) {
+	bin := meshmeetBinary(t)
+	for _, tc := range []struct {
+		preset string
+		mut    func(*Scenario)
+		video  bool
+	}{
+		{"audio-fanout", func(s *Scenario) { s.Rooms, s.Subscribers = 1, 4 }, false},
+		{"meeting", func(s *Scenario) { s.Rooms, s.Publishers = 1, 3 }, true},
+		{"livestream", func(s *Scenario) { s.Subscribers = 3 }, true},
+		{"join-storm", func(s *Scenario) { s.Rooms, s.Subscribers = 2, 3 }, true},
+	} {
+		t.Run(tc.preset, func(t *testing.T) {
+			scn := short(t, tc.preset, tc.mut)
+			var progress bytes.Buffer
+			rep, err := Run(context.Background(), Params{
+				Scenario:    scn,
+				Local:       1,
+				Binary:      bin,
+				MaxLoss:     1,
+				MaxP95Delay: 2 * time.Second, // generous: a sanity bound, not a timing test
+				Progress:    &progress,
+			})
+			if err != nil {
+				if rep != nil {
+					var b strings.Builder
+					rep.WriteTable(&b)
+					t.Fatalf("%v\n%s", err, b.String())
+				}
+				t.Fatal(err)
+			}
+			checkReport(t, rep, scn, tc.video)
+			if !strings.Contains(progress.String(), "joined") {
+				t.Errorf("no progress line: %q", progress.String())
+			}
+		})
+	}
+}
+
+func checkReport(t *testing.T, rep *Report, scn Scenario, video bool) {
+	t.Helper()
+	var table strings.Builder
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("report:\n%s", table.String())
+		}
+	}()
+	want := int64(scn.Rooms * scn.perRoom())
+	if rep.Participants.Joined != want || rep.Participants.Failed != 0 {
+		t.Errorf("joined %d failed %d, want %d joined", rep.Participants.Joined, rep.Participants.Failed, want)
+	}
+	if rep.Errors != 0 {
+		t.Errorf("%d errors: %v", rep.Errors, rep.ErrorSample)
+	}
+	if rep.Join.Count != uint64(want) {
+		t.Errorf("join times of %d participants, want %d", rep.Join.Count, want)
+	}
+	// Everyone hears every other audio publisher.
+	pubs := scn.Publishers + scn.AudioPublishers
+	audioStreams := scn.Rooms * (pubs*(pubs-1) + scn.Subscribers*pubs)
+	if int(rep.FirstAudio.Count) != audioStreams || rep.AudioJitter.Count != uint64(audioStreams) {
+		t.Errorf("%d audio streams started (%d with jitter), want %d", rep.FirstAudio.Count, rep.AudioJitter.Count, audioStreams)
+	}
+	// 20 ms packets: 50 per second per stream, minus the loss guard.
+	if min := float64(audioStreams) * 50 * rep.WindowSeconds * 0.97; float64(rep.AudioLoss.Expected) < min {
+		t.Errorf("audio: %d packets expected, want at least %.0f", rep.AudioLoss.Expected, min)
+	}
+	if rep.AudioDelay.Count == 0 || rep.AudioDelay.P50 <= 0 || rep.AudioDelay.P50 > rep.AudioDelay.P99 {
+		t.Errorf("audio delay %+v", rep.AudioDelay)
+	}
+	if video {
+		if rep.FirstFrame.Count == 0 || rep.VideoDelay.Count == 0 || rep.VideoLoss.Expected == 0 {
+			t.Errorf("no video: first frame %+v, delay %+v", rep.FirstFrame, rep.VideoDelay)
+		}
+		if rep.Freezes.NeverRendered != 0 || rep.Freezes.Frozen != 0 {
+			t.Errorf("freezes: %+v", rep.Freezes)
+		}
+		// The layout picks the layer: one tile → 720p, a grid → 360p.
+		wantLayer := map[int]string{1: "f", 4: "h"}[scn.Layout]
+		for _, l := range rep.Layers {
+			if l.RID == wantLayer && l.Streams == 0 {
+				t.Errorf("layout %d: no subscription on layer %s: %+v", scn.Layout, wantLayer, rep.Layers)
+			}
+		}
+	}
+	if rep.ForwardedPPS <= 0 || rep.CPUPerPacketUS == nil || *rep.CPUPerPacketUS <= 0 || rep.MemPerParticipantKB == nil {
+		t.Errorf("cost: pps %v cpu/packet %v mem/participant %v", rep.ForwardedPPS, rep.CPUPerPacketUS, rep.MemPerParticipantKB)
+	}
+	if len(rep.Nodes) != 1 || rep.Nodes[0].CPUSeconds <= 0 || rep.Nodes[0].RSSEndMB <= 0 {
+		t.Errorf("nodes: %+v", rep.Nodes)
+	}
+	if rep.Generator.CPUSeconds <= 0 || rep.Generator.CoresUsable < 1 {
+		t.Errorf("generator: %+v", rep.Generator)
+	}
+	if len(rep.Timeline) < 3 {
+		t.Errorf("timeline of %d samples", len(rep.Timeline))
+	}
+	// The JSON report carries the same figures.
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"join_ms", "first_frame_ms", "audio_delay_ms", "video_loss", "freezes", "layers", "forwarded_pps", "cpu_per_packet_us", "generator", "timeline"} {
+		if _, ok := back[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	var html bytes.Buffer
+	if err := rep.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	h := html.String()
+	if !strings.Contains(h, "<svg") || strings.Contains(h, "src=\"http") || strings.Contains(h, "href=\"http") {
+		t.Errorf("HTML report without plots or with external assets")
+	}
+}
+
+// TestDroppedStream makes one publisher drop all its packets for 1.5 s in
+// the middle of the window: the report must show the loss, a freeze on
+// every subscription to its video, and fail the loss guard.
+func TestDroppedStream(t *testing.T) {
+	bin := meshmeetBinary(t)
+	scn := short(t, "meeting", func(s *Scenario) {
+		s.Rooms, s.Publishers, s.Duration = 1, 3, 4*time.Second
+	})
+	rep, err := Run(context.Background(), Params{
+		Scenario: scn,
+		Local:    1,
+		Binary:   bin,
+		MaxLoss:  1,
+		Fault:    &Fault{Publisher: 0, After: time.Second, For: 1500 * time.Millisecond, Audio: true},
+	})
+	if !errors.Is(err, ErrGuardsFailed) {
+		t.Fatalf("err = %v, want ErrGuardsFailed", err)
+	}
+	var table strings.Builder
+	rep.WriteTable(&table)
+	t.Logf("report:\n%s", table.String())
+	// Two of the three publishers' streams reach two subscribers each; one
+	// publisher's are dropped for 1.5 s of 4 s: its streams lose ~37 %, so
+	// all streams together lose about a third of that.
+	for kind, l := range map[string]Loss{"audio": rep.AudioLoss, "video": rep.VideoLoss} {
+		if l.Percent < 5 || l.Percent > 25 {
+			t.Errorf("%s loss %.2f%%, want about 12%%", kind, l.Percent)
+		}
+	}
+	f := rep.Freezes
+	if f.Frozen != 2 || f.Count < 2 || f.TotalSeconds < 2*1.4 || f.TotalSeconds > 2*2.5 {
+		t.Errorf("freezes %+v: want the 2 subscriptions to the dropped video frozen ~1.5 s each", f)
+	}
+	if len(rep.Guards.Failed) == 0 {
+		t.Error("no guard failed")
+	}
+}
+
+// TestGlobalNeedsCascade: rooms spanning nodes are refused until bridges
+// cascade, before any node starts.
+func TestGlobalNeedsCascade(t *testing.T) {
+	scn, err := Preset("global")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Params{Scenario: scn, Local: 3, Binary: "/nonexistent"})
+	if !errors.Is(err, ErrNeedsCascade) {
+		t.Fatalf("err = %v, want ErrNeedsCascade", err)
+	}
+}
