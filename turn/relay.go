@@ -40,6 +40,7 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 		return nil, nil, err
 	}
 	s.ctr.allocationsTotal.Add(1)
+	setBuffers(pc, relaySocketBuffer)
 	port := 0
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		port = ua.Port

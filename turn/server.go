@@ -193,6 +193,7 @@ func (s *Server) Run(ctx context.Context) error {
 		EventHandler:  pionturn.EventHandler{OnAuth: s.onAuth},
 	}
 	for _, pc := range s.cfg.PacketConns {
+		setBuffers(pc, listenerSocketBuffer)
 		pcfg.PacketConnConfigs = append(pcfg.PacketConnConfigs, pionturn.PacketConnConfig{
 			PacketConn:            &udpListener{PacketConn: pc, s: s},
 			RelayAddressGenerator: gen,
@@ -299,4 +300,23 @@ func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 		return false
 	}
 	return true
+}
+
+// Socket buffer sizes. Go's read loops can stall for a few milliseconds on
+// a busy machine; the default 208 KiB of a Linux UDP socket overflows
+// within that at a few thousand packets per second. The kernel caps them
+// at net.core.rmem_max / wmem_max; the memory is used only when filled.
+const (
+	listenerSocketBuffer = 4 << 20
+	relaySocketBuffer    = 1 << 20
+)
+
+func setBuffers(pc net.PacketConn, n int) {
+	if c, ok := pc.(interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}); ok {
+		c.SetReadBuffer(n)
+		c.SetWriteBuffer(n)
+	}
 }
