@@ -50,7 +50,9 @@ func waitReceives(t *testing.T, c *client, r *Room, wantTracks int) {
 	var status string
 	defer func() {
 		if t.Failed() {
-			t.Logf("%s: last status: %s; stats %+v", c.id, status, r.b.Stats())
+			t.Logf("%s: last status: %s; sub PC %s (client %s, ICE %s/%s), pub PC %s; stats %+v", c.id, status,
+				c.p.subPC.ConnectionState(), c.sub.ConnectionState(), c.p.subPC.ICEConnectionState(), c.sub.ICEConnectionState(),
+				c.p.pubPC.ConnectionState(), r.b.Stats())
 		}
 	}()
 	eventually(t, 20*time.Second, c.id+" receives every track", func() bool {

@@ -166,11 +166,32 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	}
 	up.layers[li].started = true
 	up.live.Add(1)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go up.readLoop(li, remote)
+	go p.drainReceiverRTCP(recv, remote.RID())
 	if created {
 		p.wg.Add(1)
 		go up.rtcpLoop()
+	}
+}
+
+// drainReceiverRTCP reads the RTCP (sender reports) of one received
+// stream, so that the receive-side interceptors see it: receiver reports
+// then carry LSR/DLSR and the publisher can measure its RTT. Ends when the
+// receiver stops.
+func (p *Participant) drainReceiverRTCP(recv *webrtc.RTPReceiver, rid string) {
+	defer p.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		var err error
+		if rid == "" {
+			_, _, err = recv.Read(buf)
+		} else {
+			_, _, err = recv.ReadSimulcast(buf, rid)
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
