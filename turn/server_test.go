@@ -81,17 +81,24 @@ var quietLogs = func() logging.LoggerFactory {
 // dial returns a pion TURN client of ts over UDP (or TCP) from 127.0.0.1.
 func dial(t *testing.T, ts *testServer, user, pass string, tcp bool) *pionturn.Client {
 	t.Helper()
+	return dialFrom(t, ts, "127.0.0.1", user, pass, tcp)
+}
+
+// dialFrom is dial from the local address src.
+func dialFrom(t *testing.T, ts *testServer, src, user, pass string, tcp bool) *pionturn.Client {
+	t.Helper()
 	var conn net.PacketConn
 	addr := ts.udp
 	if tcp {
-		c, err := net.Dial("tcp4", ts.tcp)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp4", ts.tcp)
 		if err != nil {
 			t.Fatal(err)
 		}
 		conn = pionturn.NewSTUNConn(c)
 		addr = ts.tcp
 	} else {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		c, err := net.ListenPacket("udp4", net.JoinHostPort(src, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
