@@ -54,7 +54,6 @@ type module struct {
 	files      map[string]*hclsyntax.Body // by file name
 	locals     map[string]*hclsyntax.Attribute
 	ephemerals map[string]bool // "type.name"
-	checks     map[string]bool // check block names
 }
 
 // topLevelBlocks are the block types a Terraform file may hold, with their
@@ -73,7 +72,6 @@ func loadModule(dir string) (*module, []string) {
 		files:      map[string]*hclsyntax.Body{},
 		locals:     map[string]*hclsyntax.Attribute{},
 		ephemerals: map[string]bool{},
-		checks:     map[string]bool{},
 	}
 	inspect, diags := tfconfig.LoadModule(dir)
 	for _, d := range diags {
@@ -125,8 +123,6 @@ func loadModule(dir string) (*module, []string) {
 				}
 			case "ephemeral":
 				m.ephemerals[b.Labels[0]+"."+b.Labels[1]] = true
-			case "check":
-				m.checks[b.Labels[0]] = true
 			}
 		}
 	}
