@@ -186,7 +186,42 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 	for i := range scn.Rooms {
 		r.roomNames = append(r.roomNames, fmt.Sprintf("bench-%s-%d", hex.EncodeToString(prefix), i))
 	}
+	if err := r.warmUp(ctx); err != nil {
+		return nil, err
+	}
 	return r.run(ctx)
+}
+
+// warmUp joins and leaves a throwaway room on every node, so that join
+// times measure joining, not a node that has just started (a fresh cluster
+// elects its directory leader after /readyz already answers).
+func (r *runner) warmUp(ctx context.Context) error {
+	var g errgroup.Group
+	for _, t := range r.targets {
+		g.Go(func() error {
+			start := time.Now()
+			deadline := start.Add(60 * time.Second)
+			for {
+				jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				c, err := client.Join(jctx, t.URL, fmt.Sprintf("bench-warmup-%d", mrand.Uint64()), client.Options{})
+				cancel()
+				if err == nil {
+					lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					c.Leave(lctx)
+					cancel()
+					r.log.Info("node answers", "node", t.Name, "after", time.Since(start).Round(time.Millisecond))
+					return nil
+				}
+				if ctx.Err() != nil || time.Now().After(deadline) {
+					return fmt.Errorf("bench: node %s does not let anyone join: %w", t.Name, err)
+				}
+				if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
 }
 
 // plan lists the participants in join order: rooms in turn, publishers

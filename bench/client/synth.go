@@ -323,8 +323,14 @@ func (s *Synth) RunTalk(ctx context.Context, t *webrtc.TrackLocalStaticRTP, o Au
 		o.Talk = 0.5
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, uint64(s.Sender)^0xa0d10))
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// Packets are due every 20 ms from the start, as an audio device
+	// delivers them: a sender that was descheduled catches up at once (a
+	// ticker would drop the ticks it missed), unless it fell more than
+	// 200 ms behind, where it starts afresh.
+	next := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	buf := make([]byte, max(o.TalkBytes, o.SilenceBytes, OpusStampOffset+StampSize))
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(rng.Uint32()), Timestamp: rng.Uint32()}}
 	talking := rng.Float64() < o.Talk
@@ -358,10 +364,22 @@ func (s *Synth) RunTalk(ctx context.Context, t *webrtc.TrackLocalStaticRTP, o Au
 			s.Sent.Add(1)
 			s.SentBytes.Add(uint64(size))
 		}
+		next = next.Add(20 * time.Millisecond)
+		d := time.Until(next)
+		if d < -200*time.Millisecond {
+			next, d = time.Now(), 0
+		}
+		if d <= 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		timer.Reset(d)
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 }
