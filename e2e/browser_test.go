@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -248,7 +250,7 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 		func(s string) bool { return s != "" })
 	speakerStart := time.Now()
 	for _, b := range []*browser{alice, bob} {
-		waitFor(t, b, "Bob highlighted as the active speaker", 90*time.Second,
+		waitFor(t, b, "Bob highlighted as the active speaker", 60*time.Second,
 			`(() => { const s = window.meshmeet.speaker;
 			  const tile = document.querySelector('#tiles .tile.speaking');
 			  const li = document.querySelector('#people-list li.speaking');
@@ -386,8 +388,16 @@ func (b *browser) checkConsole(t *testing.T) {
 
 func newBrowser(t *testing.T, chromium, name string) *browser {
 	t.Helper()
+	// A steady tone rather than the fake device's short beeps, so that the
+	// bridge's audio levels (and its dominant speaker) do not depend on
+	// when a beep falls.
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	if err := os.WriteFile(tone, toneWAV(48000, 440, 2*time.Second), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
+		chromedp.Flag("use-file-for-fake-audio-capture", tone),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -480,4 +490,29 @@ func waitFor[T any](t *testing.T, b *browser, what string, timeout time.Duration
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// toneWAV returns a mono 16-bit PCM WAV file of a sine tone at about
+// -12 dBFS, a whole number of periods long so that it loops without a click.
+func toneWAV(rate, freq int, d time.Duration) []byte {
+	n := int(int64(rate)*int64(d)/int64(time.Second)) / (rate / freq) * (rate / freq)
+	b := make([]byte, 44+2*n)
+	le := binary.LittleEndian
+	copy(b[0:], "RIFF")
+	le.PutUint32(b[4:], uint32(36+2*n))
+	copy(b[8:], "WAVEfmt ")
+	le.PutUint32(b[16:], 16)
+	le.PutUint16(b[20:], 1) // PCM
+	le.PutUint16(b[22:], 1) // mono
+	le.PutUint32(b[24:], uint32(rate))
+	le.PutUint32(b[28:], uint32(2*rate))
+	le.PutUint16(b[32:], 2)
+	le.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	le.PutUint32(b[40:], uint32(2*n))
+	for i := range n {
+		v := 0.25 * math.Sin(2*math.Pi*float64(freq)*float64(i)/float64(rate))
+		le.PutUint16(b[44+2*i:], uint16(int16(v*math.MaxInt16)))
+	}
+	return b
 }
