@@ -275,3 +275,32 @@ func TestChurn(t *testing.T) {
 		t.Errorf("first frames: %+v\n%s", rep.FirstFrame, table.String())
 	}
 }
+
+// TestGlobalOneBridge runs the global preset's participants (three regions,
+// emulated links) against rooms on one node, as meshmeet serves them until
+// the cascade: each path's delay includes its links.
+func TestGlobalOneBridge(t *testing.T) {
+	bin := meshmeetBinary(t)
+	scn := short(t, "global", func(s *Scenario) {
+		s.Rooms, s.Publishers, s.Subscribers, s.CrossNode = 1, 3, 0, false
+	})
+	rep, err := Run(context.Background(), Params{Scenario: scn, Local: 1, Binary: bin, MaxLoss: 1})
+	var table strings.Builder
+	if rep != nil {
+		rep.WriteTable(&table)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, table.String())
+	}
+	t.Logf("report:\n%s", table.String())
+	// The node is in eu; eu-us is 40 ms, eu-ap 110 ms one way.
+	for path, min := range map[string]float64{"us→bench-1→ap": 150, "ap→bench-1→us": 150, "eu→bench-1→us": 40, "ap→bench-1→eu": 110} {
+		s, ok := rep.DelayByPath[path]
+		if !ok || s.P50 < min {
+			t.Errorf("%s: %+v, want p50 ≥ %v ms", path, s, min)
+		}
+	}
+	if rep.Freezes.NeverRendered != 0 || rep.FirstFrame.Count != 6 {
+		t.Errorf("freezes %+v, first frames %d", rep.Freezes, rep.FirstFrame.Count)
+	}
+}

@@ -29,13 +29,16 @@ func (r role) String() string {
 // participant is one synthetic participant. Its fields are static after
 // join except where marked.
 type participant struct {
-	run   *runner
-	tag   uint32 // the Stamp sender tag; unique in the run
-	room  int
-	node  int // index into runner.targets
-	role  role
-	src   *client.Synth
-	start time.Time // join started
+	run  *runner
+	tag  uint32 // the Stamp sender tag; unique in the run
+	room int
+	node int // index into runner.targets
+	// region is where the participant is; a link is emulated when it is
+	// not its node's region.
+	region string
+	role   role
+	src    *client.Synth
+	start  time.Time // join started
 
 	c *client.Client
 
@@ -58,15 +61,17 @@ func (p *participant) join(ctx context.Context) error {
 	r := p.run
 	s := r.scn
 	stream := fmt.Sprintf("b%d", p.tag)
+	var err error
 	opts := client.Options{
 		Name:              fmt.Sprintf("bench %d", p.tag),
 		OnTrack:           p.onTrack,
 		OnKeyframeRequest: p.src.RequestKeyframe,
-		SettingEngine:     r.settingEngine(p),
+	}
+	if opts.SettingEngine, err = r.settingEngine(p); err != nil {
+		return err
 	}
 	var audio *webrtc.TrackLocalStaticRTP
 	var video []*webrtc.TrackLocalStaticRTP
-	var err error
 	if p.role != roleSub {
 		if audio, err = client.NewAudio("a", stream); err != nil {
 			return err

@@ -209,6 +209,9 @@ func (r *runner) report(smp *sampler) *Report {
 			if s.from != nil && s.from.node != p.node {
 				path = r.targets[s.from.node].Name + "→" + path
 			}
+			if r.scn.Spread && s.from != nil {
+				path = s.from.region + "→" + path + "→" + p.region
+			}
 			if paths[path] == nil {
 				paths[path] = &Histogram{}
 			}

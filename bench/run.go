@@ -116,12 +116,15 @@ func (r *runner) byTag(tag uint32) *participant {
 	return r.tags[tag]
 }
 
-// settingEngine returns the participant's pion settings; nil: the client's
-// default (loopback candidates on, mDNS off). Emulated link delay between
-// regions would wrap the participant's sockets here; without the cascade
-// every participant enters a node of its own region, so no media path
-// crosses a link (see docs/bench.md).
-func (r *runner) settingEngine(*participant) *webrtc.SettingEngine { return nil }
+// settingEngine returns the participant's pion settings: nil (the
+// client's default) unless it reaches its node over an emulated link.
+func (r *runner) settingEngine(p *participant) (*webrtc.SettingEngine, error) {
+	l, ok := r.scn.linkFor(p.region, r.targets[p.node].Region)
+	if !ok {
+		return nil, nil
+	}
+	return linkSettingEngine(l)
+}
 
 // Run runs a scenario and reports what the participants measured. It
 // returns the report and ErrGuardsFailed when a guard broke; any other
@@ -239,9 +242,13 @@ func (r *runner) plan() []*participant {
 		roles = append(roles, roleSub)
 	}
 	var out []*participant
-	for _, ro := range roles {
+	for i, ro := range roles {
 		for room := range s.Rooms {
-			out = append(out, r.newParticipant(room, ro))
+			p := r.newParticipant(room, ro)
+			if s.Spread {
+				p.region = s.Regions[i%len(s.Regions)]
+			}
+			out = append(out, p)
 		}
 	}
 	return out
@@ -251,7 +258,8 @@ func (r *runner) newParticipant(room int, ro role) *participant {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	tag := uint32(len(r.all) + 1)
-	p := &participant{run: r, tag: tag, room: room, node: room % len(r.targets), role: ro, src: &client.Synth{Sender: tag}}
+	node := room % len(r.targets)
+	p := &participant{run: r, tag: tag, room: room, node: node, region: r.targets[node].Region, role: ro, src: &client.Synth{Sender: tag}}
 	r.all = append(r.all, p)
 	r.tags[tag] = p
 	return p
@@ -385,7 +393,9 @@ func (r *runner) churn(ctx, mediaCtx context.Context, joins *errgroup.Group, sta
 		old := live[rng.IntN(len(live))]
 		old.leave()
 		r.churned.Add(1)
-		startJoin(r.newParticipant(old.room, old.role))
+		np := r.newParticipant(old.room, old.role)
+		np.region = old.region
+		startJoin(np)
 	}
 }
 

@@ -53,6 +53,11 @@ type Scenario struct {
 	// Regions name the regions; local nodes are dealt to them in turn and
 	// rooms to nodes in turn. Empty: one region "local".
 	Regions []string `yaml:"regions" json:"regions"`
+	// Spread places each room's participants in the regions in turn;
+	// otherwise they are in the region of the node that hosts their room.
+	// A participant entering a node of another region reaches it over
+	// the emulated link between the two.
+	Spread bool `yaml:"spread" json:"spread"`
 	// CrossNode spreads each room's participants over the regions' nodes
 	// (each participant enters a node of its own region). That needs the
 	// cascade between bridges; without it each room lives on one node.
@@ -79,7 +84,7 @@ var Presets = map[string]Scenario{
 	"join-storm": {Name: "join-storm", Rooms: 4, Publishers: 1, Subscribers: 6, Layout: 1, JoinRate: 50, Duration: 10 * time.Second},
 	// Three regions, rooms spanning them: needs the cascade.
 	"global": {Name: "global", Rooms: 3, Publishers: 3, Subscribers: 3, Layout: 4,
-		Regions: []string{"eu", "us", "ap"}, CrossNode: true,
+		Regions: []string{"eu", "us", "ap"}, Spread: true, CrossNode: true,
 		LinkDelay: map[string]time.Duration{"eu-us": 40 * time.Millisecond, "us-ap": 60 * time.Millisecond, "eu-ap": 110 * time.Millisecond}},
 }
 
