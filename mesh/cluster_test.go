@@ -1,12 +1,14 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -700,4 +702,35 @@ func logMentions(n *Node, key RoomKey) bool {
 		}
 	}
 	return false
+}
+
+func TestClusterLoadGossiped(t *testing.T) {
+	tc := newTestCluster(t, 2, nil)
+	tc.formed("n0", "n1")
+	tc.node("n1").SetLoadFunc(func() Load { return Load{Participants: 42, BitrateBps: 3_000_000} })
+	tc.node("n1").SetDraining(true)
+	eventually(t, "n0 sees n1's load and draining flag", func() bool {
+		for _, m := range tc.node("n0").Members() {
+			if m.Name == "n1" {
+				return m.Meta.Participants == 42 && m.Meta.BitrateBps == 3_000_000 && m.Meta.Draining
+			}
+		}
+		return false
+	})
+}
+
+func TestLogRedaction(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	stdLogger(l).Printf("[WARN] memberlist: failed to probe 10.1.2.3:7946 via [2001:db8::1]:7946 and ::1")
+	hcLogger(l).Info("failed to contact", "addr", "192.168.0.7:7947")
+	out := buf.String()
+	for _, ip := range []string{"10.1.2.3", "2001:db8", "::1", "192.168.0.7"} {
+		if strings.Contains(out, ip) {
+			t.Fatalf("log carries %s: %s", ip, out)
+		}
+	}
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "failed to probe") {
+		t.Fatalf("level or message lost: %s", out)
+	}
 }

@@ -57,6 +57,7 @@ type Node struct {
 	missingSince map[raft.ServerID]time.Time // owned by the run loop
 	bridgeGone   map[string]time.Time        // owned by the run loop
 	cpu          cpuMeter                    // owned by the run loop
+	loadFn       atomic.Pointer[func() Load] // set by SetLoadFunc
 }
 
 var _ Directory = (*Node)(nil)
@@ -442,7 +443,9 @@ func (n *Node) reconcileBridges() {
 // refreshMeta re-reads the load and gossips the metadata when it changed.
 func (n *Node) refreshMeta() {
 	var l Load
-	if n.cfg.Load != nil {
+	if f := n.loadFn.Load(); f != nil {
+		l = (*f)()
+	} else if n.cfg.Load != nil {
 		l = n.cfg.Load()
 	}
 	cpu := n.cpu.sample()
@@ -456,6 +459,17 @@ func (n *Node) refreshMeta() {
 	if changed {
 		n.ml.UpdateNode(n.cfg.LoadInterval)
 	}
+}
+
+// SetLoadFunc sets the function that reports this node's load, called every
+// LoadInterval from the run loop (it must not block). It replaces
+// Config.Load, for a caller that is built after the node.
+func (n *Node) SetLoadFunc(f func() Load) {
+	if f == nil {
+		n.loadFn.Store(nil)
+		return
+	}
+	n.loadFn.Store(&f)
 }
 
 // SetDraining sets the draining flag gossiped to the cluster.
