@@ -144,8 +144,8 @@ type client struct {
 	wg       sync.WaitGroup
 
 	mu     sync.Mutex
-	tracks map[string]*recvTrack // by track ID
-	early  []webrtc.ICECandidateInit
+	tracks map[string]*recvTrack        // by track ID
+	early  [2][]webrtc.ICECandidateInit // by PC, before its remote description
 	failed error
 
 	// publishing
@@ -187,7 +187,7 @@ func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 					target = c.sub
 				}
 				if target.RemoteDescription() == nil {
-					c.early = append(c.early, cc)
+					c.early[pc] = append(c.early[pc], cc)
 					return
 				}
 				_ = target.AddICECandidate(cc)
@@ -266,18 +266,17 @@ func (c *client) answer(offer string) {
 }
 
 func (c *client) flushEarly() {
-	var keep []webrtc.ICECandidateInit
-	for _, cand := range c.early {
-		// Candidates are per PC; try both, keep what neither accepts yet.
-		if c.sub.RemoteDescription() != nil && c.sub.AddICECandidate(cand) == nil {
+	for i, pc := range []*webrtc.PeerConnection{c.pub, c.sub} {
+		if pc.RemoteDescription() == nil {
 			continue
 		}
-		if c.pub.RemoteDescription() != nil && c.pub.AddICECandidate(cand) == nil {
-			continue
+		for _, cand := range c.early[i] {
+			if err := pc.AddICECandidate(cand); err != nil {
+				c.t.Errorf("%s: add early candidate: %v", c.id, err)
+			}
 		}
-		keep = append(keep, cand)
+		c.early[i] = nil
 	}
-	c.early = keep
 }
 
 func (c *client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {

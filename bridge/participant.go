@@ -335,7 +335,21 @@ func (p *Participant) negotiateLocked() {
 	}
 }
 
+// closedErr turns an error from a PeerConnection that Close tore down
+// meanwhile into ErrClosed.
+func (p *Participant) closedErr(err error) error {
+	if err != nil && p.closing.Load() {
+		return ErrClosed
+	}
+	return err
+}
+
 func (p *Participant) handleOffer(sdp string) (string, error) {
+	answer, err := p.applyOffer(sdp)
+	return answer, p.closedErr(err)
+}
+
+func (p *Participant) applyOffer(sdp string) (string, error) {
 	if p.closing.Load() {
 		return "", ErrClosed
 	}
@@ -356,6 +370,10 @@ func (p *Participant) handleOffer(sdp string) (string, error) {
 }
 
 func (p *Participant) handleAnswer(sdp string) error {
+	return p.closedErr(p.applyAnswer(sdp))
+}
+
+func (p *Participant) applyAnswer(sdp string) error {
 	if p.closing.Load() {
 		return ErrClosed
 	}
@@ -398,6 +416,10 @@ func (p *Participant) forgetUpTrack(up *UpTrack) {
 }
 
 func (p *Participant) addCandidate(which PC, c webrtc.ICECandidateInit) error {
+	return p.closedErr(p.applyCandidate(which, c))
+}
+
+func (p *Participant) applyCandidate(which PC, c webrtc.ICECandidateInit) error {
 	if p.closing.Load() {
 		return ErrClosed
 	}
