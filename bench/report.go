@@ -501,6 +501,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "freezes\t%d in %d of %d videos, %.1f s frozen, %.2f per video-minute, %d never rendered\n",
 		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered)
 	for _, l := range rep.Layers {
+		if rep.VideoLoss.Expected == 0 {
+			break // no video in this run
+		}
 		fmt.Fprintf(tw, "layer %s (%dp)\t%.0f kbit/s received, %d subscriptions, %.0f kbit/s each\n", l.RID, l.Height, l.Kbps, l.Streams, l.PerSub)
 	}
 	fmt.Fprintf(tw, "forwarded\t%.0f packets/s, %.1f Mbit/s\n", rep.ForwardedPPS, rep.ForwardedKbps/1000)
