@@ -588,6 +588,12 @@ function onScreen() {
   renderAll();
 }
 
+// Closing or leaving the page leaves the meeting at once, rather than
+// leaving a silent tile behind for the server's resume window.
+window.addEventListener('pagehide', () => {
+  if (state.session) state.session.leave();
+});
+
 $('btn-leave').addEventListener('click', () => {
   if (state.session) state.session.leave();
 });
@@ -638,8 +644,10 @@ function onEnded(reason) {
   for (const key of [...tiles.keys()]) removeTile(key);
   if (state.stream) for (const t of state.stream.getTracks()) t.stop();
   state.stream = null;
-  $('left-title').textContent = reason === 'You left the meeting.' ? 'You left the meeting' : 'The meeting ended for you';
-  $('left-reason').textContent = reason === 'You left the meeting.' ? '' : reason;
+  const room = state.session ? state.session.room : '';
+  const left = reason === 'You left the meeting.';
+  $('left-title').textContent = left ? 'You left the meeting' : 'The meeting ended for you';
+  $('left-reason').textContent = left ? `Room: ${room}` : reason;
   document.title = 'meshmeet';
   show('left');
 }
