@@ -259,8 +259,14 @@ func TestClusterUncertifiedRaftPeerRejected(t *testing.T) {
 	if got := l.stream.rejected.Load(); got < rejected+3 {
 		t.Fatalf("rejected handshakes %d, want at least %d", got, rejected+3)
 	}
-	if l.raft.CurrentTerm() != term || l.raft.State() != raft.Leader || l.fsm.count() != rooms {
-		t.Fatal("an uncertified peer changed raft state")
+	// The foreign vote carried term+100: had it been decoded, the leader
+	// would have stepped down into that term. (A re-election of our own
+	// under a loaded machine only adds a term or two.)
+	for _, name := range names {
+		n := tc.node(name)
+		if n.raft.CurrentTerm() >= term+100 || n.fsm.count() != rooms {
+			t.Fatalf("an uncertified peer changed raft state on %s: term %d (was %d)", name, n.raft.CurrentTerm(), term)
+		}
 	}
 }
 
