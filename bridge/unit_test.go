@@ -120,6 +120,20 @@ func (f *feeder) frameAll(kf bool) {
 	f.frame++
 }
 
+// TestPaddingNotKeyframe: a padding-only packet whose padding bytes would
+// read as a VP8 keyframe descriptor does not start a stream.
+func TestPaddingNotKeyframe(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeVideo, 1)
+	var w countingWriter
+	testDownTrack(u, &w)
+	pkt := []byte{0xa0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0x04, 0xd2, 0x10, 0x10, 0x00, 0x04}
+	var hdr rtp.Header
+	u.handlePacket(0, pkt, &hdr)
+	if n, flags := u.layers[0].cache.get(1, make([]byte, slotSize)); n == 0 || flags&flagKeyframe != 0 {
+		t.Fatalf("padding-only packet: cached %d bytes, flags %#x", n, flags)
+	}
+}
+
 // TestLayerSwitchRewrite checks the rewrite across layer switches in
 // process: output sequence numbers continue by one, timestamps move
 // forward, the switch happens on a keyframe of the target layer only.

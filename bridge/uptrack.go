@@ -220,8 +220,15 @@ func (u *UpTrack) handlePacket(li int, pkt []byte, hdr *rtp.Header) {
 	l.bytes.Add(uint64(len(pkt)))
 	l.lastPacket.Store(u.now.Load())
 	payload := pkt[hl:]
+	if hdr.Padding && len(payload) > 0 {
+		// Keyframe detection looks at the media payload only: a
+		// padding-only probe packet must not look like a frame start.
+		if pad := int(payload[len(payload)-1]); pad <= len(payload) {
+			payload = payload[:len(payload)-pad]
+		}
+	}
 	var flags uint8
-	if u.isKeyframe != nil && u.isKeyframe(payload) {
+	if u.isKeyframe != nil && len(payload) > 0 && u.isKeyframe(payload) {
 		flags |= flagKeyframe
 		if u.isVP8 {
 			if h := vp8Height(payload); h > 0 {
