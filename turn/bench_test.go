@@ -89,6 +89,7 @@ func TestCompareCoturn(t *testing.T) {
 				"--turn-allow-peer", "127.0.0.1/32",
 				"--turn-credential-ttl", "25h", // turnutils_uclient mints day-long usernames
 				"--turn-relay-ports", "40000-44999",
+				"--turn-max-allocations-per-user", "1000", // every uclient client shares one username
 				"--log-level", "warn")
 		},
 		"coturn": func(port int) *exec.Cmd {
@@ -238,10 +239,11 @@ func runChild(addr, secret string) error {
 	cfg := Config{
 		RelayIP:      netip.MustParseAddr("127.0.0.1"),
 		RelayPortMin: 40000, RelayPortMax: 44999,
-		Secrets:       NewSecrets([]byte(secret)),
-		CredentialTTL: 25 * time.Hour,
-		Policy:        NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil, nil),
-		Logger:        slog.New(slog.DiscardHandler),
+		Secrets:               NewSecrets([]byte(secret)),
+		CredentialTTL:         25 * time.Hour,
+		MaxAllocationsPerUser: 1000, // every uclient client shares one username
+		Policy:                NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil, nil),
+		Logger:                slog.New(slog.DiscardHandler),
 	}
 	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
 		pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
