@@ -127,7 +127,7 @@ func (tc *testCluster) config(name string, voter bool, expect int, gossipAddr st
 		Voter: voter, BootstrapExpect: expect,
 		Keys: keys, PKI: pki,
 		GossipProfile:     ProfileLocal,
-		RaftTimeout:       time.Second,
+		RaftTimeout:       2 * time.Second, // lease 1 s: the shared cores are often saturated
 		DeadGrace:         time.Second,
 		BridgeGrace:       time.Second,
 		LoadInterval:      200 * time.Millisecond,

@@ -124,7 +124,7 @@ func (n *Node) Start() error {
 func (n *Node) startRaft() error {
 	ln, err := net.Listen("tcp", n.cfg.RaftAddr)
 	if err != nil {
-		return fmt.Errorf("raft listen: %w", err)
+		return fmt.Errorf("raft: listen on the raft address: %w", redactErr(err))
 	}
 	adv := n.cfg.RaftAdvertise
 	if adv == "" {
@@ -162,7 +162,7 @@ func (n *Node) startRaft() error {
 	r, err := raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), n.trans)
 	if err != nil {
 		n.trans.Close()
-		return fmt.Errorf("raft: %w", err)
+		return fmt.Errorf("raft: %w", redactErr(err))
 	}
 	n.raft, n.logs = r, store
 	return nil
@@ -328,7 +328,7 @@ func (n *Node) maybeBootstrap() {
 	}
 	slices.SortFunc(servers, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		n.log.Warn("raft bootstrap failed", "err", err)
+		n.log.Warn("raft bootstrap failed", "err", redactErr(err))
 		return
 	}
 	n.log.Info("raft cluster bootstrapped", "voters", len(servers))
@@ -381,7 +381,7 @@ func (n *Node) reconcileVoters() {
 		}
 		if remove {
 			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
-				n.log.Warn("remove raft voter failed", "voter", nameOfRaftID(id), "err", err)
+				n.log.Warn("remove raft voter failed", "voter", nameOfRaftID(id), "err", redactErr(err))
 				continue
 			}
 			delete(n.missingSince, s.ID)
@@ -393,7 +393,7 @@ func (n *Node) reconcileVoters() {
 			continue
 		}
 		if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-			n.log.Warn("add raft voter failed", "voter", m.Name, "err", err)
+			n.log.Warn("add raft voter failed", "voter", m.Name, "err", redactErr(err))
 			continue
 		}
 		n.log.Info("added raft voter", "voter", m.Name)
@@ -432,7 +432,7 @@ func (n *Node) reconcileBridges() {
 		}
 		c := command{typ: cmdBridgeDead, bridge: b}
 		if err := n.raft.Apply(c.encode(), n.cfg.ApplyTimeout).Error(); err != nil {
-			n.log.Warn("removing dead bridge failed", "bridge", b, "err", err)
+			n.log.Warn("removing dead bridge failed", "bridge", b, "err", redactErr(err))
 			continue
 		}
 		delete(n.bridgeGone, b)
@@ -532,7 +532,9 @@ func (n *Node) Members() []Member {
 	return out
 }
 
-// leave is the orderly shutdown.
+// leave is the orderly shutdown. Leadership is handed over before the
+// gossip leave, so that the new leader sees the leave and removes this voter
+// from the configuration at once instead of after DeadGrace.
 func (n *Node) leave() {
 	select {
 	case <-n.done: // closed already
@@ -541,7 +543,7 @@ func (n *Node) leave() {
 	}
 	if n.raft != nil && n.raft.State() == raft.Leader {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.log.Debug("leadership transfer failed", "err", err)
+			n.log.Debug("leadership transfer failed", "err", redactErr(err))
 		}
 	}
 	n.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 )
 
@@ -161,6 +162,19 @@ func TestClusterWrongGossipKeyRejected(t *testing.T) {
 	before := l.fsm.count()
 	target := tc.node(names[0]).GossipAddr()
 
+	// A node with no gossip key at all.
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name, mc.BindAddr, mc.BindPort = "plain", "127.0.0.1", 0
+	mc.Logger = stdLogger(testLogger())
+	plain, err := memberlist.Create(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := plain.Join([]string{target}); err == nil || n != 0 {
+		t.Fatalf("a node without a gossip key joined %d nodes (err %v)", n, err)
+	}
+	plain.Shutdown()
+
 	for _, tt := range []struct {
 		name string
 		keys func(Keys) Keys
@@ -192,7 +206,7 @@ func TestClusterWrongGossipKeyRejected(t *testing.T) {
 			}
 			for _, name := range names {
 				for _, m := range tc.node(name).Members() {
-					if m.Name == "intruder" {
+					if m.Name == "intruder" || m.Name == "plain" {
 						t.Fatalf("%s lists the intruder", name)
 					}
 				}
