@@ -165,11 +165,17 @@ func newUpTrack(p *Participant, remote *webrtc.TrackRemote, recv *webrtc.RTPRece
 			}
 		}
 	}
-	slots := audioCacheSlots
-	if remote.Kind() == webrtc.RTPCodecTypeVideo {
-		slots = videoCacheSlots
-	}
-	for _, rid := range rids {
+	for i, rid := range rids {
+		slots := audioCacheSlots
+		switch {
+		case remote.Kind() != webrtc.RTPCodecTypeVideo:
+		case i == len(rids)-1:
+			slots = videoCacheSlots
+		default:
+			// Lower layers send fewer packets: half the slots hold as
+			// much time.
+			slots = videoCacheSlots / 2
+		}
 		u.layers = append(u.layers, &upLayer{rid: rid, cache: newPacketCache(slots)})
 	}
 	return u
