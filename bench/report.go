@@ -498,7 +498,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "loss\taudio %.3f%%, video %.3f%% (received %d/%d, %d/%d packets)\n",
 		rep.AudioLoss.Percent, rep.VideoLoss.Percent, rep.AudioLoss.Received, rep.AudioLoss.Expected, rep.VideoLoss.Received, rep.VideoLoss.Expected)
 	f := rep.Freezes
-	fmt.Fprintf(tw, "freezes\t%d in %d of %d videos, %.1f s frozen, %.2f per video-minute, %d never rendered\n",
+	fmt.Fprintf(tw, "freezes\t%d (%d of %d videos froze), %.1f s frozen, %.2f per video-minute, %d never rendered\n",
 		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered)
 	for _, l := range rep.Layers {
 		if rep.VideoLoss.Expected == 0 {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +73,63 @@ func TestBenchFlags(t *testing.T) {
 		if _, err := benchParams(t, bad...); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestBenchCommand runs `meshmeet bench --local 1` as a user would: it
+// writes the table, JSON and HTML, and exits 1 when a guard fails (here a
+// p95 delay no real path meets) and only for that guard.
+func TestBenchCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end bench run skipped in -short mode")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "meshmeet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	cmd := exec.Command(bin, "bench", "--local", "1", "--preset", "audio-fanout", "--rooms", "1", "--subscribers", "2",
+		"--duration", "2s", "--settle", "500ms", "--json", jsonPath, "--html", htmlPath,
+		"--max-loss", "50", "--max-p95-delay", "1ns")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "audio delay (ms)") || !strings.Contains(stdout.String(), "GUARD FAILED: audio p95 delay") {
+		t.Errorf("table:\n%s", stdout.String())
+	}
+	if strings.Contains(stdout.String(), "GUARD FAILED: audio loss") {
+		t.Errorf("the loss guard failed:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "joined") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+	var rep struct {
+		Participants struct{ Joined int } `json:"participants"`
+		Guards       struct{ Failed []string }
+		AudioDelay   struct{ Count int } `json:"audio_delay_ms"`
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Participants.Joined != 4 || rep.AudioDelay.Count == 0 || len(rep.Guards.Failed) == 0 {
+		t.Errorf("json report: %+v", rep)
+	}
+	for _, f := range rep.Guards.Failed {
+		if !strings.Contains(f, "delay") {
+			t.Errorf("unexpected guard failure %q", f)
+		}
+	}
+	h, err := os.ReadFile(htmlPath)
+	if err != nil || !strings.Contains(string(h), "<svg") {
+		t.Errorf("html report: %v", err)
 	}
 }
