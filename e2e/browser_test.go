@@ -351,6 +351,22 @@ func testResume(t *testing.T, alice, bob *browser) {
 	alice.do(t, chromedp.SendKeys(chromedp.ID("chat-input"), text), chromedp.Click(chromedp.ID("chat-send")))
 	waitFor(t, bob, "chat after resume", 30*time.Second, `window.meshmeet.chat.map((m) => m.text)`,
 		func(c []string) bool { return slices.Contains(c, text) })
+
+	// A resume the server refuses (here: a wrong secret) makes the client
+	// join afresh, as a new participant with new PeerConnections.
+	bob.do(t, chromedp.Evaluate[chromedp.Void](`window.meshmeet.session.secret = 'not-the-secret'; window.meshmeet.session.ws.close()`))
+	newID := waitFor(t, bob, "joined again as a new participant", 30*time.Second,
+		`window.meshmeet.joined ? window.meshmeet.participant : ''`,
+		func(s string) bool { return s != "" && s != id })
+	waitFor(t, alice, "the new Bob, and the old one gone", 30*time.Second,
+		`window.meshmeet.participants.filter((p) => p.name === 'Bob').map((p) => p.id)`,
+		func(ids []string) bool { return slices.Equal(ids, []string{newID}) })
+	first := waitFor(t, bob, "media on the new PeerConnections", 60*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded > 0 && s.AudioPackets > 0 })
+	waitFor(t, bob, "more frames on the new PeerConnections", 60*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded >= first.FramesDecoded+10 })
+	waitFor(t, alice, "the new Bob's video", 60*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.VideoWidth > 0 })
 }
 
 // shot saves a screenshot of b's page as name in the temporary directory,
