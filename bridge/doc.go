@@ -56,7 +56,10 @@
 // REMB estimate divided among its video tracks. A switch happens on a
 // keyframe of the target layer only; the bridge sends a PLI when it wants
 // one (at most one per 500 ms per layer) and repeats it while a subscriber
-// still waits.
+// still waits. A subscriber whose video starts (new track, or its
+// connection just came up) first gets the layer's last keyframe and what
+// followed it from the cache when that is at most 64 packets back, without
+// a round trip to the publisher; otherwise a PLI.
 //
 // Keyframes are detected from the clear payload-descriptor prefix only
 // (VP8 descriptor and frame tag, H.264 NAL type incl. STAP-A and FU-A, VP9

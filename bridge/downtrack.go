@@ -138,7 +138,7 @@ func (dt *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	}
 	dt.bound.Store(bd)
 	if dt.up.addSub(dt) {
-		dt.up.requestKeyframe(int(dt.target.Load()))
+		dt.startVideo()
 	}
 	return c, nil
 }
@@ -180,6 +180,60 @@ func matchCodec(want webrtc.RTPCodecParameters, have []webrtc.RTPCodecParameters
 		return *fallback, true
 	}
 	return webrtc.RTPCodecParameters{}, false
+}
+
+// maxReplay bounds how many cached packets a keyframe replay queues: a
+// keyframe further back than that is too old to show (and would fill the
+// queue); a PLI is sent instead.
+const maxReplay = queueLen / 2
+
+// startVideo gets a keyframe to a subscriber that has none yet: the last
+// one from the cache when it is recent (galene's keyframe replay: no round
+// trip to the publisher), otherwise by asking the publisher. Called when the
+// track is bound and when the subscriber's connection comes up.
+func (dt *DownTrack) startVideo() {
+	if !dt.video || dt.cur.Load() >= 0 {
+		return
+	}
+	tgt := dt.target.Load()
+	if tgt < 0 {
+		return
+	}
+	if !dt.sub.subReady.Load() || !dt.replayKeyframe(int(tgt)) {
+		dt.up.requestKeyframe(int(tgt))
+	}
+}
+
+// replayKeyframe queues layer li's packets from its last keyframe to its
+// newest one. The queue lock is held while reading the newest sequence
+// number, so that the reader's next packets queue after the replay (at
+// worst one is queued twice, and the writer's rewrite sends it twice).
+func (dt *DownTrack) replayKeyframe(li int) bool {
+	l := dt.up.layers[li]
+	dt.qmu.Lock()
+	defer dt.qmu.Unlock()
+	kf, newest := l.lastKF.Load(), l.newest.Load()
+	if kf == 0 || newest == 0 {
+		return false
+	}
+	first, last := uint16(kf), uint16(newest)
+	n := int(last-first) + 1
+	if int16(last-first) < 0 || n > maxReplay || n > queueLen-dt.qLen || dt.waitKF {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		var flags uint8
+		if i == 0 {
+			flags = flagKeyframe
+		}
+		dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: first + uint16(i), layer: uint8(li), flags: flags}
+		dt.qLen++
+	}
+	select {
+	case dt.wake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // stop ends the writer. Idempotent.

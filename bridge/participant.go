@@ -124,8 +124,8 @@ func (p *Participant) fail(err error) {
 	}
 }
 
-// requestKeyframes asks every publisher p receives video from for a
-// keyframe.
+// requestKeyframes gets a keyframe to p for every video track it receives,
+// from the cache or from the publisher.
 func (p *Participant) requestKeyframes() {
 	p.mu.Lock()
 	dts := make([]*DownTrack, 0, len(p.downtracks))
@@ -134,7 +134,7 @@ func (p *Participant) requestKeyframes() {
 	}
 	p.mu.Unlock()
 	for _, dt := range dts {
-		dt.up.requestKeyframe(int(dt.target.Load()))
+		dt.startVideo()
 	}
 }
 

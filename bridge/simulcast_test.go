@@ -140,7 +140,8 @@ func TestRoomSimulcast(t *testing.T) {
 		dave := newClient(t, api, r, "dave")
 		defer dave.close()
 		// The publishers send keyframes only on PLI, so this passes only
-		// if the bridge asks for one when dave's downtracks start.
+		// if the bridge replays a recent keyframe from its cache or asks
+		// for one when dave's downtracks start.
 		waitReceives(t, dave, r, 6)
 	})
 

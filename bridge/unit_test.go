@@ -262,3 +262,49 @@ func TestQueueOverflow(t *testing.T) {
 		t.Fatalf("audio: last seq %d, want the newest", aw.last.SequenceNumber)
 	}
 }
+
+// TestKeyframeReplay: a subscriber that joins after the keyframe gets it
+// from the cache at once when it is recent, and a PLI goes out when not.
+func TestKeyframeReplay(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		deltas int
+		replay bool
+	}{{"recent", 5, true}, {"too old", maxReplay + 5, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := testUpTrack(webrtc.RTPCodecTypeVideo, 1)
+			f := newFeeder(u)
+			f.frameAll(true)
+			for i := 0; i < tc.deltas; i++ {
+				f.frameAll(false)
+			}
+			var log [][2]uint32
+			w := countingWriter{log: &log}
+			dt := testDownTrack(u, &w)
+			dt.startVideo()
+			dt.drain()
+			if tc.replay {
+				if w.packets != tc.deltas+1 {
+					t.Fatalf("replayed %d packets, want %d", w.packets, tc.deltas+1)
+				}
+				if u.layers[0].wantPLI.Load() {
+					t.Error("PLI sent although the cache had the keyframe")
+				}
+			} else {
+				if w.packets != 0 {
+					t.Fatalf("replayed %d packets of a stale keyframe", w.packets)
+				}
+				if !u.layers[0].wantPLI.Load() {
+					t.Fatal("no PLI when the keyframe is too old")
+				}
+			}
+			f.frameAll(false) // live traffic continues the replayed stream
+			dt.drain()
+			for i := 1; i < len(log); i++ {
+				if uint16(log[i][0]) != uint16(log[i-1][0])+1 {
+					t.Errorf("seq %d follows %d", log[i][0], log[i-1][0])
+				}
+			}
+		})
+	}
+}

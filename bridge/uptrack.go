@@ -86,9 +86,14 @@ type upLayer struct {
 	bitrate   atomic.Int64
 	// lastPacket is the coarse time of the last packet.
 	lastPacket atomic.Int64
-	lastPLI    atomic.Int64
-	wantPLI    atomic.Bool
-	started    bool // guarded by Participant.mu
+	// lastKF and newest are 1<<16 | sequence number of the first packet
+	// of the last keyframe and of the newest packet stored; 0: none yet.
+	// Written by the reader; read by keyframe replay.
+	lastKF  atomic.Uint32
+	newest  atomic.Uint32
+	lastPLI atomic.Int64
+	wantPLI atomic.Bool
+	started bool // guarded by Participant.mu
 }
 
 // Info returns the track's description.
@@ -254,6 +259,12 @@ func (u *UpTrack) handlePacket(li int, pkt []byte, hdr *rtp.Header) {
 	if !l.cache.store(seq, pkt, flags) {
 		u.stats.dropTooBig.Add(1)
 		return
+	}
+	if flags&flagKeyframe != 0 {
+		l.lastKF.Store(1<<16 | uint32(seq))
+	}
+	if old := l.newest.Load(); old == 0 || int16(seq-uint16(old)) > 0 {
+		l.newest.Store(1<<16 | uint32(seq))
 	}
 	subs := u.subs.Load()
 	if subs == nil {
