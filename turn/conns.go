@@ -129,7 +129,7 @@ func (l *udpListener) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (l *udpListener) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if p[0] < 0x40 && !l.s.allowAnswer(p, addr) {
+	if len(p) > 0 && p[0] < 0x40 && !l.s.allowAnswer(p, addr) {
 		return len(p), nil
 	}
 	return l.PacketConn.WriteTo(p, addr)

@@ -113,7 +113,17 @@ func TestMediaThroughTURNBehindSymmetricNAT(t *testing.T) {
 		t.Cleanup(func() { p.Close() })
 		return p
 	}
-	a, b := newPC(netA), newPC(netB)
+	relayedRTP(t, newPC(netA), newPC(netB))
+	if st := srv.Stats(); st.Allocations == 0 || st.PeerDenied == 0 {
+		t.Errorf("server stats %+v: want live allocations and denied private peers", st)
+	}
+}
+
+// relayedRTP sends VP8-shaped RTP from a to b (non-trickle offer/answer)
+// until b has 20 packets, then checks that both selected candidate pairs
+// are relayed.
+func relayedRTP(t *testing.T, a, b *webrtc.PeerConnection) {
+	t.Helper()
 
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "a")
 	if err != nil {
@@ -208,8 +218,41 @@ func TestMediaThroughTURNBehindSymmetricNAT(t *testing.T) {
 			t.Errorf("%s: selected pair %s does not go through TURN", name, pair)
 		}
 	}
-	if st := srv.Stats(); st.Allocations == 0 || st.PeerDenied == 0 {
-		t.Errorf("server stats %+v: want live allocations and denied private peers", st)
+}
+
+// TestMediaThroughTURNOverTCP connects two pion PeerConnections that may
+// use only relayed candidates, obtained over TURN/TCP (as a participant
+// whose network allows nothing but TCP), on loopback with real sockets.
+func TestMediaThroughTURNOverTCP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("WebRTC: skipped under -short")
+	}
+	ts := startServer(t, nil, func(c *Config) { c.MaxBitrate = -1 })
+	newPC := func() *webrtc.PeerConnection {
+		se := webrtc.SettingEngine{}
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetICETimeouts(5*time.Second, 10*time.Second, 500*time.Millisecond)
+		se.LoggerFactory = quietLogs
+		user, pass := ts.secrets.Mint(time.Minute, time.Now())
+		p, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{
+			ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+			ICEServers: []webrtc.ICEServer{{
+				URLs: []string{"turn:" + ts.tcp + "?transport=tcp"}, Username: user, Credential: pass,
+			}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	relayedRTP(t, newPC(), newPC())
+	ts.mu.Lock()
+	tcpConns := len(ts.tcp)
+	ts.mu.Unlock()
+	if st := ts.Stats(); st.Allocations < 2 || tcpConns < 2 {
+		t.Errorf("server stats %+v, %d TURN/TCP connections: want the two relays, over TCP", st, tcpConns)
 	}
 }
 
