@@ -442,6 +442,11 @@ func TestClusterConcurrentFirstJoins(t *testing.T) {
 			t.Fatalf("bridge %s holds %d, want %d", name, c, joins/len(names))
 		}
 	}
+	// The non-voter's status asks the leader for what it does not hold.
+	st := tc.node("x").Status(ctx)
+	if st.Leader == "" || len(st.Voters) != 3 || st.Rooms != 1 || len(st.Members) != 4 {
+		t.Fatalf("non-voter status: %+v", st)
+	}
 }
 
 func TestClusterLeaderFailover(t *testing.T) {

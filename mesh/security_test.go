@@ -235,7 +235,8 @@ func TestClusterUncertifiedRaftPeerRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Write([]byte{1, 0x80}) // rpcRequestVote + an empty msgpack map
+	// rpcRequestVote, then a msgpack map (padded with msgpack nils).
+	c.Write(append([]byte{1, 0x81, 0xa4, 'T', 'e', 'r', 'm', 0xcd, 0xff, 0xff}, bytes.Repeat([]byte{0xc0}, 32)...))
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("plain TCP peer got an answer")
