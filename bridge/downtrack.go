@@ -543,6 +543,10 @@ func (dt *DownTrack) selectLayer(budget int64) {
 		}
 	}
 	if old := dt.target.Swap(tgt); old != tgt && tgt >= 0 {
-		up.requestKeyframe(int(tgt))
+		if dt.cur.Load() < 0 {
+			dt.startVideo() // resuming: a cached keyframe will do
+		} else {
+			up.requestKeyframe(int(tgt))
+		}
 	}
 }
