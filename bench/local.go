@@ -24,6 +24,7 @@ type target struct {
 	Region string
 	URL    string // http://host:port
 	// Local nodes only.
+	rtcPort int
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{} // closed when the process has exited
@@ -164,7 +165,7 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 			}
 		}
 		args = append(args, extra...)
-		t := &target{Name: name, Region: region, URL: "http://127.0.0.1:" + strconv.Itoa(p[0]),
+		t := &target{Name: name, Region: region, URL: "http://127.0.0.1:" + strconv.Itoa(p[0]), rtcPort: p[1],
 			logPath: filepath.Join(dir, name+".log"), exited: make(chan struct{})}
 		lf, err := os.Create(t.logPath)
 		if err != nil {

@@ -16,6 +16,8 @@ const clockTicks = 100
 type procSample struct {
 	CPU float64 // user + system seconds since the process started
 	RSS int64   // resident set size, bytes
+	// udpDrops are the drops of a node's RTC socket (sampler only).
+	udpDrops int64
 }
 
 // readProc reads /proc/<pid>/stat and /proc/<pid>/status ("self" for pid 0).
@@ -102,4 +104,65 @@ func readMachineCPU() (busy, total uint64, err error) {
 		}
 	}
 	return busy, total, nil
+}
+
+// readUDPRcvbufErrors returns the kernel's count of UDP datagrams dropped
+// because a socket's receive buffer was full (/proc/net/snmp, this network
+// namespace). On loopback every packet of a local run crosses it.
+func readUDPRcvbufErrors() (int64, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	return parseSNMPUDP(b, "RcvbufErrors")
+}
+
+// parseSNMPUDP returns one field of the Udp lines of /proc/net/snmp (a
+// header line of names, then a line of values).
+func parseSNMPUDP(b []byte, field string) (int64, error) {
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Udp:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == field && i < len(f) {
+				return strconv.ParseInt(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("proc snmp: no Udp %s", field)
+}
+
+// readUDPSocketDrops returns the drops counter of the UDP sockets bound to
+// 127.0.0.1:port or any address:port (/proc/net/udp, last column): the
+// datagrams a full receive buffer turned away.
+func readUDPSocketDrops(port int) (int64, error) {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return 0, err
+	}
+	return parseUDPSocketDrops(b, port), nil
+}
+
+func parseUDPSocketDrops(b []byte, port int) int64 {
+	var total int64
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		n, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err == nil {
+			total += n
+		}
+	}
+	return total
 }

@@ -119,6 +119,9 @@ type NodeFigures struct {
 	Cores        float64 `json:"cores"` // mean over the window
 	RSSStartMB   float64 `json:"rss_start_mb"`
 	RSSEndMB     float64 `json:"rss_end_mb"`
+	// RTCSocketDrops are datagrams the node's media socket turned away in
+	// the window because its receive buffer was full.
+	RTCSocketDrops int64 `json:"rtc_socket_drops"`
 }
 
 // Generator is the bench's own cost: when it is busy, the figures measure
@@ -130,6 +133,10 @@ type Generator struct {
 	CoresUsable int     `json:"cores_usable"`
 	MachineBusy float64 `json:"machine_busy"` // whole machine, 0..1
 	Bottleneck  bool    `json:"bottleneck"`
+	// UDPRcvbufErrors are datagrams the kernel dropped in the window
+	// because a socket's receive buffer was full (this machine, any
+	// process): on loopback, loss usually comes from there.
+	UDPRcvbufErrors int64 `json:"udp_rcvbuf_errors"`
 }
 
 // Guards are the run's pass/fail limits.
@@ -351,6 +358,10 @@ func (r *runner) report(smp *sampler) *Report {
 				nf.Cores = round3(nf.CPUSeconds / dt)
 				nf.RSSStartMB = round3(float64(base.nodes[i].RSS) / (1 << 20))
 				nf.RSSEndMB = round3(float64(we.nodes[i].RSS) / (1 << 20))
+				nf.RTCSocketDrops = we.nodes[i].udpDrops - ws.nodes[i].udpDrops
+				if nf.RTCSocketDrops > 0 {
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its media socket dropped %d datagrams for a full receive buffer", t.Name, nf.RTCSocketDrops))
+				}
 				cpu += we.nodes[i].CPU - ws.nodes[i].CPU
 				rssGrowth += float64(we.nodes[i].RSS - base.nodes[i].RSS)
 			}
@@ -373,6 +384,10 @@ func (r *runner) report(smp *sampler) *Report {
 		g.Busy = round3(g.Cores / float64(g.CoresUsable))
 		if we.tot > ws.tot {
 			g.MachineBusy = round3(float64(we.busy-ws.busy) / float64(we.tot-ws.tot))
+		}
+		g.UDPRcvbufErrors = we.udpDrops - ws.udpDrops
+		if g.UDPRcvbufErrors > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the kernel dropped %d UDP datagrams on this machine for full socket receive buffers during the window", g.UDPRcvbufErrors))
 		}
 		if g.Busy > 0.9 {
 			g.Bottleneck = true
@@ -515,8 +530,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "node %s\t%d participants, no metrics (remote)\n", n.Name, n.Participants)
 			continue
 		}
-		fmt.Fprintf(tw, "node %s (%s)\t%d participants, cpu %.2f s (%.2f cores), rss %.0f → %.0f MB\n",
-			n.Name, n.Region, n.Participants, n.CPUSeconds, n.Cores, n.RSSStartMB, n.RSSEndMB)
+		fmt.Fprintf(tw, "node %s (%s)\t%d participants, cpu %.2f s (%.2f cores), rss %.0f → %.0f MB, %d media socket drops\n",
+			n.Name, n.Region, n.Participants, n.CPUSeconds, n.Cores, n.RSSStartMB, n.RSSEndMB, n.RTCSocketDrops)
 	}
 	if rep.CPUPerPacketUS != nil {
 		fmt.Fprintf(tw, "cpu per forwarded packet\t%.1f µs\n", *rep.CPUPerPacketUS)
@@ -525,7 +540,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "memory per participant\t%.0f KB\n", *rep.MemPerParticipantKB)
 	}
 	g := rep.Generator
-	fmt.Fprintf(tw, "generator\tcpu %.2f s (%.2f of %d cores), machine %.0f%% busy\n", g.CPUSeconds, g.Cores, g.CoresUsable, g.MachineBusy*100)
+	fmt.Fprintf(tw, "generator\tcpu %.2f s (%.2f of %d cores), machine %.0f%% busy, %d UDP receive-buffer drops\n", g.CPUSeconds, g.Cores, g.CoresUsable, g.MachineBusy*100, g.UDPRcvbufErrors)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

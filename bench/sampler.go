@@ -26,6 +26,7 @@ type Sample struct {
 	gen         procSample
 	nodes       []procSample
 	busy, tot   uint64
+	udpDrops    int64 // kernel UDP receive-buffer drops, cumulative
 	at          time.Time
 }
 
@@ -67,10 +68,12 @@ func (s *sampler) read() Sample {
 	}
 	x.gen, _ = readProc(0)
 	x.busy, x.tot, _ = readMachineCPU()
+	x.udpDrops, _ = readUDPRcvbufErrors()
 	for _, t := range r.targets {
 		var ps procSample
 		if pid := t.pid(); pid > 0 {
 			ps, _ = readProc(pid)
+			ps.udpDrops, _ = readUDPSocketDrops(t.rtcPort)
 		}
 		x.nodes = append(x.nodes, ps)
 	}

@@ -239,6 +239,21 @@ func TestParseProc(t *testing.T) {
 	if rss := parseStatusRSS(status); rss != 51200*1024 {
 		t.Errorf("rss %d", rss)
 	}
+	snmp := []byte("Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 100 2 7 90 5 0\nUdpLite: InDatagrams\nUdpLite: 0\n")
+	if n, err := parseSNMPUDP(snmp, "RcvbufErrors"); err != nil || n != 5 {
+		t.Errorf("RcvbufErrors %d, %v", n, err)
+	}
+	if _, err := parseSNMPUDP(snmp, "Nope"); err == nil {
+		t.Error("unknown field found")
+	}
+	udp := []byte(`   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 3466: 0100007F:8681 00000000:0000 07 00000000:00002080 00:00000000 00000000     0        0 402968 2 00000000956478c0 2126
+ 3467: 00000000:8681 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 402969 2 00000000956478c1 4
+ 3468: 0100007F:8682 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 402970 2 00000000956478c2 99
+`)
+	if n := parseUDPSocketDrops(udp, 0x8681); n != 2130 {
+		t.Errorf("socket drops %d, want 2130", n)
+	}
 	if _, err := readProc(0); err != nil {
 		t.Errorf("own /proc: %v", err)
 	}
