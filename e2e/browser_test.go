@@ -111,6 +111,17 @@ func testLanding(t *testing.T, srv *server, b *browser) {
 	if pre.Room != "BraveOttersChaseSilverComets" || pre.Name != "Carol C." || !pre.Prejoin || pre.Joined {
 		t.Errorf("pre-join of /BraveOttersChaseSilverComets#name=Carol%%20C.: %+v", pre)
 	}
+	// "Join meeting" joins that room under that name, then "Leave" leaves.
+	b.do(t, chromedp.Click(chromedp.ID("join")))
+	in := waitFor(t, b, "joined from the pre-join", 30*time.Second,
+		`window.meshmeet.joined ? { path: location.pathname, label: document.querySelector('#tiles .tile .tile-name').textContent } : null`,
+		func(p struct{ Path, Label string }) bool { return p.Path != "" })
+	if in.Path != "/BraveOttersChaseSilverComets" || in.Label != "Carol C. (you)" {
+		t.Errorf("after Join: path %q, own tile %q", in.Path, in.Label)
+	}
+	b.do(t, chromedp.Click(chromedp.ID("btn-leave")))
+	waitFor(t, b, "the left view", 10*time.Second, `!document.getElementById('left').hidden && !window.meshmeet.joined`,
+		func(v bool) bool { return v })
 
 	// The client's check mirrors roomname.Check.
 	names := []string{
