@@ -192,8 +192,8 @@ const maxReplay = queueLen / 2
 // trip to the publisher), otherwise by asking the publisher. Called when the
 // track is bound and when the subscriber's connection comes up.
 func (dt *DownTrack) startVideo() {
-	if !dt.video || dt.cur.Load() >= 0 {
-		return
+	if !dt.video || dt.cur.Load() >= 0 || dt.bound.Load() == nil {
+		return // Bind calls again
 	}
 	tgt := dt.target.Load()
 	if tgt < 0 {

@@ -205,6 +205,7 @@ func (p *Participant) addDownTrack(up *UpTrack) bool {
 		return false
 	}
 	dt := newDownTrack(up, p)
+	dt.selectLayer(0) // max height and active layers; the estimate comes later
 	if !up.attach(dt) {
 		return false
 	}
