@@ -341,8 +341,14 @@ func (s *Server) leave(p *participant, cause error) {
 	if last {
 		r.media.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
-	if err := s.cfg.Directory.Leave(ctx, r.key, s.cfg.NodeName); err != nil {
+	timeout := directoryTimeout
+	if cause == errShutdown {
+		// The node is going away; the directory drops its rooms when it
+		// is declared dead if this does not get through.
+		timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	if err := s.cfg.Directory.Leave(ctx, r.key, s.cfg.NodeName); err != nil && cause != errShutdown {
 		p.log.Warn("directory leave", "err", err)
 	}
 	cancel()

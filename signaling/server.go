@@ -92,9 +92,15 @@ func (s *Server) shutdown() {
 		ps = append(ps, p)
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, p := range ps {
-		p.fail(errShutdown)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.fail(errShutdown)
+		}()
 	}
+	wg.Wait()
 	s.conns.Wait()
 }
 

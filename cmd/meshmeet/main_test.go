@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +12,19 @@ import (
 
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 )
+
+// binDir holds binaries built by tests; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "meshmeet-test-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
