@@ -97,6 +97,8 @@ type recvTrack struct {
 	dupes     int          // packets with a sequence number seen before
 	seen      map[uint16]bool
 	lastLayer byte
+	// check, when set, validates video payloads instead of the VP8 check.
+	check func(payload []byte) (keyframe, ok bool)
 }
 
 // seqGaps counts consecutive received packets whose sequence numbers do not
@@ -159,8 +161,11 @@ type client struct {
 	light     bool
 	recvCount *atomic.Int64
 	recvHook  func(total int64)
-	loud      atomic.Int32 // RFC 6464 level this client sends (dBov)
-	offers    atomic.Int32
+	// videoCheck, when set, validates received video instead of the VP8
+	// check (other codecs).
+	videoCheck func(payload []byte) (keyframe, ok bool)
+	loud       atomic.Int32 // RFC 6464 level this client sends (dBov)
+	offers     atomic.Int32
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
@@ -280,7 +285,7 @@ func (c *client) flushEarly() {
 }
 
 func (c *client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	rt := &recvTrack{stream: tr.StreamID(), id: tr.ID(), kind: tr.Kind(), ssrc: uint32(tr.SSRC()), layers: map[byte]int{}, seen: map[uint16]bool{}}
+	rt := &recvTrack{stream: tr.StreamID(), id: tr.ID(), kind: tr.Kind(), ssrc: uint32(tr.SSRC()), layers: map[byte]int{}, seen: map[uint16]bool{}, check: c.videoCheck}
 	c.mu.Lock()
 	c.tracks[tr.ID()] = rt
 	c.mu.Unlock()
@@ -317,6 +322,15 @@ func (r *recvTrack) record(pkt *rtp.Packet) {
 	if r.kind == webrtc.RTPCodecTypeAudio {
 		if !checkAudioPayload(pkt.Payload) {
 			r.bad++
+		}
+		return
+	}
+	if r.check != nil {
+		kf, ok := r.check(pkt.Payload)
+		if !ok {
+			r.bad++
+		} else if kf {
+			r.keyframes++
 		}
 		return
 	}
@@ -405,6 +419,31 @@ func checkVP8Payload(p []byte) (layer byte, kf bool, ok bool) {
 	return body[1], kf, true
 }
 
+// offerPub negotiates the publisher PeerConnection through HandleOffer.
+func (c *client) offerPub() {
+	c.t.Helper()
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		c.t.Fatal(err)
+	}
+	ans, err := c.p.HandleOffer(offer.SDP)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	c.do(func() {
+		defer close(done)
+		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
+			c.t.Errorf("%s: set pub answer: %v", c.id, err)
+		}
+		c.flushEarly()
+	})
+	<-done
+}
+
 // publish adds Opus audio and VP8 video (simulcast with the given RIDs, or
 // one layer when rids is empty), offers, and starts sending.
 func (c *client) publish(rids []string) {
@@ -462,26 +501,7 @@ func (c *client) publish(rids []string) {
 			}
 		}()
 	}
-	offer, err := c.pub.CreateOffer(nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := c.pub.SetLocalDescription(offer); err != nil {
-		c.t.Fatal(err)
-	}
-	ans, err := c.p.HandleOffer(offer.SDP)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	c.do(func() {
-		defer close(done)
-		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
-			c.t.Errorf("%s: set pub answer: %v", c.id, err)
-		}
-		c.flushEarly()
-	})
-	<-done
+	c.offerPub()
 
 	extID := func(s *webrtc.RTPSender, uri string) uint8 {
 		for _, e := range s.GetParameters().HeaderExtensions {
