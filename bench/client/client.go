@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/signaling/wire"
@@ -62,6 +64,8 @@ type Client struct {
 	done   chan struct{}
 	errMu  sync.Mutex
 	err    error
+
+	ext atomic.Pointer[Ext] // header extension IDs of pub, once negotiated
 
 	candMu  sync.Mutex
 	pending map[wire.PC][]webrtc.ICECandidateInit // candidates before remote description
@@ -139,7 +143,16 @@ func (c *Client) setupPCs() error {
 		return err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	if err := webrtc.ConfigureNack(m, ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return err
 	}
 	c.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*se))
@@ -199,6 +212,7 @@ func (c *Client) publish(ctx context.Context) error {
 			if err := s.AddEncoding(l); err != nil {
 				return err
 			}
+			go c.readRTCPFrom(func() ([]rtcp.Packet, interceptor.Attributes, error) { return s.ReadSimulcastRTCP(l.RID()) })
 		}
 		go c.readRTCP(s)
 	}
@@ -214,9 +228,11 @@ func (c *Client) publish(ctx context.Context) error {
 
 // readRTCP drains a sender's RTCP (interceptors see only what is read) and
 // reports keyframe requests.
-func (c *Client) readRTCP(s *webrtc.RTPSender) {
+func (c *Client) readRTCP(s *webrtc.RTPSender) { c.readRTCPFrom(s.ReadRTCP) }
+
+func (c *Client) readRTCPFrom(read func() ([]rtcp.Packet, interceptor.Attributes, error)) {
 	for {
-		pkts, _, err := s.ReadRTCP()
+		pkts, _, err := read()
 		if err != nil {
 			return
 		}
@@ -229,6 +245,41 @@ func (c *Client) readRTCP(s *webrtc.RTPSender) {
 			}
 		}
 	}
+}
+
+// Ext are the header extension IDs negotiated on pub. A sender of simulcast
+// must put MID and RID in its video packets, as browsers do, so the bridge
+// can tell the layers apart; audio carries the RFC 6464 level.
+type Ext struct {
+	AudioLevel uint8  // 0: not negotiated
+	MID, RID   uint8  // video
+	VideoMID   string // the video transceiver's mid
+}
+
+// Ext returns the negotiated header extensions, or nil before the pub
+// answer arrived. Safe to call per packet.
+func (c *Client) Ext() *Ext { return c.ext.Load() }
+
+func (c *Client) negotiatedExt() *Ext {
+	e := &Ext{}
+	for _, tr := range c.pub.GetTransceivers() {
+		s := tr.Sender()
+		if s == nil || s.Track() == nil {
+			continue
+		}
+		for _, h := range s.GetParameters().HeaderExtensions {
+			switch {
+			case tr.Kind() == webrtc.RTPCodecTypeAudio && h.URI == sdp.AudioLevelURI:
+				e.AudioLevel = uint8(h.ID)
+			case tr.Kind() == webrtc.RTPCodecTypeVideo && h.URI == sdp.SDESMidURI:
+				e.MID = uint8(h.ID)
+				e.VideoMID = tr.Mid()
+			case tr.Kind() == webrtc.RTPCodecTypeVideo && h.URI == sdp.SDESRTPStreamIDURI:
+				e.RID = uint8(h.ID)
+			}
+		}
+	}
+	return e
 }
 
 // Send writes one message.
@@ -285,6 +336,7 @@ func (c *Client) handle(m *wire.Message) error {
 		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			return fmt.Errorf("pub answer: %w", err)
 		}
+		c.ext.Store(c.negotiatedExt())
 		return c.remoteDescSet(c.pub, wire.PCPub)
 	case wire.TypeOffer:
 		if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {

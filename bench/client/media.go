@@ -140,6 +140,9 @@ type Source struct {
 	keyframe atomic.Bool
 	// Sent counts packets written.
 	Sent atomic.Uint64
+	// Level is the audio level RunAudio sends in RFC 6464 terms: 0 is
+	// loudest, 127 silence. The zero value is a loud speaker.
+	Level atomic.Uint32
 }
 
 // RequestKeyframe makes the next video frame of every layer a keyframe, as
@@ -149,7 +152,10 @@ func (s *Source) RequestKeyframe() { s.keyframe.Store(true) }
 // RunVideo sends frames at fps on the given layers (one track per layer,
 // same order) until ctx ends. The first frame is a keyframe; later ones are
 // keyframes only on request.
-func (s *Source) RunVideo(ctx context.Context, tracks []*webrtc.TrackLocalStaticRTP, layers []Layer, fps int) {
+//
+// ext returns the negotiated header extensions (Client.Ext); frames are
+// sent only once it is non-nil, each with MID and RID as a browser does.
+func (s *Source) RunVideo(ctx context.Context, ext func() *Ext, tracks []*webrtc.TrackLocalStaticRTP, layers []Layer, fps int) {
 	tick := time.NewTicker(time.Second / time.Duration(fps))
 	defer tick.Stop()
 	type state struct {
@@ -163,7 +169,16 @@ func (s *Source) RunVideo(ctx context.Context, tracks []*webrtc.TrackLocalStatic
 	}
 	s.keyframe.Store(true)
 	start := time.Now()
-	for frame := uint32(0); ; frame++ {
+	for frame := uint32(0); ; {
+		e := ext()
+		if e == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				continue
+			}
+		}
 		key := s.keyframe.Swap(false)
 		now := time.Now()
 		for i, t := range tracks {
@@ -181,12 +196,17 @@ func (s *Source) RunVideo(ctx context.Context, tracks []*webrtc.TrackLocalStatic
 			Stamp{Sender: s.Sender, Frame: frame, SentNS: now.UnixNano()}.Put(b[VP8StampOffset:])
 			p := &st[i].pkt
 			p.Payload = b
+			if e.MID != 0 && e.RID != 0 && len(tracks) > 1 {
+				p.Header.SetExtension(e.MID, []byte(e.VideoMID))
+				p.Header.SetExtension(e.RID, []byte(layers[i].RID))
+			}
 			p.SequenceNumber++
 			p.Timestamp = uint32(i*7777) + uint32(now.Sub(start)*90000/time.Second)
 			if err := t.WriteRTP(p); err == nil {
 				s.Sent.Add(1)
 			}
 		}
+		frame++
 		select {
 		case <-ctx.Done():
 			return
@@ -198,7 +218,7 @@ func (s *Source) RunVideo(ctx context.Context, tracks []*webrtc.TrackLocalStatic
 // RunAudio sends a 20 ms Opus-sized packet (size bytes) every 20 ms until
 // ctx ends, with the RFC 6464 audio level of level() when the extension was
 // negotiated (pion sets it when the header extension is registered).
-func (s *Source) RunAudio(ctx context.Context, t *webrtc.TrackLocalStaticRTP, size int) {
+func (s *Source) RunAudio(ctx context.Context, ext func() *Ext, t *webrtc.TrackLocalStaticRTP, size int) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	buf := make([]byte, max(size, OpusStampOffset+StampSize))
@@ -209,6 +229,9 @@ func (s *Source) RunAudio(ctx context.Context, t *webrtc.TrackLocalStaticRTP, si
 		pkt.Payload = buf
 		pkt.SequenceNumber++
 		pkt.Timestamp += 960
+		if e := ext(); e != nil && e.AudioLevel != 0 {
+			pkt.Header.SetExtension(e.AudioLevel, []byte{0x80 | byte(s.Level.Load()&0x7f)})
+		}
 		if err := t.WriteRTP(&pkt); err == nil {
 			s.Sent.Add(1)
 		}
