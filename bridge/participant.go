@@ -195,9 +195,10 @@ func (p *Participant) drainReceiverRTCP(recv *webrtc.RTPReceiver, rid string) {
 	}
 }
 
-// addDownTrack subscribes p to up: a sendonly transceiver on the subscriber
-// PeerConnection with up's codec only. It reports whether a track was added
-// (the caller then calls negotiate).
+// addDownTrack subscribes p to up: a track on the subscriber
+// PeerConnection (the client answers recvonly) whose transceiver offers
+// up's codec only. It reports whether a track was added (the caller then
+// calls negotiate). Called with the room's mu held.
 func (p *Participant) addDownTrack(up *UpTrack) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
