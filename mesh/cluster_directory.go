@@ -19,7 +19,7 @@ func (n *Node) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool
 	if err := n.cleanSelf(ctx); err != nil {
 		return Room{}, false, err
 	}
-	c := command{typ: cmdJoin, key: key, bridge: bridge, conferenceID: NewConferenceID(), created: time.Now().UnixNano()}
+	c := command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: bridge, conferenceID: NewConferenceID(), created: time.Now().UnixNano()}
 	res, err := n.propose(ctx, c.encode())
 	if err != nil {
 		return Room{}, false, err
@@ -32,7 +32,7 @@ func (n *Node) Leave(ctx context.Context, key RoomKey, bridge string) error {
 	if bridge == "" || len(bridge) > maxBridgeName {
 		return errors.New("mesh: bridge name must be 1 to 128 bytes")
 	}
-	c := command{typ: cmdLeave, key: key, bridge: bridge}
+	c := command{typ: cmdLeave, reqID: newRequestID(), key: key, bridge: bridge}
 	_, err := n.propose(ctx, c.encode())
 	return err
 }
@@ -119,23 +119,25 @@ func (n *Node) deadline(ctx context.Context) time.Time {
 }
 
 // propose applies a command on the leader, here or forwarded, waiting for a
-// leader until the deadline. It retries only when the command was certainly
-// not appended (the target was not the leader).
+// leader until the deadline. Every command is idempotent (Join and Leave
+// carry a request ID the FSM remembers; the others are idempotent by
+// nature), so a command whose fate is unknown — the leader was lost while
+// it was in flight — is proposed again until the deadline.
 func (n *Node) propose(ctx context.Context, cmd []byte) (applyResult, error) {
 	until := n.deadline(ctx)
 	ctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
 	for {
+		var (
+			res applyResult
+			err error
+		)
 		if n.raft != nil && n.raft.State() == raft.Leader {
-			res, err := n.applyLocal(ctx, cmd)
-			if err == nil {
-				err = res.err
-			}
-			if !errors.Is(err, errNotLeader) {
-				return res, err
-			}
+			res, err = n.applyLocal(ctx, cmd)
 		} else if addr := n.leaderAddr(); addr != "" {
-			st, b, err := n.fwd.call(addr, opApply, cmd, until)
+			var st byte
+			var b []byte
+			st, b, err = n.fwd.call(addr, opApply, cmd, until)
 			if err == nil {
 				if err = statusErr(st); err == nil {
 					return decodeResult(b)
@@ -144,11 +146,19 @@ func (n *Node) propose(ctx context.Context, cmd []byte) (applyResult, error) {
 					n.setHint(string(b))
 				}
 			}
-			if errors.Is(err, errNotSent) {
+			if errors.Is(err, errNotSent) || errors.Is(err, ErrUnavailable) {
 				n.setHint("")
-			} else if !errors.Is(err, errNotLeader) {
-				return applyResult{}, err
 			}
+		} else {
+			err = errNotLeader
+		}
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, errNotLeader), errors.Is(err, errNotSent), errors.Is(err, ErrUnavailable):
+			// retry below
+		default:
+			return res, err // ErrRoomNotFound, errMalformed
 		}
 		if err := n.pause(ctx); err != nil {
 			return applyResult{}, err

@@ -739,3 +739,61 @@ func TestLogRedaction(t *testing.T) {
 		t.Fatalf("level or message lost: %s", out)
 	}
 }
+
+// TestFSMIdempotentRetries: a Join or Leave proposed twice (its fate was
+// unknown) counts once, also on a replica restored from a snapshot.
+func TestFSMIdempotentRetries(t *testing.T) {
+	var key RoomKey
+	join := (&command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: "b", conferenceID: "c1", created: 1}).encode()
+	join2 := (&command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: "b", conferenceID: "c2", created: 2}).encode()
+	leave := (&command{typ: cmdLeave, reqID: newRequestID(), key: key, bridge: "b"}).encode()
+	apply := func(f *fsm, b []byte) applyResult {
+		r, _ := f.Apply(&raft.Log{Type: raft.LogCommand, Data: b}).(applyResult)
+		return r
+	}
+	f := newFSM()
+	if r := apply(f, join); !r.created || r.room.Participants() != 1 {
+		t.Fatalf("first join: %+v", r)
+	}
+	if r := apply(f, join); !r.created || r.room.Participants() != 1 {
+		t.Fatalf("retried join counted again or lost its created flag: %+v", r)
+	}
+	apply(f, join2)
+	snap, _ := f.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := newFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.b))); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*fsm{f, g} {
+		apply(x, join2) // a retry after the snapshot
+		apply(x, leave)
+		apply(x, leave) // and a retried leave
+		r, ok := x.lookup(key)
+		if !ok || r.Participants() != 1 || r.ConferenceID != "c1" {
+			t.Fatalf("after retries: %+v %v", r, ok)
+		}
+	}
+}
+
+// TestClusterRetriedProposal: the same encoded Join proposed twice through
+// the cluster (as propose does when the leader is lost in flight) counts once.
+func TestClusterRetriedProposal(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	names := tc.names()
+	tc.formed(names...)
+	key := NewRoomKey([]byte("k"), "retry")
+	cmd := (&command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: "n1", conferenceID: NewConferenceID(), created: 1}).encode()
+	for _, via := range names {
+		if _, err := tc.node(via).propose(ctxT(t), cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, ok, err := tc.node("n2").Lookup(ctxT(t), key)
+	if err != nil || !ok || r.Participants() != 1 {
+		t.Fatalf("%d participants after %d proposals of one join (%v %v)", r.Participants(), len(names), ok, err)
+	}
+}

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,8 +15,8 @@ import (
 type cmdType byte
 
 const (
-	cmdJoin       cmdType = 1 // key | created | conference ID | bridge
-	cmdLeave      cmdType = 2 // key | bridge
+	cmdJoin       cmdType = 1 // request ID | key | created | conference ID | bridge
+	cmdLeave      cmdType = 2 // request ID | key | bridge
 	cmdBridgeDead cmdType = 3 // bridge
 	cmdSetState   cmdType = 4 // key | conference ID | state
 
@@ -32,9 +33,22 @@ const (
 
 var errMalformed = errors.New("malformed command")
 
+// requestID identifies one Join or Leave call (random).
+type requestID [16]byte
+
+func newRequestID() requestID {
+	var id requestID
+	rand.Read(id[:])
+	return id
+}
+
 // command is a decoded raft command.
 type command struct {
-	typ          cmdType
+	typ cmdType
+	// reqID makes Join and Leave idempotent: a proposer that does not know
+	// whether its command was applied (the leader was lost in flight)
+	// proposes it again, and the FSM applies it once.
+	reqID        requestID
 	key          RoomKey
 	bridge       string
 	conferenceID string
@@ -54,11 +68,13 @@ func (c *command) encode() []byte {
 	b := []byte{byte(c.typ)}
 	switch c.typ {
 	case cmdJoin:
+		b = append(b, c.reqID[:]...)
 		b = append(b, c.key[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(c.created))
 		b = appendStr8(b, c.conferenceID)
 		b = appendStr8(b, c.bridge)
 	case cmdLeave:
+		b = append(b, c.reqID[:]...)
 		b = append(b, c.key[:]...)
 		b = appendStr8(b, c.bridge)
 	case cmdBridgeDead:
@@ -84,6 +100,7 @@ func decodeCommand(b []byte) (command, error) {
 	r := reader{b: b[1:]}
 	switch c.typ {
 	case cmdJoin:
+		copy(c.reqID[:], r.take(len(c.reqID)))
 		r.key(&c.key)
 		c.created = int64(r.u64())
 		c.conferenceID = r.str8(maxConferenceID)
@@ -92,6 +109,7 @@ func decodeCommand(b []byte) (command, error) {
 			r.err = errMalformed
 		}
 	case cmdLeave:
+		copy(c.reqID[:], r.take(len(c.reqID)))
 		r.key(&c.key)
 		c.bridge = r.str8(maxBridgeName)
 		if c.bridge == "" {

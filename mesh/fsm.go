@@ -20,12 +20,34 @@ type fsm struct {
 	mu      sync.RWMutex
 	rooms   map[RoomKey]*Room // guarded by mu
 	bridges map[string]int    // bridge → rooms it holds; guarded by mu
+	// seen holds the request IDs of the last maxSeen Joins and Leaves, with
+	// whether the Join created its room, in the order applied (seenOrder),
+	// so a re-proposed command is applied once. It holds no room key.
+	seen      map[requestID]bool // guarded by mu
+	seenOrder []requestID        // ring of maxSeen; guarded by mu
+	seenNext  int                // guarded by mu
+}
+
+// maxSeen bounds the de-duplication window: at thousands of calls per
+// second it covers more than any retry (ApplyTimeout).
+const maxSeen = 1 << 15
+
+// markSeenLocked records id, evicting the oldest beyond maxSeen.
+func (f *fsm) markSeenLocked(id requestID, created bool) {
+	if len(f.seenOrder) < maxSeen {
+		f.seenOrder = append(f.seenOrder, id)
+	} else {
+		delete(f.seen, f.seenOrder[f.seenNext])
+		f.seenOrder[f.seenNext] = id
+		f.seenNext = (f.seenNext + 1) % maxSeen
+	}
+	f.seen[id] = created
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
 func newFSM() *fsm {
-	return &fsm{rooms: map[RoomKey]*Room{}, bridges: map[string]int{}}
+	return &fsm{rooms: map[RoomKey]*Room{}, bridges: map[string]int{}, seen: map[requestID]bool{}}
 }
 
 // applyResult is what Apply returns to the proposer.
@@ -52,6 +74,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if c.typ == cmdJoin || c.typ == cmdLeave {
+		if created, dup := f.seen[c.reqID]; dup {
+			if c.typ == cmdLeave {
+				return applyResult{}
+			}
+			r, ok := f.rooms[c.key]
+			if !ok {
+				return applyResult{err: ErrUnavailable} // applied, and the room ended since
+			}
+			return applyResult{room: copyRoom(r), created: created}
+		}
+	}
 	switch c.typ {
 	case cmdJoin:
 		r, ok := f.rooms[c.key]
@@ -63,6 +97,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 			f.bridges[c.bridge]++
 		}
 		r.Bridges[c.bridge]++
+		f.markSeenLocked(c.reqID, !ok)
 		return applyResult{room: copyRoom(r), created: !ok}
 	case cmdLeave:
 		r, ok := f.rooms[c.key]
@@ -73,6 +108,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if r.Bridges[c.bridge] == 0 {
 			f.dropBridgeLocked(c.key, r, c.bridge)
 		}
+		f.markSeenLocked(c.reqID, false)
 		return applyResult{}
 	case cmdBridgeDead:
 		for k, r := range f.rooms {
@@ -145,6 +181,13 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for k, r := range f.rooms {
 		s.rooms = append(s.rooms, snapRoom{k, copyRoom(r)})
 	}
+	// The de-duplication window, oldest first.
+	n := len(f.seenOrder)
+	s.seen = make([]seenEntry, 0, n)
+	for i := range n {
+		id := f.seenOrder[(f.seenNext+i)%n]
+		s.seen = append(s.seen, seenEntry{id, f.seen[id]})
+	}
 	return s, nil
 }
 
@@ -160,9 +203,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	rooms, err := decodeSnapshot(b)
+	rooms, seen, err := decodeSnapshot(b)
 	if err != nil {
 		return err
+	}
+	fresh := newFSM()
+	for _, e := range seen {
+		fresh.markSeenLocked(e.id, e.created)
 	}
 	bridges := map[string]int{}
 	for _, r := range rooms {
@@ -172,18 +219,19 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.rooms, f.bridges = rooms, bridges
+	f.seen, f.seenOrder, f.seenNext = fresh.seen, fresh.seenOrder, fresh.seenNext
 	f.mu.Unlock()
 	return nil
 }
 
-func decodeSnapshot(b []byte) (map[RoomKey]*Room, error) {
+func decodeSnapshot(b []byte) (map[RoomKey]*Room, []seenEntry, error) {
 	r := reader{b: b}
 	if v := r.u8(); v != snapshotVersion {
-		return nil, fmt.Errorf("snapshot version %d: %w", v, errMalformed)
+		return nil, nil, fmt.Errorf("snapshot version %d: %w", v, errMalformed)
 	}
 	n := r.u32()
 	if n > maxSnapshotRooms {
-		return nil, errMalformed
+		return nil, nil, errMalformed
 	}
 	rooms := make(map[RoomKey]*Room, min(n, 1<<16))
 	for range n {
@@ -191,17 +239,39 @@ func decodeSnapshot(b []byte) (map[RoomKey]*Room, error) {
 		r.key(&k)
 		rm := r.room()
 		if r.err != nil {
-			return nil, r.err
+			return nil, nil, r.err
 		}
-		if len(rm.Bridges) == 0 {
-			return nil, errMalformed
+		if _, dup := rooms[k]; dup || len(rm.Bridges) == 0 {
+			return nil, nil, errMalformed
 		}
 		rooms[k] = rm
 	}
-	if r.err != nil || len(r.b) != 0 {
-		return nil, errMalformed
+	ns := r.u32()
+	if ns > maxSeen {
+		return nil, nil, errMalformed
 	}
-	return rooms, nil
+	seen := make([]seenEntry, 0, min(ns, 1024))
+	ids := map[requestID]bool{}
+	for range ns {
+		var e seenEntry
+		copy(e.id[:], r.take(len(e.id)))
+		flag := r.u8()
+		if r.err != nil || flag > 1 || ids[e.id] {
+			return nil, nil, errMalformed
+		}
+		ids[e.id] = true
+		e.created = flag == 1
+		seen = append(seen, e)
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, nil, errMalformed
+	}
+	return rooms, seen, nil
+}
+
+type seenEntry struct {
+	id      requestID
+	created bool
 }
 
 type snapRoom struct {
@@ -209,7 +279,10 @@ type snapRoom struct {
 	room Room
 }
 
-type fsmSnapshot struct{ rooms []snapRoom }
+type fsmSnapshot struct {
+	rooms []snapRoom
+	seen  []seenEntry
+}
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
@@ -219,6 +292,15 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	for i := range s.rooms {
 		b = append(b, s.rooms[i].key[:]...)
 		b = appendRoom(b, &s.rooms[i].room)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.seen)))
+	for _, e := range s.seen {
+		b = append(b, e.id[:]...)
+		if e.created {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
 	}
 	if _, err := sink.Write(b); err != nil {
 		sink.Cancel()

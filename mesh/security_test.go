@@ -122,7 +122,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	snap.Persist(sink)
 	f.Add(sink.b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rooms, err := decodeSnapshot(b)
+		rooms, _, err := decodeSnapshot(b)
 		if err != nil {
 			return
 		}
@@ -133,7 +133,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		s, _ := g.Snapshot()
 		out := &memSink{}
 		s.Persist(out)
-		again, err := decodeSnapshot(out.b)
+		again, _, err := decodeSnapshot(out.b)
 		if err != nil || len(again) != len(rooms) {
 			t.Fatalf("re-encoded snapshot: %v", err)
 		}
