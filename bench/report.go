@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -131,6 +130,7 @@ type Generator struct {
 	Cores       float64 `json:"cores"`
 	Busy        float64 `json:"busy"` // share of the cores it may use
 	CoresUsable int     `json:"cores_usable"`
+	PeakCores   float64 `json:"peak_cores"` // busiest second of the window
 	MachineBusy float64 `json:"machine_busy"` // whole machine, 0..1
 	Bottleneck  bool    `json:"bottleneck"`
 	// UDPRcvbufErrors are datagrams the kernel dropped in the window
@@ -389,14 +389,24 @@ func (r *runner) report(smp *sampler) *Report {
 		if g.UDPRcvbufErrors > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the kernel dropped %d UDP datagrams on this machine for full socket receive buffers during the window", g.UDPRcvbufErrors))
 		}
-		if g.Busy > 0.9 {
+		smp.mu.Lock()
+		for _, x := range smp.samples {
+			if x.Phase == "steady" {
+				g.PeakCores = max(g.PeakCores, x.GenCores)
+			}
+		}
+		smp.mu.Unlock()
+		switch {
+		case g.Busy > 0.9:
 			g.Bottleneck = true
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator used %.0f%% of its %d core(s): it, not the cluster, may be the bottleneck", g.Busy*100, g.CoresUsable))
+		case g.PeakCores > 0.9*float64(g.CoresUsable):
+			g.Bottleneck = true
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator peaked at %.2f of its %d core(s) in one second: it may have been the bottleneck then", g.PeakCores, g.CoresUsable))
 		}
 		if g.MachineBusy > 0.9 && r.p.Local > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the machine was %.0f%% busy: generator and local nodes compete for it", g.MachineBusy*100))
 		}
-		_ = runtime.NumCPU
 	}
 	rep.Errors = r.errors.Load() + r.joinFailed.Load()
 	r.mu.Lock()

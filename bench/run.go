@@ -105,7 +105,7 @@ func (r *runner) window() (time.Time, time.Time) {
 	return time.Unix(0, r.fromNS.Load()), time.Unix(0, r.toNS.Load())
 }
 
-func (r *runner) rx(_ time.Time, n int) {
+func (r *runner) rx(n int) {
 	r.rxPackets.Add(1)
 	r.rxBytes.Add(int64(n))
 }

@@ -56,7 +56,7 @@ func (s *stream) read(t *webrtc.TrackRemote) {
 			return
 		}
 		now := time.Now()
-		r.rx(now, len(pkt.Payload))
+		r.rx(len(pkt.Payload))
 		if s.video {
 			v, ok := client.ParseVideo(pkt.Payload)
 			if !ok {
