@@ -130,7 +130,7 @@ type Generator struct {
 	Cores       float64 `json:"cores"`
 	Busy        float64 `json:"busy"` // share of the cores it may use
 	CoresUsable int     `json:"cores_usable"`
-	PeakCores   float64 `json:"peak_cores"` // busiest second of the window
+	PeakCores   float64 `json:"peak_cores"`   // busiest second of the window
 	MachineBusy float64 `json:"machine_busy"` // whole machine, 0..1
 	Bottleneck  bool    `json:"bottleneck"`
 	// UDPRcvbufErrors are datagrams the kernel dropped in the window
