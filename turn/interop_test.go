@@ -16,9 +16,6 @@ import (
 // turnutils_uclient mints usernames that expire in a day, so the server
 // accepts a 25-hour TTL here. A TCP relay (-T) must be refused.
 func TestInteropCoturnClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("coturn interop takes ~30 s: skipped under -short")
-	}
 	uclient, err1 := exec.LookPath("turnutils_uclient")
 	peerBin, err2 := exec.LookPath("turnutils_peer")
 	if err1 != nil || err2 != nil {
@@ -61,15 +58,19 @@ func TestInteropCoturnClient(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
+		short bool // also under -short (CI runs -short; coturn is installed there)
 		flags []string
 	}{
-		{"udp channels", []string{"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
-		{"udp send indications", []string{"-s", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
-		{"tcp channels", []string{"-t", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
-		{"udp client to client", []string{"-y"}},
-		{"tcp client to client", []string{"-t", "-y"}},
+		{"udp channels", true, []string{"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
+		{"udp send indications", false, []string{"-s", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
+		{"tcp channels", true, []string{"-t", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort)}},
+		{"udp client to client", false, []string{"-y"}},
+		{"tcp client to client", false, []string{"-t", "-y"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && !tc.short {
+				t.Skip("skipped under -short")
+			}
 			before := ts.Stats().AllocationsTotal
 			out, err := run(t, secret, tc.flags...)
 			m := totals(out)

@@ -29,9 +29,6 @@ var symmetricNAT = &vnet.NATType{
 // addresses are allowed. The selected candidate pairs must involve a relay
 // candidate and the server must hold allocations.
 func TestMediaThroughTURNBehindSymmetricNAT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("WebRTC over vnet: skipped under -short")
-	}
 	const turnIP = "27.0.0.10" // public addresses, so the default policy allows them
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "0.0.0.0/0", LoggerFactory: quietLogs})
 	if err != nil {
@@ -224,9 +221,6 @@ func relayedRTP(t *testing.T, a, b *webrtc.PeerConnection) {
 // use only relayed candidates, obtained over TURN/TCP (as a participant
 // whose network allows nothing but TCP), on loopback with real sockets.
 func TestMediaThroughTURNOverTCP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("WebRTC: skipped under -short")
-	}
 	ts := startServer(t, nil, func(c *Config) { c.MaxBitrate = -1 })
 	newPC := func() *webrtc.PeerConnection {
 		se := webrtc.SettingEngine{}

@@ -34,9 +34,6 @@ var netnsAddrs = []string{
 // by TCP relay; then it relays to an allowed peer. Nothing may reach a
 // canary. The namespace is deleted afterwards.
 func TestNetnsCanaries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network namespace test: skipped under -short")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
 	}
