@@ -222,7 +222,7 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	// width is logged, not asserted.)
 	for _, b := range []*browser{alice, bob} {
 		waitFor(t, b, "prefs asking for 360 lines", 30*time.Second,
-			`[...window.meshmeet.session._prefs.values()]`,
+			`Object.values(window.meshmeet.prefs)`,
 			func(h []int) bool { return slices.Equal(h, []int{360}) })
 		s := waitFor(t, b, "remote video", 10*time.Second, mediaExpr,
 			func(s mediaStats) bool { return s.VideoWidth > 0 })

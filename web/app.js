@@ -53,6 +53,8 @@ const hooks = {
   get chat() { return state.chat.map((m) => ({ ...m })); },
   get errors() { return [...state.errors]; },
   get resumes() { return state.resumes; },
+  /** The maxHeight last sent per remote video track ID. */
+  get prefs() { return state.session ? Object.fromEntries(state.session._prefs) : {}; },
   get session() { return state.session; },
   e2ee: !!url.e2ee, // a passphrase was given; E2EE itself is not implemented yet
   sendChat: (text) => sendChat(text),
