@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,6 +136,20 @@ func ParseScenario(b []byte, base Scenario) (Scenario, error) {
 		return base, fmt.Errorf("scenario: %w", err)
 	}
 	return s, nil
+}
+
+// MarshalJSON writes the scenario as its file form (durations as "20s"),
+// so a report's scenario can be run again with --scenario.
+func (s Scenario) MarshalJSON() ([]byte, error) {
+	y, err := yaml.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(y, &m); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }
 
 // withDefaults fills zero fields.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -308,6 +309,21 @@ func TestScenarioFiles(t *testing.T) {
 		if err := p.withDefaults().Validate(); err != nil {
 			t.Errorf("preset %s: %v", n, err)
 		}
+	}
+	// A report's scenario (JSON) runs again as a scenario file.
+	g, _ := Preset("global")
+	g.Duration = 90 * time.Second
+	j, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"duration":"1m30s"`) {
+		t.Errorf("durations not in file form: %s", j)
+	}
+	back, err := ParseScenario(j, Scenario{})
+	j2, _ := json.Marshal(back)
+	if err != nil || string(j2) != string(j) || back.Duration != g.Duration || back.LinkDelay["eu-ap"] != 110*time.Millisecond {
+		t.Errorf("round trip: %s, %v; want %s", j2, err, j)
 	}
 	if _, err := Preset("nope"); err == nil {
 		t.Error("unknown preset accepted")
