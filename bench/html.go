@@ -76,12 +76,15 @@ svg{background:#fff;border:1px solid #ddd;margin:0.5em 0}
 	var t []float64
 	var rx series
 	gen := series{name: "generator"}
+	cores := float64(max(rep.Generator.CoresUsable, 1))
+	machine := series{name: "whole machine"}
 	var nodes []series
 	var steady [2]float64
 	for i, x := range rep.Timeline {
 		t = append(t, x.T)
 		rx.y = append(rx.y, x.RxKbps/1000)
 		gen.y = append(gen.y, x.GenCores)
+		machine.y = append(machine.y, x.MachineBusy*cores)
 		for j, c := range x.NodeCores {
 			for len(nodes) <= j {
 				name := fmt.Sprintf("node %d", len(nodes)+1)
@@ -102,6 +105,7 @@ svg{background:#fff;border:1px solid #ddd;margin:0.5em 0}
 	rx.name = "received"
 	rx.x = t
 	gen.x = t
+	machine.x = t
 	for i := range nodes {
 		nodes[i].x = t[:len(nodes[i].y)]
 	}
@@ -112,7 +116,7 @@ svg{background:#fff;border:1px solid #ddd;margin:0.5em 0}
 	b.WriteString("<h2>Received bitrate (Mbit/s), all participants</h2>\n")
 	b.WriteString(plot([]series{rx}, "time (s)", "Mbit/s", false, band))
 	b.WriteString("<h2>CPU (cores)</h2>\n")
-	b.WriteString(plot(append(nodes, gen), "time (s)", "cores", false, band))
+	b.WriteString(plot(append(nodes, gen, machine), "time (s)", "cores", false, band))
 	b.WriteString("<p>The shaded band is the steady window.</p>\n</body></html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
