@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 
 	"github.com/pion/logging"
@@ -39,7 +40,23 @@ func (l *pionLogger) emit(level slog.Level, msg string) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.log.Log(ctx, level, "pion", "msg", msg)
+	l.log.Log(ctx, level, "pion", "msg", redactAddrs(msg))
+}
+
+// Addresses in pion's messages (candidates, remote peers) are participants'
+// IP addresses, which never go to a log (DESIGN.md section 6).
+var (
+	ipv4Re = regexp.MustCompile(`\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b`)
+	ipv6Re = regexp.MustCompile(`(?i)\[?\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?:%[0-9a-z]+)?\]?(?::\d+)?`)
+)
+
+// redactAddrs replaces IPv4 and IPv6 addresses (with ports) in msg.
+func redactAddrs(msg string) string {
+	if !strings.ContainsAny(msg, ".:") {
+		return msg
+	}
+	msg = ipv4Re.ReplaceAllString(msg, "<addr>")
+	return ipv6Re.ReplaceAllString(msg, "<addr>")
 }
 
 func (l *pionLogger) emitf(level slog.Level, format string, args ...any) {

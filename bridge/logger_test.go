@@ -18,14 +18,15 @@ func TestPionLogger(t *testing.T) {
 	ice.Errorf("Failed to write packet: %s", "io: read/write on closed pipe")
 	ice.Error("ice-error")
 	other.Info("other-info")
+	other.Errorf("write to %s and [%s]:443 and %s failed", "192.0.2.1:5000", "2001:db8::7", "fe80::1%eth0")
 	other.Warn("other-warn")
 	out := buf.String()
-	for _, absent := range []string{"trace-line", "ice-info", "ice-warn", "closed pipe"} {
+	for _, absent := range []string{"trace-line", "ice-info", "ice-warn", "closed pipe", "192.0.2", "2001:db8", "fe80"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("%q logged at Info:\n%s", absent, out)
 		}
 	}
-	for _, present := range []string{"ice-error", "other-info", "other-warn", "pion=ice"} {
+	for _, present := range []string{"ice-error", "other-info", "other-warn", "pion=ice", "write to <addr> and <addr> and <addr> failed"} {
 		if !strings.Contains(out, present) {
 			t.Errorf("%q missing:\n%s", present, out)
 		}
