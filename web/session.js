@@ -81,6 +81,7 @@ export class Session extends EventTarget {
     this._retry = 0;
     this._prefs = new Map();
     this._early = [];
+    this._lastRx = 0;
   }
 
   _emit(type, detail = {}) {
@@ -107,10 +108,21 @@ export class Session extends EventTarget {
       if (this.name) join.name = this.name;
       if (resume) join.resume = { participant: this.participant, secret: this.secret };
       this._sendNow(join);
+      this._lastRx = Date.now();
       clearInterval(this._ping);
-      this._ping = setInterval(() => this._sendNow({ type: 'ping' }), PING_INTERVAL_MS);
+      this._ping = setInterval(() => {
+        // A socket that hears nothing, not even pong, for three pings is
+        // dead without knowing it (a network change): close it to resume.
+        if (Date.now() - this._lastRx > 3 * PING_INTERVAL_MS) {
+          ws.close();
+          ws.onclose();
+          return;
+        }
+        this._sendNow({ type: 'ping' });
+      }, PING_INTERVAL_MS);
     };
     ws.onmessage = (ev) => {
+      this._lastRx = Date.now();
       let msg;
       try {
         msg = JSON.parse(ev.data);
