@@ -600,8 +600,14 @@ func TestClusterRestartedNodeRejoins(t *testing.T) {
 	}
 	oldID := tc.node(victim).raftID
 	gossip := tc.node(victim).GossipAddr()
+	raftAddr := tc.node(victim).raftAdv
 	tc.kill(victim)
-	n := tc.start(victim, true, 3, gossip)
+	// Same gossip and raft addresses, as a restarted process would have:
+	// the leader must drop the old ID before adding the new one at the
+	// same address.
+	cfg := tc.config(victim, true, 3, gossip)
+	cfg.RaftAddr = raftAddr
+	n := tc.startConfig(cfg)
 	if n.raftID == oldID {
 		t.Fatal("restarted node reuses its raft ID")
 	}
