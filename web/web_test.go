@@ -3,10 +3,12 @@ package web
 import (
 	"encoding/json"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,4 +174,80 @@ console.log(JSON.stringify({ checks: names.map((n) => r.check(n, words)), gen })
 	if len(seen) < len(res.Gen)-1 {
 		t.Errorf("50 generated names hold only %d distinct ones", len(seen))
 	}
+}
+
+// The quality meter, fed fake getStats reports, measures loss over each
+// interval and RTT from the selected candidate pair and the remote reports.
+func TestQualityWithNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("skipping: node is not installed")
+	}
+	dir := t.TempDir()
+	b, _ := fs.ReadFile(Assets, "quality.js")
+	if err := os.WriteFile(filepath.Join(dir, "quality.mjs"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `import { classify, Meter } from './quality.mjs';
+const out = {};
+out.classify = [classify(null, null), classify(0, 0.05), classify(0.01, 0.3), classify(0.05, 0.1), classify(0.2, 0.1), classify(0, 0.8)];
+// A fake PeerConnection whose report is whatever stats holds.
+function pc(stats) { return { connectionState: 'connected', getStats: async () => new Map(stats().map((s) => [s.id, s])) }; }
+let recv = 1000, lost = 0, rtt = 0.04;
+const sub = pc(() => [
+  { id: 'in1', type: 'inbound-rtp', packetsReceived: recv, packetsLost: lost },
+  { id: 't', type: 'transport', selectedCandidatePairId: 'cp' },
+  { id: 'cp', type: 'candidate-pair', currentRoundTripTime: rtt },
+  { id: 'cp2', type: 'candidate-pair', currentRoundTripTime: 9 },
+]);
+const m = new Meter();
+out.first = await m.sample(null, sub);
+recv += 1000; lost += 0; out.clean = await m.sample(null, sub);
+recv += 900; lost += 100; out.lossy = await m.sample(null, sub);
+recv += 1000; rtt = 0.4; out.slow = await m.sample(null, sub);
+const pub = pc(() => [{ id: 'r', type: 'remote-inbound-rtp', fractionLost: 0.3, roundTripTime: 0.02 }]);
+out.remote = await m.sample(pub, null);
+console.log(JSON.stringify(out));
+`
+	p := filepath.Join(dir, "q.mjs")
+	if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := exec.Command(node, p).Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, raw)
+	}
+	type reading struct {
+		Level string   `json:"level"`
+		Loss  *float64 `json:"loss"`
+		RTT   *float64 `json:"rtt"`
+	}
+	var out struct {
+		Classify                          []string
+		First, Clean, Lossy, Slow, Remote reading
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("node printed %q: %v", raw, err)
+	}
+	if want := []string{"unknown", "good", "fair", "fair", "poor", "poor"}; !slices.Equal(out.Classify, want) {
+		t.Errorf("classify: got %v, want %v", out.Classify, want)
+	}
+	check := func(name string, r reading, level string, loss, rtt float64) {
+		t.Helper()
+		if r.Level != level || r.Loss == nil || math.Abs(*r.Loss-loss) > 1e-9 || r.RTT == nil || math.Abs(*r.RTT-rtt) > 1e-9 {
+			t.Errorf("%s: got %s loss %v rtt %v, want %s loss %v rtt %v", name, r.Level, deref(r.Loss), deref(r.RTT), level, loss, rtt)
+		}
+	}
+	check("first sample", out.First, "good", 0, 0.04)
+	check("no loss", out.Clean, "good", 0, 0.04)
+	check("10 % loss in the interval", out.Lossy, "poor", 0.1, 0.04)
+	check("400 ms RTT", out.Slow, "fair", 0, 0.4)
+	check("remote report", out.Remote, "poor", 0.3, 0.02)
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
