@@ -53,7 +53,8 @@
 // each lower one as half the next. Per subscriber and track the target is
 // the highest active layer whose height fits SetMaxHeight (0 pauses, no
 // call means no limit) and whose measured bitrate fits the subscriber's
-// REMB estimate divided among its video tracks. A switch happens on a
+// REMB estimate divided among its video tracks (going up needs 25 %
+// headroom, so that the layer does not flap). A switch happens on a
 // keyframe of the target layer only; the bridge sends a PLI when it wants
 // one (at most one per 500 ms per layer) and repeats it while a subscriber
 // still waits. A subscriber whose video starts (new track, or its

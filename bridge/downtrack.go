@@ -526,8 +526,10 @@ func (dt *DownTrack) selectLayer(budget int64) {
 			if mh > 0 && up.layerHeight(i) > int(mh) {
 				continue
 			}
-			if budget > 0 && up.layers[i].bitrate.Load() > budget {
+			if rate := up.layers[i].bitrate.Load(); budget > 0 && rate > budget {
 				continue
+			} else if budget > 0 && i > int(dt.target.Load()) && rate+rate/4 > budget {
+				continue // going up needs 25 % headroom, against flapping
 			}
 			tgt = int32(i)
 			break

@@ -308,3 +308,45 @@ func TestKeyframeReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestSelectLayer: the target is the highest active layer that fits the
+// max height and the bandwidth share; going up needs headroom.
+func TestSelectLayer(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeVideo, 3)
+	for i, rate := range []int64{100_000, 400_000, 1_500_000} {
+		u.layers[i].bitrate.Store(rate)
+		u.layers[i].lastPacket.Store(1)
+	}
+	var w countingWriter
+	dt := testDownTrack(u, &w)
+	steps := []struct {
+		maxHeight int32
+		budget    int64
+		want      int32
+	}{
+		{-1, 0, 2},         // no limit
+		{360, 0, 1},        // 720/360/180 ladder
+		{200, 0, 0},        // between layers: the one below
+		{100, 0, 0},        // below every layer: the lowest
+		{0, 0, -1},         // paused
+		{-1, 1_000_000, 1}, // budget fits the middle layer
+		{-1, 1_700_000, 1}, // top fits, but not with 25 % headroom
+		{-1, 2_000_000, 2}, // top with headroom
+		{-1, 1_600_000, 2}, // staying needs no headroom
+		{-1, 50_000, 0},    // nothing fits: the lowest
+		{-1, 450_000, 0},   // middle fits, not with headroom
+	}
+	for _, s := range steps {
+		dt.maxHeight.Store(s.maxHeight)
+		dt.selectLayer(s.budget)
+		if got := dt.target.Load(); got != s.want {
+			t.Fatalf("maxHeight %d budget %d: layer %d, want %d", s.maxHeight, s.budget, got, s.want)
+		}
+	}
+	u.layers[2].lastPacket.Store(0) // the top layer stops
+	dt.maxHeight.Store(-1)
+	dt.selectLayer(0)
+	if got := dt.target.Load(); got != 1 {
+		t.Fatalf("top layer inactive: layer %d, want 1", got)
+	}
+}
