@@ -33,14 +33,14 @@ func TestBrowser(t *testing.T) {
 	chromium := os.Getenv(envChromium)
 	t.Logf("server at %s", srv.URL)
 
-	alice := newBrowser(t, chromium, "alice")
-	bob := newBrowser(t, chromium, "bob")
+	alice := newBrowser(t, chromium, "alice", true)
+	bob := newBrowser(t, chromium, "bob", true)
 
 	t.Run("landing", func(t *testing.T) { testLanding(t, srv, alice) })
 	if t.Failed() {
 		return
 	}
-	t.Run("meeting", func(t *testing.T) { testMeeting(t, srv, alice, bob) })
+	t.Run("meeting", func(t *testing.T) { testMeeting(t, srv, chromium, alice, bob) })
 }
 
 var camelName = regexp.MustCompile(`^(?:[A-Z][a-z]+){5}$`)
@@ -178,7 +178,7 @@ type chatEntry struct {
 	Pending     bool   `json:"pending"`
 }
 
-func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
+func testMeeting(t *testing.T, srv *server, chromium string, alice, bob *browser) {
 	room := roomname.New()
 	page := srv.URL + "/" + url.PathEscape(room) + "?prejoin=0"
 	alice.navigate(t, page+"#name=Alice")
@@ -301,6 +301,10 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	alice.checkConsole(t)
 	bob.checkConsole(t)
 
+	// Carol has no camera and no microphone: she joins to watch and listen,
+	// publishes nothing, and the others see her with mic and camera off.
+	testListener(t, page, chromium, alice)
+
 	// A screenshot of the meeting view, to look at by hand.
 	shot(t, bob, "meshmeet-e2e-meeting.png")
 
@@ -319,6 +323,30 @@ func testMeeting(t *testing.T, srv *server, alice, bob *browser) {
 	waitFor(t, bob, "Alice back in the list", 30*time.Second,
 		`window.meshmeet.participants.map((p) => p.name)`,
 		func(names []string) bool { return slices.Contains(names, "Alice") })
+}
+
+func testListener(t *testing.T, page, chromium string, alice *browser) {
+	t.Helper()
+	carol := newBrowser(t, chromium, "carol", false)
+	carol.navigate(t, page+"#name=Carol")
+	waitFor(t, carol, "joined without devices", 30*time.Second,
+		`window.meshmeet && window.meshmeet.joined ? window.meshmeet.pub.getSenders().length : -1`,
+		func(n int) bool { return n == 0 })
+	first := waitFor(t, carol, "Alice's and Bob's media", 60*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded > 0 && s.AudioPackets > 0 && s.VideoWidth > 0 })
+	waitFor(t, carol, "more frames", 60*time.Second, mediaExpr,
+		func(s mediaStats) bool { return s.FramesDecoded >= first.FramesDecoded+10 })
+	waitFor(t, carol, "two video tiles", 30*time.Second,
+		`[...document.querySelectorAll('#tiles .tile[data-track] video')].filter((v) => v.videoWidth > 0).length`,
+		func(n int) bool { return n == 2 })
+	waitFor(t, alice, "Carol with mic and camera off", 30*time.Second,
+		`window.meshmeet.participants.filter((p) => p.name === 'Carol').map((p) => p.muted)`,
+		func(m []struct{ Audio, Video bool }) bool { return len(m) == 1 && m[0].Audio && m[0].Video })
+	carol.checkConsole(t)
+	carol.do(t, chromedp.Click(chromedp.ID("btn-leave")))
+	waitFor(t, alice, "Carol gone", 30*time.Second,
+		`window.meshmeet.participants.map((p) => p.name)`,
+		func(names []string) bool { return !slices.Contains(names, "Carol") })
 }
 
 // testScreenShare: Alice shares her screen, an extra video track that Bob
@@ -418,7 +446,9 @@ func (b *browser) checkConsole(t *testing.T) {
 	}
 }
 
-func newBrowser(t *testing.T, chromium, name string) *browser {
+// newBrowser starts a headless Chromium. With devices, it has a fake camera
+// and a fake microphone (playing a steady tone); without, it has none.
+func newBrowser(t *testing.T, chromium, name string, devices bool) *browser {
 	t.Helper()
 	// A steady tone rather than the fake device's short beeps, so that the
 	// bridge's audio levels (and its dominant speaker) do not depend on
@@ -429,12 +459,10 @@ func newBrowser(t *testing.T, chromium, name string) *browser {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
-		chromedp.Flag("use-file-for-fake-audio-capture", tone),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 720),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
@@ -442,6 +470,11 @@ func newBrowser(t *testing.T, chromium, name string) *browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-sync", true),
 	)
+	if devices {
+		opts = append(opts,
+			chromedp.Flag("use-fake-device-for-media-stream", true),
+			chromedp.Flag("use-file-for-fake-audio-capture", tone))
+	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &browser{name: name, ctx: ctx}

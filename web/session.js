@@ -358,6 +358,9 @@ export class Session extends EventTarget {
 
   _publish() {
     const s = this.stream;
+    // Without a microphone or camera we are muted, whatever was asked.
+    if (!s || !s.getAudioTracks().length) this.muted.audio = true;
+    if (!s || !s.getVideoTracks().length) this.muted.video = true;
     if (!s) return;
     let added = 0;
     for (const track of s.getAudioTracks()) {
@@ -368,8 +371,6 @@ export class Session extends EventTarget {
       this._addVideo(track, s, this.simulcast && cameraAllowsSimulcast(track));
       added++;
     }
-    this.muted.audio = this.muted.audio || s.getAudioTracks().length === 0;
-    this.muted.video = this.muted.video || s.getVideoTracks().length === 0;
     if (added) this._negotiatePub();
   }
 
