@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type Bridge struct {
 	// updated every clockTick by clockLoop while the bridge runs.
 	now   atomic.Int64
 	epoch time.Time // static after New
+	salt  [16]byte  // static after New; for room names in logs
 
 	// done is closed when the bridge shuts down.
 	done chan struct{}
@@ -52,14 +54,16 @@ func newBridge(cfg Config) (*Bridge, error) {
 		log = slog.Default()
 	}
 	log = log.With("component", "bridge")
-	return &Bridge{
+	b := &Bridge{
 		cfg:   cfg,
 		log:   log,
 		lf:    pionLoggerFactory{log: log},
 		epoch: time.Now(),
 		done:  make(chan struct{}),
 		rooms: map[*Room]struct{}{},
-	}, nil
+	}
+	_, _ = rand.Read(b.salt[:])
+	return b, nil
 }
 
 // start creates the muxes and APIs on first use (from Run or the first
@@ -175,7 +179,7 @@ func (b *Bridge) newRoom(id string, ev RoomEvents) *Room {
 		b:            b,
 		id:           id,
 		ev:           ev,
-		log:          b.log.With("room", shortHash(id)),
+		log:          b.log.With("room", shortHash(b.salt[:], id)),
 		participants: map[string]*Participant{},
 		tracks:       map[string]*UpTrack{},
 		done:         make(chan struct{}),

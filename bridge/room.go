@@ -46,10 +46,13 @@ type Room struct {
 	lastPackets map[*UpTrack]uint64
 }
 
-// shortHash names a room in logs without its ID (DESIGN.md section 6).
-func shortHash(id string) string {
-	s := sha256.Sum256([]byte("meshmeet-bridge-log\x00" + id))
-	return hex.EncodeToString(s[:4])
+// shortHash names a room in logs by a salted short hash, never by its ID
+// (DESIGN.md section 6). The salt is random per bridge.
+func shortHash(salt []byte, id string) string {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(id))
+	return hex.EncodeToString(h.Sum(nil)[:4])
 }
 
 func (r *Room) join(id string, ev ParticipantEvents) (*Participant, error) {
