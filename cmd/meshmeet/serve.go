@@ -121,6 +121,14 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		return fmt.Errorf("rtc: %w", err)
 	}
+	if uc, ok := udp.(*net.UDPConn); ok {
+		// Every participant's media arrives on this one socket: the
+		// default 208 KiB buffer holds ~30 ms of a busy node's traffic and
+		// overflows whenever the read loop is descheduled for longer. The
+		// kernel caps these at net.core.rmem_max/wmem_max (docs/operations.md).
+		uc.SetReadBuffer(rtcSocketBuffer)
+		uc.SetWriteBuffer(rtcSocketBuffer)
+	}
 	tcp, err := net.Listen("tcp", rtcAddr)
 	if err != nil {
 		udp.Close()
@@ -194,6 +202,10 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	log.Info("meshmeet stopped")
 	return err
 }
+
+// rtcSocketBuffer is the receive and send buffer asked for on the media
+// socket.
+const rtcSocketBuffer = 4 << 20
 
 // clusterKeys are the keys every part derives from the cluster secret.
 type clusterKeys struct {
