@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/turn"
@@ -129,6 +132,20 @@ func TestBridgeOnlyThroughTURN(t *testing.T) {
 	a := newVClient(t, netA, room, "a", iceServers(), quiet)
 	b := newVClient(t, netB, room, "b", iceServers(), quiet)
 
+	sendThroughBridge(t, a, b)
+	if blocked.Load() == 0 {
+		t.Error("no direct UDP to the bridge was attempted and blocked")
+	}
+	if st := ts.Stats(); st.Allocations == 0 {
+		t.Errorf("TURN stats %+v: no allocation", st)
+	}
+}
+
+// sendThroughBridge publishes VP8 from a, waits until b has received 20
+// packets through the bridge, and checks that a's publisher and b's
+// subscriber PeerConnections selected relayed candidate pairs.
+func sendThroughBridge(t *testing.T, a, b *vclient) {
+	t.Helper()
 	got := make(chan struct{}, 100)
 	b.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
@@ -182,12 +199,57 @@ func TestBridgeOnlyThroughTURN(t *testing.T) {
 			t.Errorf("%s: selected pair %s does not go through TURN", name, pair)
 		}
 	}
-	if blocked.Load() == 0 {
-		t.Error("no direct UDP to the bridge was attempted and blocked")
+}
+
+// TestDevBridgeThroughTURNOverTCP runs TURN as `meshmeet serve` does in dev
+// mode (startTURN, everything on 127.0.0.1, no --turn-allow-peer) next to a
+// real bridge on loopback, and two participants limited to TCP: relay-only
+// ICE with only the turn:…?transport=tcp URL they were handed. Media must
+// flow through TURN/TCP to the bridge, which the dev-mode exception (the
+// node's own RTC port on its own address) allows.
+func TestDevBridgeThroughTURNOverTCP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("WebRTC with a bridge: skipped under -short")
 	}
-	if st := ts.Stats(); st.Allocations == 0 {
-		t.Errorf("TURN stats %+v: no allocation", st)
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.DefaultLogLevel = logging.LogLevelDisabled
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return br.Run(gctx) })
+	cfg := testTURNConfig(t)
+	cfg.RTCPort = udp.LocalAddr().(*net.UDPAddr).Port
+	iceServers, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); g.Wait() }()
+	room := br.NewRoom("room", bridge.RoomEvents{})
+	defer room.Close()
+
+	tcpOnly := func() webrtc.Configuration {
+		s := iceServers()[0]
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") && strings.HasSuffix(u, "?transport=tcp") {
+				return webrtc.Configuration{
+					ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+					ICEServers:         []webrtc.ICEServer{{URLs: []string{u}, Username: s.Username, Credential: s.Credential}},
+				}
+			}
+		}
+		t.Fatalf("no TURN/TCP URL in %v", s.URLs)
+		return webrtc.Configuration{}
+	}
+	a := newClientWith(t, nil, room, "a", tcpOnly(), quiet)
+	b := newClientWith(t, nil, room, "b", tcpOnly(), quiet)
+	sendThroughBridge(t, a, b)
 }
 
 // vclient is a participant on a vnet: a publisher and a subscriber
@@ -198,13 +260,32 @@ type vclient struct {
 	p        *bridge.Participant
 	pub, sub *webrtc.PeerConnection
 	ops      chan func()
+	done     chan struct{} // closed at cleanup
 	early    [2][]webrtc.ICECandidateInit
 }
 
+// do queues a signalling step unless the client is being torn down.
+func (c *vclient) do(f func()) {
+	select {
+	case c.ops <- f:
+	case <-c.done:
+	}
+}
+
 func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []webrtc.ICEServer, lf logging.LoggerFactory) *vclient {
+	return newClientWith(t, n, room, id, webrtc.Configuration{ICEServers: ice}, lf)
+}
+
+// newClientWith is newVClient with a full configuration; a nil n means the
+// host's network (loopback candidates included).
+func newClientWith(t *testing.T, n *vnet.Net, room *bridge.Room, id string, conf webrtc.Configuration, lf logging.LoggerFactory) *vclient {
 	t.Helper()
 	se := webrtc.SettingEngine{}
-	se.SetNet(n)
+	if n != nil {
+		se.SetNet(n)
+	} else {
+		se.SetIncludeLoopbackCandidate(true)
+	}
 	se.SetICEMulticastDNSMode(iceMDNSDisabled)
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 500*time.Millisecond)
 	se.LoggerFactory = lf
@@ -212,13 +293,15 @@ func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []w
 	c := &vclient{t: t, ops: make(chan func(), 256)}
 	var err error
 	for _, pc := range []**webrtc.PeerConnection{&c.pub, &c.sub} {
-		if *pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: ice}); err != nil {
+		if *pc, err = api.NewPeerConnection(conf); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan struct{})
+	done, loopDone := make(chan struct{}), make(chan struct{})
+	c.done = done
 	t.Cleanup(func() {
 		close(done)
+		<-loopDone // no signalling step runs after this
 		if c.p != nil {
 			c.p.Close()
 		}
@@ -226,6 +309,7 @@ func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []w
 		c.sub.Close()
 	})
 	go func() {
+		defer close(loopDone)
 		for {
 			select {
 			case f := <-c.ops:
@@ -241,19 +325,21 @@ func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []w
 				return
 			}
 			cc := *cand
-			c.ops <- func() {
+			c.do(func() {
 				pc := c.pcOf(which)
 				if pc.RemoteDescription() == nil {
 					c.early[which] = append(c.early[which], cc)
 					return
 				}
 				pc.AddICECandidate(cc)
-			}
+			})
 		},
 		Offer: func(sdp string) {
-			c.ops <- func() {
+			c.do(func() {
 				if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-					t.Errorf("%s: sub offer: %v", id, err)
+					if !closing(err) {
+						t.Errorf("%s: sub offer: %v", id, err)
+					}
 					return
 				}
 				ans, err := c.sub.CreateAnswer(nil)
@@ -264,10 +350,10 @@ func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []w
 					c.flushEarly(bridge.PCSub)
 					err = c.p.HandleAnswer(ans.SDP)
 				}
-				if err != nil {
+				if err != nil && !closing(err) {
 					t.Errorf("%s: sub answer: %v", id, err)
 				}
-			}
+			})
 		},
 	})
 	if err != nil {
@@ -280,10 +366,16 @@ func newVClient(t *testing.T, n *vnet.Net, room *bridge.Room, id string, ice []w
 				return
 			}
 			init := cand.ToJSON()
-			c.ops <- func() { c.p.AddCandidate(which, init) }
+			c.do(func() { c.p.AddCandidate(which, init) })
 		})
 	}
 	return c
+}
+
+// closing reports errors of a room or PeerConnection being torn down at
+// the end of a test.
+func closing(err error) bool {
+	return errors.Is(err, bridge.ErrClosed) || errors.Is(err, webrtc.ErrConnectionClosed)
 }
 
 func (c *vclient) pcOf(which bridge.PC) *webrtc.PeerConnection {
@@ -303,7 +395,7 @@ func (c *vclient) flushEarly(which bridge.PC) {
 // publish adds track to the publisher PeerConnection and negotiates it.
 func (c *vclient) publish(track webrtc.TrackLocal) {
 	done := make(chan struct{})
-	c.ops <- func() {
+	c.do(func() {
 		defer close(done)
 		sender, err := c.pub.AddTrack(track)
 		if err != nil {
@@ -334,7 +426,7 @@ func (c *vclient) publish(track webrtc.TrackLocal) {
 			return
 		}
 		c.flushEarly(bridge.PCPub)
-	}
+	})
 	<-done
 }
 
