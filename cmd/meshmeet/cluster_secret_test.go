@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -63,7 +64,13 @@ func TestClusterJoinNeedsSecret(t *testing.T) {
 func TestClusterDefaultServeMesh(t *testing.T) {
 	t.Setenv(envClusterSecret, "")
 	cfg := &Config{HTTPAddr: "127.0.0.1:7880", RTCPort: 7882, NodeName: "solo", Region: "local"}
-	cfg.Mesh.GossipAddr, cfg.Mesh.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	// The flag defaults: dev mode must not take the fixed ports.
+	cfg.Mesh.GossipAddr, cfg.Mesh.RaftAddr = defaultGossipAddr, defaultRaftAddr
+	for _, a := range []string{defaultGossipAddr, defaultRaftAddr} {
+		if ln, err := net.Listen("tcp", a); err == nil {
+			defer ln.Close() // hold them: a second dev node must still start
+		}
+	}
 	cfg.Mesh.RaftTimeout = 200 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)

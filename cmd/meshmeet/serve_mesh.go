@@ -37,6 +37,11 @@ type meshConfig struct {
 	Load func() mesh.Load
 }
 
+var (
+	defaultGossipAddr = fmt.Sprintf("127.0.0.1:%d", defaults.GossipPort)
+	defaultRaftAddr   = fmt.Sprintf("127.0.0.1:%d", defaults.RaftPort)
+)
+
 // envClusterSecret holds the cluster secret itself (DESIGN.md section 9).
 const envClusterSecret = "MESHMEET_CLUSTER_SECRET"
 
@@ -46,9 +51,9 @@ func meshFlags(cfg *Config) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "join", EnvVars: envVar("join"), Destination: &m.Join,
 			Usage: "gossip addresses (host:port) of existing nodes, comma-separated"},
-		&cli.StringFlag{Name: "gossip-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.GossipPort), EnvVars: envVar("gossip-addr"), Destination: &m.GossipAddr,
+		&cli.StringFlag{Name: "gossip-addr", Value: defaultGossipAddr, EnvVars: envVar("gossip-addr"), Destination: &m.GossipAddr,
 			Usage: "memberlist gossip, TCP and UDP"},
-		&cli.StringFlag{Name: "raft-addr", Value: fmt.Sprintf("127.0.0.1:%d", defaults.RaftPort), EnvVars: envVar("raft-addr"), Destination: &m.RaftAddr,
+		&cli.StringFlag{Name: "raft-addr", Value: defaultRaftAddr, EnvVars: envVar("raft-addr"), Destination: &m.RaftAddr,
 			Usage: "raft room directory, TCP with mutual TLS (voters only)"},
 		&cli.BoolFlag{Name: "raft-voter", EnvVars: envVar("raft-voter"), Destination: &m.RaftVoter,
 			Usage: "this node is a raft voter (3 or 5 per cluster, across regions); implied when running alone"},
@@ -150,6 +155,15 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		}
 		log.Info("no cluster secret: running alone in dev mode with a random in-memory secret")
 		secret = mesh.NewSecret()
+		// No other node can join a dev-mode node (nobody knows its secret),
+		// so its gossip and raft sockets need no fixed port: ephemeral
+		// ports let several dev nodes and test servers run side by side.
+		if m.GossipAddr == defaultGossipAddr {
+			m.GossipAddr = "127.0.0.1:0"
+		}
+		if m.RaftAddr == defaultRaftAddr {
+			m.RaftAddr = "127.0.0.1:0"
+		}
 	}
 	keys := mesh.DeriveKeys(secret)
 	pki, err := loadPKI(m, keys, cfg.NodeName)
