@@ -469,3 +469,80 @@ func TestRelayPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelBindDenied sends a raw, authenticated ChannelBind to denied
+// peers without any CreatePermission before it (pion's client always
+// creates the permission first): the policy must refuse it on this path too.
+func TestChannelBindDenied(t *testing.T) {
+	ts := startServer(t, []uint16{7880}, nil)
+	c, err := net.Dial("udp4", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1500)
+	roundTrip := func(m *stun.Message) *stun.Message {
+		t.Helper()
+		if _, err := c.Write(m.Raw); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if err := r.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Allocate: a 401 with realm and nonce, then the authenticated request.
+	r := roundTrip(stunRequest(t, stun.MethodAllocate, reqTransport(17)))
+	var realm stun.Realm
+	var nonce stun.Nonce
+	if realm.GetFrom(r) != nil || nonce.GetFrom(r) != nil {
+		t.Fatalf("no realm/nonce in %v", r)
+	}
+	user, pass := Credentials(testSecret, 5*time.Minute, time.Now())
+	auth := []stun.Setter{stun.NewUsername(user), realm, nonce, stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint}
+	if r = roundTrip(stunRequest(t, stun.MethodAllocate, append([]stun.Setter{reqTransport(17)}, auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: %v", r)
+	}
+	for i, peer := range []string{"10.0.0.1:5000", "169.254.169.254:80", "[::ffff:127.0.0.2]:5000", "192.168.1.1:5000"} {
+		ap := netip.MustParseAddrPort(peer)
+		before := ts.Stats().PeerDenied
+		ch := channelNumber(0x4000 + i)
+		xpa := peerAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+		r = roundTrip(stunRequest(t, stun.MethodChannelBind, append([]stun.Setter{ch, xpa}, auth...)...))
+		if r.Type.Class != stun.ClassErrorResponse {
+			t.Fatalf("ChannelBind to %s: %v", peer, r)
+		}
+		if ts.Stats().PeerDenied == before {
+			t.Fatalf("ChannelBind to %s not counted as denied", peer)
+		}
+	}
+	// An allowed peer binds (so the refusals above were the policy's).
+	ch := channelNumber(0x4010)
+	if r = roundTrip(stunRequest(t, stun.MethodChannelBind, append([]stun.Setter{ch, peerAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}, auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("ChannelBind to an allowed peer: %v", r)
+	}
+}
+
+// channelNumber is a CHANNEL-NUMBER attribute.
+type channelNumber uint16
+
+func (n channelNumber) AddTo(m *stun.Message) error {
+	m.Add(stun.AttrChannelNumber, []byte{byte(n >> 8), byte(n), 0, 0})
+	return nil
+}
+
+// peerAddr is an XOR-PEER-ADDRESS attribute.
+type peerAddr struct {
+	IP   net.IP
+	Port int
+}
+
+func (p peerAddr) AddTo(m *stun.Message) error {
+	return stun.XORMappedAddress{IP: p.IP, Port: p.Port}.AddToAs(m, stun.AttrXORPeerAddress)
+}
