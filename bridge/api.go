@@ -12,7 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Config configures a Bridge. The zero value is a bridge on 127.0.0.1:7882.
+// Config configures a Bridge. UDPConn is required; every other field may be
+// left zero.
 type Config struct {
 	// UDPConn is the one UDP socket for all participants' media (ICE UDP
 	// mux). Required.
