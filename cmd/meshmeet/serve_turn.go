@@ -96,7 +96,10 @@ func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys cluster
 	}
 	g.Go(func() error { return srv.Run(ctx) })
 	if t.SecretFile != "" {
-		g.Go(func() error { watchSecretFile(ctx, t.SecretFile, tc.server.Secrets, t.CredentialTTL, log); return nil })
+		g.Go(func() error {
+			watchSecretFile(ctx, t.SecretFile, tc.server.Secrets, t.CredentialTTL, secretFilePoll, log)
+			return nil
+		})
 	}
 	log.Info("turn listening", "udp", tc.server.PacketConns[0].LocalAddr().String(), "sockets", len(tc.server.PacketConns), "tls", tc.tls != nil)
 	return tc.iceServers, nil
@@ -327,11 +330,14 @@ func readSecretFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// watchSecretFile re-reads the secret file every few seconds and rotates
-// to a changed secret; the previous one stays valid for the credential TTL
-// plus a minute, so that credentials handed out before still allocate.
-func watchSecretFile(ctx context.Context, path string, secrets *turn.Secrets, ttl time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(5 * time.Second)
+// secretFilePoll is how often --turn-secret-file is re-read.
+const secretFilePoll = 5 * time.Second
+
+// watchSecretFile re-reads the secret file every poll and rotates to a
+// changed secret; the previous one stays valid for the credential TTL plus
+// a minute, so that credentials handed out before still allocate.
+func watchSecretFile(ctx context.Context, path string, secrets *turn.Secrets, ttl, poll time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		select {

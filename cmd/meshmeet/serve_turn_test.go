@@ -254,3 +254,37 @@ func TestStartTURN(t *testing.T) {
 		})
 	}
 }
+
+// TestTURNSecretFileRotation: a changed --turn-secret-file becomes the
+// current secret (the overlap itself is tested in turn, with a server);
+// an unreadable file keeps the current secret.
+func TestTURNSecretFileRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	first, second := "first secret, long enough....", "second secret, long enough..."
+	os.WriteFile(path, []byte(first+"\n"), 0o600)
+	s, err := readSecretFile(path)
+	if err != nil || string(s) != first {
+		t.Fatalf("readSecretFile: %q, %v", s, err)
+	}
+	secrets := turn.NewSecrets(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		watchSecretFile(ctx, path, secrets, time.Minute, time.Millisecond, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	os.WriteFile(path, []byte(second+"\n"), 0o600)
+	for i := 0; string(secrets.Current()) != second; i++ {
+		if i > 10000 {
+			t.Fatal("the new secret was never picked up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	os.Remove(path) // unreadable: the current secret stays
+	time.Sleep(20 * time.Millisecond)
+	if string(secrets.Current()) != second {
+		t.Fatal("a missing secret file changed the secret")
+	}
+}
