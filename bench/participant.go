@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/bench/client"
@@ -278,6 +279,19 @@ func (p *participant) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	p.streams = append(p.streams, s)
 	p.mu.Unlock()
 	go s.read(t)
+}
+
+// pli asks the bridge for a keyframe of the track with ssrc.
+func (p *participant) pli(ssrc uint32) {
+	p.mu.Lock()
+	c := p.c
+	p.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if err := c.Sub().WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err == nil {
+		p.run.plis.Add(1)
+	}
 }
 
 // leave says leave and closes the connections.

@@ -97,6 +97,9 @@ type Freezes struct {
 	TotalSeconds  float64 `json:"total_seconds"`
 	PerMinute     float64 `json:"per_stream_minute"` // freezes per stream per minute
 	NeverRendered int     `json:"never_rendered"`    // shown videos without a single frame
+	// PLIs are the keyframe requests subscribers sent because a frame
+	// stayed missing (the whole run).
+	PLIs int64 `json:"plis"`
 }
 
 // LayerFigures is what subscribers received of one simulcast layer.
@@ -304,6 +307,7 @@ func (r *runner) report(smp *sampler) *Report {
 		}
 	}
 	rep.Freezes.TotalSeconds = round3(rep.Freezes.TotalSeconds)
+	rep.Freezes.PLIs = r.plis.Load()
 	if rep.Freezes.Streams > 0 && secs > 0 {
 		rep.Freezes.PerMinute = round3(float64(rep.Freezes.Count) / float64(rep.Freezes.Streams) / (secs / 60))
 	}
@@ -523,8 +527,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "loss\taudio %.3f%%, video %.3f%% (received %d/%d, %d/%d packets)\n",
 		rep.AudioLoss.Percent, rep.VideoLoss.Percent, rep.AudioLoss.Received, rep.AudioLoss.Expected, rep.VideoLoss.Received, rep.VideoLoss.Expected)
 	f := rep.Freezes
-	fmt.Fprintf(tw, "freezes\t%d (%d of %d videos froze), %.1f s frozen, %.2f per video-minute, %d never rendered\n",
-		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered)
+	fmt.Fprintf(tw, "freezes\t%d (%d of %d videos froze), %.1f s frozen, %.2f per video-minute, %d never rendered, %d PLIs sent\n",
+		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered, f.PLIs)
 	for _, l := range rep.Layers {
 		if rep.VideoLoss.Expected == 0 {
 			break // no video in this run

@@ -99,6 +99,7 @@ type runner struct {
 	joined, joinFailed, churned atomic.Int64
 	errors, malformed           atomic.Int64
 	rxPackets, rxBytes          atomic.Int64
+	plis                        atomic.Int64 // keyframe requests subscribers sent
 }
 
 func (r *runner) window() (time.Time, time.Time) {

@@ -329,3 +329,54 @@ func TestScenarioFiles(t *testing.T) {
 		t.Error("unknown preset accepted")
 	}
 }
+
+// TestDecoderModel: frames render in order from a keyframe; a missing
+// frame holds the later ones until NACK repairs it or a keyframe comes, and
+// a stream broken for long enough asks for a keyframe.
+func TestDecoderModel(t *testing.T) {
+	r := &runner{}
+	t0 := time.Unix(1000, 0)
+	r.fromNS.Store(t0.UnixNano())
+	r.toNS.Store(t0.Add(time.Hour).UnixNano())
+	s := &stream{sub: &participant{run: r}, frames: map[uint64]*framePackets{}, pending: map[uint32]bool{}}
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+	s.complete(at(0), 0, false) // no keyframe yet: not rendered
+	if s.rendered || !s.first.IsZero() {
+		t.Fatal("rendered before a keyframe")
+	}
+	s.complete(at(10), 1, true)
+	s.complete(at(20), 2, false)
+	if s.last != 2 || !s.first.Equal(at(10)) {
+		t.Fatalf("last %d first %v", s.last, s.first)
+	}
+	// Frame 3 is missing: 4 and 5 wait.
+	s.complete(at(40), 4, false)
+	s.complete(at(50), 5, false)
+	if s.last != 2 || s.broken.IsZero() {
+		t.Fatalf("rendered past a missing frame: last %d", s.last)
+	}
+	if s.wantPLI(at(100)) {
+		t.Error("PLI before NACK had its chance")
+	}
+	// NACK repairs frame 3: 3, 4 and 5 render at once.
+	s.complete(at(120), 3, false)
+	if s.last != 5 || !s.broken.IsZero() || len(s.pending) != 0 {
+		t.Fatalf("after repair: last %d broken %v pending %v", s.last, s.broken, s.pending)
+	}
+	// Frame 6 is lost for good: a PLI goes out, once per 500 ms, and the
+	// keyframe restarts rendering.
+	s.complete(at(200), 7, false)
+	if !s.wantPLI(at(500)) || s.wantPLI(at(700)) || !s.wantPLI(at(1001)) {
+		t.Error("PLI timing")
+	}
+	s.complete(at(1100), 9, true)
+	if s.last != 9 || !s.broken.IsZero() || len(s.pending) != 0 || s.plis != 2 {
+		t.Fatalf("after keyframe: last %d broken %v pending %v plis %d", s.last, s.broken, s.pending, s.plis)
+	}
+	// The freeze: nothing rendered from 120 ms (frame 5) to 1100 ms.
+	c, d := s.frz.finish(t0, at(1100))
+	if c != 1 || d != 980*time.Millisecond {
+		t.Errorf("freezes %d, %v", c, d)
+	}
+}

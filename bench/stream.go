@@ -31,8 +31,24 @@ type stream struct {
 	bytes   [3]uint64      // payload bytes per layer, in the window
 	packets uint64         // packets in the window
 	frz     freezes
-	frames  map[uint64]int // (layer<<32 | frame) → packets received, frames in progress
-	newest  uint32         // newest frame number seen
+	frames  map[uint64]*framePackets // (layer<<32 | frame) → packets received, frames in progress
+	newest  uint32                   // newest frame number seen
+
+	// The decoder: frames render in order from a keyframe on; a missing
+	// frame stops rendering until it is repaired (NACK) or a keyframe
+	// comes, which the stream asks for with PLI, as a browser does.
+	rendered bool            // a keyframe started the chain
+	last     uint32          // last rendered frame
+	pending  map[uint32]bool // complete frames after a missing one
+	broken   time.Time       // since when a frame is missing; zero: none
+	lastPLI  time.Time
+	plis     int
+}
+
+// framePackets are the packets of one frame received so far.
+type framePackets struct {
+	got [4]uint64 // bit per packet index
+	n   int
 }
 
 func newStream(p *participant, t *webrtc.TrackRemote) *stream {
@@ -42,7 +58,8 @@ func newStream(p *participant, t *webrtc.TrackRemote) *stream {
 		trackID:   t.ID(),
 		publisher: t.StreamID(),
 		layer:     -1,
-		frames:    map[uint64]int{},
+		frames:    map[uint64]*framePackets{},
+		pending:   map[uint32]bool{},
 	}
 	return s
 }
@@ -64,6 +81,9 @@ func (s *stream) read(t *webrtc.TrackRemote) {
 				continue
 			}
 			s.onVideo(now, v, len(pkt.Payload))
+			if s.wantPLI(now) {
+				s.sub.pli(uint32(t.SSRC()))
+			}
 		} else {
 			if len(pkt.Payload) <= client.OpusStampOffset {
 				r.malformed.Add(1)
@@ -128,22 +148,20 @@ func (s *stream) onVideo(now time.Time, v client.VideoInfo, size int) {
 	if v.Layer < 0 || v.Layer >= len(s.loss) {
 		return
 	}
-	// A frame is rendered once all its packets are in.
+	// A frame is complete once all its packets are in.
 	key := uint64(v.Layer)<<32 | uint64(v.Frame)
-	n := s.frames[key] + 1
-	if n >= v.Count {
+	fp := s.frames[key]
+	if fp == nil {
+		fp = &framePackets{}
+		s.frames[key] = fp
+	}
+	if bit := uint64(1) << (v.Index % 64); fp.got[v.Index/64]&bit == 0 {
+		fp.got[v.Index/64] |= bit
+		fp.n++
+	}
+	if fp.n >= v.Count {
 		delete(s.frames, key)
-		from, to := s.sub.run.window()
-		if s.first.IsZero() {
-			if v.Key {
-				s.first = now
-				s.frz.frame(now, from, to)
-			}
-		} else if s.ended.IsZero() {
-			s.frz.frame(now, from, to)
-		}
-	} else {
-		s.frames[key] = n
+		s.complete(now, v.Frame, v.Key)
 	}
 	if v.Frame > s.newest {
 		s.newest = v.Frame
@@ -175,6 +193,63 @@ func (s *stream) onVideo(now time.Time, v client.VideoInfo, size int) {
 	s.bytes[v.Layer] += uint64(size)
 	s.delay.Add((now.UnixNano() - v.SentNS) / 1e3)
 	s.jit.add(v.SentNS, now.UnixNano())
+}
+
+// complete feeds a complete frame to the decoder model.
+func (s *stream) complete(now time.Time, frame uint32, key bool) {
+	switch {
+	case key && (!s.rendered || frame > s.last):
+		for f := range s.pending {
+			if f <= frame {
+				delete(s.pending, f)
+			}
+		}
+		s.render(now, frame)
+	case !s.rendered || frame <= s.last:
+		return // before the first keyframe, or already past it
+	case frame == s.last+1:
+		s.render(now, frame)
+	default:
+		s.pending[frame] = true
+		if s.broken.IsZero() {
+			s.broken = now
+		}
+		return
+	}
+	for s.pending[s.last+1] {
+		delete(s.pending, s.last+1)
+		s.render(now, s.last+1)
+	}
+	if len(s.pending) == 0 {
+		s.broken = time.Time{}
+	}
+}
+
+// render shows frame at now.
+func (s *stream) render(now time.Time, frame uint32) {
+	s.rendered = true
+	s.last = frame
+	if s.first.IsZero() {
+		s.first = now
+	}
+	if s.ended.IsZero() {
+		from, to := s.sub.run.window()
+		s.frz.frame(now, from, to)
+	}
+}
+
+// wantPLI reports whether to ask for a keyframe now: a frame has been
+// missing for longer than NACK repair takes, and no PLI went out in the
+// last half second.
+func (s *stream) wantPLI(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken.IsZero() || now.Sub(s.broken) < 250*time.Millisecond || now.Sub(s.lastPLI) < 500*time.Millisecond {
+		return false
+	}
+	s.lastPLI = now
+	s.plis++
+	return true
 }
 
 // end marks the subscription over at t (the first time only).
