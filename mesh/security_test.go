@@ -201,6 +201,7 @@ func TestClusterWrongGossipKeyRejected(t *testing.T) {
 			// The intruder makes its own one-node cluster; nothing of it
 			// reaches ours.
 			eventually(t, "intruder leads its own cluster", func() bool { return in.raft.State() == raft.Leader })
+			ctx := ctxT(t)
 			if _, _, err := in.Join(ctx, key, "intruder"); err != nil {
 				t.Fatal(err)
 			}
