@@ -406,6 +406,14 @@ func testResume(t *testing.T, alice, bob *browser) {
 		func(s mediaStats) bool { return s.FramesDecoded >= first.FramesDecoded+10 })
 	waitFor(t, alice, "the new Bob's video", 60*time.Second, mediaExpr,
 		func(s mediaStats) bool { return s.VideoWidth > 0 })
+	// The server replays recent chat to the new participant: each message
+	// still shows once.
+	texts := waitFor(t, bob, "the chat log", 10*time.Second,
+		`[...document.querySelectorAll('#chat-log .chat-text')].map((e) => e.textContent)`,
+		func([]string) bool { return true })
+	if n := len(slices.Compact(slices.Sorted(slices.Values(texts)))); n != len(texts) || n < 2 {
+		t.Errorf("bob's chat log after joining afresh: %q; want each message once", texts)
+	}
 }
 
 // shot saves a screenshot of b's page as name in the temporary directory,

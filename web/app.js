@@ -484,6 +484,9 @@ function sendChat(text) {
 
 function onChat(m) {
   const s = state.session;
+  // After joining afresh (a refused resume), the server replays the room's
+  // recent chat: skip what we already show.
+  if (state.chat.some((c) => !c.pending && c.participant === m.participant && c.ts === m.ts && c.text === m.text)) return;
   const self = !!s && m.participant === s.participant;
   if (self) {
     // The server echoed our own message: confirm the pending copy.
