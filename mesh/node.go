@@ -33,14 +33,15 @@ type Node struct {
 	fsm    *fsm
 
 	// Set by Start, static afterwards.
-	ml       *memberlist.Memberlist
-	raft     *raft.Raft // nil for non-voters
-	logs     *raft.InmemStore
-	trans    *raft.NetworkTransport
-	stream   *streamLayer
-	raftAdv  string
-	gossipTr *faultTransport
-	fwd      *forwardPool
+	ml        *memberlist.Memberlist
+	raft      *raft.Raft // nil for non-voters
+	logs      *raft.InmemStore
+	trans     *raft.NetworkTransport
+	stream    *streamLayer
+	raftAdv   string
+	gossipAdv string
+	gossipTr  *faultTransport
+	fwd       *forwardPool
 
 	wake chan struct{} // capacity 1: membership changed
 
@@ -221,6 +222,9 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("gossip: %w", redactErr(err))
 	}
 	n.ml = ml
+	// Read once now: memberlist rewrites its local node on every UpdateNode.
+	a := ml.LocalNode()
+	n.gossipAdv = net.JoinHostPort(a.Addr.String(), strconv.Itoa(int(a.Port)))
 	return nil
 }
 
@@ -228,10 +232,7 @@ func (n *Node) startGossip() error {
 func redactErr(err error) error { return errors.New(redact(err.Error())) }
 
 // GossipAddr returns the address gossip listens at (after Start).
-func (n *Node) GossipAddr() string {
-	a := n.ml.LocalNode()
-	return net.JoinHostPort(a.Addr.String(), strconv.Itoa(int(a.Port)))
-}
+func (n *Node) GossipAddr() string { return n.gossipAdv }
 
 // RaftID returns this run's raft server ID.
 func (n *Node) RaftID() string { return n.raftID }
