@@ -627,6 +627,10 @@ async function sampleQuality() {
   const s = state.session;
   if (!s || !s.joined) return;
   state.quality = await state.meter.sample(s.pub, s.sub);
+  // A media connection that dropped is poor whatever its last statistics.
+  if ([s.pub, s.sub].some((pc) => pc && (pc.connectionState === 'disconnected' || pc.connectionState === 'failed'))) {
+    state.quality = { ...state.quality, level: 'poor' };
+  }
   const q = state.quality;
   const el = $('quality');
   el.dataset.level = q.level;
