@@ -35,7 +35,9 @@ import (
 //	MESHMEET_BENCH_COTURN=1 go test -run TestCompareCoturn -v ./turn
 //
 // MESHMEET_BENCH_RUNS (default 5), MESHMEET_BENCH_CLIENTS (10) and
-// MESHMEET_BENCH_MSGS (3000 per client) tune the load.
+// MESHMEET_BENCH_MSGS (3000 per client) tune the load; MESHMEET_BENCH_CHILD=1
+// measures turn.Server in a child process instead of `meshmeet serve`, with
+// MESHMEET_BENCH_UDP_SOCKETS listener sockets (default GOMAXPROCS).
 func TestCompareCoturn(t *testing.T) {
 	if os.Getenv("MESHMEET_BENCH_COTURN") != "1" {
 		t.Skip("set MESHMEET_BENCH_COTURN=1 to run the coturn comparison")
@@ -245,7 +247,8 @@ func runChild(addr, secret string) error {
 		Policy:                NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil, nil),
 		Logger:                slog.New(slog.DiscardHandler),
 	}
-	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+	sockets := envInt("MESHMEET_BENCH_UDP_SOCKETS", runtime.GOMAXPROCS(0))
+	for i := 0; i < sockets; i++ {
 		pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
 		if err != nil {
 			return err
