@@ -387,3 +387,38 @@ func TestClusterOperatorPKI(t *testing.T) {
 		t.Fatal("LoadPKI accepts a certificate of another CA")
 	}
 }
+
+func TestNodeCertificateRenewal(t *testing.T) {
+	keys := DeriveKeys(NewSecret())
+	p, err := NewClusterPKI(keys, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	c1, err := p.certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := c1.Leaf.NotAfter.Sub(c1.Leaf.NotBefore); life > nodeCertLifetime+time.Minute {
+		t.Fatalf("node certificate lives %v", life)
+	}
+	if err := verifyChain(p.pool, c1.Certificate); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(nodeCertLifetime / 4)
+	if c2, _ := p.certificate(); c2 != c1 {
+		t.Fatal("renewed before half-life")
+	}
+	now = now.Add(nodeCertLifetime / 2)
+	c3, _ := p.certificate()
+	if c3 == c1 || !c3.Leaf.NotAfter.After(c1.Leaf.NotAfter) {
+		t.Fatal("not renewed after half-life")
+	}
+	// Another node of the same secret verifies it (same derived CA). (c1:
+	// c3 is valid only on the test's advanced clock.)
+	q, _ := NewClusterPKI(keys, "m")
+	if err := verifyChain(q.pool, c1.Certificate); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,7 @@ type meshConfig struct {
 	BootstrapExpect   int
 	ClusterSecretFile string
 	Lat, Lon          float64
+	HasGeo            bool // --lat or --lon was given
 	ClusterCA         string
 	NodeCert, NodeKey string
 	GossipProfile     string
@@ -61,8 +62,10 @@ func meshFlags(cfg *Config) []cli.Flag {
 			Usage: "make the first raft configuration once this many voters see each other (default: 3 with --join, 1 alone)"},
 		&cli.StringFlag{Name: "cluster-secret-file", EnvVars: envVar("cluster-secret-file"), Destination: &m.ClusterSecretFile,
 			Usage: "file holding the cluster secret (or the secret itself in " + envClusterSecret + "); none: dev mode, alone"},
-		&cli.Float64Flag{Name: "lat", EnvVars: envVar("lat"), Destination: &m.Lat, Usage: "this node's latitude"},
-		&cli.Float64Flag{Name: "lon", EnvVars: envVar("lon"), Destination: &m.Lon, Usage: "this node's longitude"},
+		&cli.Float64Flag{Name: "lat", EnvVars: envVar("lat"), Destination: &m.Lat, Usage: "this node's latitude",
+			Action: func(*cli.Context, float64) error { m.HasGeo = true; return nil }},
+		&cli.Float64Flag{Name: "lon", EnvVars: envVar("lon"), Destination: &m.Lon, Usage: "this node's longitude",
+			Action: func(*cli.Context, float64) error { m.HasGeo = true; return nil }},
 		&cli.StringFlag{Name: "cluster-ca", EnvVars: envVar("cluster-ca"), Destination: &m.ClusterCA,
 			Usage: "PEM CA of an operator's PKI for raft and relay links, instead of the CA derived from the cluster secret"},
 		&cli.StringFlag{Name: "node-cert", EnvVars: envVar("node-cert"), Destination: &m.NodeCert, Usage: "PEM certificate of this node (with --cluster-ca)"},
@@ -194,7 +197,7 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 	mc := mesh.Config{
 		NodeName:        cfg.NodeName,
 		Region:          cfg.Region,
-		HasGeo:          m.Lat != 0 || m.Lon != 0,
+		HasGeo:          m.HasGeo || m.Lat != 0 || m.Lon != 0,
 		Lat:             m.Lat,
 		Lon:             m.Lon,
 		SignalingURL:    "http://" + net.JoinHostPort(pub, httpPort),
