@@ -164,9 +164,10 @@ func checkReport(t *testing.T, rep *Report, scn Scenario, video bool) {
 	if int(rep.FirstAudio.Count) != audioStreams || rep.AudioJitter.Count != uint64(audioStreams) {
 		t.Errorf("%d audio streams started (%d with jitter), want %d", rep.FirstAudio.Count, rep.AudioJitter.Count, audioStreams)
 	}
-	// 20 ms packets: 50 per second per stream, less a little at the
-	// window's edges.
-	if min := float64(audioStreams) * 50 * rep.WindowSeconds * 0.9; float64(rep.AudioLoss.Expected) < min {
+	// 20 ms packets: 50 per second per stream. A sender starved of CPU
+	// for over 200 ms skips ahead rather than burst, so a busy machine
+	// sends fewer: this only checks that audio flowed all along.
+	if min := float64(audioStreams) * 50 * rep.WindowSeconds * 0.5; float64(rep.AudioLoss.Expected) < min {
 		t.Errorf("audio: %d packets expected, want at least %.0f", rep.AudioLoss.Expected, min)
 	}
 	if rep.AudioDelay.Count == 0 || rep.AudioDelay.P50 <= 0 || rep.AudioDelay.P50 > rep.AudioDelay.P99 {
