@@ -18,6 +18,9 @@ const (
 	// idleTimeout closes a WebSocket that sent nothing for this long; the
 	// client pings every 10 s.
 	idleTimeout = 45 * time.Second
+	// joinTimeout closes a WebSocket whose first message (join) does not
+	// arrive in time, so idle sockets cannot pile up before a join.
+	joinTimeout = 10 * time.Second
 	// writeTimeout bounds one WebSocket write.
 	writeTimeout = 5 * time.Second
 	// sendQueue bounds the messages waiting for a participant's socket.
@@ -98,7 +101,11 @@ func (s *Server) serveConn(ctx context.Context, ws *websocket.Conn) {
 		}
 	}
 	for {
-		rctx, rcancel := context.WithTimeout(ctx, idleTimeout)
+		timeout := idleTimeout
+		if p == nil {
+			timeout = joinTimeout
+		}
+		rctx, rcancel := context.WithTimeout(ctx, timeout)
 		typ, data, err := ws.Read(rctx)
 		rcancel()
 		if err != nil {
