@@ -140,6 +140,9 @@ type Generator struct {
 	// because a socket's receive buffer was full (this machine, any
 	// process): on loopback, loss usually comes from there.
 	UDPRcvbufErrors int64 `json:"udp_rcvbuf_errors"`
+	// SkippedAudio are audio packets the generator never sent because it
+	// was starved of CPU for over 200 ms (the whole run).
+	SkippedAudio uint64 `json:"skipped_audio"`
 }
 
 // Guards are the run's pass/fail limits.
@@ -390,6 +393,13 @@ func (r *runner) report(smp *sampler) *Report {
 			g.MachineBusy = round3(float64(we.busy-ws.busy) / float64(we.tot-ws.tot))
 		}
 		g.UDPRcvbufErrors = we.udpDrops - ws.udpDrops
+		for _, p := range all {
+			g.SkippedAudio += p.src.Skipped.Load()
+		}
+		if g.SkippedAudio > 0 {
+			g.Bottleneck = true
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator was starved of CPU: it skipped %d audio packets it could not send in time", g.SkippedAudio))
+		}
 		if g.UDPRcvbufErrors > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the kernel dropped %d UDP datagrams on this machine for full socket receive buffers during the window", g.UDPRcvbufErrors))
 		}

@@ -101,6 +101,9 @@ type Synth struct {
 	// path lost them. Dropped counts those packets.
 	Drop, DropAudio atomic.Bool
 	Dropped         atomic.Uint64
+	// Skipped counts audio packets never produced because the sender was
+	// starved of CPU for over 200 ms and skipped ahead.
+	Skipped atomic.Uint64
 }
 
 // RequestKeyframe makes the next video frame of every layer a keyframe, as
@@ -367,6 +370,7 @@ func (s *Synth) RunTalk(ctx context.Context, t *webrtc.TrackLocalStaticRTP, o Au
 		next = next.Add(20 * time.Millisecond)
 		d := time.Until(next)
 		if d < -200*time.Millisecond {
+			s.Skipped.Add(uint64(-d / (20 * time.Millisecond)))
 			next, d = time.Now(), 0
 		}
 		if d <= 0 {
