@@ -194,6 +194,16 @@ func TestMeetingMedia(t *testing.T) {
 				return late.gotKeyframe(o.tag)
 			})
 		}
+		// Everyone talks, so there is a dominant speaker; the late joiner
+		// is told who it is without waiting for a change.
+		sp := nextEvent(t, late.c, wire.TypeSpeaker)
+		var known bool
+		for _, o := range ps {
+			known = known || sp.Participant == o.c.Welcome.Participant
+		}
+		if !known {
+			t.Errorf("late joiner's speaker %q is none of the publishers", sp.Participant)
+		}
 
 		for _, p := range append(ps, late) {
 			p.c.Leave(ctx)

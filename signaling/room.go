@@ -34,6 +34,7 @@ type room struct {
 	mu           sync.Mutex
 	participants []*participant // in join order; guarded by mu
 	history      []*wire.Message
+	speaker      string // the dominant speaker's participant ID
 	closed       bool
 }
 
@@ -162,6 +163,9 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	for _, h := range r.history {
 		p.send(h)
 	}
+	if r.speaker != "" {
+		p.send(&wire.Message{Type: wire.TypeSpeaker, Participant: r.speaker})
+	}
 	joined := &wire.Message{Type: wire.TypeParticipantJoined, Participants: []wire.Participant{p.info()}}
 	for _, o := range r.participants {
 		o.send(joined)
@@ -264,6 +268,11 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 		s.detach(p, c)
 		return nil, errResumeFailed
 	}
+	r.mu.Lock()
+	if r.speaker != "" {
+		p.send(&wire.Message{Type: wire.TypeSpeaker, Participant: r.speaker})
+	}
+	r.mu.Unlock()
 	go s.writeLoop(p, c)
 	p.log.Debug("participant resumed")
 	return p, nil
@@ -370,9 +379,7 @@ func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 			})
 		},
 		DominantSpeaker: func(id string) {
-			s.events.push(func() {
-				r.broadcast(&wire.Message{Type: wire.TypeSpeaker, Participant: id}, "")
-			})
+			s.events.push(func() { r.setSpeaker(id) })
 		},
 	})
 	s.rooms[key] = r
@@ -387,6 +394,18 @@ func (r *room) broadcast(m *wire.Message, except string) {
 		if o.id != except {
 			o.send(m)
 		}
+	}
+}
+
+// setSpeaker records the dominant speaker, for late joiners, and tells
+// everyone.
+func (r *room) setSpeaker(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.speaker = id
+	m := &wire.Message{Type: wire.TypeSpeaker, Participant: id}
+	for _, o := range r.participants {
+		o.send(m)
 	}
 }
 
