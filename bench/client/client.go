@@ -423,8 +423,18 @@ func (c *Client) Pub() *webrtc.PeerConnection { return c.pub }
 func (c *Client) Sub() *webrtc.PeerConnection { return c.sub }
 
 // Leave says leave and closes everything.
+//
+// It waits (until ctx ends) for the server to close the socket after the
+// leave: closing it first could reset the connection and lose the leave,
+// and the server would then keep the participant for its resume window.
 func (c *Client) Leave(ctx context.Context) error {
 	err := c.Send(ctx, &wire.Message{Type: wire.TypeLeave})
+	if err == nil {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
 	c.Close()
 	return err
 }
