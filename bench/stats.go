@@ -200,10 +200,12 @@ func (l *lossCounter) add(seq uint32) bool {
 	}
 	switch {
 	case seq > l.last:
+		// The window slides: forget the bits of the sequence numbers it
+		// now covers afresh, seq's own included (it held seq-lossWindow).
 		if seq-l.last >= lossWindow {
 			l.seen = [lossWindow / 64]uint64{}
 		} else {
-			for s := l.last + 1; s != seq; s++ {
+			for s := l.last + 1; s != seq+1; s++ {
 				w, b := l.bit(s)
 				l.seen[w] &^= b
 			}

@@ -134,6 +134,17 @@ func TestLossCounter(t *testing.T) {
 			}
 		})
 	}
+	// A long stream: the window slides without mistaking packets for
+	// duplicates of those lossWindow earlier.
+	var long lossCounter
+	for s := uint32(0); s < 3*lossWindow+7; s++ {
+		if s%1000 != 999 { // one in a thousand lost
+			long.add(s)
+		}
+	}
+	if exp, got := long.totals(); exp != 3*lossWindow+7 || got != exp-12 || long.dup != 0 {
+		t.Errorf("long stream: expected %d received %d dup %d", exp, got, long.dup)
+	}
 	// Too late to count: stays lost.
 	var l lossCounter
 	l.add(0)
