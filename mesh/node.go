@@ -98,8 +98,9 @@ func nameOfRaftID(id string) string {
 	return id
 }
 
-// Start opens the gossip and raft sockets, starts raft and memberlist, and
-// joins the Join addresses that answer.
+// Start opens the gossip and raft sockets and starts raft and memberlist.
+// Run joins the Join addresses (in the background: a seed that is down
+// does not hold up the start).
 func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("mesh: node already started")
@@ -113,11 +114,6 @@ func (n *Node) Start() error {
 	if err := n.startGossip(); err != nil {
 		n.shutdownRaft()
 		return err
-	}
-	if len(n.cfg.Join) > 0 {
-		if _, err := n.ml.Join(n.cfg.Join); err != nil {
-			n.log.Warn("no join address answered yet; retrying", "err", redact(err.Error()))
-		}
 	}
 	return nil
 }
@@ -243,7 +239,6 @@ func (n *Node) Run(ctx context.Context) error {
 	if !n.started.Load() {
 		return errors.New("mesh: Run before Start")
 	}
-	n.wg.Add(1)
 	go n.reconnectLoop()
 	reconcile := time.NewTicker(n.cfg.ReconcileInterval)
 	defer reconcile.Stop()
@@ -484,9 +479,16 @@ func (n *Node) SetDraining(d bool) {
 }
 
 // reconnectLoop retries dead members and, while alone, the Join addresses,
-// so that both sides of a healed partition merge again.
+// so that both sides of a healed partition merge again. Close does not wait
+// for it: a join attempt to a dead address can take memberlist's TCPTimeout
+// (30 s on WAN), and shutting down must not. It stops at the next address
+// once the node is closed, and a join on a shut-down memberlist fails.
 func (n *Node) reconnectLoop() {
-	defer n.wg.Done()
+	if len(n.cfg.Join) > 0 {
+		if _, err := n.ml.Join(n.cfg.Join); err != nil {
+			n.log.Warn("no join address answered yet; retrying", "err", redactErr(err))
+		}
+	}
 	t := time.NewTicker(n.cfg.ReconnectInterval)
 	defer t.Stop()
 	for {
@@ -514,8 +516,13 @@ func (n *Node) reconnectLoop() {
 		if alive <= 1 {
 			addrs = append(addrs, n.cfg.Join...)
 		}
-		if len(addrs) > 0 {
-			n.ml.Join(addrs)
+		for _, a := range addrs {
+			select {
+			case <-n.done:
+				return
+			default:
+			}
+			n.ml.Join([]string{a})
 		}
 	}
 }
