@@ -45,7 +45,7 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		port = ua.Port
 	}
-	rc := &relayConn{PacketConn: pc, s: s, user: conf.UserID}
+	rc := &relayConn{PacketConn: newFastUDP(pc), s: s, user: conf.UserID}
 	if s.cfg.MaxBitrate > 0 {
 		rate := float64(s.cfg.MaxBitrate) / 8
 		burst := max(rate/4, 64*1024) // a quarter second, at least 64 KiB

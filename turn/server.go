@@ -195,7 +195,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, pc := range s.cfg.PacketConns {
 		setBuffers(pc, listenerSocketBuffer)
 		pcfg.PacketConnConfigs = append(pcfg.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &udpListener{PacketConn: pc, s: s},
+			PacketConn:            &udpListener{PacketConn: newFastUDP(pc), s: s},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     s.permit,
 		})
