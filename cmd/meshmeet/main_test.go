@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"os"
 	"regexp"
 	"strings"
@@ -86,4 +87,13 @@ func TestServeFlagsReadEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Fatalf("serve with MESHMEET_LOG_FORMAT=yaml: %v, want a --log-format error", err)
 	}
+}
+
+// devKeys returns random keys for a node that runs alone.
+func devKeys() clusterKeys {
+	k := clusterKeys{RoomKey: make([]byte, 32), TURNSecret: make([]byte, 32), AdminToken: make([]byte, 32)}
+	rand.Read(k.RoomKey)
+	rand.Read(k.TURNSecret)
+	rand.Read(k.AdminToken)
+	return k
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,19 +106,27 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	}
 	log = log.With("node", cfg.NodeName)
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
+	// abort stops what was started before a later step failed.
+	abort := func(err error) error {
+		cancel()
+		g.Wait()
+		return err
+	}
 
 	load := &nodeLoad{}
 	cfg.Mesh.Load = load.load
 	cp, err := startMesh(ctx, g, cfg, log)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 
 	rtcAddr := net.JoinHostPort(httpHost, strconv.Itoa(cfg.RTCPort))
 	udp, err := net.ListenPacket("udp", rtcAddr)
 	if err != nil {
-		return fmt.Errorf("rtc: %w", err)
+		return abort(fmt.Errorf("rtc: %w", err))
 	}
 	if uc, ok := udp.(*net.UDPConn); ok {
 		// Every participant's media arrives on this one socket: the
@@ -132,7 +139,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	tcp, err := net.Listen("tcp", rtcAddr)
 	if err != nil {
 		udp.Close()
-		return fmt.Errorf("rtc tcp: %w", err)
+		return abort(fmt.Errorf("rtc tcp: %w", err))
 	}
 	ip := net.ParseIP(cfg.PublicIP)
 	br, err := bridge.New(bridge.Config{
@@ -145,12 +152,14 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		udp.Close()
 		tcp.Close()
-		return err
+		return abort(err)
 	}
 
 	iceServers, err := startTURN(ctx, g, cfg, cp.Keys, log)
 	if err != nil {
-		return err
+		udp.Close()
+		tcp.Close()
+		return abort(err)
 	}
 
 	sig, err := signaling.New(signaling.Config{
@@ -164,17 +173,23 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Logger:     log,
 	})
 	if err != nil {
-		return err
+		udp.Close()
+		tcp.Close()
+		return abort(err)
 	}
 	load.br.Store(br)
 	load.sig.Store(sig)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("http: %w", err)
+		udp.Close()
+		tcp.Close()
+		return abort(fmt.Errorf("http: %w", err))
 	}
 	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig), log); err != nil {
 		ln.Close()
-		return fmt.Errorf("--metrics-addr: %w", err)
+		udp.Close()
+		tcp.Close()
+		return abort(fmt.Errorf("--metrics-addr: %w", err))
 	}
 	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
@@ -212,15 +227,6 @@ type clusterKeys struct {
 	RoomKey    []byte // HMAC key that turns room names into directory keys
 	TURNSecret []byte // TURN REST shared secret
 	AdminToken []byte // authenticates admin requests
-}
-
-// devKeys returns random keys for a node that runs alone.
-func devKeys() clusterKeys {
-	k := clusterKeys{RoomKey: make([]byte, 32), TURNSecret: make([]byte, 32), AdminToken: make([]byte, 32)}
-	rand.Read(k.RoomKey)
-	rand.Read(k.TURNSecret)
-	rand.Read(k.AdminToken)
-	return k
 }
 
 // controlPlane is what startMesh hands to the rest of the node.
