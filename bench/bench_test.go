@@ -195,6 +195,10 @@ func checkReport(t *testing.T, rep *Report, scn Scenario, video bool) {
 	}
 	if len(rep.Nodes) != 1 || rep.Nodes[0].CPUSeconds <= 0 || rep.Nodes[0].RSSEndMB <= 0 {
 		t.Errorf("nodes: %+v", rep.Nodes)
+	} else if bf := rep.Nodes[0].BridgeForwarded; bf == nil || *bf <= 0 {
+		// The node serves metrics (--metrics-addr): its bridge counted
+		// what the subscribers received.
+		t.Errorf("no bridge counters from the node's metrics: %+v", rep.Nodes[0])
 	}
 	if rep.Generator.CPUSeconds <= 0 || rep.Generator.CoresUsable < 1 {
 		t.Errorf("generator: %+v", rep.Generator)

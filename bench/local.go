@@ -23,6 +23,8 @@ type target struct {
 	Name   string
 	Region string
 	URL    string // http://host:port
+	// MetricsURL is the node's Prometheus endpoint; empty: none.
+	MetricsURL string
 	// Local nodes only.
 	rtcPort int
 	cmd     *exec.Cmd
@@ -112,7 +114,7 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		return nil, err
 	}
 	lc := &localCluster{dir: dir, log: log}
-	const perNode = 5 // http, rtc, gossip, raft, relay
+	const perNode = 6 // http, rtc, gossip, raft, relay, metrics
 	ports, err := freePorts(n * perNode)
 	if err != nil {
 		return nil, err
@@ -144,6 +146,9 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		}
 		if flags["relay-addr"] {
 			args = append(args, "--relay-addr", "127.0.0.1:"+strconv.Itoa(p[4]))
+		}
+		if flags["metrics-addr"] {
+			args = append(args, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(p[5]))
 		}
 		if flags["no-turn"] {
 			args = append(args, "--no-turn")
@@ -183,6 +188,9 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		t.cmd = cmd
+		if flags["metrics-addr"] {
+			t.MetricsURL = "http://127.0.0.1:" + strconv.Itoa(p[5]) + "/metrics"
+		}
 		go func() { cmd.Wait(); lf.Close(); close(t.exited) }()
 		lc.nodes = append(lc.nodes, t)
 	}

@@ -18,6 +18,8 @@ type procSample struct {
 	RSS int64   // resident set size, bytes
 	// udpDrops are the drops of a node's RTC socket (sampler only).
 	udpDrops int64
+	// m are the node's own metrics, when it serves them.
+	m nodeMetrics
 }
 
 // readProc reads /proc/<pid>/stat and /proc/<pid>/status ("self" for pid 0).

@@ -124,6 +124,11 @@ type NodeFigures struct {
 	// RTCSocketDrops are datagrams the node's media socket turned away in
 	// the window because its receive buffer was full.
 	RTCSocketDrops int64 `json:"rtc_socket_drops"`
+	// From the node's metrics, when it serves them: packets its bridge
+	// forwarded in the window, and the packets it did not deliver, by
+	// reason (only reasons that happened).
+	BridgeForwarded *float64           `json:"bridge_forwarded,omitempty"`
+	BridgeDrops     map[string]float64 `json:"bridge_drops,omitempty"`
 }
 
 // Generator is the bench's own cost: when it is busy, the figures measure
@@ -359,7 +364,23 @@ func (r *runner) report(smp *sampler) *Report {
 		local := false
 		for i, t := range r.targets {
 			nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
-			if t.pid() > 0 && i < len(ws.nodes) && i < len(we.nodes) {
+			if i < len(ws.nodes) && i < len(we.nodes) && we.nodes[i].m.ok && ws.nodes[i].m.ok {
+				a, b := ws.nodes[i].m, we.nodes[i].m
+				fwd := b.forwarded - a.forwarded
+				nf.BridgeForwarded = &fwd
+				for reason, n := range b.drops {
+					if d := n - a.drops[reason]; d > 0 {
+						if nf.BridgeDrops == nil {
+							nf.BridgeDrops = map[string]float64{}
+						}
+						nf.BridgeDrops[reason] = d
+					}
+				}
+				if len(nf.BridgeDrops) > 0 {
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its bridge dropped packets: %v", t.Name, nf.BridgeDrops))
+				}
+			}
+			if (t.pid() > 0 || (i < len(we.nodes) && we.nodes[i].m.ok)) && i < len(ws.nodes) && i < len(we.nodes) && i < len(base.nodes) {
 				local = true
 				nf.CPUSeconds = round3(we.nodes[i].CPU - ws.nodes[i].CPU)
 				nf.Cores = round3(nf.CPUSeconds / dt)
@@ -554,8 +575,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "node %s\t%d participants, no metrics (remote)\n", n.Name, n.Participants)
 			continue
 		}
-		fmt.Fprintf(tw, "node %s (%s)\t%d participants, cpu %.2f s (%.2f cores), rss %.0f → %.0f MB, %d media socket drops\n",
-			n.Name, n.Region, n.Participants, n.CPUSeconds, n.Cores, n.RSSStartMB, n.RSSEndMB, n.RTCSocketDrops)
+		line := fmt.Sprintf("%d participants, cpu %.2f s (%.2f cores), rss %.0f → %.0f MB, %d media socket drops",
+			n.Participants, n.CPUSeconds, n.Cores, n.RSSStartMB, n.RSSEndMB, n.RTCSocketDrops)
+		if n.BridgeForwarded != nil {
+			line += fmt.Sprintf(", bridge forwarded %.0f packets, dropped %v", *n.BridgeForwarded, n.BridgeDrops)
+		}
+		fmt.Fprintf(tw, "node %s (%s)\t%s\n", n.Name, n.Region, line)
 	}
 	if rep.CPUPerPacketUS != nil {
 		fmt.Fprintf(tw, "cpu per forwarded packet\t%.1f µs\n", *rep.CPUPerPacketUS)

@@ -30,6 +30,10 @@ type Params struct {
 	// URLs are nodes of a running cluster (http://host:port). Rooms are
 	// dealt to them in turn. Exclusive with Local.
 	URLs []string
+	// MetricsURLs are the URLs' Prometheus endpoints (`serve
+	// --metrics-addr`), in the same order; empty entries: none. Their CPU,
+	// memory and bridge counters join the report.
+	MetricsURLs []string
 	// Local starts this many nodes on 127.0.0.1 and stops them after.
 	Local int
 	// Binary is the meshmeet binary for Local [os.Executable()].
@@ -180,7 +184,11 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 			return nil, ErrNeedsCascade
 		}
 		for i, u := range p.URLs {
-			r.targets = append(r.targets, &target{Name: fmt.Sprintf("node-%d", i+1), URL: strings.TrimRight(u, "/")})
+			t := &target{Name: fmt.Sprintf("node-%d", i+1), URL: strings.TrimRight(u, "/")}
+			if i < len(p.MetricsURLs) {
+				t.MetricsURL = p.MetricsURLs[i]
+			}
+			r.targets = append(r.targets, t)
 		}
 	default:
 		return nil, errors.New("bench: give URLs or Local")

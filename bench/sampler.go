@@ -75,6 +75,13 @@ func (s *sampler) read() Sample {
 			ps, _ = readProc(pid)
 			ps.udpDrops, _ = readUDPSocketDrops(t.rtcPort)
 		}
+		if t.MetricsURL != "" {
+			ps.m, _ = scrapeMetrics(context.Background(), t.MetricsURL)
+			if t.pid() == 0 && ps.m.ok {
+				// A remote node: its cost comes from its metrics.
+				ps.CPU, ps.RSS = ps.m.cpu, int64(ps.m.rss)
+			}
+		}
 		x.nodes = append(x.nodes, ps)
 	}
 	from, to := r.window()

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -389,5 +390,24 @@ func TestDecoderModel(t *testing.T) {
 	c, d := s.frz.finish(t0, at(1100))
 	if c != 1 || d != 980*time.Millisecond {
 		t.Errorf("freezes %d, %v", c, d)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.5
+process_resident_memory_bytes 5.24288e+07
+meshmeet_bridge_forwarded_packets_total 123456
+meshmeet_bridge_dropped_packets_total{reason="queue_full"} 7
+meshmeet_bridge_dropped_packets_total{reason="nack_miss"} 0
+meshmeet_participants 4
+`
+	m, err := parseMetrics(bufio.NewScanner(strings.NewReader(text)))
+	if err != nil || !m.ok || m.cpu != 12.5 || m.rss != 52428800 || m.forwarded != 123456 || m.drops["queue_full"] != 7 || m.drops["nack_miss"] != 0 {
+		t.Errorf("%+v, %v", m, err)
+	}
+	if m, _ := parseMetrics(bufio.NewScanner(strings.NewReader("garbage here\n"))); m.ok {
+		t.Error("garbage parsed as metrics")
 	}
 }

@@ -16,6 +16,7 @@ import (
 // benchFlags are the values of `meshmeet bench`'s flags.
 type benchFlags struct {
 	preset, file, url      string
+	metricsURL             string
 	local                  int
 	rooms, pubs, apubs     int
 	subs, layout           int
@@ -47,6 +48,7 @@ func benchCommandFor(f *benchFlags) *cli.Command {
 			&cli.StringFlag{Name: "preset", Value: "meeting", Destination: &f.preset, Usage: "scenario preset: " + strings.Join(bench.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "scenario", Destination: &f.file, Usage: "scenario file (YAML or JSON) applied over the preset"},
 			&cli.StringFlag{Name: "url", Destination: &f.url, Usage: "comma-separated node URLs of a running cluster (http://host:port); rooms are dealt to them in turn"},
+			&cli.StringFlag{Name: "metrics-url", Destination: &f.metricsURL, Usage: "comma-separated Prometheus endpoints of the --url nodes, same order (serve --metrics-addr): their CPU, memory and bridge counters join the report"},
 			&cli.IntFlag{Name: "local", Destination: &f.local, Usage: "start this many local nodes (this binary) on 127.0.0.1 and stop them after"},
 			&cli.StringFlag{Name: "meshmeet-binary", Destination: &f.binary, Usage: "binary to run for --local [this one]"},
 			&cli.StringSliceFlag{Name: "node-arg", Destination: &f.nodeArgs, Usage: "extra `serve` argument for local nodes (repeatable)"},
@@ -175,6 +177,9 @@ func (f *benchFlags) params(c *cli.Context) (bench.Params, error) {
 	}
 	if f.url != "" {
 		p.URLs = strings.Split(f.url, ",")
+	}
+	if f.metricsURL != "" {
+		p.MetricsURLs = strings.Split(f.metricsURL, ",")
 	}
 	if !f.quiet {
 		p.Progress = c.App.ErrWriter
