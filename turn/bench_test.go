@@ -104,7 +104,7 @@ func TestCompareCoturn(t *testing.T) {
 		},
 	}
 
-	type result struct{ pps, cpuPerPkt float64 }
+	type result struct{ pps, cpuPerPkt, schedPerPkt float64 }
 	results := map[string][]result{}
 	for i := 0; i < runs; i++ {
 		for _, name := range []string{"meshmeet", "coturn"} {
@@ -122,10 +122,13 @@ func TestCompareCoturn(t *testing.T) {
 			}
 			// Idle CPU (the other roles of a node, timers) is measured
 			// for a second and subtracted in proportion to the load's wall time.
-			idle0 := procCPU(t, cmd.Process.Pid)
-			time.Sleep(time.Second)
-			cpu0 := procCPU(t, cmd.Process.Pid)
-			idlePerSec := cpu0 - idle0
+			idle0, idleSched0 := procCPU(t, cmd.Process.Pid), schedCPU(cmd.Process.Pid)
+			idleStart := time.Now()
+			time.Sleep(2 * time.Second)
+			cpu0, sched0 := procCPU(t, cmd.Process.Pid), schedCPU(cmd.Process.Pid)
+			idleWall := time.Since(idleStart).Seconds()
+			idlePerSec := time.Duration(float64(cpu0-idle0) / idleWall)
+			schedIdlePerSec := time.Duration(float64(sched0-idleSched0) / idleWall)
 			start := time.Now()
 			out, err := exec.CommandContext(ctx, "turnutils_uclient", "-u", "bench", "-W", secret, "-p", strconv.Itoa(port),
 				"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-c",
@@ -133,6 +136,8 @@ func TestCompareCoturn(t *testing.T) {
 			wall := time.Since(start)
 			raw := procCPU(t, cmd.Process.Pid) - cpu0
 			cpu := raw - time.Duration(float64(idlePerSec)*wall.Seconds())
+			schedRaw := schedCPU(cmd.Process.Pid) - sched0
+			schedCPU := schedRaw - time.Duration(float64(schedIdlePerSec)*wall.Seconds())
 			cmd.Process.Kill()
 			cmd.Wait()
 			if err != nil {
@@ -143,10 +148,11 @@ func TestCompareCoturn(t *testing.T) {
 			if recv == 0 {
 				t.Fatalf("%s relayed nothing\n%s", name, out)
 			}
-			r := result{pps: pkts / wall.Seconds(), cpuPerPkt: cpu.Seconds() / pkts * 1e6}
+			r := result{pps: pkts / wall.Seconds(), cpuPerPkt: cpu.Seconds() / pkts * 1e6, schedPerPkt: schedCPU.Seconds() / pkts * 1e6}
 			results[name] = append(results[name], r)
-			t.Logf("run %d %-8s sent %d recv %d in %v: %.0f relayed pkt/s, cpu %v (idle %v/s subtracted), %.2f µs/pkt",
-				i, name, sent, recv, wall.Round(time.Millisecond), r.pps, raw, idlePerSec, r.cpuPerPkt)
+			t.Logf("run %d %-8s sent %d recv %d in %v: %.0f relayed pkt/s, cpu %v (idle %v/s subtracted), %.2f µs/pkt; schedstat cpu %v (idle %v/s), %.2f µs/pkt",
+				i, name, sent, recv, wall.Round(time.Millisecond), r.pps, raw, idlePerSec.Round(time.Millisecond), r.cpuPerPkt,
+				schedRaw.Round(time.Millisecond), schedIdlePerSec.Round(100*time.Microsecond), r.schedPerPkt)
 		}
 	}
 	median := func(name string, f func(result) float64) float64 {
@@ -163,6 +169,8 @@ func TestCompareCoturn(t *testing.T) {
 	t.Logf("  meshmeet: %.0f relayed pkt/s, %.2f µs CPU per relayed packet", mmPPS, mmCPU)
 	t.Logf("  coturn:   %.0f relayed pkt/s, %.2f µs CPU per relayed packet", ctPPS, ctCPU)
 	t.Logf("  ratio meshmeet/coturn CPU per packet: %.2fx (target <= 1.0x)", mmCPU/ctCPU)
+	mmSched, ctSched := median("meshmeet", func(r result) float64 { return r.schedPerPkt }), median("coturn", func(r result) float64 { return r.schedPerPkt })
+	t.Logf("  same from schedstat (ns run time of every thread): meshmeet %.2f, coturn %.2f µs per relayed packet, ratio %.2fx", mmSched, ctSched, mmSched/ctSched)
 }
 
 var uclientTotalsRE = regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`)
@@ -192,6 +200,27 @@ func procCPU(t *testing.T, pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / hz
+}
+
+// schedCPU returns the run time of every live thread of process pid from
+// /proc/<pid>/task/*/schedstat: nanosecond resolution, where /proc/<pid>/stat
+// counts 10 ms ticks (which makes the 2-second idle measurement coarse).
+// Threads that exited are missing; neither server's threads exit under load.
+func schedCPU(pid int) time.Duration {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }
 
 func waitUDPListening(port int) bool {
