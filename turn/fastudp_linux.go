@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -31,6 +33,17 @@ type fastUDP struct {
 	*net.UDPConn
 	rc  syscall.RawConn
 	is6 bool // AF_INET6 socket (dual-stack: IPv4 peers as ::ffff:a.b.c.d)
+
+	// last is the source address of the last datagram read, returned
+	// again (the same immutable *net.UDPAddr) while the source does not
+	// change: a relay socket hears from one peer, so this saves two
+	// allocations per packet.
+	last atomic.Pointer[srcAddr]
+}
+
+type srcAddr struct {
+	sa syscall.RawSockaddrInet6
+	ua *net.UDPAddr
 }
 
 // newFastUDP wraps pc when it is a *net.UDPConn of the operating system;
@@ -54,35 +67,87 @@ func newFastUDP(pc net.PacketConn) net.PacketConn {
 	return &fastUDP{UDPConn: uc, rc: rc, is6: domain == syscall.AF_INET6}
 }
 
-func (c *fastUDP) ReadFrom(p []byte) (int, net.Addr, error) {
-	var (
-		sa    syscall.RawSockaddrInet6 // large enough for both families
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			salen := uint32(unsafe.Sizeof(sa))
-			var bp unsafe.Pointer
-			if len(p) > 0 {
-				bp = unsafe.Pointer(&p[0])
-			}
-			r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(bp), uintptr(len(p)), 0,
-				uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN
+// sysOp is one recvfrom or sendto: its arguments and results live here,
+// beside closures built once, so that passing them to syscall.RawConn
+// allocates nothing per packet (a closure over locals escapes to the heap:
+// three allocations per call).
+type sysOp struct {
+	p     []byte
+	sa    syscall.RawSockaddrInet6 // large enough for both families
+	salen uintptr
+	n     int
+	errno syscall.Errno
+	read  func(fd uintptr) bool
+	write func(fd uintptr) bool
+}
+
+var sysOps = sync.Pool{New: func() any {
+	op := &sysOp{}
+	op.read = op.recvfrom
+	op.write = op.sendto
+	return op
+}}
+
+func getOp(p []byte) *sysOp {
+	op := sysOps.Get().(*sysOp)
+	op.p, op.sa, op.n, op.errno = p, syscall.RawSockaddrInet6{}, 0, 0
+	return op
+}
+
+func putOp(op *sysOp) {
+	op.p = nil
+	sysOps.Put(op)
+}
+
+func (op *sysOp) recvfrom(fd uintptr) bool {
+	var bp unsafe.Pointer
+	if len(op.p) > 0 {
+		bp = unsafe.Pointer(&op.p[0])
+	}
+	for {
+		salen := uint32(unsafe.Sizeof(op.sa))
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(bp), uintptr(len(op.p)), 0,
+			uintptr(unsafe.Pointer(&op.sa)), uintptr(unsafe.Pointer(&salen)))
+		if e == syscall.EINTR {
+			continue
 		}
-	})
-	if err == nil && errno != 0 {
-		err = os.NewSyscallError("recvfrom", errno)
+		op.n, op.errno = int(r), e
+		return e != syscall.EAGAIN
+	}
+}
+
+func (op *sysOp) sendto(fd uintptr) bool {
+	var bp unsafe.Pointer
+	if len(op.p) > 0 {
+		bp = unsafe.Pointer(&op.p[0])
+	}
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(bp), uintptr(len(op.p)), 0,
+			uintptr(unsafe.Pointer(&op.sa)), op.salen)
+		if e == syscall.EINTR {
+			continue
+		}
+		op.n, op.errno = int(r), e
+		return e != syscall.EAGAIN
+	}
+}
+
+func (c *fastUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	op := getOp(p)
+	defer putOp(op)
+	err := c.rc.Read(op.read)
+	if err == nil && op.errno != 0 {
+		err = os.NewSyscallError("recvfrom", op.errno)
 	}
 	if err != nil {
 		return 0, nil, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
 	}
-	return n, sockaddrUDP(&sa), nil
+	if l := c.last.Load(); l != nil && l.sa == op.sa {
+		return op.n, l.ua, nil
+	}
+	ua := sockaddrUDP(&op.sa)
+	c.last.Store(&srcAddr{sa: op.sa, ua: ua})
+	return op.n, ua, nil
 }
 
 // sockaddrUDP converts a sockaddr_in or sockaddr_in6 to a new UDPAddr as
@@ -115,50 +180,30 @@ func (c *fastUDP) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !ok || ua.Zone != "" {
 		return c.UDPConn.WriteTo(p, addr)
 	}
-	var (
-		sa    syscall.RawSockaddrInet6
-		salen uintptr
-	)
+	op := getOp(p)
+	defer putOp(op)
 	ip4 := ua.IP.To4()
-	port := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	port := (*[2]byte)(unsafe.Pointer(&op.sa.Port))
 	binary.BigEndian.PutUint16(port[:], uint16(ua.Port))
 	switch {
 	case ip4 != nil && !c.is6:
-		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&op.sa))
 		sa4.Family = syscall.AF_INET
 		copy(sa4.Addr[:], ip4)
-		salen = syscall.SizeofSockaddrInet4
+		op.salen = syscall.SizeofSockaddrInet4
 	case c.is6 && (ip4 != nil || len(ua.IP) == net.IPv6len):
-		sa.Family = syscall.AF_INET6
-		copy(sa.Addr[:], ua.IP.To16())
-		salen = syscall.SizeofSockaddrInet6
+		op.sa.Family = syscall.AF_INET6
+		copy(op.sa.Addr[:], ua.IP.To16())
+		op.salen = syscall.SizeofSockaddrInet6
 	default: // an IPv6 peer on an IPv4 socket, or a malformed address: the net package's error
 		return c.UDPConn.WriteTo(p, addr)
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			var bp unsafe.Pointer
-			if len(p) > 0 {
-				bp = unsafe.Pointer(&p[0])
-			}
-			r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(bp), uintptr(len(p)), 0,
-				uintptr(unsafe.Pointer(&sa)), salen)
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN
-		}
-	})
-	if err == nil && errno != 0 {
-		err = os.NewSyscallError("sendto", errno)
+	err := c.rc.Write(op.write)
+	if err == nil && op.errno != 0 {
+		err = os.NewSyscallError("sendto", op.errno)
 	}
 	if err != nil {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 	}
-	return n, nil
+	return op.n, nil
 }

@@ -75,6 +75,39 @@ func TestFastUDP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("source changes", func(t *testing.T) {
+		// The last source address is reused while it does not change;
+		// a datagram from another peer must get that peer's address.
+		raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast := newFastUDP(raw)
+		defer fast.Close()
+		var peers []net.PacketConn
+		for i := 0; i < 2; i++ {
+			p, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			peers = append(peers, p)
+		}
+		buf := make([]byte, 100)
+		for _, i := range []int{0, 0, 1, 1, 0} {
+			if _, err := peers[i].WriteTo([]byte{byte(i)}, fast.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			n, from, err := fast.ReadFrom(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := peers[i].LocalAddr().(*net.UDPAddr)
+			if got := from.(*net.UDPAddr); n != 1 || buf[0] != byte(i) || !got.IP.Equal(want.IP) || got.Port != want.Port {
+				t.Fatalf("datagram from peer %d: read %v from %v, want %v", i, buf[:n], got, want)
+			}
+		}
+	})
 	t.Run("closed", func(t *testing.T) {
 		raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
@@ -89,4 +122,43 @@ func TestFastUDP(t *testing.T) {
 			t.Fatal("write on a closed socket: no error")
 		}
 	})
+}
+
+// TestFastUDPNoAlloc: sending, and receiving from the last source, allocate
+// nothing (the net package allocates a UDPAddr per datagram read).
+// Skipped under -short, which CI runs with -race, where sync.Pool drops
+// items on purpose.
+func TestFastUDPNoAlloc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race detector makes sync.Pool allocate)")
+	}
+	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := newFastUDP(raw)
+	defer fast.Close()
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peerUDP, fastAddr, peerAddr := peer.(*net.UDPConn), fast.LocalAddr().(*net.UDPAddr).AddrPort(), peer.LocalAddr()
+	buf, msg := make([]byte, 1500), make([]byte, 170)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := peerUDP.WriteToUDPAddrPort(msg, fastAddr); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := fast.ReadFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fast.WriteTo(msg, peerAddr); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := peerUDP.ReadFromUDPAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%.1f allocations per round trip, want 0", n)
+	}
 }
