@@ -28,7 +28,8 @@ import (
 // (EAGAIN) the goroutine parks in the netpoller as net.UDPConn's own
 // ReadFrom and WriteTo do, through syscall.RawConn.
 //
-// Static after construction; safe for concurrent use like net.UDPConn.
+// Static after construction but for last (atomic); safe for concurrent use
+// like net.UDPConn.
 type fastUDP struct {
 	*net.UDPConn
 	rc  syscall.RawConn
