@@ -141,24 +141,8 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	p.log = s.log.With("room", r.logID, "participant", p.id)
 	s.participants[p.id] = p
 
-	welcome := &wire.Message{
-		Type:        wire.TypeWelcome,
-		Version:     wire.Version,
-		Participant: p.id,
-		Secret:      p.secret,
-		Conference:  r.conference,
-		ICEServers:  s.cfg.ICEServers(),
-		TS:          time.Now().UnixMilli(),
-	}
-	for _, t := range r.media.Tracks() {
-		if t.Participant != p.id {
-			welcome.Tracks = append(welcome.Tracks, wireTrack(t))
-		}
-	}
 	r.mu.Lock()
-	for _, o := range r.participants {
-		welcome.Participants = append(welcome.Participants, o.info())
-	}
+	welcome := s.welcomeLocked(r, p, false)
 	p.out <- welcome // the queue is empty: this cannot block
 	for _, h := range r.history {
 		p.send(h)
@@ -238,27 +222,8 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 	}
 
 	r := p.room
-	welcome := &wire.Message{
-		Type:        wire.TypeWelcome,
-		Version:     wire.Version,
-		Participant: p.id,
-		Secret:      p.secret,
-		Conference:  r.conference,
-		ICEServers:  s.cfg.ICEServers(),
-		Resumed:     true,
-		TS:          time.Now().UnixMilli(),
-	}
-	for _, t := range r.media.Tracks() {
-		if t.Participant != p.id {
-			welcome.Tracks = append(welcome.Tracks, wireTrack(t))
-		}
-	}
 	r.mu.Lock()
-	for _, o := range r.participants {
-		if o != p {
-			welcome.Participants = append(welcome.Participants, o.info())
-		}
-	}
+	welcome := s.welcomeLocked(r, p, true)
 	r.mu.Unlock()
 	// The welcome goes first, then whatever queued while detached.
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
@@ -276,6 +241,32 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 	go s.writeLoop(p, c)
 	p.log.Debug("participant resumed")
 	return p, nil
+}
+
+// welcomeLocked builds p's welcome: the room's other participants and
+// tracks as they are now. r.mu is held.
+func (s *Server) welcomeLocked(r *room, p *participant, resumed bool) *wire.Message {
+	w := &wire.Message{
+		Type:        wire.TypeWelcome,
+		Version:     wire.Version,
+		Participant: p.id,
+		Secret:      p.secret,
+		Conference:  r.conference,
+		ICEServers:  s.cfg.ICEServers(),
+		Resumed:     resumed,
+		TS:          time.Now().UnixMilli(),
+	}
+	for _, t := range r.media.Tracks() {
+		if t.Participant != p.id {
+			w.Tracks = append(w.Tracks, wireTrack(t))
+		}
+	}
+	for _, o := range r.participants {
+		if o != p {
+			w.Participants = append(w.Participants, o.info())
+		}
+	}
+	return w
 }
 
 // detach notes that c, p's socket, is gone without a leave. p stays in the
