@@ -249,19 +249,26 @@ func (c *client) loop() {
 	}
 }
 
-// answer handles a subscriber offer from the bridge.
+// answer handles a subscriber offer from the bridge. An offer still queued
+// when the bridge closes the participant finds the sub PC closed by the
+// bridge's DTLS close_notify; that is the end of the session, not an error.
 func (c *client) answer(offer string) {
+	failed := func(step string, err error) {
+		if !errors.Is(err, webrtc.ErrConnectionClosed) {
+			c.t.Errorf("%s: %s: %v", c.id, step, err)
+		}
+	}
 	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		c.t.Errorf("%s: set sub offer: %v", c.id, err)
+		failed("set sub offer", err)
 		return
 	}
 	ans, err := c.sub.CreateAnswer(nil)
 	if err != nil {
-		c.t.Errorf("%s: create answer: %v", c.id, err)
+		failed("create answer", err)
 		return
 	}
 	if err := c.sub.SetLocalDescription(ans); err != nil {
-		c.t.Errorf("%s: set answer: %v", c.id, err)
+		failed("set answer", err)
 		return
 	}
 	c.flushEarly()
