@@ -15,12 +15,14 @@ import (
 
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/turn"
 )
 
 // newMetrics returns a registry of the node's aggregate metrics: counts and
 // rates only, with no room, participant or address label (DESIGN.md section
-// 6, invariant 8). Every value is read when scraped.
-func newMetrics(br *bridge.Bridge, sig *signaling.Server) *prometheus.Registry {
+// 6, invariant 8). Every value is read when scraped. ts is the embedded
+// TURN server; nil (--no-turn): no TURN metrics.
+func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -41,6 +43,9 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server) *prometheus.Registry {
 	counter("bridge_keyframe_requests_total", "Keyframe requests sent to publishers.", func() float64 { return float64(br.Stats().KeyframeRequests) })
 	reg.MustRegister(dropCollector{br: br, desc: prometheus.NewDesc("meshmeet_bridge_dropped_packets_total",
 		"Packets not delivered to a subscriber, by reason.", []string{"reason"}, nil)})
+	if ts != nil {
+		reg.MustRegister(newTURNCollector(ts))
+	}
 	return reg
 }
 
@@ -60,6 +65,62 @@ func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
 		"write_error": d.WriteError, "nack_miss": d.NACKMiss,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
+}
+
+// turnRefusals names each refusal counter of turn.Stats as a reason label
+// of meshmeet_turn_refused_total. A new counter in turn.Stats is one line
+// here, and docs/operations.md lists the reasons.
+var turnRefusals = [...]struct {
+	reason string
+	get    func(turn.Stats) uint64
+}{
+	{"auth_malformed", func(s turn.Stats) uint64 { return s.AuthMalformed }},
+	{"auth_expired", func(s turn.Stats) uint64 { return s.AuthExpired }},
+	{"auth_future", func(s turn.Stats) uint64 { return s.AuthFuture }},
+	{"auth_failed", func(s turn.Stats) uint64 { return s.AuthFailed }},
+	{"unauth_limited", func(s turn.Stats) uint64 { return s.UnauthLimited }},
+	{"quota_user", func(s turn.Stats) uint64 { return s.QuotaUser }},
+	{"quota_total", func(s turn.Stats) uint64 { return s.QuotaTotal }},
+	{"tcp_relay_refused", func(s turn.Stats) uint64 { return s.TCPRelayRefused }},
+	{"peer_denied", func(s turn.Stats) uint64 { return s.PeerDenied }},
+	{"packets_denied", func(s turn.Stats) uint64 { return s.PacketsDenied }},
+	{"bandwidth_drops", func(s turn.Stats) uint64 { return s.BandwidthDrops }},
+	{"tcp_conns_limited", func(s turn.Stats) uint64 { return s.TCPConnsLimited }},
+}
+
+// turnCollector exports the TURN server's counters, reading Stats once per
+// scrape so that the values of one scrape are consistent. The only label is
+// the refusal reason: no address, username or room.
+type turnCollector struct {
+	ts                     *turn.Server
+	allocs, total, refused *prometheus.Desc
+}
+
+func newTURNCollector(ts *turn.Server) turnCollector {
+	return turnCollector{
+		ts: ts,
+		allocs: prometheus.NewDesc("meshmeet_turn_allocations",
+			"Live TURN allocations.", nil, nil),
+		total: prometheus.NewDesc("meshmeet_turn_allocations_total",
+			"TURN allocations made since start.", nil, nil),
+		refused: prometheus.NewDesc("meshmeet_turn_refused_total",
+			"TURN requests, connections or relayed packets refused, by reason.", []string{"reason"}, nil),
+	}
+}
+
+func (c turnCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.allocs
+	ch <- c.total
+	ch <- c.refused
+}
+
+func (c turnCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.ts.Stats()
+	ch <- prometheus.MustNewConstMetric(c.allocs, prometheus.GaugeValue, float64(s.Allocations))
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(s.AllocationsTotal))
+	for _, r := range turnRefusals {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.get(s)), r.reason)
 	}
 }
 

@@ -28,7 +28,7 @@ func TestMetricsHaveNoRoomOrParticipantLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := newMetrics(br, sig)
+	reg := newMetrics(br, sig, nil)
 	n, err := testutil.GatherAndCount(reg)
 	if err != nil || n == 0 {
 		t.Fatalf("gather: %d metrics, %v", n, err)

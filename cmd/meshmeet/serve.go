@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(err)
 	}
 
-	iceServers, err := startTURN(ctx, g, cfg, cp.Keys, log)
+	iceServers, turnSrv, err := startTURN(ctx, g, cfg, cp.Keys, log)
 	if err != nil {
 		udp.Close()
 		tcp.Close()
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		tcp.Close()
 		return abort(fmt.Errorf("http: %w", err))
 	}
-	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig), log); err != nil {
+	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig, turnSrv), log); err != nil {
 		ln.Close()
 		udp.Close()
 		tcp.Close()

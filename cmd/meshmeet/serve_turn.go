@@ -76,23 +76,24 @@ func turnFlags(cfg *Config) []cli.Flag {
 }
 
 // startTURN starts the embedded TURN server in g and returns the ICE servers
-// to hand each participant: fresh REST credentials at every call.
-func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys clusterKeys, log *slog.Logger) (iceServerFunc, error) {
+// to hand each participant (fresh REST credentials at every call) and the
+// server, for its metrics. With --no-turn the server is nil.
+func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys clusterKeys, log *slog.Logger) (iceServerFunc, *turn.Server, error) {
 	t := &cfg.TURN
 	if t.Disabled {
-		return func() []wire.ICEServer { return nil }, nil
+		return func() []wire.ICEServer { return nil }, nil, nil
 	}
 	tc, err := buildTURN(cfg, keys, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tc.listen(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv, err := turn.New(tc.server)
 	if err != nil {
 		tc.closeListeners()
-		return nil, err
+		return nil, nil, err
 	}
 	g.Go(func() error { return srv.Run(ctx) })
 	if t.SecretFile != "" {
@@ -102,7 +103,7 @@ func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys cluster
 		})
 	}
 	log.Info("turn listening", "udp", tc.server.PacketConns[0].LocalAddr().String(), "sockets", len(tc.server.PacketConns), "tls", tc.tls != nil)
-	return tc.iceServers, nil
+	return tc.iceServers, srv, nil
 }
 
 // turnSetup is everything startTURN derives from the flags.
@@ -189,13 +190,7 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 	// bridge's RTC port is what TURN exists to reach, and on the node's own
 	// public IP it stays reachable even where that IP is denied (dev mode
 	// on 127.0.0.1). See docs/turn.md.
-	deny := []uint16{defaults.TURNPort, defaults.TURNTLSPort, defaults.HTTPPort,
-		defaults.GossipPort, defaults.RaftPort, defaults.RelayPort}
-	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
-		if n, err := strconv.Atoi(p); err == nil {
-			deny = append(deny, uint16(n))
-		}
-	}
+	deny := servicePorts(cfg)
 	var rtcExceptions []netip.AddrPort
 	if cfg.RTCPort > 0 && cfg.RTCPort <= 65535 {
 		rtcExceptions = append(rtcExceptions, netip.AddrPortFrom(public, uint16(cfg.RTCPort)))
@@ -291,6 +286,28 @@ func (tc *turnSetup) listen() error {
 	}
 	tc.server.Policy = turn.NewPolicy(tc.allow, tc.rtcExceptions, tc.deny)
 	return nil
+}
+
+// servicePorts returns the ports the node listens on as configured (HTTP,
+// RTC, metrics, TURN, TURN/TLS, gossip, raft) and the defaults of
+// internal/defaults: the TURN peer policy denies them on every address.
+// Port 0 is skipped: listen adds the ports TURN bound, and the mesh's
+// ephemeral dev-mode ports are on loopback, which the policy denies.
+func servicePorts(cfg *Config) []uint16 {
+	deny := []uint16{defaults.TURNPort, defaults.TURNTLSPort, defaults.HTTPPort,
+		defaults.GossipPort, defaults.RaftPort, defaults.RelayPort}
+	if cfg.RTCPort > 0 && cfg.RTCPort <= 65535 {
+		deny = append(deny, uint16(cfg.RTCPort))
+	}
+	for _, addr := range []string{cfg.HTTPAddr, cfg.MetricsAddr, cfg.TURN.Addr, cfg.TURN.TLSAddr,
+		cfg.Mesh.GossipAddr, cfg.Mesh.RaftAddr} {
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
+				deny = append(deny, uint16(n))
+			}
+		}
+	}
+	return deny
 }
 
 func (tc *turnSetup) closeListeners() {

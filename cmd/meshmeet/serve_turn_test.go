@@ -64,7 +64,7 @@ func TestTURNFlagsRefuseBadConfig(t *testing.T) {
 			cfg, k := testTURNConfig(t), keys
 			tt.mod(cfg, &k)
 			g, ctx := errgroup.WithContext(context.Background())
-			_, err := startTURN(ctx, g, cfg, k, log)
+			_, _, err := startTURN(ctx, g, cfg, k, log)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("startTURN: %v, want an error about %q", err, tt.want)
 			}
@@ -80,9 +80,9 @@ func TestNoTURN(t *testing.T) {
 	cfg.TURN.Disabled = true
 	cfg.TURN.AllowPeers = *cli.NewStringSlice("not even parsed")
 	g, ctx := errgroup.WithContext(context.Background())
-	ice, err := startTURN(ctx, g, cfg, clusterKeys{}, slog.New(slog.DiscardHandler))
-	if err != nil || len(ice()) != 0 {
-		t.Fatalf("--no-turn: %v, %v", ice, err)
+	ice, srv, err := startTURN(ctx, g, cfg, clusterKeys{}, slog.New(slog.DiscardHandler))
+	if err != nil || len(ice()) != 0 || srv != nil {
+		t.Fatalf("--no-turn: %v, %v, %v", ice, srv, err)
 	}
 }
 
@@ -137,7 +137,7 @@ func TestStartTURN(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
-	iceServers, err := startTURN(gctx, g, cfg, keys, slog.New(slog.DiscardHandler))
+	iceServers, _, err := startTURN(gctx, g, cfg, keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,7 +226,7 @@ func TestDevBridgeThroughTURNOverTCP(t *testing.T) {
 	g.Go(func() error { return br.Run(gctx) })
 	cfg := testTURNConfig(t)
 	cfg.RTCPort = udp.LocalAddr().(*net.UDPAddr).Port
-	iceServers, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+	iceServers, _, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
