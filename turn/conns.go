@@ -109,15 +109,40 @@ func (s *Server) allowAnswer(b []byte, src net.Addr) bool {
 
 // udpListener wraps a TURN/UDP listening socket: it refuses TCP Allocate
 // requests with 442 before pion sees them and drops 401 answers over the
-// per-source rate.
+// per-source rate. On the data plane (dataplane_linux.go) a loop reads the
+// socket and relays ChannelData itself; ReadFrom then returns the STUN
+// messages the loop queued for pion in slow.
 type udpListener struct {
 	net.PacketConn
 	s *Server
+
+	dpl  dpListener
+	slow chan slowPkt  // nil: not on the data plane
+	done chan struct{} // closed by Close, on the data plane
+
+	closeOnce sync.Once
+}
+
+func (l *udpListener) read(p []byte) (int, net.Addr, error) {
+	if l.slow != nil {
+		return readSlow(p, l.slow, l.done, l.LocalAddr())
+	}
+	return l.PacketConn.ReadFrom(p)
+}
+
+func (l *udpListener) Close() error {
+	l.closeOnce.Do(func() {
+		if l.done != nil {
+			l.s.dp.removeListener(l)
+			close(l.done)
+		}
+	})
+	return l.PacketConn.Close()
 }
 
 func (l *udpListener) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := l.PacketConn.ReadFrom(p)
+		n, addr, err := l.read(p)
 		if err != nil || n == 0 || p[0] >= 0x40 || !isTCPAllocate(p[:n]) {
 			return n, addr, err
 		}

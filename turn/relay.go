@@ -15,11 +15,12 @@ import (
 	pionturn "github.com/pion/turn/v5"
 )
 
-// relayGen is the RelayAddressGenerator of every listener: it opens relay
+// relayGen is the RelayAddressGenerator of a listener: it opens relay
 // sockets in the configured port range, enforces the allocation quota
 // exactly, refuses TCP relays, and wraps each socket in a relayConn.
 type relayGen struct {
-	s *Server
+	s   *Server
+	lis *udpListener // the UDP listener it serves; nil for TCP and TLS
 }
 
 func (g *relayGen) Validate() error { return nil }
@@ -51,6 +52,13 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 		burst := max(rate/4, 64*1024) // a quarter second, at least 64 KiB
 		rc.out = newBucket(rate, burst, s.clock.now())
 		rc.in = newBucket(rate, burst, s.clock.now())
+	}
+	if g.lis != nil && g.lis.done != nil { // the listener is on the data plane: so is its relay
+		if err := s.dp.addRelay(rc, g.lis); err != nil {
+			rc.PacketConn.Close()
+			s.quota.release(conf.UserID)
+			return nil, nil, err
+		}
 	}
 	return rc, &net.UDPAddr{IP: s.cfg.RelayIP.AsSlice(), Port: port}, nil
 }
@@ -107,11 +115,19 @@ func (g *relayGen) AllocateConn(pionturn.AllocateConnConfig) (net.Conn, error) {
 // or receives is checked against the peer policy (port included, which
 // pion's permission handler cannot see) and the bandwidth limit; refused
 // packets are dropped and counted.
+//
+// On the data plane (dataplane_linux.go) a loop reads the socket and relays
+// channel traffic itself; ReadFrom then returns only what the loop queued
+// for pion in slow, already checked.
 type relayConn struct {
 	net.PacketConn
 	s       *Server
 	user    string  // Static.
 	in, out *bucket // nil: unlimited
+
+	dpr  dpRelay
+	slow chan slowPkt  // nil: not on the data plane
+	done chan struct{} // closed by Close, on the data plane
 
 	// lastOK caches the last peer the policy allowed, IPv4 only, packed as
 	// ip<<16 | port, plus 1 so that zero means empty. One allocation
@@ -135,7 +151,11 @@ func (c *relayConn) allowed(addr net.Addr) bool {
 		return false
 	}
 	ap := ua.AddrPort()
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return c.allowedAP(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+}
+
+// allowedAP is allowed for an address with IPv4 unmapped.
+func (c *relayConn) allowedAP(ap netip.AddrPort) bool {
 	k := packV4(ap)
 	if k != 0 && c.lastOK.Load() == k {
 		return true
@@ -159,11 +179,24 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.ctr.bandwidthDrops.Add(1)
 		return len(p), nil
 	}
-	return c.PacketConn.WriteTo(p, addr)
+	n, err := c.PacketConn.WriteTo(p, addr)
+	if err == nil {
+		c.s.ctr.relayedPackets.Add(1)
+		c.s.ctr.relayedBytes.Add(uint64(n))
+	}
+	return n, err
 }
 
 // ReadFrom receives a peer's packet for the client.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.slow != nil {
+		n, addr, err := readSlow(p, c.slow, c.done, c.LocalAddr())
+		if err == nil {
+			c.s.ctr.relayedPackets.Add(1)
+			c.s.ctr.relayedBytes.Add(uint64(n))
+		}
+		return n, addr, err
+	}
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
@@ -177,12 +210,24 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.s.ctr.bandwidthDrops.Add(1)
 			continue
 		}
+		c.s.ctr.relayedPackets.Add(1)
+		c.s.ctr.relayedBytes.Add(uint64(n))
 		return n, addr, err
 	}
 }
 
 func (c *relayConn) Close() error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		if c.done != nil {
+			c.s.dp.removeRelay(c) // off its loop while the descriptor is open
+			close(c.done)
+		}
+	})
 	err := c.PacketConn.Close()
-	c.closeOnce.Do(func() { c.s.quota.release(c.user) })
+	if first {
+		c.s.quota.release(c.user)
+	}
 	return err
 }

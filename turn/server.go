@@ -144,6 +144,7 @@ type Server struct {
 	quota  *quota
 	unauth *sourceLimiter
 	ctr    counters
+	dp     *dataPlane // nil where there is none; set by Run before pion starts
 
 	mu      sync.Mutex // guards the following fields
 	running bool
@@ -184,7 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
-	gen := &relayGen{s: s}
+	dp := newDataPlane(s)
 	pcfg := pionturn.ServerConfig{
 		LoggerFactory: pionLogger{log: s.log},
 		Realm:         s.cfg.Realm,
@@ -192,26 +193,47 @@ func (s *Server) Run(ctx context.Context) error {
 		QuotaHandler:  s.quotaOK,
 		EventHandler:  pionturn.EventHandler{OnAuth: s.onAuth},
 	}
+	fast := 0
 	for _, pc := range s.cfg.PacketConns {
 		setBuffers(pc, listenerSocketBuffer)
+		l := &udpListener{PacketConn: newFastUDP(pc), s: s}
+		if dp != nil {
+			ok, err := dp.addListener(l)
+			if err != nil {
+				s.log.Warn("turn data plane unavailable for a listener; pion relays its packets", "err", err)
+			}
+			if ok {
+				fast++
+			}
+		}
 		pcfg.PacketConnConfigs = append(pcfg.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &udpListener{PacketConn: newFastUDP(pc), s: s},
-			RelayAddressGenerator: gen,
+			PacketConn:            l,
+			RelayAddressGenerator: &relayGen{s: s, lis: l},
 			PermissionHandler:     s.permit,
 		})
+	}
+	s.mu.Lock()
+	s.dp = dp // before pion starts the goroutines that read it
+	s.mu.Unlock()
+	if fast > 0 {
+		pcfg.EventHandler.OnChannelCreated = dp.onChannelCreated
+		pcfg.EventHandler.OnChannelDeleted = dp.onChannelDeleted
 	}
 	for _, ln := range s.cfg.Listeners {
 		pcfg.ListenerConfigs = append(pcfg.ListenerConfigs, pionturn.ListenerConfig{
 			Listener:              &tcpListener{Listener: ln, s: s},
-			RelayAddressGenerator: gen,
+			RelayAddressGenerator: &relayGen{s: s},
 			PermissionHandler:     s.permit,
 		})
 	}
 	srv, err := pionturn.NewServer(pcfg)
 	if err != nil {
+		if s.dp != nil {
+			s.dp.stop()
+		}
 		return fmt.Errorf("turn: start: %w", err)
 	}
-	s.log.Info("turn server started", "udp", len(s.cfg.PacketConns), "tcp", len(s.cfg.Listeners))
+	s.log.Info("turn server started", "udp", len(s.cfg.PacketConns), "tcp", len(s.cfg.Listeners), "data_plane_sockets", fast)
 
 	select {
 	case <-ctx.Done():
@@ -227,6 +249,9 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 			s.log.Warn("turn allocations still open at shutdown", "n", n)
 		}
+	}
+	if s.dp != nil {
+		s.dp.stop()
 	}
 	s.log.Info("turn server stopped")
 	return nil

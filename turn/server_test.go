@@ -475,47 +475,10 @@ func TestRelayPolicy(t *testing.T) {
 // creates the permission first): the policy must refuse it on this path too.
 func TestChannelBindDenied(t *testing.T) {
 	ts := startServer(t, []uint16{7880}, nil)
-	c, err := net.Dial("udp4", ts.udp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 1500)
-	roundTrip := func(m *stun.Message) *stun.Message {
-		t.Helper()
-		if _, err := c.Write(m.Raw); err != nil {
-			t.Fatal(err)
-		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if err := r.Decode(); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	// Allocate: a 401 with realm and nonce, then the authenticated request.
-	r := roundTrip(stunRequest(t, stun.MethodAllocate, reqTransport(17)))
-	var realm stun.Realm
-	var nonce stun.Nonce
-	if realm.GetFrom(r) != nil || nonce.GetFrom(r) != nil {
-		t.Fatalf("no realm/nonce in %v", r)
-	}
-	user, pass := Credentials(testSecret, 5*time.Minute, time.Now())
-	auth := []stun.Setter{stun.NewUsername(user), realm, nonce, stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint}
-	if r = roundTrip(stunRequest(t, stun.MethodAllocate, append([]stun.Setter{reqTransport(17)}, auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
-		t.Fatalf("Allocate: %v", r)
-	}
+	rc := rawAllocate(t, ts)
 	for i, peer := range []string{"10.0.0.1:5000", "169.254.169.254:80", "[::ffff:127.0.0.2]:5000", "192.168.1.1:5000"} {
-		ap := netip.MustParseAddrPort(peer)
 		before := ts.Stats().PeerDenied
-		ch := channelNumber(0x4000 + i)
-		xpa := peerAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
-		r = roundTrip(stunRequest(t, stun.MethodChannelBind, append([]stun.Setter{ch, xpa}, auth...)...))
-		if r.Type.Class != stun.ClassErrorResponse {
+		if r := rc.bind(0x4000+uint16(i), netip.MustParseAddrPort(peer)); r.Type.Class != stun.ClassErrorResponse {
 			t.Fatalf("ChannelBind to %s: %v", peer, r)
 		}
 		if ts.Stats().PeerDenied == before {
@@ -523,10 +486,89 @@ func TestChannelBindDenied(t *testing.T) {
 		}
 	}
 	// An allowed peer binds (so the refusals above were the policy's).
-	ch := channelNumber(0x4010)
-	if r = roundTrip(stunRequest(t, stun.MethodChannelBind, append([]stun.Setter{ch, peerAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}, auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
+	if r := rc.bind(0x4010, netip.MustParseAddrPort("127.0.0.1:5000")); r.Type.Class != stun.ClassSuccessResponse {
 		t.Fatalf("ChannelBind to an allowed peer: %v", r)
 	}
+}
+
+// rawClient is a TURN client over UDP written with bare STUN messages, so
+// that tests can send exactly what they mean (and allocate nothing).
+type rawClient struct {
+	t     *testing.T
+	c     *net.UDPConn // connected to the server
+	relay netip.AddrPort
+	auth  []stun.Setter
+	buf   []byte
+}
+
+// rawAllocate makes an allocation on ts's UDP listener.
+func rawAllocate(t *testing.T, ts *testServer) *rawClient {
+	t.Helper()
+	c, err := net.Dial("udp4", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawClient{t: t, c: c.(*net.UDPConn), buf: make([]byte, 1500)}
+	// Allocate: a 401 with realm and nonce, then the authenticated request.
+	r := rc.roundTrip(stunRequest(t, stun.MethodAllocate, reqTransport(17)))
+	var realm stun.Realm
+	var nonce stun.Nonce
+	if realm.GetFrom(r) != nil || nonce.GetFrom(r) != nil {
+		t.Fatalf("no realm/nonce in %v", r)
+	}
+	user, pass := Credentials(testSecret, 5*time.Minute, time.Now())
+	rc.auth = []stun.Setter{stun.NewUsername(user), realm, nonce, stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint}
+	if r = rc.roundTrip(stunRequest(t, stun.MethodAllocate, append([]stun.Setter{reqTransport(17)}, rc.auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: %v", r)
+	}
+	var relay stun.XORMappedAddress
+	if err := relay.GetFromAs(r, stun.AttrXORRelayedAddress); err != nil {
+		t.Fatalf("Allocate answer without a relayed address: %v", err)
+	}
+	ip, _ := netip.AddrFromSlice(relay.IP)
+	rc.relay = netip.AddrPortFrom(ip.Unmap(), uint16(relay.Port))
+	return rc
+}
+
+func (rc *rawClient) roundTrip(m *stun.Message) *stun.Message {
+	rc.t.Helper()
+	if _, err := rc.c.Write(m.Raw); err != nil {
+		rc.t.Fatal(err)
+	}
+	rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := rc.c.Read(rc.buf)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	r := &stun.Message{Raw: append([]byte(nil), rc.buf[:n]...)}
+	if err := r.Decode(); err != nil {
+		rc.t.Fatal(err)
+	}
+	return r
+}
+
+// bind sends a ChannelBind of channel num to peer and returns the answer.
+func (rc *rawClient) bind(num uint16, peer netip.AddrPort) *stun.Message {
+	rc.t.Helper()
+	xpa := peerAddr{IP: peer.Addr().AsSlice(), Port: int(peer.Port())}
+	return rc.roundTrip(stunRequest(rc.t, stun.MethodChannelBind, append([]stun.Setter{channelNumber(num), xpa}, rc.auth...)...))
+}
+
+// refresh sends a Refresh with the given lifetime (0 deletes the
+// allocation) and returns the answer.
+func (rc *rawClient) refresh(lifetime time.Duration) *stun.Message {
+	rc.t.Helper()
+	return rc.roundTrip(stunRequest(rc.t, stun.MethodRefresh, append([]stun.Setter{pionLifetime(lifetime)}, rc.auth...)...))
+}
+
+// pionLifetime is a LIFETIME attribute.
+type pionLifetime time.Duration
+
+func (l pionLifetime) AddTo(m *stun.Message) error {
+	v := uint32(time.Duration(l) / time.Second)
+	m.Add(stun.AttrLifetime, []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return nil
 }
 
 // channelNumber is a CHANNEL-NUMBER attribute.

@@ -20,6 +20,13 @@ type Stats struct {
 	PacketsDenied   uint64 // relayed packets dropped by the peer policy (either direction)
 	BandwidthDrops  uint64 // relayed packets dropped: over the per-allocation bitrate
 	TCPConnsLimited uint64 // TCP/TLS connections refused: over the connection limit
+
+	RelayedPackets uint64 // packets relayed, either direction
+	RelayedBytes   uint64 // their payload bytes
+	NoChannel      uint64 // ChannelData dropped: no such channel for that client
+	Malformed      uint64 // client datagrams dropped: neither STUN nor whole ChannelData
+	QueueDrops     uint64 // packets dropped: pion's queue full (data plane)
+	SendErrors     uint64 // relayed packets the socket refused (full buffer, closed)
 }
 
 // counters is the live, atomic form of Stats.
@@ -37,6 +44,14 @@ type counters struct {
 	packetsDenied    atomic.Uint64
 	bandwidthDrops   atomic.Uint64
 	tcpConnsLimited  atomic.Uint64
+	relayedPackets   atomic.Uint64
+	relayedBytes     atomic.Uint64
+	noChannel        atomic.Uint64
+	malformed        atomic.Uint64
+	queueDrops       atomic.Uint64
+	sendErrors       atomic.Uint64
+
+	dataPlanePackets atomic.Uint64 // of relayedPackets, those the data plane relayed (tests)
 }
 
 func (c *counters) snapshot() Stats {
@@ -54,5 +69,11 @@ func (c *counters) snapshot() Stats {
 		PacketsDenied:    c.packetsDenied.Load(),
 		BandwidthDrops:   c.bandwidthDrops.Load(),
 		TCPConnsLimited:  c.tcpConnsLimited.Load(),
+		RelayedPackets:   c.relayedPackets.Load(),
+		RelayedBytes:     c.relayedBytes.Load(),
+		NoChannel:        c.noChannel.Load(),
+		Malformed:        c.malformed.Load(),
+		QueueDrops:       c.queueDrops.Load(),
+		SendErrors:       c.sendErrors.Load(),
 	}
 }
