@@ -87,6 +87,10 @@ var turnRefusals = [...]struct {
 	{"packets_denied", func(s turn.Stats) uint64 { return s.PacketsDenied }},
 	{"bandwidth_drops", func(s turn.Stats) uint64 { return s.BandwidthDrops }},
 	{"tcp_conns_limited", func(s turn.Stats) uint64 { return s.TCPConnsLimited }},
+	{"no_channel", func(s turn.Stats) uint64 { return s.NoChannel }},
+	{"malformed", func(s turn.Stats) uint64 { return s.Malformed }},
+	{"queue_full", func(s turn.Stats) uint64 { return s.QueueDrops }},
+	{"send_failed", func(s turn.Stats) uint64 { return s.SendErrors }},
 }
 
 // turnCollector exports the TURN server's counters, reading Stats once per
@@ -95,6 +99,7 @@ var turnRefusals = [...]struct {
 type turnCollector struct {
 	ts                     *turn.Server
 	allocs, total, refused *prometheus.Desc
+	relayed, relayedBytes  *prometheus.Desc
 }
 
 func newTURNCollector(ts *turn.Server) turnCollector {
@@ -106,6 +111,10 @@ func newTURNCollector(ts *turn.Server) turnCollector {
 			"TURN allocations made since start.", nil, nil),
 		refused: prometheus.NewDesc("meshmeet_turn_refused_total",
 			"TURN requests, connections or relayed packets refused, by reason.", []string{"reason"}, nil),
+		relayed: prometheus.NewDesc("meshmeet_turn_relayed_packets_total",
+			"Packets relayed between TURN clients and peers, either direction.", nil, nil),
+		relayedBytes: prometheus.NewDesc("meshmeet_turn_relayed_bytes_total",
+			"Payload bytes of those packets.", nil, nil),
 	}
 }
 
@@ -113,12 +122,16 @@ func (c turnCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.allocs
 	ch <- c.total
 	ch <- c.refused
+	ch <- c.relayed
+	ch <- c.relayedBytes
 }
 
 func (c turnCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.ts.Stats()
 	ch <- prometheus.MustNewConstMetric(c.allocs, prometheus.GaugeValue, float64(s.Allocations))
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(s.AllocationsTotal))
+	ch <- prometheus.MustNewConstMetric(c.relayed, prometheus.CounterValue, float64(s.RelayedPackets))
+	ch <- prometheus.MustNewConstMetric(c.relayedBytes, prometheus.CounterValue, float64(s.RelayedBytes))
 	for _, r := range turnRefusals {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.get(s)), r.reason)
 	}

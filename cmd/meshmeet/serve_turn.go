@@ -71,8 +71,14 @@ func turnFlags(cfg *Config) []cli.Flag {
 		&cli.Int64Flag{Name: "turn-max-bitrate", Value: 10_000_000, EnvVars: envVar("turn-max-bitrate"), Destination: &t.MaxBitrate,
 			Usage: "most relayed bits per second per allocation and direction (-1: unlimited)"},
 		&cli.IntFlag{Name: "turn-udp-sockets", EnvVars: envVar("turn-udp-sockets"), Destination: &t.UDPSockets,
-			Usage: "TURN/UDP sockets (read loops) sharing --turn-addr [one per CPU]"},
+			Usage: "TURN/UDP sockets (relay loops) sharing --turn-addr [one per two CPUs]"},
 	}
+}
+
+// defaultTURNSockets is the number of TURN/UDP sockets for a node with
+// procs CPUs: one per two, at least one, at most 16.
+func defaultTURNSockets(procs int) int {
+	return min(max(procs/2, 1), 16)
 }
 
 // startTURN starts the embedded TURN server in g and returns the ICE servers
@@ -240,12 +246,18 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 }
 
 // listen opens the TURN sockets: several UDP sockets on --turn-addr (one
-// read loop each; SO_REUSEPORT spreads clients over them), TCP on the same
+// relay loop each; SO_REUSEPORT spreads clients over them), TCP on the same
 // address, and TLS on --turn-tls-addr.
+//
+// The default is one socket per two CPUs: TURN shares the node with the
+// SFU, and a loop relays its clients' packets both ways on one core, so
+// half the cores is TURN's share; fewer loops also find more packets ready
+// per wake-up (on 2 cores, one loop used 0.7× coturn's CPU per relayed
+// packet, two loops 1.0–1.1×: docs/benchmarks.md, "TURN").
 func (tc *turnSetup) listen() error {
 	n := tc.sockets
 	if n <= 0 {
-		n = min(runtime.GOMAXPROCS(0), 16)
+		n = defaultTURNSockets(runtime.GOMAXPROCS(0))
 	}
 	lc := net.ListenConfig{}
 	if n > 1 {

@@ -288,3 +288,11 @@ func TestTURNSecretFileRotation(t *testing.T) {
 		t.Fatal("a missing secret file changed the secret")
 	}
 }
+
+func TestDefaultTURNSockets(t *testing.T) {
+	for procs, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 32: 16, 64: 16} {
+		if got := defaultTURNSockets(procs); got != want {
+			t.Errorf("defaultTURNSockets(%d) = %d, want %d", procs, got, want)
+		}
+	}
+}
