@@ -45,9 +45,10 @@ import (
 // (a full socket buffer drops the packet, counted).
 
 const (
-	loopEvents  = 64 // epoll events per epoll_pwait
-	drainBudget = 64 // datagrams read from one socket before the next
-	slowQueue   = 64 // packets queued for pion per socket
+	loopEvents  = 64  // epoll events per epoll_pwait
+	drainBudget = 64  // datagrams read from one socket before the next
+	slowQueue   = 512 // STUN messages queued for pion per listener socket
+	relayQueue  = 64  // peers' datagrams without a channel queued per relay socket
 	maxDatagram = 1<<16 - 1
 )
 
@@ -131,7 +132,7 @@ func (dp *dataPlane) addRelay(rc *relayConn, l *udpListener) error {
 	}
 	lp := l.dpl.lp
 	rc.dpr.fast, rc.dpr.lis = fu, l
-	rc.slow = make(chan slowPkt, slowQueue)
+	rc.slow = make(chan slowPkt, relayQueue)
 	rc.done = make(chan struct{})
 	port := addrPortOf(fu.LocalAddr()).Port()
 	dp.mu.Lock()
@@ -172,6 +173,20 @@ func (dp *dataPlane) removeRelay(rc *relayConn) {
 	dp.mu.Unlock()
 }
 
+// onAllocationCreated is pion's OnAllocationCreated event: it ties a relay
+// socket to its client, so that a channel event can be checked against
+// the allocation it names (a relay port closed and reused by a new
+// allocation while an old one's ChannelBind was in flight must not give
+// the new relay socket the old client's channel). pion calls it before it
+// answers the Allocate, so before any ChannelBind on that 5-tuple.
+func (dp *dataPlane) onAllocationCreated(src, _ net.Addr, _, _, _ string, relay net.Addr, _ int) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if rc := dp.relays[addrPortOf(relay).Port()]; rc != nil && !rc.dpr.client.IsValid() {
+		rc.dpr.client = addrPortOf(src)
+	}
+}
+
 // onChannelCreated is pion's OnChannelCreated event: a channel of a
 // data-plane allocation enters the table.
 func (dp *dataPlane) onChannelCreated(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, num uint16) {
@@ -182,8 +197,8 @@ func (dp *dataPlane) onChannelCreated(src, dst net.Addr, _, _, _ string, relay, 
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
 	rc := dp.relays[r.Port()]
-	if rc == nil {
-		return // not a data-plane allocation (TCP, TLS), or closed
+	if rc == nil || rc.dpr.client != client {
+		return // not a data-plane allocation (TCP, TLS), closed, or another client's
 	}
 	b := &binding{rc: rc, key: chanKey{client: client, server: server, num: num}, peer: p}
 	var ok1, ok2 bool
@@ -282,6 +297,8 @@ type dpRelay struct {
 	id    uint64
 	lis   *udpListener // the listener the allocation was made on
 	peers atomic.Pointer[map[netip.AddrPort]*binding]
+
+	client netip.AddrPort // the allocation's client; guarded by dataPlane.mu
 }
 
 // dpSocket is what an epoll event points at: a listener socket or a relay

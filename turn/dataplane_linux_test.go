@@ -65,6 +65,18 @@ func TestDataPlane(t *testing.T) {
 		}
 	}
 
+	// A channel event naming this relay socket but another client (an old
+	// allocation's late ChannelBind after the port was reused) is ignored.
+	other := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(rc.c.LocalAddr().(*net.UDPAddr).Port) ^ 1}
+	dp.onChannelCreated(other, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ts.udp)), "UDP", "", "",
+		net.UDPAddrFromAddrPort(rc.relay), net.UDPAddrFromAddrPort(peerAP), 0x4009)
+	dp.mu.RLock()
+	n := len(dp.chans)
+	dp.mu.RUnlock()
+	if n != 2 {
+		t.Fatalf("%d channels in the table after a stray event, want the 2 bound", n)
+	}
+
 	frame, buf := make([]byte, 1500), make([]byte, 1500)
 	// exchange sends payload from the client on channel 0x4001, checks
 	// what the peer gets, and the peer's reply the client gets.

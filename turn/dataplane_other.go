@@ -23,6 +23,9 @@ func (*dataPlane) removeListener(*udpListener) {}
 
 func (*dataPlane) removeRelay(*relayConn) {}
 
+func (*dataPlane) onAllocationCreated(net.Addr, net.Addr, string, string, string, net.Addr, int) {
+}
+
 func (*dataPlane) onChannelCreated(net.Addr, net.Addr, string, string, string, net.Addr, net.Addr, uint16) {
 }
 

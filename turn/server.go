@@ -216,6 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.dp = dp // before pion starts the goroutines that read it
 	s.mu.Unlock()
 	if fast > 0 {
+		pcfg.EventHandler.OnAllocationCreated = dp.onAllocationCreated
 		pcfg.EventHandler.OnChannelCreated = dp.onChannelCreated
 		pcfg.EventHandler.OnChannelDeleted = dp.onChannelDeleted
 	}
