@@ -201,55 +201,62 @@ func sendThroughBridge(t *testing.T, a, b *vclient) {
 	}
 }
 
-// TestDevBridgeThroughTURNOverTCP runs TURN as `meshmeet serve` does in dev
-// mode (startTURN, everything on 127.0.0.1, no --turn-allow-peer) next to a
-// real bridge on loopback, and two participants limited to TCP: relay-only
-// ICE with only the turn:…?transport=tcp URL they were handed. Media must
-// flow through TURN/TCP to the bridge, which the dev-mode exception (the
-// node's own RTC port on its own address) allows.
-func TestDevBridgeThroughTURNOverTCP(t *testing.T) {
+// TestDevBridgeThroughTURN: in dev mode, participants limited to relayed
+// candidates reach the real bridge through the dev-mode exception, over
+// TURN/UDP (real sockets, so the TURN data plane relays the media) and over
+// TURN/TCP (pion's path). The test fails when the exception does not cover
+// the bridge's port.
+func TestDevBridgeThroughTURN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("WebRTC with a bridge: skipped under -short")
 	}
-	quiet := logging.NewDefaultLoggerFactory()
-	quiet.DefaultLogLevel = logging.LogLevelDisabled
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return br.Run(gctx) })
-	cfg := testTURNConfig(t)
-	cfg.RTCPort = udp.LocalAddr().(*net.UDPAddr).Port
-	iceServers, _, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); g.Wait() }()
-	room := br.NewRoom("room", bridge.RoomEvents{})
-	defer room.Close()
-
-	tcpOnly := func() webrtc.Configuration {
-		s := iceServers()[0]
-		for _, u := range s.URLs {
-			if strings.HasPrefix(u, "turn:") && strings.HasSuffix(u, "?transport=tcp") {
-				return webrtc.Configuration{
-					ICETransportPolicy: webrtc.ICETransportPolicyRelay,
-					ICEServers:         []webrtc.ICEServer{{URLs: []string{u}, Username: s.Username, Credential: s.Credential}},
-				}
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			quiet := logging.NewDefaultLoggerFactory()
+			quiet.DefaultLogLevel = logging.LogLevelDisabled
+			udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		t.Fatalf("no TURN/TCP URL in %v", s.URLs)
-		return webrtc.Configuration{}
+			br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return br.Run(gctx) })
+			cfg := testTURNConfig(t)
+			cfg.RTCPort = udp.LocalAddr().(*net.UDPAddr).Port
+			iceServers, ts, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); g.Wait() }()
+			room := br.NewRoom("room", bridge.RoomEvents{})
+			defer room.Close()
+
+			only := func() webrtc.Configuration {
+				s := iceServers()[0]
+				for _, u := range s.URLs {
+					if strings.HasPrefix(u, "turn:") && strings.HasSuffix(u, "?transport="+transport) {
+						return webrtc.Configuration{
+							ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+							ICEServers:         []webrtc.ICEServer{{URLs: []string{u}, Username: s.Username, Credential: s.Credential}},
+						}
+					}
+				}
+				t.Fatalf("no TURN/%s URL in %v", transport, s.URLs)
+				return webrtc.Configuration{}
+			}
+			a := newClientWith(t, nil, room, "a", only(), quiet)
+			b := newClientWith(t, nil, room, "b", only(), quiet)
+			before := ts.Stats().RelayedPackets
+			sendThroughBridge(t, a, b)
+			if st := ts.Stats(); st.RelayedPackets == before {
+				t.Fatalf("the media did not cross the TURN server: %+v", st)
+			}
+		})
 	}
-	a := newClientWith(t, nil, room, "a", tcpOnly(), quiet)
-	b := newClientWith(t, nil, room, "b", tcpOnly(), quiet)
-	sendThroughBridge(t, a, b)
 }
 
 // vclient is a participant on a vnet: a publisher and a subscriber
