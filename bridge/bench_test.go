@@ -39,7 +39,7 @@ type forwardEnv struct {
 	seq    uint16          // next sequence number: SRTP drops a replayed one
 }
 
-func newForwardEnv(b *testing.B, n int) *forwardEnv {
+func newForwardEnv(b testing.TB, n int) *forwardEnv {
 	br := startBridge(b)
 	r := br.NewRoom("bench", RoomEvents{})
 	api := clientAPI(b)

@@ -166,12 +166,13 @@ type client struct {
 	videoCheck func(payload []byte) (keyframe, ok bool)
 	loud       atomic.Int32 // RFC 6464 level this client sends (dBov)
 	offers     atomic.Int32
+	nacked     map[uint16]bool // sequence numbers the bridge asked this publisher for; guarded by mu
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
 func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 	t.Helper()
-	c := &client{t: t, id: id, ops: make(chan func(), 256), done: make(chan struct{}), loopDone: make(chan struct{}), tracks: map[string]*recvTrack{}}
+	c := &client{t: t, id: id, ops: make(chan func(), 256), done: make(chan struct{}), loopDone: make(chan struct{}), tracks: map[string]*recvTrack{}, nacked: map[uint16]bool{}}
 	c.loud.Store(100)
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -500,9 +501,17 @@ func (c *client) publish(rids []string) {
 					return
 				}
 				for _, p := range pkts {
-					switch p.(type) {
+					switch p := p.(type) {
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 						c.wantKF.Store(true)
+					case *rtcp.TransportLayerNack:
+						c.mu.Lock()
+						for _, pair := range p.Nacks {
+							for _, seq := range pair.PacketList() {
+								c.nacked[seq] = true
+							}
+						}
+						c.mu.Unlock()
 					}
 				}
 			}

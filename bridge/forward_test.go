@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -165,5 +166,60 @@ func TestForwardNoAlloc(t *testing.T) {
 				t.Errorf("drops: %+v", st.Drops)
 			}
 		})
+	}
+}
+
+// TestReceiveNoAlloc: a packet received from a publisher and forwarded
+// allocates nothing in the bridge's receive path either: pion's NACK
+// generator, receiver-report and TWCC interceptors used to allocate an
+// attributes map and an RTP header for every received packet (3 per
+// packet with one subscriber), which headerCache removes. The figure is the
+// whole process's (the pion clients' too) per forwarded packet, from
+// BenchmarkForward/subs=1 run once; the allowance covers timers and
+// keepalives during the run.
+func TestReceiveNoAlloc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (CI runs it with -race, which allocates on its own)")
+	}
+	res := testing.Benchmark(func(b *testing.B) {
+		env := newForwardEnv(b, 1)
+		defer env.close()
+		env.run(b)
+	})
+	if got := res.Extra["allocs/fwd"]; got > 0.5 {
+		t.Fatalf("%.2f allocations per forwarded packet with one subscriber (%d packets), want ~0", got, res.N)
+	} else {
+		t.Logf("%.3f allocations per forwarded packet over %d packets", got, res.N)
+	}
+}
+
+// TestBridgeNACKsLostPackets: packets lost between a publisher and the
+// bridge are asked for again (RTCP NACK from the bridge's NACK generator,
+// which reads each packet's header through headerCache).
+func TestBridgeNACKsLostPackets(t *testing.T) {
+	env := newForwardEnv(t, 1)
+	defer env.close()
+	lost := []uint16{env.seq + 10, env.seq + 20}
+	payload := vp8Payload(2, 1, false)
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		env.pub.mu.Lock()
+		got := env.pub.nacked[lost[0]] && env.pub.nacked[lost[1]]
+		env.pub.mu.Unlock()
+		if got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge did not ask for the lost packets %v", lost)
+		}
+		env.seq++
+		if env.seq == lost[0] || env.seq == lost[1] {
+			continue // lost on the way
+		}
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: env.seq, Timestamp: uint32(env.seq) * 3000, Marker: true}, Payload: payload}
+		if err := env.pub.video[0].WriteRTP(&pkt); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
