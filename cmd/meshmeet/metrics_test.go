@@ -5,30 +5,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/turn"
 )
 
 // TestMetricsHaveNoRoomOrParticipantLabels checks invariant 8: metrics are
 // aggregate, labelled by nothing that names a room, a person or an address.
 func TestMetricsHaveNoRoomOrParticipantLabels(t *testing.T) {
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
-	br, err := bridge.New(bridge.Config{UDPConn: udp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := signaling.New(signaling.Config{RoomKey: make([]byte, 32), Directory: mesh.NewLocalDirectory(), Bridge: br})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := newMetrics(br, sig, nil)
+	reg := testMetrics(t, nil)
 	n, err := testutil.GatherAndCount(reg)
 	if err != nil || n == 0 {
 		t.Fatalf("gather: %d metrics, %v", n, err)
@@ -51,4 +40,24 @@ meshmeet_participants 0
 `), "meshmeet_participants"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testMetrics is the registry of a node with an idle bridge and signaling
+// server and the TURN server ts (nil: none).
+func testMetrics(t *testing.T, ts *turn.Server) *prometheus.Registry {
+	t.Helper()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	br, err := bridge.New(bridge.Config{UDPConn: udp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signaling.New(signaling.Config{RoomKey: make([]byte, 32), Directory: mesh.NewLocalDirectory(), Bridge: br})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newMetrics(br, sig, ts)
 }

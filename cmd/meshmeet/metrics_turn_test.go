@@ -16,10 +16,6 @@ import (
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/meshmeet/meshmeet/bridge"
-	"github.com/meshmeet/meshmeet/mesh"
-	"github.com/meshmeet/meshmeet/signaling"
 )
 
 // TestTURNMetrics starts the embedded TURN server as serve does, refuses
@@ -44,20 +40,7 @@ func TestTURNMetrics(t *testing.T) {
 		t.Fatal("startTURN returned no server")
 	}
 
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
-	br, err := bridge.New(bridge.Config{UDPConn: udp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := signaling.New(signaling.Config{RoomKey: make([]byte, 32), Directory: mesh.NewLocalDirectory(), Bridge: br})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := newMetrics(br, sig, ts)
+	reg := testMetrics(t, ts)
 
 	creds := iceServers()[0]
 	server := strings.TrimPrefix(strings.SplitN(creds.URLs[0], "?", 2)[0], "turn:")
