@@ -448,8 +448,22 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 			dt.lastWrite = 1
 		}
 	}
-	if _, err := b.w.WriteRTP(h, dt.buf[hl:n]); err != nil {
+	written, err := b.w.WriteRTP(h, dt.buf[hl:n])
+	if err != nil {
 		dt.stats.dropWriteError.Add(1)
+		return
+	}
+	if written == 0 && n > hl {
+		// pion's SRTP writer drops packets, returning 0 and no error,
+		// until its session starts, which is a moment after the
+		// connection state turns "connected" (and subReady with it). A
+		// keyframe lost that way would leave the subscriber decoding
+		// nothing until the next one: wait for a keyframe again, and ask.
+		dt.stats.dropUnbound.Add(1)
+		if dt.video && !rtx {
+			dt.cur.Store(-1)
+			dt.up.requestKeyframe(int(dt.target.Load()))
+		}
 		return
 	}
 	dt.stats.fwdPackets.Add(1)

@@ -223,3 +223,84 @@ func TestBridgeNACKsLostPackets(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSpeakerSeesBursts: a participant who speaks in bursts (160 ms of
+// voice at -20 dBov, 80 ms of pause, 50 packets a second) takes the
+// dominant speaker from a silent one. The room ticks at the end of each
+// pause; the smoothed level at that instant is below speakerMin, so a
+// detector that sampled only the instant level never switched. It uses
+// the peak since the last tick.
+func TestSpeakerSeesBursts(t *testing.T) {
+	var got []string
+	r := &Room{ev: RoomEvents{DominantSpeaker: func(p string) { got = append(got, p) }}, lastPackets: map[*UpTrack]uint64{}, speaker: "alice"}
+	alice, bob := testUpTrack(webrtc.RTPCodecTypeAudio, 1), testUpTrack(webrtc.RTPCodecTypeAudio, 1)
+	alice.info.Participant, bob.info.Participant = "alice", "bob"
+	tracks := []*UpTrack{alice, bob}
+	const voice, pause = 8, 4 // packets
+	for tick := 0; tick < 10; tick++ {
+		for i := 0; i < voice+pause; i++ {
+			alice.noteLevel(0) // -127 dBov: silence
+			alice.packets.Add(1)
+			loud := int32(0)
+			if i < voice {
+				loud = (127 - 20) * 16
+			}
+			bob.noteLevel(loud)
+			bob.packets.Add(1)
+		}
+		if lvl := bob.level.Load(); lvl >= speakerMin {
+			t.Fatalf("tick %d: bob's instant level %d reaches speakerMin %d; the scenario does not test bursts", tick, lvl, speakerMin)
+		}
+		r.updateSpeaker(tracks)
+	}
+	if len(got) != 1 || got[0] != "bob" {
+		t.Fatalf("dominant speaker changes %v, want [bob]", got)
+	}
+}
+
+// notReadyWriter drops the first packets as pion's SRTP writer does before
+// its session starts: 0 bytes written, no error.
+type notReadyWriter struct {
+	countingWriter
+	drop int
+}
+
+func (w *notReadyWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	if w.drop > 0 {
+		w.drop--
+		return 0, nil
+	}
+	return w.countingWriter.WriteRTP(h, payload)
+}
+
+// TestKeyframeLostBeforeSRTP: a keyframe the SRTP writer dropped (its
+// session not started yet) is not followed by delta frames the subscriber
+// cannot decode: the downtrack waits for the next keyframe and asks the
+// publisher for one.
+func TestKeyframeLostBeforeSRTP(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeVideo, 1)
+	w := &notReadyWriter{drop: 1}
+	dt := testDownTrack(u, w)
+	pb := &packetBuilder{buf: make([]byte, 1500)}
+	var hdr rtp.Header
+	send := func(seq uint16, key bool) {
+		u.handlePacket(0, append([]byte(nil), pb.build(seq, uint32(seq)*3000, vp8Payload(0, uint32(seq), key), false)...), &hdr)
+		dt.drain()
+	}
+	send(100, true) // dropped by the writer
+	select {
+	case <-u.kfReq:
+	default:
+		t.Fatal("no keyframe requested after the writer dropped the keyframe")
+	}
+	send(101, false)
+	send(102, false)
+	if w.packets != 0 {
+		t.Fatalf("%d delta packets written after the lost keyframe, want none", w.packets)
+	}
+	send(103, true)
+	send(104, false)
+	if w.packets != 2 {
+		t.Fatalf("%d packets written after the next keyframe, want 2", w.packets)
+	}
+}

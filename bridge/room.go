@@ -224,7 +224,8 @@ func (r *Room) runLoop() {
 }
 
 // updateSpeaker picks the dominant speaker from the audio tracks' smoothed
-// levels, with hysteresis, and reports changes only.
+// levels (the highest of each since the last tick), with hysteresis, and
+// reports changes only.
 func (r *Room) updateSpeaker(tracks []*UpTrack) {
 	loud := map[string]int32{}
 	seen := map[*UpTrack]bool{}
@@ -234,7 +235,7 @@ func (r *Room) updateSpeaker(tracks []*UpTrack) {
 		}
 		seen[up] = true
 		n := up.packets.Load()
-		lvl := up.level.Load()
+		lvl := up.peak.Swap(0)
 		if n == r.lastPackets[up] {
 			lvl = 0 // no packet since the last tick: silent
 			up.level.Store(0)

@@ -58,8 +58,11 @@ type UpTrack struct {
 	subs atomic.Pointer[[]*DownTrack]
 
 	// level is the smoothed RFC 6464 loudness (127 - dBov, times 16),
-	// written by the reader, read by the room's speaker detector.
+	// written by the reader; peak is its highest value since the speaker
+	// detector last took it (Swap), so that a tick sees a burst of speech
+	// that ended just before it, not only the level at that instant.
 	level   atomic.Int32
+	peak    atomic.Int32
 	packets atomic.Uint64 // audio packets read; the speaker detector notices silence
 
 	kfReq chan struct{} // capacity 1: wakes rtcpLoop to send PLIs
@@ -249,9 +252,7 @@ func (u *UpTrack) handlePacket(li int, pkt []byte, hdr *rtp.Header) {
 	}
 	if u.levelExtID != 0 {
 		if e := hdr.GetExtension(u.levelExtID); len(e) > 0 {
-			loud := int32(127-e[0]&0x7f) * 16
-			old := u.level.Load()
-			u.level.Store(old + (loud-old)/8)
+			u.noteLevel(int32(127-e[0]&0x7f) * 16)
 		}
 		u.packets.Add(1)
 	}
@@ -417,4 +418,17 @@ func (u *UpTrack) layerHeight(li int) int {
 		return int(h)
 	}
 	return 720 >> (len(u.layers) - 1 - li)
+}
+
+// noteLevel smooths one packet's loudness into level (an exponential
+// average over about 8 packets, 160 ms of Opus) and raises peak. The reader
+// is the only writer of level; a peak raised just as the detector swaps it
+// out lands in the next tick.
+func (u *UpTrack) noteLevel(loud int32) {
+	old := u.level.Load()
+	lvl := old + (loud-old)/8
+	u.level.Store(lvl)
+	if lvl > u.peak.Load() {
+		u.peak.Store(lvl)
+	}
 }
