@@ -78,16 +78,19 @@ func short(t *testing.T, name string, mut func(*Scenario)) Scenario {
 func TestPresets(t *testing.T) {
 	bin := meshmeetBinary(t)
 	for _, tc := range []struct {
-		preset string
-		mut    func(*Scenario)
-		video  bool
+		name, preset string
+		mut          func(*Scenario)
+		video        bool
 	}{
-		{"audio-fanout", func(s *Scenario) { s.Rooms, s.Subscribers = 1, 4 }, false},
-		{"meeting", func(s *Scenario) { s.Rooms, s.Publishers = 1, 3 }, true},
-		{"livestream", func(s *Scenario) { s.Subscribers = 3 }, true},
-		{"join-storm", func(s *Scenario) { s.Rooms, s.Subscribers = 2, 3 }, true},
+		{"audio-fanout", "audio-fanout", func(s *Scenario) { s.Rooms, s.Subscribers = 1, 4 }, false},
+		{"meeting", "meeting", func(s *Scenario) { s.Rooms, s.Publishers = 1, 3 }, true},
+		{"livestream", "livestream", func(s *Scenario) { s.Subscribers = 3 }, true},
+		{"join-storm", "join-storm", func(s *Scenario) { s.Rooms, s.Subscribers = 2, 3 }, true},
+		// Relay-only ICE: the media crosses the node's TURN server (its
+		// UDP data plane) to the bridge, or nothing arrives.
+		{"meeting relay-only", "meeting", func(s *Scenario) { s.Rooms, s.Publishers, s.RelayOnly = 1, 2, true }, true},
 	} {
-		t.Run(tc.preset, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			scn := short(t, tc.preset, tc.mut)
 			var progress bytes.Buffer
 			rep, err := Run(context.Background(), Params{

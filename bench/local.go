@@ -103,8 +103,10 @@ func serveFlags(ctx context.Context, bin string) (map[string]bool, error) {
 
 // startLocal starts n nodes of bin, dealt to regions in turn, and waits
 // until each is ready. With n > 1 they form one cluster with a fresh
-// secret; every node votes (up to five), as a small cluster does.
-func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, log *slog.Logger) (*localCluster, error) {
+// secret; every node votes (up to five), as a small cluster does. Nodes run
+// without TURN unless turn is set (relay-only scenarios); then each has
+// its own TURN port.
+func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, log *slog.Logger) (*localCluster, error) {
 	flags, err := serveFlags(ctx, bin)
 	if err != nil {
 		return nil, err
@@ -114,7 +116,7 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		return nil, err
 	}
 	lc := &localCluster{dir: dir, log: log}
-	const perNode = 6 // http, rtc, gossip, raft, relay, metrics
+	const perNode = 7 // http, rtc, gossip, raft, relay, metrics, turn
 	ports, err := freePorts(n * perNode)
 	if err != nil {
 		return nil, err
@@ -150,7 +152,10 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		if flags["metrics-addr"] {
 			args = append(args, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(p[5]))
 		}
-		if flags["no-turn"] {
+		switch {
+		case turn:
+			args = append(args, "--turn-addr", "127.0.0.1:"+strconv.Itoa(p[6]))
+		case flags["no-turn"]:
 			args = append(args, "--no-turn")
 		}
 		if n > 1 {

@@ -71,6 +71,9 @@ func (p *participant) join(ctx context.Context) error {
 	if opts.SettingEngine, err = r.settingEngine(p); err != nil {
 		return err
 	}
+	if s.RelayOnly {
+		opts.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
 	var audio *webrtc.TrackLocalStaticRTP
 	var video []*webrtc.TrackLocalStaticRTP
 	if p.role != roleSub {

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
@@ -133,6 +134,14 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.S
 	}
 	se.SetIncludeLoopbackCandidate(b.cfg.IncludeLoopback)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// The bridge is the controlling agent of every subscriber
+	// PeerConnection (it offers), so it decides when to nominate. pion
+	// waits 2 s before nominating a pair with a relayed candidate, in case
+	// a direct one turns up; for a participant who reaches the bridge only
+	// through TURN that was 2 s more before the first frame. Half a second
+	// (pion's wait for server-reflexive pairs) still lets a direct path
+	// that works win.
+	se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
 	se.SetSRTPProtectionProfiles(
 		dtls.SRTP_AEAD_AES_128_GCM,
 		dtls.SRTP_AEAD_AES_256_GCM,

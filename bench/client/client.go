@@ -138,6 +138,14 @@ func (c *Client) setupPCs() error {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetICEMulticastDNSMode(0) // disabled
 	}
+	if c.opts.ICETransportPolicy == webrtc.ICETransportPolicyRelay {
+		// pion waits 2 s before it nominates a relayed pair, for a better
+		// one to turn up; with relay only there is none, and a browser
+		// nominates at once.
+		relay := *se
+		relay.SetRelayAcceptanceMinWait(0)
+		se = &relay
+	}
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return err
