@@ -2,7 +2,10 @@
 // `meshmeet serve` binary and headless Chromium with fake camera and
 // microphone, inside a network namespace that has only a loopback
 // interface, so that neither the server nor the browser can reach any other
-// host.
+// host. TestBrowser covers the landing page, a two-person meeting (media,
+// names, chat, mute, the active speaker) and the same meeting with
+// ?relay=1, where both pages may use only relayed candidates and so reach
+// the bridge through meshmeet's own TURN server.
 //
 // The tests skip, saying why, where Chromium is missing or where they cannot
 // make a network namespace (they need root on Linux). Run them with

@@ -41,13 +41,15 @@ export class Session extends EventTarget {
    * @param {string} [opts.name]     display name
    * @param {MediaStream} [opts.stream]  local microphone and camera
    * @param {boolean} [opts.simulcast]   send three video layers (default true)
+   * @param {boolean} [opts.relay]       use relayed (TURN) candidates only
    */
-  constructor({ room, name, stream, simulcast = true }) {
+  constructor({ room, name, stream, simulcast = true, relay = false }) {
     super();
     this.room = room;
     this.name = name || '';
     this.stream = stream || null;
     this.simulcast = simulcast;
+    this.relay = relay;
 
     this.ws = null;
     this.joined = false;
@@ -308,7 +310,12 @@ export class Session extends EventTarget {
   }
 
   _setupPeerConnections() {
-    const config = { iceServers: this.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    const config = {
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.relay ? 'relay' : 'all',
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    };
     this.pub = new RTCPeerConnection(config);
     this.sub = new RTCPeerConnection(config);
     for (const [name, pc] of [['pub', this.pub], ['sub', this.sub]]) {
