@@ -82,7 +82,9 @@ func testRelayOnly(t *testing.T, srv *server, alice, bob *browser) {
 		first := waitFor(t, b, "remote video decoded and audio received through TURN", 90*time.Second, mediaExpr,
 			func(s mediaStats) bool { return s.FramesDecoded > 0 && s.AudioPackets > 0 })
 		waitFor(t, b, "more video frames decoded through TURN", 60*time.Second, mediaExpr,
-			func(s mediaStats) bool { return s.FramesDecoded >= first.FramesDecoded+10 && s.AudioPackets > first.AudioPackets })
+			func(s mediaStats) bool {
+				return s.FramesDecoded >= first.FramesDecoded+10 && s.AudioPackets > first.AudioPackets
+			})
 		t.Logf("%s: media through TURN: %+v", b.name, first)
 	}
 }
