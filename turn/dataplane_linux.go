@@ -121,7 +121,8 @@ func (dp *dataPlane) removeListener(l *udpListener) {
 // loop: a client's packets then cross the server on one loop both ways,
 // and the kernel's SO_REUSEPORT hash of clients over the listener sockets
 // spreads the load over the loops. (Spreading relay sockets round-robin
-// instead woke both loops for every round trip: 1.4× the CPU per packet.)
+// instead woke both loops for every round trip: ~1.15× the CPU per
+// packet, docs/benchmarks.md.)
 // An error fails the allocation: every allocation of a data-plane
 // listener is on the data plane, so a ChannelData without a binding in the
 // table is one pion would drop as well.
