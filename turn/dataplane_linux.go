@@ -498,7 +498,7 @@ func (lp *loop) drainRelay(fd uintptr) {
 // sendOut sends lp.out to lp.outSA; it never waits: a full socket buffer
 // (EAGAIN) is a drop.
 func (lp *loop) sendOut(fd uintptr) {
-	lp.outErrno = sendto(fd, lp.out, lp.outSA)
+	_, lp.outErrno = sendto(fd, lp.out, lp.outSA)
 }
 
 // countSend counts one fast-path send.
@@ -510,67 +510,6 @@ func (s *Server) countSend(err error, errno syscall.Errno, n int) {
 	s.ctr.relayedPackets.Add(1)
 	s.ctr.relayedBytes.Add(uint64(n))
 	s.ctr.dataPlanePackets.Add(1)
-}
-
-// rawAddr is a socket address ready for sendto.
-type rawAddr struct {
-	sa  syscall.RawSockaddrInet6 // large enough for both families
-	len uintptr
-}
-
-// makeRawAddr builds ap's socket address for a socket of the given family
-// (dual-stack sockets take IPv4 as IPv4-mapped). It fails for an IPv6
-// address on an IPv4 socket.
-func makeRawAddr(ap netip.AddrPort, is6 bool) (rawAddr, bool) {
-	var ra rawAddr
-	ip := ap.Addr().Unmap()
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&ra.sa.Port))[:], ap.Port())
-	switch {
-	case ip.Is4() && !is6:
-		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&ra.sa))
-		sa4.Family = syscall.AF_INET
-		sa4.Addr = ip.As4()
-		ra.len = syscall.SizeofSockaddrInet4
-	case is6 && ip.IsValid():
-		ra.sa.Family = syscall.AF_INET6
-		ra.sa.Addr = ip.As16()
-		ra.len = syscall.SizeofSockaddrInet6
-	default:
-		return ra, false
-	}
-	return ra, true
-}
-
-// sockaddrAddrPort converts a received sockaddr_in or sockaddr_in6 to the
-// table's form: IPv4-mapped addresses unmapped, no zone.
-func sockaddrAddrPort(sa *syscall.RawSockaddrInet6) netip.AddrPort {
-	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-	if sa.Family == syscall.AF_INET {
-		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
-	}
-	return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
-}
-
-func recvfrom(fd uintptr, p []byte, sa *syscall.RawSockaddrInet6) (int, syscall.Errno) {
-	for {
-		salen := uint32(unsafe.Sizeof(*sa))
-		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)))
-		if e != syscall.EINTR {
-			return int(r), e
-		}
-	}
-}
-
-func sendto(fd uintptr, p []byte, ra *rawAddr) syscall.Errno {
-	for {
-		_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(&ra.sa)), ra.len)
-		if e != syscall.EINTR {
-			return e
-		}
-	}
 }
 
 // epollWait returns the ready events without waiting (timeout 0, so the

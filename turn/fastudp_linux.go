@@ -5,6 +5,7 @@ package turn
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,8 @@ func newFastUDP(pc net.PacketConn) net.PacketConn {
 // three allocations per call).
 type sysOp struct {
 	p     []byte
-	sa    syscall.RawSockaddrInet6 // large enough for both families
-	salen uintptr
+	sa    syscall.RawSockaddrInet6 // the source, read
+	to    rawAddr                  // the destination, write
 	n     int
 	errno syscall.Errno
 	read  func(fd uintptr) bool
@@ -91,7 +92,7 @@ var sysOps = sync.Pool{New: func() any {
 
 func getOp(p []byte) *sysOp {
 	op := sysOps.Get().(*sysOp)
-	op.p, op.sa, op.n, op.errno = p, syscall.RawSockaddrInet6{}, 0, 0
+	op.p, op.sa, op.to, op.n, op.errno = p, syscall.RawSockaddrInet6{}, rawAddr{}, 0, 0
 	return op
 }
 
@@ -101,36 +102,13 @@ func putOp(op *sysOp) {
 }
 
 func (op *sysOp) recvfrom(fd uintptr) bool {
-	var bp unsafe.Pointer
-	if len(op.p) > 0 {
-		bp = unsafe.Pointer(&op.p[0])
-	}
-	for {
-		salen := uint32(unsafe.Sizeof(op.sa))
-		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(bp), uintptr(len(op.p)), 0,
-			uintptr(unsafe.Pointer(&op.sa)), uintptr(unsafe.Pointer(&salen)))
-		if e == syscall.EINTR {
-			continue
-		}
-		op.n, op.errno = int(r), e
-		return e != syscall.EAGAIN
-	}
+	op.n, op.errno = recvfrom(fd, op.p, &op.sa)
+	return op.errno != syscall.EAGAIN
 }
 
 func (op *sysOp) sendto(fd uintptr) bool {
-	var bp unsafe.Pointer
-	if len(op.p) > 0 {
-		bp = unsafe.Pointer(&op.p[0])
-	}
-	for {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(bp), uintptr(len(op.p)), 0,
-			uintptr(unsafe.Pointer(&op.sa)), op.salen)
-		if e == syscall.EINTR {
-			continue
-		}
-		op.n, op.errno = int(r), e
-		return e != syscall.EAGAIN
-	}
+	op.n, op.errno = sendto(fd, op.p, &op.to)
+	return op.errno != syscall.EAGAIN
 }
 
 func (c *fastUDP) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -181,24 +159,13 @@ func (c *fastUDP) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !ok || ua.Zone != "" {
 		return c.UDPConn.WriteTo(p, addr)
 	}
-	op := getOp(p)
-	defer putOp(op)
-	ip4 := ua.IP.To4()
-	port := (*[2]byte)(unsafe.Pointer(&op.sa.Port))
-	binary.BigEndian.PutUint16(port[:], uint16(ua.Port))
-	switch {
-	case ip4 != nil && !c.is6:
-		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&op.sa))
-		sa4.Family = syscall.AF_INET
-		copy(sa4.Addr[:], ip4)
-		op.salen = syscall.SizeofSockaddrInet4
-	case c.is6 && (ip4 != nil || len(ua.IP) == net.IPv6len):
-		op.sa.Family = syscall.AF_INET6
-		copy(op.sa.Addr[:], ua.IP.To16())
-		op.salen = syscall.SizeofSockaddrInet6
-	default: // an IPv6 peer on an IPv4 socket, or a malformed address: the net package's error
+	to, ok := makeRawAddr(ua.AddrPort(), c.is6)
+	if !ok { // an IPv6 peer on an IPv4 socket, or a malformed address: the net package's error
 		return c.UDPConn.WriteTo(p, addr)
 	}
+	op := getOp(p)
+	defer putOp(op)
+	op.to = to
 	err := c.rc.Write(op.write)
 	if err == nil && op.errno != 0 {
 		err = os.NewSyscallError("sendto", op.errno)
@@ -207,4 +174,67 @@ func (c *fastUDP) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 	}
 	return op.n, nil
+}
+
+// rawAddr is a socket address ready for sendto.
+type rawAddr struct {
+	sa  syscall.RawSockaddrInet6 // large enough for both families
+	len uintptr
+}
+
+// makeRawAddr builds ap's socket address for a socket of the given family
+// (dual-stack sockets take IPv4 as IPv4-mapped). It fails for an IPv6
+// address on an IPv4 socket.
+func makeRawAddr(ap netip.AddrPort, is6 bool) (rawAddr, bool) {
+	var ra rawAddr
+	ip := ap.Addr().Unmap()
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&ra.sa.Port))[:], ap.Port())
+	switch {
+	case ip.Is4() && !is6:
+		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&ra.sa))
+		sa4.Family = syscall.AF_INET
+		sa4.Addr = ip.As4()
+		ra.len = syscall.SizeofSockaddrInet4
+	case is6 && ip.IsValid():
+		ra.sa.Family = syscall.AF_INET6
+		ra.sa.Addr = ip.As16()
+		ra.len = syscall.SizeofSockaddrInet6
+	default:
+		return ra, false
+	}
+	return ra, true
+}
+
+// sockaddrAddrPort converts a received sockaddr_in or sockaddr_in6 to the
+// table's form: IPv4-mapped addresses unmapped, no zone.
+func sockaddrAddrPort(sa *syscall.RawSockaddrInet6) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	if sa.Family == syscall.AF_INET {
+		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
+}
+
+// recvfrom and sendto are the raw system calls on a non-blocking socket
+// (see fastUDP for why raw); EAGAIN comes back as an errno.
+func recvfrom(fd uintptr, p []byte, sa *syscall.RawSockaddrInet6) (int, syscall.Errno) {
+	for {
+		salen := uint32(unsafe.Sizeof(*sa))
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
+			uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+func sendto(fd uintptr, p []byte, ra *rawAddr) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
+			uintptr(unsafe.Pointer(&ra.sa)), ra.len)
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
 }
