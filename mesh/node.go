@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"slices"
@@ -181,7 +182,7 @@ func (n *Node) startGossip() error {
 		return errors.New("gossip: bad port")
 	}
 	logger := stdLogger(n.log)
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: logger})
+	nt, err := listenGossip(host, port, logger)
 	if err != nil {
 		return fmt.Errorf("gossip listen: %w", redactErr(err))
 	}
@@ -689,4 +690,28 @@ func (n *Node) raftFirstLast() (uint64, uint64) {
 	first, _ := n.logs.FirstIndex()
 	last, _ := n.logs.LastIndex()
 	return first, last
+}
+
+// listenGossip opens gossip's TCP and UDP sockets on host:port. Port 0 asks
+// the kernel for a TCP port and then binds UDP to the same number, which
+// another socket may hold: then it tries again with a fresh port, as
+// memberlist does for its own transport (ours wraps it for fault
+// injection, so memberlist's retry does not apply).
+func listenGossip(host string, port int, logger *log.Logger) (*memberlist.NetTransport, error) {
+	tries := 1
+	if port == 0 {
+		tries = 10
+	}
+	var err error
+	for range tries {
+		var nt *memberlist.NetTransport
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: logger})
+		if err == nil {
+			return nt, nil
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, err
 }
