@@ -186,7 +186,7 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.Env = append(os.Environ(), "MESHMEET_CLUSTER_SECRET=") // never inherit a secret
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		cmd.SysProcAttr = nodeProcAttr()
 		if err := cmd.Start(); err != nil {
 			lf.Close()
 			lc.stop()

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pion/transport/v5/reuseport"
@@ -263,20 +264,32 @@ func (tc *turnSetup) listen() error {
 	if n > 1 {
 		lc.Control = reuseport.Control
 	}
-	addr := tc.udpAddr
-	for i := 0; i < n; i++ {
-		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
-		if err != nil {
-			tc.closeListeners()
-			return fmt.Errorf("turn udp: %w", err)
-		}
-		tc.server.PacketConns = append(tc.server.PacketConns, pc)
-		addr = pc.LocalAddr().String() // port 0: the others share the first one's port
+	// Port 0 (tests): the kernel picks the UDP port and TCP takes the same
+	// number, which a TCP socket may already hold; then try another.
+	tries := 1
+	if _, p, err := net.SplitHostPort(tc.udpAddr); err == nil && p == "0" {
+		tries = 10
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	var ln net.Listener
+	for try := 0; ; try++ {
+		addr := tc.udpAddr
+		for i := 0; i < n; i++ {
+			pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+			if err != nil {
+				tc.closeListeners()
+				return fmt.Errorf("turn udp: %w", err)
+			}
+			tc.server.PacketConns = append(tc.server.PacketConns, pc)
+			addr = pc.LocalAddr().String() // port 0: the others share the first one's port
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
 		tc.closeListeners()
-		return fmt.Errorf("turn tcp: %w", err)
+		if try+1 >= tries || !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("turn tcp: %w", err)
+		}
 	}
 	tc.server.Listeners = append(tc.server.Listeners, ln)
 	port := ln.Addr().(*net.TCPAddr).Port
