@@ -66,8 +66,11 @@ type Config struct {
 	// unlimited.
 	MaxBitrate int64
 	// UnauthRate and UnauthBurst limit 401 answers per source address (a
-	// token bucket); answers over the limit are not sent. Defaults 5 per
-	// second, burst 20; negative rate: unlimited.
+	// token bucket); answers over the limit are not sent. Defaults 20 per
+	// second, burst 100: room for an office of participants behind one NAT
+	// address joining at once (each starts several allocations with a 401),
+	// while a spoofed source still gets at most ~2 KB/s of answers.
+	// Negative rate: unlimited.
 	UnauthRate  float64
 	UnauthBurst int
 	// MaxTCPConns caps concurrent TURN/TCP and TURN/TLS connections.
@@ -101,10 +104,10 @@ func (c *Config) withDefaults() {
 		c.MaxBitrate = 10_000_000
 	}
 	if c.UnauthRate == 0 {
-		c.UnauthRate = 5
+		c.UnauthRate = 20
 	}
 	if c.UnauthBurst == 0 {
-		c.UnauthBurst = 20
+		c.UnauthBurst = 100
 	}
 	if c.MaxTCPConns == 0 {
 		c.MaxTCPConns = c.MaxAllocations
