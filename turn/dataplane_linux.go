@@ -446,15 +446,9 @@ func (lp *loop) drainListener(fd uintptr) {
 }
 
 func (lp *loop) toPeer(bd *binding, payload []byte) {
-	rc, s := bd.rc, lp.dp.s
-	if rc.out != nil && !rc.out.take(float64(len(payload)), s.clock.now()) {
-		s.ctr.bandwidthDrops.Add(1)
-		return
+	if bd.rc.take(bd.rc.out, len(payload)) {
+		lp.sendVia(bd.rc.dpr.fast.rc, payload, &bd.peerSA, len(payload))
 	}
-	lp.out, lp.outSA = payload, &bd.peerSA
-	err := rc.dpr.fast.rc.Control(lp.send)
-	lp.out, lp.outSA = nil, nil
-	s.countSend(err, lp.outErrno, len(payload))
 }
 
 // drainRelay reads datagrams from peers.
@@ -470,46 +464,41 @@ func (lp *loop) drainRelay(fd uintptr) {
 		if m := rc.dpr.peers.Load(); m != nil {
 			bd = (*m)[peer]
 		}
-		if bd == nil { // no channel: a Data indication, pion's
-			if !rc.allowedAP(peer) {
-				s.ctr.packetsDenied.Add(1)
-				continue
-			}
-			if rc.in != nil && !rc.in.take(float64(n), s.clock.now()) {
-				s.ctr.bandwidthDrops.Add(1)
-				continue
-			}
-			s.enqueue(rc.slow, lp.buf[4:4+n], sockaddrUDP(&lp.sa))
+		// A bound channel's peer passed the policy when it was bound.
+		if bd == nil && !rc.allowedAP(peer) {
+			s.ctr.packetsDenied.Add(1)
 			continue
 		}
-		if rc.in != nil && !rc.in.take(float64(n), s.clock.now()) {
-			s.ctr.bandwidthDrops.Add(1)
+		if !rc.take(rc.in, n) {
+			continue
+		}
+		if bd == nil { // no channel: a Data indication, pion's
+			s.enqueue(rc.slow, lp.buf[4:4+n], sockaddrUDP(&lp.sa))
 			continue
 		}
 		binary.BigEndian.PutUint16(lp.buf[0:2], bd.key.num)
 		binary.BigEndian.PutUint16(lp.buf[2:4], uint16(n))
-		lp.out, lp.outSA = lp.buf[:4+n], &bd.clientSA
-		err := rc.dpr.lis.dpl.fast.rc.Control(lp.send)
-		lp.out, lp.outSA = nil, nil
-		s.countSend(err, lp.outErrno, n)
+		lp.sendVia(rc.dpr.lis.dpl.fast.rc, lp.buf[:4+n], &bd.clientSA, n)
 	}
+}
+
+// sendVia sends p to `to` on the socket c and counts it as a relayed
+// packet of payload bytes, or as a send error.
+func (lp *loop) sendVia(c syscall.RawConn, p []byte, to *rawAddr, payload int) {
+	lp.out, lp.outSA = p, to
+	err := c.Control(lp.send)
+	lp.out, lp.outSA = nil, nil
+	if err != nil || lp.outErrno != 0 {
+		lp.dp.s.ctr.sendErrors.Add(1)
+		return
+	}
+	lp.dp.s.ctr.relayed(payload)
 }
 
 // sendOut sends lp.out to lp.outSA; it never waits: a full socket buffer
 // (EAGAIN) is a drop.
 func (lp *loop) sendOut(fd uintptr) {
 	_, lp.outErrno = sendto(fd, lp.out, lp.outSA)
-}
-
-// countSend counts one fast-path send.
-func (s *Server) countSend(err error, errno syscall.Errno, n int) {
-	if err != nil || errno != 0 {
-		s.ctr.sendErrors.Add(1)
-		return
-	}
-	s.ctr.relayedPackets.Add(1)
-	s.ctr.relayedBytes.Add(uint64(n))
-	s.ctr.dataPlanePackets.Add(1)
 }
 
 // epollWait returns the ready events without waiting (timeout 0, so the

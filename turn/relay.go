@@ -175,16 +175,24 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.ctr.packetsDenied.Add(1)
 		return len(p), nil
 	}
-	if c.out != nil && !c.out.take(float64(len(p)), c.s.clock.now()) {
-		c.s.ctr.bandwidthDrops.Add(1)
+	if !c.take(c.out, len(p)) {
 		return len(p), nil
 	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
-		c.s.ctr.relayedPackets.Add(1)
-		c.s.ctr.relayedBytes.Add(uint64(n))
+		c.s.ctr.relayedByPion(n)
 	}
 	return n, err
+}
+
+// take takes n bytes from the bandwidth bucket b (c.in or c.out; nil is
+// unlimited), counting a drop when there are not enough.
+func (c *relayConn) take(b *bucket, n int) bool {
+	if b == nil || b.take(float64(n), c.s.clock.now()) {
+		return true
+	}
+	c.s.ctr.bandwidthDrops.Add(1)
+	return false
 }
 
 // ReadFrom receives a peer's packet for the client.
@@ -192,8 +200,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	if c.slow != nil {
 		n, addr, err := readSlow(p, c.slow, c.done, c.LocalAddr())
 		if err == nil {
-			c.s.ctr.relayedPackets.Add(1)
-			c.s.ctr.relayedBytes.Add(uint64(n))
+			c.s.ctr.relayedByPion(n)
 		}
 		return n, addr, err
 	}
@@ -206,12 +213,10 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.s.ctr.packetsDenied.Add(1)
 			continue
 		}
-		if c.in != nil && !c.in.take(float64(n), c.s.clock.now()) {
-			c.s.ctr.bandwidthDrops.Add(1)
+		if !c.take(c.in, n) {
 			continue
 		}
-		c.s.ctr.relayedPackets.Add(1)
-		c.s.ctr.relayedBytes.Add(uint64(n))
+		c.s.ctr.relayedByPion(n)
 		return n, addr, err
 	}
 }

@@ -51,7 +51,19 @@ type counters struct {
 	queueDrops       atomic.Uint64
 	sendErrors       atomic.Uint64
 
-	dataPlanePackets atomic.Uint64 // of relayedPackets, those the data plane relayed (tests)
+	pionPackets atomic.Uint64 // of relayedPackets, those pion relayed (tests: the rest are the data plane's)
+}
+
+// relayed counts one relayed packet of n payload bytes.
+func (c *counters) relayed(n int) {
+	c.relayedPackets.Add(1)
+	c.relayedBytes.Add(uint64(n))
+}
+
+// relayedByPion counts one packet relayed on pion's path.
+func (c *counters) relayedByPion(n int) {
+	c.relayed(n)
+	c.pionPackets.Add(1)
 }
 
 func (c *counters) snapshot() Stats {
