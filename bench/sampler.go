@@ -35,13 +35,12 @@ type sampler struct {
 	r *runner
 
 	// mu guards the following fields.
-	mu        sync.Mutex
-	samples   []Sample
-	baseline  Sample // before anyone joined
-	winStart  *Sample
-	winEnd    *Sample
-	lastPrint time.Time
-	tty       bool
+	mu       sync.Mutex
+	samples  []Sample
+	baseline Sample // before anyone joined
+	winStart *Sample
+	winEnd   *Sample
+	tty      bool
 }
 
 func newSampler(r *runner) *sampler {

@@ -329,10 +329,3 @@ func (f *freezes) finish(start, end time.Time) (int, time.Duration) {
 	}
 	return count, total
 }
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}

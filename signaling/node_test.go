@@ -2,7 +2,6 @@ package signaling_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -152,9 +151,4 @@ func join(t *testing.T, n *node, room string, opts client.Options) *client.Clien
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-func isWireError(err error, code string) bool {
-	var we *wire.Error
-	return errors.As(err, &we) && we.Code == code
 }

@@ -127,17 +127,17 @@ func TestCompareCoturn(t *testing.T) {
 			time.Sleep(2 * time.Second)
 			cpu0, sched0 := procCPU(t, cmd.Process.Pid), schedCPU(cmd.Process.Pid)
 			idleWall := time.Since(idleStart).Seconds()
-			idlePerSec := time.Duration(float64(cpu0-idle0) / idleWall)
-			schedIdlePerSec := time.Duration(float64(sched0-idleSched0) / idleWall)
+			idlePerSecond := time.Duration(float64(cpu0-idle0) / idleWall)
+			schedIdlePerSecond := time.Duration(float64(sched0-idleSched0) / idleWall)
 			start := time.Now()
 			out, err := exec.CommandContext(ctx, "turnutils_uclient", "-u", "bench", "-W", secret, "-p", strconv.Itoa(port),
 				"-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-c",
 				"-m", strconv.Itoa(clients), "-n", strconv.Itoa(msgs), "-l", "170", "-z", "1", "127.0.0.1").CombinedOutput()
 			wall := time.Since(start)
 			raw := procCPU(t, cmd.Process.Pid) - cpu0
-			cpu := raw - time.Duration(float64(idlePerSec)*wall.Seconds())
+			cpu := raw - time.Duration(float64(idlePerSecond)*wall.Seconds())
 			schedRaw := schedCPU(cmd.Process.Pid) - sched0
-			schedCPU := schedRaw - time.Duration(float64(schedIdlePerSec)*wall.Seconds())
+			schedCPU := schedRaw - time.Duration(float64(schedIdlePerSecond)*wall.Seconds())
 			cmd.Process.Kill()
 			cmd.Wait()
 			if err != nil {
@@ -151,8 +151,8 @@ func TestCompareCoturn(t *testing.T) {
 			r := result{pps: pkts / wall.Seconds(), cpuPerPkt: cpu.Seconds() / pkts * 1e6, schedPerPkt: schedCPU.Seconds() / pkts * 1e6}
 			results[name] = append(results[name], r)
 			t.Logf("run %d %-8s sent %d recv %d in %v: %.0f relayed pkt/s, cpu %v (idle %v/s subtracted), %.2f µs/pkt; schedstat cpu %v (idle %v/s), %.2f µs/pkt",
-				i, name, sent, recv, wall.Round(time.Millisecond), r.pps, raw, idlePerSec.Round(time.Millisecond), r.cpuPerPkt,
-				schedRaw.Round(time.Millisecond), schedIdlePerSec.Round(100*time.Microsecond), r.schedPerPkt)
+				i, name, sent, recv, wall.Round(time.Millisecond), r.pps, raw, idlePerSecond.Round(time.Millisecond), r.cpuPerPkt,
+				schedRaw.Round(time.Millisecond), schedIdlePerSecond.Round(100*time.Microsecond), r.schedPerPkt)
 		}
 	}
 	median := func(name string, f func(result) float64) float64 {

@@ -58,7 +58,7 @@ func TestFastUDP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if nu := netFrom.(*net.UDPAddr); !bytes.Equal(nu.IP, fu.IP) || nu.Port != fu.Port || nu.Zone != fu.Zone {
+			if nu := netFrom.(*net.UDPAddr); !nu.IP.Equal(fu.IP) || nu.Port != fu.Port || nu.Zone != fu.Zone {
 				t.Fatalf("fast read from %#v, the net package from %#v", fu, nu)
 			}
 
