@@ -25,8 +25,16 @@ type Config struct {
 	// Bridge is this node's SFU. Required.
 	Bridge *bridge.Bridge
 	// ICEServers returns the ICE servers (with fresh TURN credentials) handed
-	// to a participant at join. Nil: none.
-	ICEServers func() []wire.ICEServer
+	// to a participant at join and at every resume. sessionID is an opaque
+	// random ID of the participant's session, the same across its resumes,
+	// shown to no client: not the resume secret, not the participant ID.
+	// Called without any signaling lock held. Nil: none.
+	ICEServers func(sessionID string) []wire.ICEServer
+	// SessionEnded, when set, is called exactly once for every session
+	// ICEServers was called for, when it ends for good: leave, removal,
+	// resume window expired, node shutdown. Called without any signaling
+	// lock held; it must not block for long.
+	SessionEnded func(sessionID string)
 	// Admin, when set, is mounted at /admin/.
 	Admin http.Handler
 	// ResumeWindow is how long a participant whose WebSocket dropped is kept
@@ -51,7 +59,10 @@ func (c Config) withDefaults() Config {
 		c.MaxRoomParticipants = 100
 	}
 	if c.ICEServers == nil {
-		c.ICEServers = func() []wire.ICEServer { return nil }
+		c.ICEServers = func(string) []wire.ICEServer { return nil }
+	}
+	if c.SessionEnded == nil {
+		c.SessionEnded = func(string) {}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -24,6 +24,9 @@ type node struct {
 	Dir *mesh.LocalDirectory
 	Srv *signaling.Server
 	Br  *bridge.Bridge
+	// Stop shuts the node down as serve does on SIGTERM and waits for
+	// signaling and the bridge to return. Idempotent; cleanup calls it too.
+	Stop func()
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -78,18 +81,25 @@ func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *
 	go func() { defer wg.Done(); br.Run(ctx) }()
 	go func() { defer wg.Done(); srv.Run(ctx) }()
 	hs := httptest.NewServer(srv)
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cancel()
+			wg.Wait()
+		})
+	}
 	t.Cleanup(func() {
 		cancel()
 		hs.CloseClientConnections()
 		hs.Close()
-		wg.Wait()
+		stop()
 		udp.Close()
 		if tcp != nil {
 			tcp.Close()
 		}
 	})
 	// Wait until Run marked the server ready.
-	n := &node{URL: hs.URL, Dir: dir, Srv: srv, Br: br}
+	n := &node{URL: hs.URL, Dir: dir, Srv: srv, Br: br, Stop: stop}
 	waitFor(t, 10*time.Second, "server ready", func() bool {
 		resp, err := hs.Client().Get(hs.URL + "/readyz")
 		if err != nil {

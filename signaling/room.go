@@ -40,12 +40,13 @@ type room struct {
 
 // participant is one person in a room on this node.
 type participant struct {
-	id     string       // static
-	secret string       // static
-	name   string       // static
-	room   *room        // static
-	log    *slog.Logger // static
-	out    chan *wire.Message
+	id      string       // static; shown to the room
+	secret  string       // static; the resume secret, shown to p only
+	session string       // static; ICEServers/SessionEnded ID, shown to no client
+	name    string       // static
+	room    *room        // static
+	log     *slog.Logger // static
+	out     chan *wire.Message
 
 	// media is set once in join, before any message is handled; guarded
 	// by mu for leave, which may race with join.
@@ -126,12 +127,16 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	}
 
 	p := &participant{
-		id:     randomID(12),
-		secret: randomID(24),
-		name:   m.Name,
-		out:    make(chan *wire.Message, sendQueue),
-		conn:   c,
+		id:      randomID(12),
+		secret:  randomID(24),
+		session: randomID(18),
+		name:    m.Name,
+		out:     make(chan *wire.Message, sendQueue),
+		conn:    c,
 	}
+	// From here on the session exists for ICEServers: every path out of
+	// join goes through leave, which calls SessionEnded.
+	ice := s.cfg.ICEServers(p.session)
 	s.mu.Lock()
 	r = s.rooms[key]
 	if r == nil || r.conference != info.ConferenceID {
@@ -142,7 +147,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	s.participants[p.id] = p
 
 	r.mu.Lock()
-	welcome := s.welcomeLocked(r, p, false)
+	welcome := s.welcomeLocked(r, p, ice, false)
 	p.out <- welcome // the queue is empty: this cannot block
 	for _, h := range r.history {
 		p.send(h)
@@ -205,6 +210,10 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 		subtle.ConstantTimeCompare(p.room.key[:], key[:]) != 1 {
 		return nil, errResumeFailed
 	}
+	// Mint before the closed check: a leave that races with this resume
+	// sets closed before it calls SessionEnded, so credentials are never
+	// handed out for a session already reported ended.
+	ice := s.cfg.ICEServers(p.session)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -223,7 +232,7 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 
 	r := p.room
 	r.mu.Lock()
-	welcome := s.welcomeLocked(r, p, true)
+	welcome := s.welcomeLocked(r, p, ice, true)
 	r.mu.Unlock()
 	// The welcome goes first, then whatever queued while detached.
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
@@ -245,14 +254,14 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 
 // welcomeLocked builds p's welcome: the room's other participants and
 // tracks as they are now. r.mu is held.
-func (s *Server) welcomeLocked(r *room, p *participant, resumed bool) *wire.Message {
+func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, resumed bool) *wire.Message {
 	w := &wire.Message{
 		Type:        wire.TypeWelcome,
 		Version:     wire.Version,
 		Participant: p.id,
 		Secret:      p.secret,
 		Conference:  r.conference,
-		ICEServers:  s.cfg.ICEServers(),
+		ICEServers:  ice,
 		Resumed:     resumed,
 		TS:          time.Now().UnixMilli(),
 	}
@@ -341,6 +350,7 @@ func (s *Server) leave(p *participant, cause error) {
 	if last {
 		r.media.Close()
 	}
+	s.cfg.SessionEnded(p.session)
 	timeout := directoryTimeout
 	if cause == errShutdown {
 		// The node is going away; the directory drops its rooms when it

@@ -1,5 +1,7 @@
 package signaling
 
+import "github.com/meshmeet/meshmeet/mesh"
+
 // Stats are the signaling role's gauges, as plain numbers with no room or
 // participant labels.
 type Stats struct {
@@ -15,4 +17,18 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Participants: len(s.participants), Rooms: len(s.rooms)}
+}
+
+// LiveRooms returns the directory keys of the rooms with at least one
+// participant on this node, joins in progress included, so that a caller
+// comparing them with the directory never takes a room being joined for a
+// ghost. Safe for concurrent use; the slice is the caller's.
+func (s *Server) LiveRooms() []mesh.RoomKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]mesh.RoomKey, 0, len(s.rooms))
+	for k := range s.rooms {
+		keys = append(keys, k)
+	}
+	return keys
 }

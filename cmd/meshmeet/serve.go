@@ -168,7 +168,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		RoomKey:    cp.Keys.RoomKey,
 		Directory:  cp.Directory,
 		Bridge:     br,
-		ICEServers: iceServers,
+		ICEServers: func(string) []wire.ICEServer { return iceServers() },
 		Admin:      cp.Admin,
 		Logger:     log,
 	})
