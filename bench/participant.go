@@ -83,11 +83,7 @@ func (p *participant) join(ctx context.Context) error {
 		opts.Tracks = []webrtc.TrackLocal{audio}
 	}
 	if p.role == roleAV {
-		var ls []client.Layer
-		for _, l := range r.layers {
-			ls = append(ls, client.Layer{RID: l.RID, Width: l.Width, Height: l.Height})
-		}
-		if video, err = client.NewSimulcastVideo("v", stream, ls); err != nil {
+		if video, err = client.NewSimulcastVideo("v", stream, r.layers); err != nil {
 			return err
 		}
 		opts.Simulcast = video
@@ -102,7 +98,7 @@ func (p *participant) join(ctx context.Context) error {
 	p.c = c
 	p.welcomeAt = time.Now()
 	p.mu.Unlock()
-	p.src.Ext = client.NegotiatedExt(c)
+	p.src.Ext = c.Ext
 	for _, pc := range []struct {
 		which wire.PC
 		pc    *webrtc.PeerConnection

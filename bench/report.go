@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/meshmeet/meshmeet/bench/client"
 )
 
 // Report is every figure of a run. Durations are in milliseconds, rates
@@ -165,14 +168,17 @@ func lossOf(exp, got uint64) Loss {
 	return l
 }
 
-// report gathers the figures; the sources have stopped.
+// report gathers the figures; the sources have stopped. Each part of the
+// report comes from one function: media from what the participants
+// received, cost from the nodes' and the generator's samples at the
+// window's edges, then errors and the guards, which read the media
+// figures. The order of the warnings follows that of the parts.
 func (r *runner) report(smp *sampler) *Report {
 	from, to := r.window()
-	secs := to.Sub(from).Seconds()
 	rep := &Report{
 		Scenario:      r.scn,
 		Started:       r.start.UTC(),
-		WindowSeconds: round3(secs),
+		WindowSeconds: round3(to.Sub(from).Seconds()),
 		DelayByPath:   map[string]Summary{},
 		Participants: ParticipantCounts{
 			Planned: r.planned(),
@@ -186,111 +192,65 @@ func (r *runner) report(smp *sampler) *Report {
 	} else {
 		rep.Target = strings.Join(r.p.URLs, ",")
 	}
-	var join, connect, ttff, tfa, ajit, vjit []float64
-	var adelay, vdelay Histogram
-	paths := map[string]*Histogram{}
-	var aexp, agot, vexp, vgot uint64
-	var layerBytes [3]uint64
-	var layerStreams [3]int
-	var packets, bytes uint64
-	nodeParts := make([]int, len(r.targets))
-
 	r.mu.Lock()
 	all := append([]*participant(nil), r.all...)
 	r.mu.Unlock()
+
+	packets := r.reportMedia(rep, all, from, to)
+	smp.mu.Lock()
+	base, ws, we := smp.baseline, smp.winStart, smp.winEnd
+	smp.mu.Unlock()
+	if ws != nil && we != nil {
+		r.reportNodes(rep, all, to, &base, ws, we, packets)
+		r.reportGenerator(rep, all, smp, ws, we)
+	}
+	r.reportErrors(rep, all)
+	r.reportGuards(rep)
+	return rep
+}
+
+// mediaTotals adds up what subscribers received in the steady window.
+type mediaTotals struct {
+	join, connect, ttff, tfa, ajit, vjit []float64
+
+	adelay, vdelay Histogram
+	paths          map[string]*Histogram // by path name, see pathName
+
+	aexp, agot, vexp, vgot uint64
+	layerBytes             [3]uint64
+	layerStreams           [3]int
+	packets, bytes         uint64
+}
+
+// reportMedia fills the join, delay, loss, jitter, freeze, layer and
+// forwarding figures from every participant's streams and returns the
+// packets subscribers received (the nodes' forwarded packets).
+func (r *runner) reportMedia(rep *Report, all []*participant, from, to time.Time) uint64 {
+	m := &mediaTotals{paths: map[string]*Histogram{}}
 	for _, p := range all {
 		p.mu.Lock()
 		if !p.welcomeAt.IsZero() {
-			join = append(join, ms(p.welcomeAt.Sub(p.start)))
-			if p.leftAt.IsZero() || p.leftAt.After(to) {
-				nodeParts[p.node]++
-			}
+			m.join = append(m.join, ms(p.welcomeAt.Sub(p.start)))
 		}
 		if !p.connected.IsZero() {
-			connect = append(connect, ms(p.connected.Sub(p.start)))
+			m.connect = append(m.connect, ms(p.connected.Sub(p.start)))
 		}
 		streams := append([]*stream(nil), p.streams...)
-		shown := map[string]time.Time{}
-		for k, v := range p.shownAt {
-			shown[k] = v
-		}
-		leftAt := p.leftAt
-		if len(p.errs) > 0 && len(rep.ErrorSample) < 10 {
-			rep.ErrorSample = append(rep.ErrorSample, p.errs[0])
-		}
+		shown := maps.Clone(p.shownAt)
+		pstart, leftAt := p.start, p.leftAt
 		p.mu.Unlock()
+
+		// A subscription or a shown video ends with the window or when
+		// its participant left, whichever came first.
+		end := to
+		if !leftAt.IsZero() && leftAt.Before(end) {
+			end = leftAt
+		}
 		rendered := map[string]bool{}
 		for _, s := range streams {
 			s.mu.Lock()
-			packets += s.packets
-			path := r.targets[p.node].Name
-			if s.from != nil && s.from.node != p.node {
-				path = r.targets[s.from.node].Name + "→" + path
-			}
-			if r.scn.Spread && s.from != nil {
-				path = s.from.region + "→" + path + "→" + p.region
-			}
-			if paths[path] == nil {
-				paths[path] = &Histogram{}
-			}
-			paths[path].Merge(&s.delay)
-			var exp, got uint64
-			for i := range s.loss {
-				e, g := s.loss[i].totals()
-				exp += e
-				got += g
-			}
-			if s.video {
-				vdelay.Merge(&s.delay)
-				vexp += exp
-				vgot += got
-				if s.jit.n > 0 {
-					vjit = append(vjit, s.jit.meanMS())
-				}
-				best := 0
-				for i, b := range s.bytes {
-					layerBytes[i] += b
-					bytes += b
-					if b > s.bytes[best] {
-						best = i
-					}
-				}
-				if s.packets > 0 {
-					layerStreams[best]++
-				}
-				if !s.first.IsZero() && !s.start.IsZero() {
-					ttff = append(ttff, ms(s.first.Sub(s.start)))
-					rendered[s.trackID] = true
-				}
-				// Freezes of subscriptions that overlap the window.
-				end := to
-				if !s.ended.IsZero() && s.ended.Before(end) {
-					end = s.ended
-				}
-				if !leftAt.IsZero() && leftAt.Before(end) {
-					end = leftAt
-				}
-				start := maxTime(from, s.start)
-				if start.Before(end) {
-					c, d := s.frz.finish(start, end)
-					rep.Freezes.Streams++
-					rep.Freezes.Count += c
-					rep.Freezes.TotalSeconds += d.Seconds()
-					if c > 0 {
-						rep.Freezes.Frozen++
-					}
-				}
-			} else {
-				adelay.Merge(&s.delay)
-				aexp += exp
-				agot += got
-				bytes += s.bytes[0]
-				if s.jit.n > 0 {
-					ajit = append(ajit, s.jit.meanMS())
-				}
-				if !s.first.IsZero() && !s.start.IsZero() {
-					tfa = append(tfa, ms(s.first.Sub(s.start)))
-				}
+			if m.addStream(r, p, s, from, end, &rep.Freezes) {
+				rendered[s.trackID] = true
 			}
 			s.mu.Unlock()
 		}
@@ -300,153 +260,266 @@ func (r *runner) report(smp *sampler) *Report {
 			if rendered[id] {
 				continue
 			}
-			start := maxTime(from, maxTime(at, p.start))
-			end := to
-			if !leftAt.IsZero() && leftAt.Before(end) {
-				end = leftAt
-			}
+			start := maxTime(from, maxTime(at, pstart))
 			if end.Sub(start) > 2*freezeWindow {
-				rep.Freezes.NeverRendered++
-				rep.Freezes.Streams++
-				rep.Freezes.Frozen++
-				rep.Freezes.Count++
-				rep.Freezes.TotalSeconds += end.Sub(start).Seconds()
+				f := &rep.Freezes
+				f.NeverRendered++
+				f.Streams++
+				f.Frozen++
+				f.Count++
+				f.TotalSeconds += end.Sub(start).Seconds()
 			}
 		}
 	}
-	rep.Freezes.TotalSeconds = round3(rep.Freezes.TotalSeconds)
+	m.fill(rep, r.layers, to.Sub(from).Seconds())
 	rep.Freezes.PLIs = r.plis.Load()
+	return m.packets
+}
+
+// addStream adds one subscription of participant p, whose media counts
+// until end, and its freezes within the window. It reports whether the
+// subscription rendered a video frame. The caller holds s.mu.
+func (m *mediaTotals) addStream(r *runner, p *participant, s *stream, from, end time.Time, frz *Freezes) bool {
+	m.packets += s.packets
+	path := r.pathName(p, s)
+	if m.paths[path] == nil {
+		m.paths[path] = &Histogram{}
+	}
+	m.paths[path].Merge(&s.delay)
+	var exp, got uint64
+	for i := range s.loss {
+		e, g := s.loss[i].totals()
+		exp += e
+		got += g
+	}
+	if !s.video {
+		m.adelay.Merge(&s.delay)
+		m.aexp += exp
+		m.agot += got
+		m.bytes += s.bytes[0]
+		if s.jit.n > 0 {
+			m.ajit = append(m.ajit, s.jit.meanMS())
+		}
+		if !s.first.IsZero() && !s.start.IsZero() {
+			m.tfa = append(m.tfa, ms(s.first.Sub(s.start)))
+		}
+		return false
+	}
+	m.vdelay.Merge(&s.delay)
+	m.vexp += exp
+	m.vgot += got
+	if s.jit.n > 0 {
+		m.vjit = append(m.vjit, s.jit.meanMS())
+	}
+	best := 0
+	for i, b := range s.bytes {
+		m.layerBytes[i] += b
+		m.bytes += b
+		if b > s.bytes[best] {
+			best = i
+		}
+	}
+	if s.packets > 0 {
+		m.layerStreams[best]++
+	}
+	rendered := false
+	if !s.first.IsZero() && !s.start.IsZero() {
+		m.ttff = append(m.ttff, ms(s.first.Sub(s.start)))
+		rendered = true
+	}
+	// Freezes of subscriptions that overlap the window.
+	if !s.ended.IsZero() && s.ended.Before(end) {
+		end = s.ended
+	}
+	if start := maxTime(from, s.start); start.Before(end) {
+		c, d := s.frz.finish(start, end)
+		frz.Streams++
+		frz.Count += c
+		frz.TotalSeconds += d.Seconds()
+		if c > 0 {
+			frz.Frozen++
+		}
+	}
+	return rendered
+}
+
+// pathName names the nodes (and, when participants are spread over
+// regions, the regions) a subscription's media crossed: "bench-1",
+// "bench-1→bench-2" or "eu→bench-1→us".
+func (r *runner) pathName(p *participant, s *stream) string {
+	path := r.targets[p.node].Name
+	if s.from != nil && s.from.node != p.node {
+		path = r.targets[s.from.node].Name + "→" + path
+	}
+	if r.scn.Spread && s.from != nil {
+		path = s.from.region + "→" + path + "→" + p.region
+	}
+	return path
+}
+
+// fill writes the totals into rep; secs is the window's length.
+func (m *mediaTotals) fill(rep *Report, layers []client.SynthLayer, secs float64) {
+	rep.Freezes.TotalSeconds = round3(rep.Freezes.TotalSeconds)
 	if rep.Freezes.Streams > 0 && secs > 0 {
 		rep.Freezes.PerMinute = round3(float64(rep.Freezes.Count) / float64(rep.Freezes.Streams) / (secs / 60))
 	}
-	rep.Join = summarize(join)
-	rep.Connect = summarize(connect)
-	rep.FirstFrame = summarize(ttff)
-	rep.FirstAudio = summarize(tfa)
-	rep.AudioDelay = adelay.SummaryMS()
-	rep.VideoDelay = vdelay.SummaryMS()
-	for k, h := range paths {
+	rep.Join = summarize(m.join)
+	rep.Connect = summarize(m.connect)
+	rep.FirstFrame = summarize(m.ttff)
+	rep.FirstAudio = summarize(m.tfa)
+	rep.AudioDelay = m.adelay.SummaryMS()
+	rep.VideoDelay = m.vdelay.SummaryMS()
+	for k, h := range m.paths {
 		if h.Count() > 0 {
 			rep.DelayByPath[k] = h.SummaryMS()
 		}
 	}
-	rep.AudioLoss = lossOf(aexp, agot)
-	rep.VideoLoss = lossOf(vexp, vgot)
-	rep.AudioJitter = summarize(ajit)
-	rep.VideoJitter = summarize(vjit)
+	rep.AudioLoss = lossOf(m.aexp, m.agot)
+	rep.VideoLoss = lossOf(m.vexp, m.vgot)
+	rep.AudioJitter = summarize(m.ajit)
+	rep.VideoJitter = summarize(m.vjit)
 	rep.DelayHistogram = map[string][][2]float64{}
-	for kind, h := range map[string]*Histogram{"audio": &adelay, "video": &vdelay} {
+	for kind, h := range map[string]*Histogram{"audio": &m.adelay, "video": &m.vdelay} {
 		v, c := h.Buckets()
 		for i := range v {
 			rep.DelayHistogram[kind] = append(rep.DelayHistogram[kind], [2]float64{round3(v[i] / 1000), float64(c[i])})
 		}
 	}
-	if secs > 0 {
-		rep.ForwardedPPS = round3(float64(packets) / secs)
-		rep.ForwardedKbps = round3(float64(bytes) * 8 / 1000 / secs)
-		for i, l := range r.layers {
-			lf := LayerFigures{RID: l.RID, Height: l.Height, Streams: layerStreams[i],
-				Kbps: round3(float64(layerBytes[i]) * 8 / 1000 / secs), SentKbp: float64(l.Bitrate) / 1000}
-			if lf.Streams > 0 {
-				lf.PerSub = round3(lf.Kbps / float64(lf.Streams))
+	if secs <= 0 {
+		return
+	}
+	rep.ForwardedPPS = round3(float64(m.packets) / secs)
+	rep.ForwardedKbps = round3(float64(m.bytes) * 8 / 1000 / secs)
+	for i, l := range layers {
+		lf := LayerFigures{RID: l.RID, Height: l.Height, Streams: m.layerStreams[i],
+			Kbps: round3(float64(m.layerBytes[i]) * 8 / 1000 / secs), SentKbp: float64(l.Bitrate) / 1000}
+		if lf.Streams > 0 {
+			lf.PerSub = round3(lf.Kbps / float64(lf.Streams))
+		}
+		rep.Layers = append(rep.Layers, lf)
+	}
+}
+
+// reportNodes fills each node's cost over the window from the samples at
+// its edges (ws, we) and the baseline before the run, and the cost per
+// forwarded packet and per participant of the nodes the bench can see.
+func (r *runner) reportNodes(rep *Report, all []*participant, to time.Time, base, ws, we *Sample, packets uint64) {
+	// Participants on each node at the end of the window.
+	nodeParts := make([]int, len(r.targets))
+	for _, p := range all {
+		p.mu.Lock()
+		if !p.welcomeAt.IsZero() && (p.leftAt.IsZero() || p.leftAt.After(to)) {
+			nodeParts[p.node]++
+		}
+		p.mu.Unlock()
+	}
+	dt := we.at.Sub(ws.at).Seconds()
+	var cpu, rssGrowth float64
+	local := false
+	for i, t := range r.targets {
+		nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
+		if i < len(ws.nodes) && i < len(we.nodes) && we.nodes[i].m.ok && ws.nodes[i].m.ok {
+			a, b := ws.nodes[i].m, we.nodes[i].m
+			fwd := b.forwarded - a.forwarded
+			nf.BridgeForwarded = &fwd
+			for reason, n := range b.drops {
+				if d := n - a.drops[reason]; d > 0 {
+					if nf.BridgeDrops == nil {
+						nf.BridgeDrops = map[string]float64{}
+					}
+					nf.BridgeDrops[reason] = d
+				}
 			}
-			rep.Layers = append(rep.Layers, lf)
+			if len(nf.BridgeDrops) > 0 {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its bridge dropped packets: %v", t.Name, nf.BridgeDrops))
+			}
+		}
+		if (t.pid() > 0 || (i < len(we.nodes) && we.nodes[i].m.ok)) && i < len(ws.nodes) && i < len(we.nodes) && i < len(base.nodes) {
+			local = true
+			nf.CPUSeconds = round3(we.nodes[i].CPU - ws.nodes[i].CPU)
+			nf.Cores = round3(nf.CPUSeconds / dt)
+			nf.RSSStartMB = round3(float64(base.nodes[i].RSS) / (1 << 20))
+			nf.RSSEndMB = round3(float64(we.nodes[i].RSS) / (1 << 20))
+			nf.RTCSocketDrops = we.nodes[i].udpDrops - ws.nodes[i].udpDrops
+			if nf.RTCSocketDrops > 0 {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its media socket dropped %d datagrams for a full receive buffer", t.Name, nf.RTCSocketDrops))
+			}
+			cpu += we.nodes[i].CPU - ws.nodes[i].CPU
+			rssGrowth += float64(we.nodes[i].RSS - base.nodes[i].RSS)
+		}
+		rep.Nodes = append(rep.Nodes, nf)
+	}
+	if !local {
+		return
+	}
+	if packets > 0 {
+		v := round3(cpu / float64(packets) * 1e6)
+		rep.CPUPerPacketUS = &v
+	}
+	if n := r.joined.Load() - r.churned.Load(); n > 0 {
+		v := round3(rssGrowth / 1024 / float64(n))
+		rep.MemPerParticipantKB = &v
+	}
+}
+
+// reportGenerator fills the bench's own cost over the window and warns
+// when the generator, not the cluster, may have limited the figures.
+func (r *runner) reportGenerator(rep *Report, all []*participant, smp *sampler, ws, we *Sample) {
+	g := &rep.Generator
+	g.CPUSeconds = round3(we.gen.CPU - ws.gen.CPU)
+	g.Cores = round3(g.CPUSeconds / we.at.Sub(ws.at).Seconds())
+	g.CoresUsable = genCores()
+	g.Busy = round3(g.Cores / float64(g.CoresUsable))
+	if we.tot > ws.tot {
+		g.MachineBusy = round3(float64(we.busy-ws.busy) / float64(we.tot-ws.tot))
+	}
+	g.UDPRcvbufErrors = we.udpDrops - ws.udpDrops
+	for _, p := range all {
+		g.SkippedAudio += p.src.Skipped.Load()
+	}
+	if g.SkippedAudio > 0 {
+		g.Bottleneck = true
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator was starved of CPU: it skipped %d audio packets it could not send in time", g.SkippedAudio))
+	}
+	if g.UDPRcvbufErrors > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the kernel dropped %d UDP datagrams on this machine for full socket receive buffers during the window", g.UDPRcvbufErrors))
+	}
+	smp.mu.Lock()
+	for _, x := range smp.samples {
+		if x.Phase == "steady" {
+			g.PeakCores = max(g.PeakCores, x.GenCores)
 		}
 	}
-
-	// Cost, from /proc at the window's edges.
-	smp.mu.Lock()
-	base, ws, we := smp.baseline, smp.winStart, smp.winEnd
 	smp.mu.Unlock()
-	if ws != nil && we != nil {
-		dt := we.at.Sub(ws.at).Seconds()
-		var cpu, rssGrowth float64
-		local := false
-		for i, t := range r.targets {
-			nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
-			if i < len(ws.nodes) && i < len(we.nodes) && we.nodes[i].m.ok && ws.nodes[i].m.ok {
-				a, b := ws.nodes[i].m, we.nodes[i].m
-				fwd := b.forwarded - a.forwarded
-				nf.BridgeForwarded = &fwd
-				for reason, n := range b.drops {
-					if d := n - a.drops[reason]; d > 0 {
-						if nf.BridgeDrops == nil {
-							nf.BridgeDrops = map[string]float64{}
-						}
-						nf.BridgeDrops[reason] = d
-					}
-				}
-				if len(nf.BridgeDrops) > 0 {
-					rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its bridge dropped packets: %v", t.Name, nf.BridgeDrops))
-				}
-			}
-			if (t.pid() > 0 || (i < len(we.nodes) && we.nodes[i].m.ok)) && i < len(ws.nodes) && i < len(we.nodes) && i < len(base.nodes) {
-				local = true
-				nf.CPUSeconds = round3(we.nodes[i].CPU - ws.nodes[i].CPU)
-				nf.Cores = round3(nf.CPUSeconds / dt)
-				nf.RSSStartMB = round3(float64(base.nodes[i].RSS) / (1 << 20))
-				nf.RSSEndMB = round3(float64(we.nodes[i].RSS) / (1 << 20))
-				nf.RTCSocketDrops = we.nodes[i].udpDrops - ws.nodes[i].udpDrops
-				if nf.RTCSocketDrops > 0 {
-					rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its media socket dropped %d datagrams for a full receive buffer", t.Name, nf.RTCSocketDrops))
-				}
-				cpu += we.nodes[i].CPU - ws.nodes[i].CPU
-				rssGrowth += float64(we.nodes[i].RSS - base.nodes[i].RSS)
-			}
-			rep.Nodes = append(rep.Nodes, nf)
+	switch {
+	case g.Busy > 0.9:
+		g.Bottleneck = true
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator used %.0f%% of its %d core(s): it, not the cluster, may be the bottleneck", g.Busy*100, g.CoresUsable))
+	case g.PeakCores > 0.9*float64(g.CoresUsable):
+		g.Bottleneck = true
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator peaked at %.2f of its %d core(s) in one second: it may have been the bottleneck then", g.PeakCores, g.CoresUsable))
+	}
+	if g.MachineBusy > 0.9 && r.p.Local > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the machine was %.0f%% busy: generator and local nodes compete for it", g.MachineBusy*100))
+	}
+}
+
+// reportErrors counts the errors and keeps a sample of up to 10 (each
+// participant's first, then join failures), and warns of malformed
+// packets and failed joins.
+func (r *runner) reportErrors(rep *Report, all []*participant) {
+	const maxSample = 10
+	for _, p := range all {
+		p.mu.Lock()
+		if len(p.errs) > 0 && len(rep.ErrorSample) < maxSample {
+			rep.ErrorSample = append(rep.ErrorSample, p.errs[0])
 		}
-		if local {
-			if packets > 0 {
-				v := round3(cpu / float64(packets) * 1e6)
-				rep.CPUPerPacketUS = &v
-			}
-			if n := r.joined.Load() - r.churned.Load(); n > 0 {
-				v := round3(rssGrowth / 1024 / float64(n))
-				rep.MemPerParticipantKB = &v
-			}
-		}
-		g := &rep.Generator
-		g.CPUSeconds = round3(we.gen.CPU - ws.gen.CPU)
-		g.Cores = round3(g.CPUSeconds / dt)
-		g.CoresUsable = genCores()
-		g.Busy = round3(g.Cores / float64(g.CoresUsable))
-		if we.tot > ws.tot {
-			g.MachineBusy = round3(float64(we.busy-ws.busy) / float64(we.tot-ws.tot))
-		}
-		g.UDPRcvbufErrors = we.udpDrops - ws.udpDrops
-		for _, p := range all {
-			g.SkippedAudio += p.src.Skipped.Load()
-		}
-		if g.SkippedAudio > 0 {
-			g.Bottleneck = true
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator was starved of CPU: it skipped %d audio packets it could not send in time", g.SkippedAudio))
-		}
-		if g.UDPRcvbufErrors > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the kernel dropped %d UDP datagrams on this machine for full socket receive buffers during the window", g.UDPRcvbufErrors))
-		}
-		smp.mu.Lock()
-		for _, x := range smp.samples {
-			if x.Phase == "steady" {
-				g.PeakCores = max(g.PeakCores, x.GenCores)
-			}
-		}
-		smp.mu.Unlock()
-		switch {
-		case g.Busy > 0.9:
-			g.Bottleneck = true
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator used %.0f%% of its %d core(s): it, not the cluster, may be the bottleneck", g.Busy*100, g.CoresUsable))
-		case g.PeakCores > 0.9*float64(g.CoresUsable):
-			g.Bottleneck = true
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the generator peaked at %.2f of its %d core(s) in one second: it may have been the bottleneck then", g.PeakCores, g.CoresUsable))
-		}
-		if g.MachineBusy > 0.9 && r.p.Local > 0 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the machine was %.0f%% busy: generator and local nodes compete for it", g.MachineBusy*100))
-		}
+		p.mu.Unlock()
 	}
 	rep.Errors = r.errors.Load() + r.joinFailed.Load()
 	r.mu.Lock()
 	for _, e := range r.joinErrs {
-		if len(rep.ErrorSample) < 10 {
+		if len(rep.ErrorSample) < maxSample {
 			rep.ErrorSample = append(rep.ErrorSample, "join: "+e)
 		}
 	}
@@ -457,8 +530,10 @@ func (r *runner) report(smp *sampler) *Report {
 	if rep.Participants.Failed > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d participants failed to join", rep.Participants.Failed, rep.Participants.Joined+rep.Participants.Failed))
 	}
+}
 
-	// Guards.
+// reportGuards checks the media figures against the run's limits.
+func (r *runner) reportGuards(rep *Report) {
 	gd := &rep.Guards
 	if r.p.MaxLoss > 0 {
 		gd.MaxLossPercent = r.p.MaxLoss
@@ -486,7 +561,6 @@ func (r *runner) report(smp *sampler) *Report {
 			}
 		}
 	}
-	return rep
 }
 
 func ms(d time.Duration) float64 { return round3(float64(d) / 1e6) }

@@ -21,7 +21,7 @@ import (
 type publisher struct {
 	tag uint32
 	c   *client.Client
-	src *client.Source
+	src *client.Synth
 
 	mu       sync.Mutex
 	got      map[string]*received // by kind+sender tag
@@ -48,10 +48,16 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 				stamp, ok = client.ReadStamp(pkt.Payload[client.OpusStampOffset:])
 				wantLen = 80
 			default:
-				if len(pkt.Payload) > client.VP8StampOffset {
-					stamp, ok = client.ReadStamp(pkt.Payload[client.VP8StampOffset:])
-				}
+				var v client.VideoInfo
+				v, ok = client.ParseVideo(pkt.Payload)
+				stamp = v.Stamp
 				key = client.IsVP8Keyframe(pkt.Payload)
+				// A frame's first packet carries the synthetic frame header
+				// with the keyframe start code; the bytes after the stamp
+				// and the packet tail are zero padding.
+				tail := client.VP8StampOffset + client.StampSize + client.VideoTailSize
+				ok = ok && (v.Index > 0 || bytes.Equal(pkt.Payload[4:7], []byte{0x9d, 0x01, 0x2a})) &&
+					bytes.Count(pkt.Payload[tail:], []byte{0}) == len(pkt.Payload)-tail
 			}
 			p.mu.Lock()
 			k := fmt.Sprintf("%s/%d", t.Kind(), stamp.Sender)
@@ -62,12 +68,6 @@ func (p *publisher) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 			r.packets++
 			intact := ok && (wantLen == 0 || len(pkt.Payload) == wantLen)
-			if t.Kind() == webrtc.RTPCodecTypeVideo && intact {
-				// The synthetic frame header names the layer's size; the
-				// bytes after the stamp are zero padding.
-				intact = bytes.Equal(pkt.Payload[4:7], []byte{0x9d, 0x01, 0x2a}) &&
-					bytes.Count(pkt.Payload[client.VP8StampOffset+client.StampSize:], []byte{0}) == len(pkt.Payload)-client.VP8StampOffset-client.StampSize
-			}
 			if intact {
 				r.intact++
 			}
@@ -95,15 +95,24 @@ func (p *publisher) gotKeyframe(from uint32) bool {
 	return p.keyframe[from]
 }
 
+// mediaLayers are three simulcast layers of about 150, 400 and 1000 bytes
+// per frame at 30 fps: one packet per frame but keyframes, which span
+// several packets.
+var mediaLayers = []client.SynthLayer{
+	{RID: "q", Width: 320, Height: 180, Bitrate: 150 * 8 * 30},
+	{RID: "h", Width: 640, Height: 360, Bitrate: 400 * 8 * 30},
+	{RID: "f", Width: 1280, Height: 720, Bitrate: 1000 * 8 * 30},
+}
+
 func startPublisher(ctx context.Context, t *testing.T, n *node, room string, tag uint32) *publisher {
 	t.Helper()
-	p := &publisher{tag: tag, got: map[string]*received{}, keyframe: map[uint32]bool{}, src: &client.Source{Sender: tag}}
+	p := &publisher{tag: tag, got: map[string]*received{}, keyframe: map[uint32]bool{}, src: &client.Synth{Sender: tag}}
 	stream := fmt.Sprintf("s%d", tag)
 	audio, err := client.NewAudio("a", stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	video, err := client.NewSimulcastVideo("v", stream, client.DefaultLayers)
+	video, err := client.NewSimulcastVideo("v", stream, mediaLayers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +123,10 @@ func startPublisher(ctx context.Context, t *testing.T, n *node, room string, tag
 		OnTrack:           p.onTrack,
 		OnKeyframeRequest: p.src.RequestKeyframe,
 	})
-	go p.src.RunAudio(ctx, p.c.Ext, audio, 80)
-	go p.src.RunVideo(ctx, p.c.Ext, video, client.DefaultLayers, 30)
+	p.src.Ext = p.c.Ext
+	// Always talking, so that every audio packet has the talk size.
+	go p.src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
+	go p.src.RunSimulcast(ctx, video, client.VideoOptions{Layers: mediaLayers})
 	// Show every remote video at full size once it is announced.
 	go func() {
 		for {

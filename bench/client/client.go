@@ -65,7 +65,7 @@ type Client struct {
 	errMu  sync.Mutex
 	err    error
 
-	ext atomic.Pointer[Ext] // header extension IDs of pub, once negotiated
+	ext atomic.Pointer[HeaderExt] // header extension IDs of pub, once negotiated
 
 	candMu  sync.Mutex
 	pending map[wire.PC][]webrtc.ICECandidateInit // candidates before remote description
@@ -255,10 +255,10 @@ func (c *Client) readRTCPFrom(read func() ([]rtcp.Packet, interceptor.Attributes
 	}
 }
 
-// Ext are the header extension IDs negotiated on pub. A sender of simulcast
-// must put MID and RID in its video packets, as browsers do, so the bridge
-// can tell the layers apart; audio carries the RFC 6464 level.
-type Ext struct {
+// HeaderExt are the header extension IDs negotiated on pub. A sender of
+// simulcast must put MID and RID in its video packets, as browsers do, so
+// the bridge can tell the layers apart; audio carries the RFC 6464 level.
+type HeaderExt struct {
 	AudioLevel uint8  // 0: not negotiated
 	MID, RID   uint8  // video
 	VideoMID   string // the video transceiver's mid
@@ -266,10 +266,10 @@ type Ext struct {
 
 // Ext returns the negotiated header extensions, or nil before the pub
 // answer arrived. Safe to call per packet.
-func (c *Client) Ext() *Ext { return c.ext.Load() }
+func (c *Client) Ext() *HeaderExt { return c.ext.Load() }
 
-func (c *Client) negotiatedExt() *Ext {
-	e := &Ext{}
+func (c *Client) negotiatedExt() *HeaderExt {
+	e := &HeaderExt{}
 	for _, tr := range c.pub.GetTransceivers() {
 		s := tr.Sender()
 		if s == nil || s.Track() == nil {

@@ -14,9 +14,8 @@ import (
 
 // Browser-shaped synthetic media for `meshmeet bench`: frames of realistic
 // size split into MTU-sized packets, periodic and requested keyframes,
-// talk/silence audio with RFC 6464 levels. RunVideo and RunAudio above stay
-// the simple one-packet-per-frame form the integration tests check byte by
-// byte.
+// talk/silence audio with RFC 6464 levels. The integration tests of
+// signaling send it too and check every packet with ParseVideo.
 //
 // Every packet of RunSimulcast carries, after the 1-byte VP8 payload
 // descriptor:
@@ -90,7 +89,8 @@ type Synth struct {
 	// Sender tags every Stamp. Static.
 	Sender uint32
 	// Ext returns the negotiated header extensions, nil until the pub
-	// answer arrived; nothing is sent before. Static.
+	// answer arrived (Client.Ext); nothing is sent before. Nil: send
+	// without extensions. Static.
 	Ext func() *HeaderExt
 	// keyframe is set by RequestKeyframe and cleared by the next frame.
 	keyframe atomic.Bool
@@ -109,50 +109,6 @@ type Synth struct {
 // RequestKeyframe makes the next video frame of every layer a keyframe, as
 // a browser's encoder does on PLI or FIR.
 func (s *Synth) RequestKeyframe() { s.keyframe.Store(true) }
-
-// HeaderExt are the header extension IDs negotiated on pub: a simulcast
-// sender puts MID and RID in its video packets, as browsers do, so the
-// bridge tells the layers apart; audio carries the RFC 6464 level.
-type HeaderExt struct {
-	AudioLevel uint8 // 0: not negotiated
-	MID, RID   uint8
-	VideoMID   string // the video transceiver's mid
-}
-
-// NegotiatedExt returns a func for Synth.Ext that reads c's pub
-// PeerConnection once its answer is in, then caches the result.
-func NegotiatedExt(c *Client) func() *HeaderExt {
-	var cached atomic.Pointer[HeaderExt]
-	return func() *HeaderExt {
-		if e := cached.Load(); e != nil {
-			return e
-		}
-		pc := c.Pub()
-		if pc == nil || pc.CurrentRemoteDescription() == nil {
-			return nil
-		}
-		e := &HeaderExt{}
-		for _, tr := range pc.GetTransceivers() {
-			snd := tr.Sender()
-			if snd == nil || snd.Track() == nil {
-				continue
-			}
-			for _, h := range snd.GetParameters().HeaderExtensions {
-				switch {
-				case tr.Kind() == webrtc.RTPCodecTypeAudio && h.URI == AudioLevelURI:
-					e.AudioLevel = uint8(h.ID)
-				case tr.Kind() == webrtc.RTPCodecTypeVideo && h.URI == sdp.SDESMidURI:
-					e.MID = uint8(h.ID)
-					e.VideoMID = tr.Mid()
-				case tr.Kind() == webrtc.RTPCodecTypeVideo && h.URI == sdp.SDESRTPStreamIDURI:
-					e.RID = uint8(h.ID)
-				}
-			}
-		}
-		cached.Store(e)
-		return e
-	}
-}
 
 // waitExt waits for the negotiated extensions.
 func (s *Synth) waitExt(ctx context.Context) (*HeaderExt, bool) {
@@ -196,7 +152,7 @@ var BrowserLayers = []SynthLayer{
 }
 
 // RunSimulcast sends frames on the given layers (one track per layer, same
-// order) until ctx ends. While Source.Drop is set, packets are produced and
+// order) until ctx ends. While Drop is set, packets are produced and
 // counted but not written, as a lossy path would drop them.
 func (s *Synth) RunSimulcast(ctx context.Context, tracks []*webrtc.TrackLocalStaticRTP, o VideoOptions) {
 	ext, ok := s.waitExt(ctx)
