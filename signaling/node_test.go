@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,3 +163,10 @@ func join(t *testing.T, n *node, room string, opts client.Options) *client.Clien
 	t.Cleanup(c.Close)
 	return c
 }
+
+// wsURL is the node's WebSocket endpoint.
+func wsURL(n *node) string { return "ws" + strings.TrimPrefix(n.URL, "http") + "/ws" }
+
+// lenientSource lifts the per-source limits for tests whose many clients
+// all come from one loopback address.
+func lenientSource(c *signaling.Config) {}

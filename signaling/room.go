@@ -99,21 +99,17 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	if m.Resume != nil {
 		return s.resume(c, key, m.Resume)
 	}
-	s.mu.Lock()
-	n := len(s.participants)
-	r := s.rooms[key]
-	s.mu.Unlock()
-	if n >= s.cfg.MaxParticipants {
-		return nil, errFull
+	// Caps are checked and taken in one step, before the directory call:
+	// concurrent joins cannot all pass a check and then all insert.
+	if err := s.reserve(key); err != nil {
+		return nil, err
 	}
-	if r != nil {
-		r.mu.Lock()
-		full := len(r.participants) >= s.cfg.MaxRoomParticipants
-		r.mu.Unlock()
-		if full {
-			return nil, errFull
+	reserved := true // until p owns the slot
+	defer func() {
+		if reserved {
+			s.release(key)
 		}
-	}
+	}()
 
 	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
 	info, created, err := s.cfg.Directory.Join(dctx, key, s.cfg.NodeName)
@@ -138,7 +134,16 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	// join goes through leave, which calls SessionEnded.
 	ice := s.cfg.ICEServers(p.session)
 	s.mu.Lock()
-	r = s.rooms[key]
+	if s.stopping() {
+		// Shutdown has already failed the participants it saw; this one
+		// would be missed.
+		s.mu.Unlock()
+		s.cfg.SessionEnded(p.session)
+		s.leaveDirectory(key, errShutdown)
+		return nil, errShutdown
+	}
+	reserved = false // p's slot from here on; leave releases it
+	r := s.rooms[key]
 	if r == nil || r.conference != info.ConferenceID {
 		r = s.newRoomLocked(key, info.ConferenceID)
 	}
@@ -322,6 +327,7 @@ func (s *Server) leave(p *participant, cause error) {
 	r := p.room
 	s.mu.Lock()
 	delete(s.participants, p.id)
+	s.releaseLocked(r.key)
 	r.mu.Lock()
 	for i, o := range r.participants {
 		if o == p {
@@ -351,18 +357,58 @@ func (s *Server) leave(p *participant, cause error) {
 		r.media.Close()
 	}
 	s.cfg.SessionEnded(p.session)
+	if err := s.leaveDirectory(r.key, cause); err != nil {
+		p.log.Warn("directory leave", "err", err)
+	}
+	p.log.Debug("participant left", "cause", causeCode(cause), "room_closed", last)
+}
+
+// leaveDirectory counts one participant fewer on this node in the room's
+// directory entry. At shutdown it tries briefly and reports no error: the
+// directory drops the node's rooms when the node is declared dead.
+func (s *Server) leaveDirectory(key mesh.RoomKey, cause error) error {
 	timeout := directoryTimeout
 	if cause == errShutdown {
-		// The node is going away; the directory drops its rooms when it
-		// is declared dead if this does not get through.
 		timeout = 2 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	if err := s.cfg.Directory.Leave(ctx, r.key, s.cfg.NodeName); err != nil && cause != errShutdown {
-		p.log.Warn("directory leave", "err", err)
+	defer cancel()
+	if err := s.cfg.Directory.Leave(ctx, key, s.cfg.NodeName); err != nil && cause != errShutdown {
+		return err
 	}
-	cancel()
-	p.log.Debug("participant left", "cause", causeCode(cause), "room_closed", last)
+	return nil
+}
+
+// reserve takes a node slot and a slot in the room, or returns errFull.
+func (s *Server) reserve(key mesh.RoomKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping() {
+		return errShutdown
+	}
+	if s.slots >= s.cfg.MaxParticipants || s.roomSlots[key] >= s.cfg.MaxRoomParticipants {
+		return errFull
+	}
+	s.slots++
+	s.roomSlots[key]++
+	return nil
+}
+
+// release gives back a slot reserve took.
+func (s *Server) release(key mesh.RoomKey) {
+	s.mu.Lock()
+	s.releaseLocked(key)
+	s.mu.Unlock()
+}
+
+// releaseLocked is release with s.mu held.
+func (s *Server) releaseLocked(key mesh.RoomKey) {
+	s.slots--
+	if n := s.roomSlots[key] - 1; n > 0 {
+		s.roomSlots[key] = n
+	} else {
+		delete(s.roomSlots, key)
+	}
 }
 
 // newRoomLocked creates the node's side of a room. s.mu is held.

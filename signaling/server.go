@@ -33,9 +33,16 @@ type Server struct {
 	doneOnce sync.Once
 	conns    sync.WaitGroup // WebSocket handlers
 
+	// mu guards the following fields.
 	mu           sync.Mutex
-	rooms        map[mesh.RoomKey]*room  // guarded by mu
-	participants map[string]*participant // by ID; guarded by mu
+	rooms        map[mesh.RoomKey]*room  // rooms with participants on this node
+	participants map[string]*participant // by ID, detached ones included
+	// slots counts the participants and the joins in progress on this
+	// node, roomSlots the same per room (no zero entries). A join reserves
+	// its slots before it asks the directory, so the caps hold under
+	// concurrent joins.
+	slots     int
+	roomSlots map[mesh.RoomKey]int
 }
 
 // New validates cfg. It starts nothing.
@@ -59,6 +66,7 @@ func New(cfg Config) (*Server, error) {
 		done:         make(chan struct{}),
 		rooms:        map[mesh.RoomKey]*room{},
 		participants: map[string]*participant{},
+		roomSlots:    map[mesh.RoomKey]int{},
 	}
 	s.routes()
 	return s, nil
@@ -102,6 +110,16 @@ func (s *Server) shutdown() {
 	}
 	wg.Wait()
 	s.conns.Wait()
+}
+
+// stopping reports whether shutdown has begun.
+func (s *Server) stopping() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // ServeHTTP implements http.Handler.

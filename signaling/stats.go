@@ -26,8 +26,8 @@ func (s *Server) Stats() Stats {
 func (s *Server) LiveRooms() []mesh.RoomKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := make([]mesh.RoomKey, 0, len(s.rooms))
-	for k := range s.rooms {
+	keys := make([]mesh.RoomKey, 0, len(s.roomSlots))
+	for k := range s.roomSlots {
 		keys = append(keys, k)
 	}
 	return keys
