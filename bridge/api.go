@@ -1,8 +1,9 @@
 package bridge
 
-// This file is the contract signaling codes against. The implementation
-// lives in bridge.go, room.go, participant.go, uptrack.go, downtrack.go and
-// packetcache.go.
+// This file is the contract signaling codes against; track.go is the one
+// the relay codes against. The Room methods live in room.go and track.go,
+// the implementation in bridge.go, participant.go, uptrack.go,
+// downtrack.go and packetcache.go.
 
 import (
 	"context"
@@ -44,6 +45,10 @@ type TrackInfo struct {
 	Participant string
 	Kind        webrtc.RTPCodecType
 	Simulcast   bool
+	// Remote: the track was published with Room.Publish (the relay
+	// imported it from another bridge), not by a participant of this
+	// bridge. The relay exports only tracks that are not remote.
+	Remote bool
 }
 
 // RoomEvents are called from bridge goroutines. They must not block: enqueue
@@ -77,18 +82,6 @@ func New(cfg Config) (*Bridge, error) { return newBridge(cfg) }
 // Run serves media until ctx is done, then closes every room and returns
 // after every goroutine the bridge started has exited.
 func (b *Bridge) Run(ctx context.Context) error { return b.run(ctx) }
-
-// NewRoom returns a room that routes media among its participants.
-func (b *Bridge) NewRoom(id string, ev RoomEvents) *Room { return b.newRoom(id, ev) }
-
-// Join adds a participant. Its PeerConnections are created here.
-func (r *Room) Join(id string, ev ParticipantEvents) (*Participant, error) { return r.join(id, ev) }
-
-// Tracks returns the tracks currently published in the room.
-func (r *Room) Tracks() []TrackInfo { return r.trackInfos() }
-
-// Close closes every participant.
-func (r *Room) Close() { r.close() }
 
 // HandleOffer applies the client's offer for the publisher PeerConnection
 // and returns the answer.

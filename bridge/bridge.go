@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,6 @@ type Bridge struct {
 	// updated every clockTick by clockLoop while the bridge runs.
 	now   atomic.Int64
 	epoch time.Time // static after New
-	salt  [16]byte  // static after New; for room names in logs
 
 	// done is closed when the bridge shuts down.
 	done chan struct{}
@@ -62,7 +60,6 @@ func newBridge(cfg Config) (*Bridge, error) {
 		done:  make(chan struct{}),
 		rooms: map[*Room]struct{}{},
 	}
-	_, _ = rand.Read(b.salt[:])
 	return b, nil
 }
 
@@ -173,27 +170,6 @@ func (b *Bridge) close() {
 
 // Stats returns the forwarding counters.
 func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
-
-func (b *Bridge) newRoom(id string, ev RoomEvents) *Room {
-	r := &Room{
-		b:            b,
-		id:           id,
-		ev:           ev,
-		log:          b.log.With("room", shortHash(b.salt[:], id)),
-		participants: map[string]*Participant{},
-		tracks:       map[string]*UpTrack{},
-		done:         make(chan struct{}),
-	}
-	b.mu.Lock()
-	if b.closed {
-		r.closed = true
-		close(r.done)
-	} else {
-		b.rooms[r] = struct{}{}
-	}
-	b.mu.Unlock()
-	return r
-}
 
 func (b *Bridge) removeRoom(r *Room) {
 	b.mu.Lock()

@@ -43,20 +43,26 @@ type qEntry struct {
 	flags uint8
 }
 
-// DownTrack forwards one UpTrack to one subscriber (SFU→subscriber). It is
-// a webrtc.TrackLocal on the subscriber's PeerConnection with stream ID =
-// publisher participant ID and track ID = TrackInfo.ID.
+// DownTrack forwards one UpTrack to one subscriber: a participant's pion
+// track (SFU→subscriber), or a TrackSink added with Room.Subscribe. For a
+// participant it is a webrtc.TrackLocal on the subscriber's PeerConnection
+// with stream ID = publisher participant ID and track ID = TrackInfo.ID.
 //
-// Readers enqueue (never blocking); one writer goroutine picks the layer,
-// rewrites SSRC, sequence number and timestamp so that the subscriber sees
-// one continuous stream across layer switches, and writes.
+// Readers enqueue (never blocking); one writer goroutine picks the layer
+// (switching at a keyframe of the target) and writes: to pion after
+// rewriting SSRC, sequence number and timestamp so that the subscriber sees
+// one continuous stream across layer switches, or to the sink unchanged.
 type DownTrack struct {
-	up        *UpTrack      // static
-	sub       *Participant  // static
-	stats     *counters     // static
-	now       *atomic.Int64 // static
-	video     bool          // static
-	clockRate uint32        // static
+	up        *UpTrack        // static
+	sub       *Participant    // static; nil for a sink
+	sink      TrackSink       // static; nil for a participant
+	subn      *Subscription   // static; the sink's handle, nil for a participant
+	ready     *atomic.Bool    // static; the subscriber's connection is up
+	wg        *sync.WaitGroup // static; counts writeLoop (the owner's)
+	stats     *counters       // static
+	now       *atomic.Int64   // static
+	video     bool            // static
+	clockRate uint32          // static
 
 	sender *webrtc.RTPSender // set once by Participant.addDownTrack under its mu
 
@@ -104,10 +110,34 @@ type mapping struct {
 // outStart is the first output sequence number of the mapping.
 func (m *mapping) outStart() uint16 { return m.srcStart + m.seqOff }
 
+// alwaysReady is the ready flag of sinks: no connection to wait for.
+var alwaysReady = func() *atomic.Bool {
+	var b atomic.Bool
+	b.Store(true)
+	return &b
+}()
+
+// newDownTrack subscribes participant sub to up.
 func newDownTrack(up *UpTrack, sub *Participant) *DownTrack {
+	dt := newSubscriber(up)
+	dt.sub = sub
+	dt.ready = &sub.subReady
+	dt.wg = &sub.wg
+	return dt
+}
+
+// newSinkTrack subscribes sink to up; its writer is counted by wg.
+func newSinkTrack(up *UpTrack, sink TrackSink, wg *sync.WaitGroup) *DownTrack {
+	dt := newSubscriber(up)
+	dt.sink = sink
+	dt.ready = alwaysReady
+	dt.wg = wg
+	return dt
+}
+
+func newSubscriber(up *UpTrack) *DownTrack {
 	dt := &DownTrack{
 		up:        up,
-		sub:       sub,
 		stats:     up.stats,
 		now:       up.now,
 		video:     up.info.Kind == webrtc.RTPCodecTypeVideo,
@@ -199,13 +229,14 @@ func (dt *DownTrack) startVideo() {
 	if tgt < 0 {
 		return
 	}
-	if !dt.sub.subReady.Load() || !dt.replayKeyframe(int(tgt)) {
+	if !dt.ready.Load() || !dt.replayKeyframe(int(tgt)) {
 		dt.up.requestKeyframe(int(tgt))
 	}
 }
 
 // replayKeyframe queues layer li's packets from its last keyframe to its
-// newest one. The queue lock is held while reading the newest sequence
+// newest one; the writer reads them from the layer's packet cache, as it
+// reads live packets. The queue lock is held while reading the newest sequence
 // number, so that the reader's next packets queue after the replay (at
 // worst one is queued twice, and the writer's rewrite sends it twice).
 func (dt *DownTrack) replayKeyframe(li int) bool {
@@ -239,6 +270,18 @@ func (dt *DownTrack) replayKeyframe(li int) bool {
 // stop ends the writer. Idempotent.
 func (dt *DownTrack) stop() {
 	dt.once.Do(func() { close(dt.done) })
+}
+
+// detach unsubscribes dt from its track: the participant renegotiates, a
+// sink's subscription ends. Idempotent.
+func (dt *DownTrack) detach() {
+	if dt.sub != nil {
+		dt.sub.removeDownTrack(dt)
+		return
+	}
+	dt.up.removeSub(dt)
+	dt.stop()
+	dt.up.room.forgetSubscription(dt.subn)
 }
 
 // enqueue offers packet seq of layer li. Called by the layer's reader; it
@@ -287,14 +330,21 @@ func (dt *DownTrack) enqueue(li uint8, seq uint16, flags uint8) {
 	}
 }
 
-// enqueueNACK queues a retransmission of output sequence number seq.
-func (dt *DownTrack) enqueueNACK(seq uint16) {
+// enqueueNACK queues a retransmission of output sequence number seq (a
+// participant's NACK).
+func (dt *DownTrack) enqueueNACK(seq uint16) { dt.enqueueRetransmit(0, seq) }
+
+// enqueueRetransmit queues a retransmission: of output sequence number seq
+// for a participant, of sequence number seq of layer li for a sink. A full
+// queue drops it (counted).
+func (dt *DownTrack) enqueueRetransmit(li uint8, seq uint16) {
 	dt.qmu.Lock()
 	if dt.qLen == queueLen {
 		dt.qmu.Unlock()
+		dt.stats.dropNACKQueueFull.Add(1)
 		return
 	}
-	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, flags: flagNACK}
+	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, layer: li, flags: flagNACK}
 	dt.qLen++
 	dt.qmu.Unlock()
 	select {
@@ -317,9 +367,9 @@ func (dt *DownTrack) dequeue(dst []qEntry) int {
 	return n
 }
 
-// writeLoop is the subscriber's writer. Run by the subscriber's wait group.
+// writeLoop is the subscriber's writer. Run by the owner's wait group.
 func (dt *DownTrack) writeLoop() {
-	defer dt.sub.wg.Done()
+	defer dt.wg.Done()
 	for {
 		select {
 		case <-dt.done:
@@ -346,8 +396,12 @@ func (dt *DownTrack) drain() {
 // writeEntry forwards one queued packet: layer choice, rewrite, write.
 // Owned by the writer; allocates nothing.
 func (dt *DownTrack) writeEntry(e qEntry) {
+	if dt.sink != nil {
+		dt.writeSink(e)
+		return
+	}
 	b := dt.bound.Load()
-	if b == nil || !dt.sub.subReady.Load() {
+	if b == nil || !dt.ready.Load() {
 		dt.stats.dropUnbound.Add(1)
 		return
 	}
@@ -371,14 +425,14 @@ func (dt *DownTrack) writeEntry(e qEntry) {
 		cur, tgt := dt.cur.Load(), dt.target.Load()
 		switch {
 		case tgt < 0:
-			dt.cur.Store(-1) // paused: resume on a keyframe
+			dt.setCur(-1) // paused: resume on a keyframe
 			return
 		case li == tgt && li != cur:
 			if !kf {
 				return
 			}
 			dt.rebase(li)
-			dt.cur.Store(li)
+			dt.setCur(li)
 		case li == cur:
 			if e.flags&flagResync != 0 {
 				dt.rebase(li)
@@ -397,6 +451,57 @@ func (dt *DownTrack) writeEntry(e qEntry) {
 		dt.cur.Store(0)
 	}
 	dt.write(b, hl, n, false, &dt.m)
+}
+
+// writeSink forwards one queued packet to a sink as the publisher sent it:
+// layer choice (switch at a keyframe of the target), no rewrite. Owned by
+// the writer; allocates nothing.
+func (dt *DownTrack) writeSink(e qEntry) {
+	if int(e.layer) >= len(dt.up.layers) {
+		return
+	}
+	n, cflags := dt.up.layers[e.layer].cache.get(e.seq, dt.buf[:])
+	if e.flags&flagNACK != 0 {
+		if n == 0 {
+			dt.stats.dropNACKMiss.Add(1)
+			return
+		}
+		dt.stats.retransmits.Add(1)
+	} else {
+		if n == 0 {
+			dt.stats.dropEvicted.Add(1)
+			return
+		}
+		li := int32(e.layer)
+		if dt.video {
+			cur, tgt := dt.cur.Load(), dt.target.Load()
+			switch {
+			case tgt < 0:
+				dt.setCur(-1) // paused: resume on a keyframe
+				return
+			case li == tgt && li != cur:
+				if cflags&flagKeyframe == 0 {
+					return
+				}
+				dt.setCur(li)
+			case li != cur:
+				return
+			}
+		} else if dt.cur.Load() < 0 {
+			dt.setCur(li)
+		}
+	}
+	dt.sink.WriteRTP(int(e.layer), dt.buf[:n])
+	dt.stats.fwdPackets.Add(1)
+	dt.stats.fwdBytes.Add(uint64(n))
+}
+
+// setCur records the layer being forwarded; a change may change the
+// track's demand.
+func (dt *DownTrack) setCur(li int32) {
+	if dt.cur.Swap(li) != li {
+		dt.up.demandChanged()
+	}
 }
 
 // rebase maps the packet in dt.hdr to the output sequence number after the
@@ -461,7 +566,7 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 		// nothing until the next one: wait for a keyframe again, and ask.
 		dt.stats.dropUnbound.Add(1)
 		if dt.video && !rtx {
-			dt.cur.Store(-1)
+			dt.setCur(-1)
 			dt.up.requestKeyframe(int(dt.target.Load()))
 		}
 		return
@@ -540,7 +645,7 @@ func (dt *DownTrack) selectLayer(budget int64) {
 			if mh > 0 && up.layerHeight(i) > int(mh) {
 				continue
 			}
-			if rate := up.layers[i].bitrate.Load(); budget > 0 && rate > budget {
+			if rate := up.layerBitrate(i); budget > 0 && rate > budget {
 				continue
 			} else if budget > 0 && i > int(dt.target.Load()) && rate+rate/4 > budget {
 				continue // going up needs 25 % headroom, against flapping
@@ -558,11 +663,24 @@ func (dt *DownTrack) selectLayer(budget int64) {
 			}
 		}
 	}
-	if old := dt.target.Swap(tgt); old != tgt && tgt >= 0 {
-		if dt.cur.Load() < 0 {
-			dt.startVideo() // resuming: a cached keyframe will do
-		} else {
-			up.requestKeyframe(int(tgt))
-		}
+	dt.setTarget(tgt)
+}
+
+// setTarget changes the layer the subscriber should get; when it changes,
+// the track's demand may too, and a keyframe of the new layer is needed
+// (from the cache when resuming, else from the source).
+func (dt *DownTrack) setTarget(tgt int32) {
+	old := dt.target.Swap(tgt)
+	if old == tgt {
+		return
+	}
+	dt.up.demandChanged()
+	if tgt < 0 {
+		return
+	}
+	if dt.cur.Load() < 0 {
+		dt.startVideo() // resuming: a cached keyframe will do
+	} else {
+		dt.up.requestKeyframe(int(tgt))
 	}
 }

@@ -25,4 +25,14 @@ var (
 	ErrTooManyCandidates = errors.New("bridge: too many early candidates")
 	// ErrUnknownPC is returned for a PC value other than PCPub and PCSub.
 	ErrUnknownPC = errors.New("bridge: unknown PeerConnection")
+	// ErrDuplicateTrack is returned by Room.Publish when the track ID is
+	// taken in the room.
+	ErrDuplicateTrack = errors.New("bridge: track already in room")
+	// ErrTrackNotFound is returned by Room.Subscribe and Room.TrackParams
+	// for a track that is not (or no longer) published in the room.
+	ErrTrackNotFound = errors.New("bridge: no such track")
+	// ErrInvalidTrack is returned by Room.Publish and Room.Subscribe for
+	// parameters out of bounds (IDs, kind, codec, layers, nil source or
+	// sink).
+	ErrInvalidTrack = errors.New("bridge: invalid track parameters")
 )

@@ -39,34 +39,23 @@ func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 }
 
 // testUpTrack builds an UpTrack with the given number of layers and no
-// PeerConnection behind it.
+// PeerConnection or source behind it, in a room of a bridge that is not
+// started (the coarse clock stays at 1).
 func testUpTrack(kind webrtc.RTPCodecType, layers int) *UpTrack {
-	b := &Bridge{}
+	b := &Bridge{log: testLogger(), rooms: map[*Room]struct{}{}}
 	b.now.Store(1)
-	pub := &Participant{id: "pub"}
+	r := b.NewRoom("test", RoomEvents{})
 	codec := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
-	slots := videoCacheSlots
 	if kind == webrtc.RTPCodecTypeAudio {
 		codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111}
-		slots = audioCacheSlots
 	}
-	u := &UpTrack{
-		info:       TrackInfo{ID: "t1", Participant: "pub", Kind: kind, Simulcast: layers > 1},
-		codec:      codec,
-		isKeyframe: keyframeFunc(codec.MimeType),
-		isVP8:      kind == webrtc.RTPCodecTypeVideo,
-		pub:        pub,
-		stats:      &b.stats,
-		now:        &b.now,
-		kfReq:      make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		downs:      map[*DownTrack]struct{}{},
+	ls := make([]LayerInfo, layers)
+	for i := range ls {
+		ls[i].RID = string(rune('a' + i))
 	}
+	u := newTrack(r, TrackInfo{ID: "t1", Participant: "pub", Kind: kind}, codec, ls, &b.stats, &b.now)
 	if kind == webrtc.RTPCodecTypeAudio {
 		u.levelExtID = 1
-	}
-	for i := 0; i < layers; i++ {
-		u.layers = append(u.layers, &upLayer{rid: string(rune('a' + i)), cache: newPacketCache(slots)})
 	}
 	return u
 }
@@ -288,9 +277,7 @@ func TestKeyframeLostBeforeSRTP(t *testing.T) {
 		dt.drain()
 	}
 	send(100, true) // dropped by the writer
-	select {
-	case <-u.kfReq:
-	default:
+	if !u.layers[0].wantPLI.Load() {
 		t.Fatal("no keyframe requested after the writer dropped the keyframe")
 	}
 	send(101, false)

@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,10 +20,10 @@ const (
 )
 
 // Room routes media among the participants of one conference on this
-// bridge.
+// bridge, and to and from the tracks and subscribers the relay adds with
+// Publish and Subscribe.
 type Room struct {
 	b   *Bridge      // static
-	id  string       // static
 	ev  RoomEvents   // static
 	log *slog.Logger // static
 
@@ -38,6 +36,7 @@ type Room struct {
 	loop         bool // loop goroutine started
 	participants map[string]*Participant
 	tracks       map[string]*UpTrack
+	subs         map[*Subscription]struct{}
 
 	// Owned by the room loop.
 	speaker     string
@@ -46,16 +45,33 @@ type Room struct {
 	lastPackets map[*UpTrack]uint64
 }
 
-// shortHash names a room in logs by a salted short hash, never by its ID
-// (DESIGN.md section 6). The salt is random per bridge.
-func shortHash(salt []byte, id string) string {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(id))
-	return hex.EncodeToString(h.Sum(nil)[:4])
+// NewRoom returns a room that routes media among its participants. logID
+// names the room in the bridge's logs (attribute "room"): pass the one ID
+// the caller's own logs use for the meeting (signaling: mesh.RoomKey.LogID),
+// never its name or conference ID.
+func (b *Bridge) NewRoom(logID string, ev RoomEvents) *Room {
+	r := &Room{
+		b:            b,
+		ev:           ev,
+		log:          b.log.With("room", logID),
+		participants: map[string]*Participant{},
+		tracks:       map[string]*UpTrack{},
+		subs:         map[*Subscription]struct{}{},
+		done:         make(chan struct{}),
+	}
+	b.mu.Lock()
+	if b.closed {
+		r.closed = true
+		close(r.done)
+	} else {
+		b.rooms[r] = struct{}{}
+	}
+	b.mu.Unlock()
+	return r
 }
 
-func (r *Room) join(id string, ev ParticipantEvents) (*Participant, error) {
+// Join adds a participant. Its PeerConnections are created here.
+func (r *Room) Join(id string, ev ParticipantEvents) (*Participant, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -83,18 +99,25 @@ func (r *Room) join(id string, ev ParticipantEvents) (*Participant, error) {
 		return nil, ErrDuplicateParticipant
 	}
 	r.participants[id] = p
-	if !r.loop {
-		r.loop = true
-		r.wg.Add(1)
-		go r.runLoop()
-	}
+	r.startLoopLocked()
 	for _, up := range r.tracks {
-		p.addDownTrack(up)
+		if up.info.Participant != id {
+			p.addDownTrack(up)
+		}
 	}
 	r.mu.Unlock()
 	p.log.Debug("participant joined")
 	p.negotiate()
 	return p, nil
+}
+
+// startLoopLocked starts the room loop once. Called with mu held.
+func (r *Room) startLoopLocked() {
+	if !r.loop {
+		r.loop = true
+		r.wg.Add(1)
+		go r.runLoop()
+	}
 }
 
 // removeParticipant forgets p; called by Participant.Close.
@@ -106,48 +129,67 @@ func (r *Room) removeParticipant(p *Participant) {
 	r.mu.Unlock()
 }
 
-// publish adds a new UpTrack to the room and subscribes every other
-// participant to it.
+// publish adds a participant's new UpTrack to the room; called by onTrack.
 func (r *Room) publish(up *UpTrack) {
+	_ = r.addTrack(up)
+}
+
+// addTrack adds up to the room, subscribes every participant but its
+// publisher to it, and reports it. For a track fed through Publish it
+// starts the track's control goroutine.
+func (r *Room) addTrack(up *UpTrack) error {
 	r.mu.Lock()
 	if r.closed || up.isClosed() {
 		r.mu.Unlock()
-		return
+		return ErrClosed
+	}
+	if r.tracks[up.info.ID] != nil {
+		r.mu.Unlock()
+		return ErrDuplicateTrack
 	}
 	r.tracks[up.info.ID] = up
+	if up.pub == nil {
+		r.wg.Add(1)
+		go up.rtcpLoop()
+		r.startLoopLocked()
+	}
 	var subs []*Participant
 	for _, p := range r.participants {
-		if p != up.pub && p.addDownTrack(up) {
+		if p != up.pub && p.id != up.info.Participant && p.addDownTrack(up) {
 			subs = append(subs, p)
 		}
 	}
 	r.mu.Unlock()
-	up.pub.log.Debug("track published", "track", up.info.ID, "kind", up.info.Kind.String(), "simulcast", up.info.Simulcast)
+	r.log.Debug("track published", "participant", up.info.Participant, "track", up.info.ID,
+		"kind", up.info.Kind.String(), "simulcast", up.info.Simulcast, "remote", up.info.Remote)
 	if r.ev.TrackPublished != nil {
 		r.ev.TrackPublished(up.info)
 	}
 	for _, p := range subs {
 		p.negotiate()
 	}
+	return nil
 }
 
 // removeTrack forgets up; called by UpTrack.close.
 func (r *Room) removeTrack(up *UpTrack) {
 	r.mu.Lock()
-	_, ok := r.tracks[up.info.ID]
+	ok := r.tracks[up.info.ID] == up
 	if ok {
 		delete(r.tracks, up.info.ID)
 	}
 	r.mu.Unlock()
 	if ok {
-		up.pub.log.Debug("track unpublished", "track", up.info.ID)
+		r.log.Debug("track unpublished", "participant", up.info.Participant, "track", up.info.ID)
 		if r.ev.TrackUnpublished != nil {
 			r.ev.TrackUnpublished(up.info)
 		}
 	}
 }
 
-func (r *Room) trackInfos() []TrackInfo {
+// Tracks returns the tracks currently published in the room, those fed
+// through Publish included (TrackInfo.Remote).
+func (r *Room) Tracks() []TrackInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]TrackInfo, 0, len(r.tracks))
@@ -157,7 +199,9 @@ func (r *Room) trackInfos() []TrackInfo {
 	return out
 }
 
-func (r *Room) close() {
+// Close closes every participant, publication and subscription and waits
+// for the room's goroutines. Idempotent.
+func (r *Room) Close() {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -170,9 +214,25 @@ func (r *Room) close() {
 	for _, p := range r.participants {
 		ps = append(ps, p)
 	}
+	var remote []*UpTrack
+	for _, up := range r.tracks {
+		if up.pub == nil {
+			remote = append(remote, up)
+		}
+	}
+	subs := make([]*Subscription, 0, len(r.subs))
+	for s := range r.subs {
+		subs = append(subs, s)
+	}
 	r.mu.Unlock()
 	for _, p := range ps {
 		p.Close()
+	}
+	for _, up := range remote {
+		up.close()
+	}
+	for _, s := range subs {
+		s.Close()
 	}
 	r.wg.Wait()
 	r.b.removeRoom(r)

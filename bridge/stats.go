@@ -13,10 +13,29 @@ type Stats struct {
 	ReceivedPackets uint64
 	// Retransmits counts packets resent from the cache in answer to NACKs.
 	Retransmits uint64
-	// KeyframeRequests counts PLIs sent to publishers.
+	// KeyframeRequests counts keyframe requests sent to track sources
+	// (PLIs to publishers, requests to the relay).
 	KeyframeRequests uint64
+	// RetransmitRequests counts sequence numbers a track fed through
+	// Room.Publish asked its source for again (gaps in its packet cache).
+	RetransmitRequests uint64
+	// Unrepaired counts packets missing from such a track that were not
+	// asked for (gap too wide, too many missing) or never came.
+	Unrepaired uint64
 	// Drops counts packets not delivered to a subscriber, by reason.
 	Drops DropStats
+	// Candidates counts the remote ICE candidates the bridge refused.
+	Candidates CandidateStats
+}
+
+// CandidateStats counts refused remote ICE candidates by reason.
+type CandidateStats struct {
+	// Denied: the address is one Config.AllowRemoteCandidate refuses.
+	Denied uint64
+	// OverLimit: the PeerConnection already had maxRemoteCandidates.
+	OverLimit uint64
+	// Malformed: the candidate did not parse or named no IP address.
+	Malformed uint64
 }
 
 // DropStats counts dropped packets by reason.
@@ -39,33 +58,51 @@ type DropStats struct {
 	WriteError uint64
 	// NACKMiss: a NACKed packet no longer in the cache.
 	NACKMiss uint64
+	// NACKQueueFull: a retransmission not queued because the
+	// subscriber's queue was full.
+	NACKQueueFull uint64
+	// Unpublished: a packet written to a publication after Close.
+	Unpublished uint64
 }
 
 // counters are the atomic counters behind Stats, shared by every track of a
 // bridge.
 type counters struct {
-	fwdPackets, fwdBytes, received, retransmits, keyframeRequests atomic.Uint64
+	fwdPackets, fwdBytes, received, retransmits, keyframeRequests,
+	retransmitRequests, lossUnrepaired atomic.Uint64
 
 	dropQueueFull, dropWaitKeyframe, dropTooBig, dropMalformed,
-	dropEvicted, dropUnbound, dropWriteError, dropNACKMiss atomic.Uint64
+	dropEvicted, dropUnbound, dropWriteError, dropNACKMiss,
+	dropNACKQueueFull, dropUnpublished atomic.Uint64
+
+	candDenied, candOverLimit, candMalformed atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		ForwardedPackets: c.fwdPackets.Load(),
-		ForwardedBytes:   c.fwdBytes.Load(),
-		ReceivedPackets:  c.received.Load(),
-		Retransmits:      c.retransmits.Load(),
-		KeyframeRequests: c.keyframeRequests.Load(),
+		ForwardedPackets:   c.fwdPackets.Load(),
+		ForwardedBytes:     c.fwdBytes.Load(),
+		ReceivedPackets:    c.received.Load(),
+		Retransmits:        c.retransmits.Load(),
+		KeyframeRequests:   c.keyframeRequests.Load(),
+		RetransmitRequests: c.retransmitRequests.Load(),
+		Unrepaired:         c.lossUnrepaired.Load(),
 		Drops: DropStats{
-			QueueFull:    c.dropQueueFull.Load(),
-			WaitKeyframe: c.dropWaitKeyframe.Load(),
-			TooBig:       c.dropTooBig.Load(),
-			Malformed:    c.dropMalformed.Load(),
-			Evicted:      c.dropEvicted.Load(),
-			Unbound:      c.dropUnbound.Load(),
-			WriteError:   c.dropWriteError.Load(),
-			NACKMiss:     c.dropNACKMiss.Load(),
+			QueueFull:     c.dropQueueFull.Load(),
+			WaitKeyframe:  c.dropWaitKeyframe.Load(),
+			TooBig:        c.dropTooBig.Load(),
+			Malformed:     c.dropMalformed.Load(),
+			Evicted:       c.dropEvicted.Load(),
+			Unbound:       c.dropUnbound.Load(),
+			WriteError:    c.dropWriteError.Load(),
+			NACKMiss:      c.dropNACKMiss.Load(),
+			NACKQueueFull: c.dropNACKQueueFull.Load(),
+			Unpublished:   c.dropUnpublished.Load(),
+		},
+		Candidates: CandidateStats{
+			Denied:    c.candDenied.Load(),
+			OverLimit: c.candOverLimit.Load(),
+			Malformed: c.candMalformed.Load(),
 		},
 	}
 }

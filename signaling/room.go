@@ -414,7 +414,7 @@ func (s *Server) releaseLocked(key mesh.RoomKey) {
 // newRoomLocked creates the node's side of a room. s.mu is held.
 func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 	r := &room{srv: s, key: key, logID: key.LogID(s.salt), conference: conference}
-	r.media = s.cfg.Bridge.NewRoom(conference, bridge.RoomEvents{
+	r.media = s.cfg.Bridge.NewRoom(r.logID, bridge.RoomEvents{
 		TrackPublished: func(t bridge.TrackInfo) {
 			s.events.push(func() {
 				r.broadcast(&wire.Message{Type: wire.TypeTrackPublished, Track: ptr(wireTrack(t))}, t.Participant)
