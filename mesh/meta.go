@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -65,12 +67,21 @@ func decodeMeta(b []byte) (NodeMeta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, errBadMeta
 	}
-	return m, m.validate()
+	if err := m.validate(); err != nil {
+		return m, err
+	}
+	// Accept only what this node could gossip itself: the canonical
+	// encoding must fit too (escapes and replaced bytes can make it longer
+	// than the input), so a decoded value always round-trips.
+	if len(m.encode()) > memberlist.MetaMaxSize {
+		return m, errBadMeta
+	}
+	return m, nil
 }
 
 func (m *NodeMeta) validate() error {
 	for _, s := range []string{m.Region, m.SignalingURL, m.WebRTCAddr, m.RelayAddr, m.TURNAddr, m.RaftID, m.RaftAddr} {
-		if len(s) > maxAddrLen+maxBridgeName {
+		if len(s) > maxAddrLen+maxBridgeName || !printable(s) {
 			return errBadMeta
 		}
 	}
@@ -84,6 +95,17 @@ func (m *NodeMeta) validate() error {
 		return errBadMeta
 	}
 	return nil
+}
+
+// printable reports whether s is valid UTF-8 with no control or
+// replacement characters: names and addresses, never arbitrary bytes.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Member is one node as this node sees it.
