@@ -86,9 +86,9 @@ func TestPresets(t *testing.T) {
 		{"meeting", "meeting", func(s *Scenario) { s.Rooms, s.Publishers = 1, 3 }, true},
 		{"livestream", "livestream", func(s *Scenario) { s.Subscribers = 3 }, true},
 		{"join-storm", "join-storm", func(s *Scenario) { s.Rooms, s.Subscribers = 2, 3 }, true},
-		// Relay-only ICE: the media crosses the node's TURN server (its
+		// TURN-only ICE: the media crosses the node's TURN server (its
 		// UDP data plane) to the bridge, or nothing arrives.
-		{"meeting relay-only", "meeting", func(s *Scenario) { s.Rooms, s.Publishers, s.RelayOnly = 1, 2, true }, true},
+		{"meeting turn-only", "meeting", func(s *Scenario) { s.Rooms, s.Publishers, s.TURNOnly = 1, 2, true }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			scn := short(t, tc.preset, tc.mut)

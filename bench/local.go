@@ -104,7 +104,7 @@ func serveFlags(ctx context.Context, bin string) (map[string]bool, error) {
 // startLocal starts n nodes of bin, dealt to regions in turn, and waits
 // until each is ready. With n > 1 they form one cluster with a fresh
 // secret; every node votes (up to five), as a small cluster does. Nodes run
-// without TURN unless turn is set (relay-only scenarios); then each has
+// without TURN unless turn is set (TURN-only scenarios); then each has
 // its own TURN port.
 func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, log *slog.Logger) (*localCluster, error) {
 	flags, err := serveFlags(ctx, bin)

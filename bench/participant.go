@@ -71,7 +71,7 @@ func (p *participant) join(ctx context.Context) error {
 	if opts.SettingEngine, err = r.settingEngine(p); err != nil {
 		return err
 	}
-	if s.RelayOnly {
+	if s.TURNOnly {
 		opts.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	var audio *webrtc.TrackLocalStaticRTP

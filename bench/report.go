@@ -596,11 +596,11 @@ func (rep *Report) WriteJSONFile(path string) error {
 func (rep *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	pc := rep.Participants
-	relay := ""
-	if rep.Scenario.RelayOnly {
-		relay = " (relay only: all media through TURN)"
+	turnOnly := ""
+	if rep.Scenario.TURNOnly {
+		turnOnly = " (TURN only: all media through TURN)"
 	}
-	fmt.Fprintf(w, "scenario %s%s, target %s, steady window %.1f s\n", rep.Scenario.Name, relay, rep.Target, rep.WindowSeconds)
+	fmt.Fprintf(w, "scenario %s%s, target %s, steady window %.1f s\n", rep.Scenario.Name, turnOnly, rep.Target, rep.WindowSeconds)
 	fmt.Fprintf(w, "participants: %d joined of %d, failed %d, churned %d, errors %d\n\n", pc.Joined, pc.Planned, pc.Failed, pc.Churned, rep.Errors)
 	fmt.Fprintf(tw, "figure\tp50\tp95\tp99\tmax\tcount\n")
 	row := func(name string, s Summary) {

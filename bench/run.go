@@ -169,7 +169,7 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 			return nil, ErrNeedsCascade
 		}
 		log.Info("starting local nodes", "nodes", p.Local)
-		lc, err := startLocal(ctx, bin, p.Local, scn.Regions, p.NodeArgs, scn.RelayOnly, log)
+		lc, err := startLocal(ctx, bin, p.Local, scn.Regions, p.NodeArgs, scn.TURNOnly, log)
 		if err != nil {
 			return nil, err
 		}

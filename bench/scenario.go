@@ -69,12 +69,12 @@ type Scenario struct {
 	LinkDelay map[string]time.Duration `yaml:"link_delay" json:"link_delay"`
 	// LinkLoss is the loss rate (0..1) between two regions.
 	LinkLoss map[string]float64 `yaml:"link_loss" json:"link_loss"`
-	// RelayOnly makes every participant use relayed ICE candidates only,
-	// as a browser does with iceTransportPolicy "relay": all media crosses
+	// TURNOnly makes every participant use TURN-relayed ICE candidates
+	// only, as a browser does with iceTransportPolicy "relay": all media crosses
 	// the node's TURN server (the TURN URLs the node hands out) on the way
 	// to its bridge. It measures what participants behind a firewall that
 	// blocks the bridge feel, and what TURN costs the node.
-	RelayOnly bool `yaml:"relay_only" json:"relay_only"`
+	TURNOnly bool `yaml:"turn_only" json:"turn_only"`
 }
 
 // Presets are the named scenarios, sized to run on a small machine with

@@ -44,7 +44,7 @@ func TestBrowser(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Run("through TURN", func(t *testing.T) { testRelayOnly(t, srv, alice, bob) })
+	t.Run("through TURN", func(t *testing.T) { testTURNOnly(t, srv, alice, bob) })
 }
 
 // pairsExpr gives the local candidate type and relay protocol of the
@@ -64,12 +64,12 @@ const pairsExpr = `(async () => {
   return out;
 })()`
 
-// testRelayOnly: with ?relay=1 both pages use only relayed candidates
+// testTURNOnly: with ?turn=1 both pages use only TURN-relayed candidates
 // (iceTransportPolicy "relay"), so every packet crosses meshmeet's TURN
 // server, here in dev mode through its exception for the node's own bridge;
 // each page still decodes the other's video and receives its audio.
-func testRelayOnly(t *testing.T, srv *server, alice, bob *browser) {
-	page := srv.URL + "/" + url.PathEscape(roomname.New()) + "?prejoin=0&relay=1"
+func testTURNOnly(t *testing.T, srv *server, alice, bob *browser) {
+	page := srv.URL + "/" + url.PathEscape(roomname.New()) + "?prejoin=0&turn=1"
 	alice.navigate(t, page+"#name=Alice")
 	bob.navigate(t, page+"#name=Bob")
 	for _, b := range []*browser{alice, bob} {

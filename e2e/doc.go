@@ -4,7 +4,7 @@
 // interface, so that neither the server nor the browser can reach any other
 // host. TestBrowser covers the landing page, a two-person meeting (media,
 // names, chat, mute, the active speaker) and the same meeting with
-// ?relay=1, where both pages may use only relayed candidates and so reach
+// ?turn=1, where both pages may use only TURN-relayed candidates and so reach
 // the bridge through meshmeet's own TURN server.
 //
 // The tests skip, saying why, where Chromium is missing or where they cannot

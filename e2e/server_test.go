@@ -51,7 +51,7 @@ func startServer(t *testing.T, bin string) *server {
 	}
 	help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
 	if bytes.Contains(help, []byte("--turn-addr")) {
-		// TURN on a port of its own (UDP and TCP): the relay-only meeting
+		// TURN on a port of its own (UDP and TCP): the TURN-only meeting
 		// reaches the bridge through it.
 		args = append(args, "--turn-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))))
 	}

@@ -4,7 +4,7 @@
 //       /<room>           pre-join for that room (the name is URL-encoded)
 //       ?prejoin=0        join straight away
 //       ?simulcast=0      send one video layer only
-//       ?relay=1          media only through the node's TURN server
+//       ?turn=1           media only through the node's TURN server
 //                         (iceTransportPolicy "relay"), to check TURN
 //       #name=<display name>&e2ee=<passphrase>
 // The fragment never reaches the server. e2ee is parsed but not used yet.
@@ -81,7 +81,7 @@ function parseURL() {
     room,
     prejoin: q.get('prejoin') !== '0',
     simulcast: q.get('simulcast') !== '0',
-    relay: q.get('relay') === '1',
+    turn: q.get('turn') === '1',
     name: cleanName(f.get('name') || ''),
     e2ee: f.get('e2ee') || '',
   };
@@ -206,7 +206,7 @@ function join(room, name) {
   $('room-title').textContent = room;
   show('meeting');
 
-  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, relay: url.relay });
+  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn });
   session.muted = { audio: !state.wantAudio, video: !state.wantVideo };
   state.session = session;
   session.addEventListener('joined', (ev) => {

@@ -41,15 +41,15 @@ export class Session extends EventTarget {
    * @param {string} [opts.name]     display name
    * @param {MediaStream} [opts.stream]  local microphone and camera
    * @param {boolean} [opts.simulcast]   send three video layers (default true)
-   * @param {boolean} [opts.relay]       use relayed (TURN) candidates only
+   * @param {boolean} [opts.turnOnly]    use TURN-relayed candidates only
    */
-  constructor({ room, name, stream, simulcast = true, relay = false }) {
+  constructor({ room, name, stream, simulcast = true, turnOnly = false }) {
     super();
     this.room = room;
     this.name = name || '';
     this.stream = stream || null;
     this.simulcast = simulcast;
-    this.relay = relay;
+    this.turnOnly = turnOnly;
 
     this.ws = null;
     this.joined = false;
@@ -312,7 +312,7 @@ export class Session extends EventTarget {
   _setupPeerConnections() {
     const config = {
       iceServers: this.iceServers,
-      iceTransportPolicy: this.relay ? 'relay' : 'all',
+      iceTransportPolicy: this.turnOnly ? 'relay' : 'all',
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
     };

@@ -38,7 +38,7 @@ type Options struct {
 	// SettingEngine, when set, is used for both PeerConnections (vnet, NAT,
 	// ICE policy in tests). Nil: loopback candidates on, mDNS off.
 	SettingEngine *webrtc.SettingEngine
-	// ICETransportPolicy forces relay-only when set to
+	// ICETransportPolicy forces TURN-only when set to
 	// webrtc.ICETransportPolicyRelay.
 	ICETransportPolicy webrtc.ICETransportPolicy
 	// OnKeyframeRequest is called when the bridge sends PLI or FIR for a
@@ -140,7 +140,7 @@ func (c *Client) setupPCs() error {
 	}
 	if c.opts.ICETransportPolicy == webrtc.ICETransportPolicyRelay {
 		// pion waits 2 s before it nominates a relayed pair, for a better
-		// one to turn up; with relay only there is none, and a browser
+		// one to turn up; with TURN only there is none, and a browser
 		// nominates at once.
 		relay := *se
 		relay.SetRelayAcceptanceMinWait(0)

@@ -31,7 +31,7 @@ type benchFlags struct {
 	nodeArgs               cli.StringSlice
 	seed                   uint64
 	crossNode, noCrossNode bool
-	relayOnly              bool
+	turnOnly               bool
 }
 
 // benchCommand is `meshmeet bench`: it maps flags onto bench.Params and
@@ -67,7 +67,7 @@ func benchCommandFor(f *benchFlags) *cli.Command {
 			&cli.StringFlag{Name: "link-delay", Destination: &f.linkDelay, Usage: "one-way delay between regions, e.g. eu-us=40ms,us-ap=60ms"},
 			&cli.BoolFlag{Name: "cross-node", Destination: &f.crossNode, Usage: "spread each room over the regions' nodes (needs the cascade)"},
 			&cli.BoolFlag{Name: "no-cross-node", Destination: &f.noCrossNode, Usage: "keep each room on one node"},
-			&cli.BoolFlag{Name: "relay-only", Destination: &f.relayOnly, Usage: "participants use relayed ICE candidates only: all media through the nodes' TURN"},
+			&cli.BoolFlag{Name: "turn-only", Destination: &f.turnOnly, Usage: "participants use TURN-relayed ICE candidates only: all media through the nodes' TURN"},
 			&cli.Float64Flag{Name: "max-loss", Destination: &f.maxLoss, Usage: "fail (exit 1) when audio or video loss exceeds this percentage"},
 			&cli.DurationFlag{Name: "max-p95-delay", Destination: &f.maxP95, Usage: "fail (exit 1) when the p95 one-way delay exceeds this"},
 			&cli.StringFlag{Name: "json", Destination: &f.jsonOut, Usage: "write every figure to this JSON file"},
@@ -163,8 +163,8 @@ func (f *benchFlags) params(c *cli.Context) (bench.Params, error) {
 	if f.noCrossNode {
 		scn.CrossNode = false
 	}
-	if f.relayOnly {
-		scn.RelayOnly = true
+	if f.turnOnly {
+		scn.TURNOnly = true
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

@@ -37,13 +37,13 @@ func benchParams(t *testing.T, args ...string) (bench.Params, error) {
 func TestBenchFlags(t *testing.T) {
 	p, err := benchParams(t, "--local", "3", "--preset", "livestream", "--subscribers", "40",
 		"--duration", "45s", "--max-loss", "0.5", "--max-p95-delay", "150ms", "--link-delay", "a-b=40ms",
-		"--regions", "a,b", "--relay-only", "--quiet")
+		"--regions", "a,b", "--turn-only", "--quiet")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := p.Scenario
 	if p.Local != 3 || s.Name != "livestream" || s.Subscribers != 40 || s.Publishers != 1 || s.Layout != 1 ||
-		s.Duration != 45*time.Second || s.KeyframeInterval != 2*time.Second || !s.RelayOnly {
+		s.Duration != 45*time.Second || s.KeyframeInterval != 2*time.Second || !s.TURNOnly {
 		t.Errorf("scenario %+v, local %d", s, p.Local)
 	}
 	if p.MaxLoss != 0.5 || p.MaxP95Delay != 150*time.Millisecond || p.Progress != nil {
