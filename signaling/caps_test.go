@@ -34,31 +34,43 @@ func (d slowDirectory) Join(ctx context.Context, key mesh.RoomKey, bridge string
 // rawJoin opens a WebSocket, sends join and returns the socket and the
 // first answer's type and error code. The socket stays open.
 func rawJoin(ctx context.Context, n *node, room string) (*websocket.Conn, wire.Type, string, error) {
-	ws, _, err := websocket.Dial(ctx, wsURL(n), &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	return rawJoinFrom(ctx, n, "", room)
+}
+
+// rawJoinFrom is rawJoin from the local address ip ("" for any).
+func rawJoinFrom(ctx context.Context, n *node, ip, room string) (*websocket.Conn, wire.Type, string, error) {
+	ws, err := dialFrom(ctx, n, ip)
 	if err != nil {
 		return nil, "", "", err
 	}
-	ws.SetReadLimit(wire.MaxFrameBytes)
 	b, _ := json.Marshal(&wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room})
 	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
 		ws.CloseNow()
 		return nil, "", "", err
 	}
-	_, data, err := ws.Read(ctx)
+	typ, code, err := readType(ctx, ws)
 	if err != nil {
 		ws.CloseNow()
 		return nil, "", "", err
 	}
+	return ws, typ, code, nil
+}
+
+// readType reads one message and returns its type and error code.
+func readType(ctx context.Context, ws *websocket.Conn) (wire.Type, string, error) {
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return "", "", err
+	}
 	var m wire.Message
 	if err := json.Unmarshal(data, &m); err != nil {
-		ws.CloseNow()
-		return nil, "", "", err
+		return "", "", err
 	}
 	code := ""
 	if m.Error != nil {
 		code = m.Error.Code
 	}
-	return ws, m.Type, code, nil
+	return m.Type, code, nil
 }
 
 // joinStorm sends joins concurrently, room(i) naming the room of the i-th,

@@ -44,6 +44,21 @@ type Config struct {
 	MaxParticipants int
 	// MaxRoomParticipants bounds one room's participants on this node [100].
 	MaxRoomParticipants int
+	// MaxPerSource bounds the WebSockets one source holds open at once and,
+	// separately, the participants it joined (a dropped socket's participant
+	// counts until its resume window ends) [100]. A source is the TCP peer's
+	// IPv4 address or IPv6 /64; X-Forwarded-For is not trusted.
+	MaxPerSource int
+	// SourceJoinRate and SourceJoinBurst bound the joins and resumes one
+	// source may start, per second and in a burst [5, 30].
+	SourceJoinRate  float64
+	SourceJoinBurst int
+	// MaxUnjoined bounds the WebSockets on this node that have not sent
+	// their join yet [500].
+	MaxUnjoined int
+	// JoinTimeout closes a WebSocket whose join does not arrive in time
+	// [10s].
+	JoinTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -57,6 +72,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRoomParticipants == 0 {
 		c.MaxRoomParticipants = 100
+	}
+	if c.MaxPerSource == 0 {
+		c.MaxPerSource = 100
+	}
+	if c.SourceJoinRate == 0 {
+		c.SourceJoinRate = 5
+	}
+	if c.SourceJoinBurst == 0 {
+		c.SourceJoinBurst = 30
+	}
+	if c.MaxUnjoined == 0 {
+		c.MaxUnjoined = 500
+	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = 10 * time.Second
 	}
 	if c.ICEServers == nil {
 		c.ICEServers = func(string) []wire.ICEServer { return nil }
@@ -79,6 +109,9 @@ func (c Config) Validate() error {
 		return errors.New("signaling: Directory is required")
 	case c.Bridge == nil:
 		return errors.New("signaling: Bridge is required")
+	case c.MaxParticipants < 0 || c.MaxRoomParticipants < 0 || c.MaxPerSource < 0 || c.MaxUnjoined < 0 ||
+		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0:
+		return errors.New("signaling: limits must not be negative")
 	}
 	return nil
 }

@@ -16,10 +16,15 @@ var (
 	errResumeExpired = &wire.Error{Code: wire.CodeResumeFailed, Message: "the session expired"}
 	errUnavailable   = &wire.Error{Code: wire.CodeUnavailable, Message: "directory unavailable: try again shortly"}
 	errFull          = &wire.Error{Code: wire.CodeFull, Message: "this server is at capacity"}
-	errInternal      = &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
-	errShutdown      = &wire.Error{Code: wire.CodeShutdown, Message: "the server is shutting down"}
-	errSlowClient    = &wire.Error{Code: wire.CodeBadMessage, Message: "client too slow to read its messages"}
-	errMediaFailed   = &wire.Error{Code: wire.CodeNegotiation, Message: "media connection failed"}
+	// The busy errors of the per-source and not-yet-joined limits.
+	errBusyConns        = &wire.Error{Code: wire.CodeBusy, Message: "too many connections from this address: try again shortly"}
+	errBusyUnjoined     = &wire.Error{Code: wire.CodeBusy, Message: "server busy: try again shortly"}
+	errBusyJoins        = &wire.Error{Code: wire.CodeBusy, Message: "too many joins from this address: try again shortly"}
+	errBusyParticipants = &wire.Error{Code: wire.CodeBusy, Message: "too many participants from this address"}
+	errInternal         = &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
+	errShutdown         = &wire.Error{Code: wire.CodeShutdown, Message: "the server is shutting down"}
+	errSlowClient       = &wire.Error{Code: wire.CodeBadMessage, Message: "client too slow to read its messages"}
+	errMediaFailed      = &wire.Error{Code: wire.CodeNegotiation, Message: "media connection failed"}
 
 	// errLeft ends a session after a leave; the client is told nothing.
 	errLeft = errors.New("left")

@@ -4,12 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/bridge"
@@ -169,4 +172,26 @@ func wsURL(n *node) string { return "ws" + strings.TrimPrefix(n.URL, "http") + "
 
 // lenientSource lifts the per-source limits for tests whose many clients
 // all come from one loopback address.
-func lenientSource(c *signaling.Config) {}
+func lenientSource(c *signaling.Config) {
+	c.MaxPerSource = 100000
+	c.SourceJoinRate = 100000
+	c.SourceJoinBurst = 100000
+	c.MaxUnjoined = 100000
+}
+
+// dialFrom opens a signaling WebSocket from the local address ip, so that
+// a test can play several sources on loopback (127.0.0.0/8 is all local).
+// An empty ip lets the kernel choose.
+func dialFrom(ctx context.Context, n *node, ip string) (*websocket.Conn, error) {
+	d := &net.Dialer{}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	ws, _, err := websocket.Dial(ctx, wsURL(n), &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(wire.MaxFrameBytes)
+	return ws, nil
+}

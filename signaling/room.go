@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ type participant struct {
 	id      string       // static; shown to the room
 	secret  string       // static; the resume secret, shown to p only
 	session string       // static; ICEServers/SessionEnded ID, shown to no client
+	src     netip.Prefix // static; the source that joined it (limits.go)
 	name    string       // static
 	room    *room        // static
 	log     *slog.Logger // static
@@ -95,19 +97,27 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	if m.Version != wire.Version {
 		return nil, errBadVersion
 	}
+	if err := s.sources.join(c.src); err != nil {
+		return nil, err
+	}
 	key := mesh.NewRoomKey(s.cfg.RoomKey, m.Room)
 	if m.Resume != nil {
 		return s.resume(c, key, m.Resume)
 	}
 	// Caps are checked and taken in one step, before the directory call:
 	// concurrent joins cannot all pass a check and then all insert.
-	if err := s.reserve(key); err != nil {
+	if err := s.sources.addParticipant(c.src); err != nil {
 		return nil, err
 	}
-	reserved := true // until p owns the slot
+	if err := s.reserve(key); err != nil {
+		s.sources.removeParticipant(c.src)
+		return nil, err
+	}
+	reserved := true // until p owns the slots
 	defer func() {
 		if reserved {
 			s.release(key)
+			s.sources.removeParticipant(c.src)
 		}
 	}()
 
@@ -126,6 +136,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		id:      randomID(12),
 		secret:  randomID(24),
 		session: randomID(18),
+		src:     c.src,
 		name:    m.Name,
 		out:     make(chan *wire.Message, sendQueue),
 		conn:    c,
@@ -349,6 +360,7 @@ func (s *Server) leave(p *participant, cause error) {
 	}
 	r.mu.Unlock()
 	s.mu.Unlock()
+	s.sources.removeParticipant(p.src)
 
 	if media != nil {
 		media.Close()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
@@ -28,6 +29,7 @@ type Server struct {
 	words  []byte // /api/words body; static after New
 
 	events   *eventQueue // room events from the bridge, handled by Run
+	sources  *sources    // per-source limits
 	ready    atomic.Bool // accepting participants
 	done     chan struct{}
 	doneOnce sync.Once
@@ -63,6 +65,7 @@ func New(cfg Config) (*Server, error) {
 		assets:       web.Assets,
 		words:        words,
 		events:       newEventQueue(),
+		sources:      newSources(cfg),
 		done:         make(chan struct{}),
 		rooms:        map[mesh.RoomKey]*room{},
 		participants: map[string]*participant{},
@@ -77,10 +80,14 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	s.ready.Store(true)
 	defer s.shutdown()
+	sweep := time.NewTicker(30 * time.Second)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sweep.C:
+			s.sources.sweep()
 		case <-s.events.wake:
 			for _, f := range s.events.drain() {
 				f()

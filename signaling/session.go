@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,9 +19,6 @@ const (
 	// idleTimeout closes a WebSocket that sent nothing for this long; the
 	// client pings every 10 s.
 	idleTimeout = 45 * time.Second
-	// joinTimeout closes a WebSocket whose first message (join) does not
-	// arrive in time, so idle sockets cannot pile up before a join.
-	joinTimeout = 10 * time.Second
 	// writeTimeout bounds one WebSocket write.
 	writeTimeout = 5 * time.Second
 	// sendQueue bounds the messages waiting for a participant's socket.
@@ -34,15 +32,35 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
-	if err != nil {
-		return // Accept wrote the HTTP error
-	}
-	if c.Subprotocol() != wire.Subprotocol {
-		c.Close(websocket.StatusPolicyViolation, "subprotocol "+wire.Subprotocol+" required")
+	src, ok := sourceOf(r.RemoteAddr)
+	if !ok {
+		http.Error(w, "bad peer address", http.StatusBadRequest)
 		return
 	}
-	c.SetReadLimit(wire.MaxFrameBytes)
+	busy := s.sources.connect(src)
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		if busy == nil {
+			s.sources.disconnect(src, true)
+		}
+		return // Accept wrote the HTTP error
+	}
+	if busy != nil {
+		// Upgrade first so the client (a browser cannot read the status
+		// of a refused upgrade) learns why; then close at once.
+		werr := errorMessage(busy)
+		werr.Fatal = true
+		writeNow(context.Background(), ws, &wire.Message{Type: wire.TypeError, Error: werr})
+		ws.Close(websocket.StatusTryAgainLater, werr.Code)
+		return
+	}
+	c := &conn{ws: ws, src: src, unjoined: true, done: make(chan struct{})}
+	defer func() { s.sources.disconnect(src, c.unjoined) }()
+	if ws.Subprotocol() != wire.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+wire.Subprotocol+" required")
+		return
+	}
+	ws.SetReadLimit(wire.MaxFrameBytes)
 	s.conns.Add(1)
 	defer s.conns.Done()
 
@@ -62,8 +80,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // across a dropped socket and a resume on a new one.
 type conn struct {
 	ws   *websocket.Conn
+	src  netip.Prefix  // static: the peer's source (limits.go)
 	done chan struct{} // closed when the socket is finished
 	once sync.Once
+
+	// unjoined is true until the first message arrives. Owned by the
+	// goroutine of handleWS and serveConn.
+	unjoined bool
 }
 
 func (c *conn) close(code websocket.StatusCode, reason string) {
@@ -86,8 +109,8 @@ func writeNow(ctx context.Context, ws *websocket.Conn, m *wire.Message) error {
 }
 
 // serveConn reads messages until the socket ends or the session fails.
-func (s *Server) serveConn(ctx context.Context, ws *websocket.Conn) {
-	c := &conn{ws: ws, done: make(chan struct{})}
+func (s *Server) serveConn(ctx context.Context, c *conn) {
+	ws := c.ws
 	defer c.close(websocket.StatusNormalClosure, "")
 	limiter := rate.NewLimiter(wire.RatePerSecond, wire.RateBurst)
 	var p *participant
@@ -103,11 +126,15 @@ func (s *Server) serveConn(ctx context.Context, ws *websocket.Conn) {
 	for {
 		timeout := idleTimeout
 		if p == nil {
-			timeout = joinTimeout
+			timeout = s.cfg.JoinTimeout
 		}
 		rctx, rcancel := context.WithTimeout(ctx, timeout)
 		typ, data, err := ws.Read(rctx)
 		rcancel()
+		if err == nil && c.unjoined {
+			c.unjoined = false
+			s.sources.joined()
+		}
 		if err != nil {
 			if ctx.Err() != nil && p != nil {
 				return // shutdown: fail() already told the participant

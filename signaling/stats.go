@@ -10,13 +10,16 @@ type Stats struct {
 	Participants int
 	// Rooms with at least one participant on this node.
 	Rooms int
+	// BusyRefused counts sockets and joins refused with "busy" by the
+	// per-source and not-yet-joined limits (a counter).
+	BusyRefused uint64
 }
 
 // Stats returns the current gauges.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Participants: len(s.participants), Rooms: len(s.rooms)}
+	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load()}
 }
 
 // LiveRooms returns the directory keys of the rooms with at least one

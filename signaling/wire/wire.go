@@ -210,6 +210,7 @@ const (
 	CodeResumeFailed = "resume-failed" // resume refused: unknown or expired (fatal)
 	CodeUnavailable  = "unavailable"   // directory unavailable: try again later (fatal)
 	CodeFull         = "full"          // node or room at capacity (fatal)
+	CodeBusy         = "busy"          // too many sockets or joins from one source, or sockets not yet joined (fatal)
 	CodeNegotiation  = "negotiation"   // SDP or candidate refused (not fatal)
 	CodeInternal     = "internal"      // server fault (fatal)
 	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)

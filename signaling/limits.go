@@ -1,0 +1,186 @@
+package signaling
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxSources bounds the per-source entries kept. Entries with a live socket
+// or participant are bounded by the node's caps; idle ones only remember a
+// join budget, so at this size they are all forgotten at once.
+const maxSources = 1 << 16
+
+// sourceOf names the source of a request by its TCP peer: an IPv4 address,
+// or the /64 of an IPv6 address (one host usually holds a whole /64).
+// IPv4-mapped IPv6 counts as IPv4. X-Forwarded-For is not trusted: nothing
+// says a proxy is in front. ok is false for an address that does not parse.
+func sourceOf(remoteAddr string) (src netip.Prefix, ok bool) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32), true
+	}
+	return netip.PrefixFrom(a, 64).Masked(), true
+}
+
+// sources enforces the per-source and node-wide limits on sockets and joins
+// (docs/security.md): one source may hold cfg.MaxPerSource sockets and as
+// many participants, and start joins at cfg.SourceJoinRate; the node holds at
+// most cfg.MaxUnjoined sockets that have not sent join.
+type sources struct {
+	maxPer      int        // static
+	maxUnjoined int        // static
+	joinRate    rate.Limit // static
+	joinBurst   int        // static
+
+	refused atomic.Uint64 // connections and joins refused as busy
+
+	// mu guards the following fields.
+	mu       sync.Mutex
+	m        map[netip.Prefix]*source
+	unjoined int // sockets node-wide that have not sent join
+}
+
+// source is what one source holds.
+type source struct {
+	conns        int           // open WebSockets
+	participants int           // participants it joined, attached or not
+	joins        *rate.Limiter // join and resume attempts
+}
+
+func newSources(cfg Config) *sources {
+	return &sources{
+		maxPer:      cfg.MaxPerSource,
+		maxUnjoined: cfg.MaxUnjoined,
+		joinRate:    rate.Limit(cfg.SourceJoinRate),
+		joinBurst:   cfg.SourceJoinBurst,
+		m:           map[netip.Prefix]*source{},
+	}
+}
+
+// getLocked returns src's entry, making it if absent. s.mu is held.
+func (s *sources) getLocked(src netip.Prefix) *source {
+	e := s.m[src]
+	if e == nil {
+		if len(s.m) >= maxSources {
+			s.sweepLocked(time.Time{})
+		}
+		e = &source{joins: rate.NewLimiter(s.joinRate, s.joinBurst)}
+		s.m[src] = e
+	}
+	return e
+}
+
+// putLocked forgets src's entry once it holds nothing and its join budget
+// is whole again. s.mu is held.
+func (s *sources) putLocked(src netip.Prefix, e *source) {
+	if e.conns == 0 && e.participants == 0 && e.joins.Tokens() >= float64(s.joinBurst) {
+		delete(s.m, src)
+	}
+}
+
+// sweepLocked forgets the entries that hold nothing; with a zero now, also
+// those whose join budget is not whole yet (it is forgiven). s.mu is held.
+func (s *sources) sweepLocked(now time.Time) {
+	for k, e := range s.m {
+		if e.conns == 0 && e.participants == 0 && (now.IsZero() || e.joins.TokensAt(now) >= float64(s.joinBurst)) {
+			delete(s.m, k)
+		}
+	}
+}
+
+// sweep forgets idle entries; Run calls it now and then.
+func (s *sources) sweep() {
+	s.mu.Lock()
+	s.sweepLocked(time.Now())
+	s.mu.Unlock()
+}
+
+// connect admits a new, not yet joined socket from src, or returns a busy error.
+func (s *sources) connect(src netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.getLocked(src)
+	var err error
+	switch {
+	case e.conns >= s.maxPer:
+		err = errBusyConns
+	case s.unjoined >= s.maxUnjoined:
+		err = errBusyUnjoined
+	}
+	if err != nil {
+		s.putLocked(src, e)
+		s.refused.Add(1)
+		return err
+	}
+	e.conns++
+	s.unjoined++
+	return nil
+}
+
+// joined notes that a socket connect admitted sent its first message.
+func (s *sources) joined() {
+	s.mu.Lock()
+	s.unjoined--
+	s.mu.Unlock()
+}
+
+// disconnect gives back what connect took. unjoined says the socket never
+// got as far as joined.
+func (s *sources) disconnect(src netip.Prefix, unjoined bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if unjoined {
+		s.unjoined--
+	}
+	if e := s.m[src]; e != nil {
+		e.conns--
+		s.putLocked(src, e)
+	}
+}
+
+// join takes one join (or resume) from src's budget, or returns a busy error.
+func (s *sources) join(src netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.getLocked(src).joins.Allow() {
+		s.refused.Add(1)
+		return errBusyJoins
+	}
+	return nil
+}
+
+// addParticipant counts a new participant against src, or returns a busy error.
+func (s *sources) addParticipant(src netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.getLocked(src)
+	if e.participants >= s.maxPer {
+		s.refused.Add(1)
+		return errBusyParticipants
+	}
+	e.participants++
+	return nil
+}
+
+// removeParticipant gives back what addParticipant took.
+func (s *sources) removeParticipant(src netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[src]; e != nil {
+		e.participants--
+		s.putLocked(src, e)
+	}
+}

@@ -1,0 +1,66 @@
+package signaling
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// TestSourceOf: IPv4 by address, IPv6 by /64, IPv4-mapped IPv6 as IPv4.
+func TestSourceOf(t *testing.T) {
+	for _, tc := range []struct{ remote, want string }{
+		{"192.0.2.7:5000", "192.0.2.7/32"},
+		{"[::ffff:192.0.2.7]:5000", "192.0.2.7/32"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:1", "fe80::/64"},
+	} {
+		got, ok := sourceOf(tc.remote)
+		if !ok || got != netip.MustParsePrefix(tc.want) {
+			t.Errorf("sourceOf(%s) = %v %v, want %s", tc.remote, got, ok, tc.want)
+		}
+	}
+	a, _ := sourceOf("[2001:db8:1:2::1]:1")
+	b, _ := sourceOf("[2001:db8:1:3::1]:1")
+	if a == b {
+		t.Error("two /64s share a source")
+	}
+	if _, ok := sourceOf("not an address"); ok {
+		t.Error("a malformed address has a source")
+	}
+}
+
+// TestSourcesForget: an entry is dropped once its source holds nothing and
+// its join budget is whole, so the table does not grow with every address
+// ever seen.
+func TestSourcesForget(t *testing.T) {
+	s := newSources(Config{MaxPerSource: 2, MaxUnjoined: 10, SourceJoinRate: 1, SourceJoinBurst: 5})
+	src := netip.MustParsePrefix("192.0.2.1/32")
+	if err := s.connect(src); err != nil {
+		t.Fatal(err)
+	}
+	s.joined()
+	if err := s.addParticipant(src); err != nil {
+		t.Fatal(err)
+	}
+	s.disconnect(src, false)
+	s.removeParticipant(src)
+	if len(s.m) != 0 || s.unjoined != 0 {
+		t.Fatalf("%d entries, %d unjoined left after everything was given back", len(s.m), s.unjoined)
+	}
+	// A source that spent joins stays until its budget refills.
+	s.join(src)
+	if len(s.m) != 1 {
+		t.Fatal("a source with a spent join budget was forgotten")
+	}
+	// At the bound, idle entries are forgiven their spent budgets.
+	for i := range maxSources - 1 {
+		s.join(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
+	}
+	if len(s.m) != maxSources {
+		t.Fatalf("%d entries, want %d", len(s.m), maxSources)
+	}
+	s.join(netip.MustParsePrefix("198.51.100.1/32"))
+	if len(s.m) != 1 {
+		t.Fatalf("%d entries after the bound was reached, want 1", len(s.m))
+	}
+}
