@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -27,6 +28,16 @@ type Config struct {
 	// IncludeLoopback advertises loopback candidates; needed when the node
 	// listens on 127.0.0.1 (dev mode, tests).
 	IncludeLoopback bool
+	// AllowRemoteCandidate decides which addresses a participant's host,
+	// server-reflexive and peer-reflexive candidates (trickled or in SDP) may
+	// name; the others are dropped and counted. cmd passes the TURN deny
+	// list (turn.Policy.CheckRange), so a client cannot point the node where
+	// TURN may not relay. Relayed candidates are always kept, and so are
+	// the loopback addresses the bridge itself listens on or advertises
+	// (dev mode). Nil: no other address is allowed; the bridge is ICE-lite
+	// and finds each client's address from its connectivity checks anyway.
+	// Called concurrently; must not block.
+	AllowRemoteCandidate func(netip.Addr) bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -3,6 +3,9 @@ package bridge
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,10 @@ type Bridge struct {
 	// updated every clockTick by clockLoop while the bridge runs.
 	now   atomic.Int64
 	epoch time.Time // static after New
+	// loopback are the loopback addresses the bridge listens on or
+	// advertises: the only loopback addresses a remote candidate may name.
+	// Static after New.
+	loopback []netip.Addr
 
 	// done is closed when the bridge shuts down.
 	done chan struct{}
@@ -60,7 +67,75 @@ func newBridge(cfg Config) (*Bridge, error) {
 		done:  make(chan struct{}),
 		rooms: map[*Room]struct{}{},
 	}
+	b.loopback = ownLoopback(cfg)
 	return b, nil
+}
+
+// ownLoopback returns the loopback addresses of cfg's sockets and public
+// IPs; an unspecified socket address with IncludeLoopback advertises the
+// loopback interface's 127.0.0.1 and ::1.
+func ownLoopback(cfg Config) []netip.Addr {
+	var out []netip.Addr
+	add := func(ip netip.Addr) {
+		ip = ip.Unmap().WithZone("")
+		if ip.IsUnspecified() && cfg.IncludeLoopback {
+			add4, add6 := netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()
+			for _, l := range []netip.Addr{add4, add6} {
+				if !slices.Contains(out, l) {
+					out = append(out, l)
+				}
+			}
+			return
+		}
+		if ip.IsLoopback() && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	addrOf := func(a net.Addr) {
+		if a == nil {
+			return
+		}
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			add(ap.Addr())
+		}
+	}
+	addrOf(cfg.UDPConn.LocalAddr())
+	if cfg.TCPListener != nil {
+		addrOf(cfg.TCPListener.Addr())
+	}
+	for _, s := range cfg.PublicIPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			add(ip)
+		}
+	}
+	return out
+}
+
+// Reasons a remote candidate is refused, for counting.
+const (
+	candOK = iota
+	candDenied
+	candMalformed
+)
+
+// checkRemoteCandidate applies the remote candidate policy (see
+// Config.AllowRemoteCandidate) to c.
+func (b *Bridge) checkRemoteCandidate(c ice.Candidate) int {
+	if c.Type() == ice.CandidateTypeRelay {
+		return candOK // the TURN server's address; ICE-lite sends it nothing
+	}
+	ip, err := netip.ParseAddr(c.Address())
+	if err != nil {
+		return candMalformed // a hostname (mDNS is off): nothing to check
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.IsLoopback() && slices.Contains(b.loopback, ip) {
+		return candOK
+	}
+	if b.cfg.AllowRemoteCandidate != nil && b.cfg.AllowRemoteCandidate(ip) {
+		return candOK
+	}
+	return candDenied
 }
 
 // start creates the muxes and APIs on first use (from Run or the first

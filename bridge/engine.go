@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
@@ -119,9 +118,19 @@ func newMediaEngine(pub bool) (*webrtc.MediaEngine, error) {
 // newSettingEngine configures ICE and DTLS for every PeerConnection of the
 // bridge: all media on the one UDP socket (and ICE-TCP), host candidates
 // only (no STUN server is ever contacted), mDNS off, AES-GCM SRTP first.
+//
+// The bridge dials nobody (DESIGN.md section 3). It runs ICE-lite (RFC 8445
+// section 2.5): it answers the client's connectivity checks and sends none,
+// so no remote candidate, whatever address it names, makes the node send a
+// packet. Active ICE-TCP is off too: pion dials a remote "tcptype passive"
+// candidate even in lite mode. The client is the controlling agent on both
+// PeerConnections (pion makes a lite offerer controlled), so it picks the
+// pair, relayed ones included, without waiting on the bridge.
 func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = b.lf
+	se.SetLite(true)
+	se.DisableActiveTCP(true)
 	se.SetICEUDPMux(udpMux)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if tcpMux != nil {
@@ -134,14 +143,6 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.S
 	}
 	se.SetIncludeLoopbackCandidate(b.cfg.IncludeLoopback)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// The bridge is the controlling agent of every subscriber
-	// PeerConnection (it offers), so it decides when to nominate. pion
-	// waits 2 s before nominating a pair with a relayed candidate, in case
-	// a direct one turns up; for a participant who reaches the bridge only
-	// through TURN that was 2 s more before the first frame. Half a second
-	// (pion's wait for server-reflexive pairs) still lets a direct path
-	// that works win.
-	se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
 	se.SetSRTPProtectionProfiles(
 		dtls.SRTP_AEAD_AES_128_GCM,
 		dtls.SRTP_AEAD_AES_256_GCM,

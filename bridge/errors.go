@@ -20,9 +20,12 @@ var (
 	// ErrConnectionClosed is reported through ParticipantEvents.Failed when
 	// the remote side closed a PeerConnection (DTLS close_notify).
 	ErrConnectionClosed = errors.New("bridge: connection closed by peer")
-	// ErrTooManyCandidates is returned by AddCandidate when too many remote
-	// candidates arrived before the remote description.
-	ErrTooManyCandidates = errors.New("bridge: too many early candidates")
+	// ErrTooManyCandidates is returned by AddCandidate when the
+	// PeerConnection already has the most remote candidates it takes (64).
+	ErrTooManyCandidates = errors.New("bridge: too many remote candidates")
+	// ErrBadCandidate is returned by AddCandidate for a candidate that does
+	// not parse.
+	ErrBadCandidate = errors.New("bridge: malformed remote candidate")
 	// ErrUnknownPC is returned for a PC value other than PCPub and PCSub.
 	ErrUnknownPC = errors.New("bridge: unknown PeerConnection")
 	// ErrDuplicateTrack is returned by Room.Publish when the track ID is

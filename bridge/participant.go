@@ -3,16 +3,30 @@ package bridge
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
-// maxEarlyCandidates bounds the remote candidates buffered before a
-// PeerConnection has its remote description.
-const maxEarlyCandidates = 64
+// maxRemoteCandidates bounds the distinct remote candidates of one
+// PeerConnection, trickled or in SDP, before or after its remote
+// description: a browser sends a handful per network interface.
+const maxRemoteCandidates = 64
+
+// candKey identifies a remote candidate by what ICE uses of it, so that the
+// same candidate trickled and then repeated in a renegotiation's SDP counts
+// once.
+type candKey struct {
+	network ice.NetworkType
+	typ     ice.CandidateType
+	tcp     ice.TCPType
+	addr    string
+	port    int
+}
 
 // Participant is one participant's media on this bridge: PCPub (the client
 // offers and sends its tracks) and PCSub (the bridge offers and sends the
@@ -56,6 +70,9 @@ type Participant struct {
 	offerPending bool
 	needOffer    bool
 	early        [2][]webrtc.ICECandidateInit // candidates before the remote description
+	// remote holds the distinct remote candidates accepted per
+	// PeerConnection, at most maxRemoteCandidates each.
+	remote [2]map[candKey]struct{}
 }
 
 func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, error) {
@@ -357,6 +374,7 @@ func (p *Participant) applyOffer(sdp string) (string, error) {
 	}
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
+	sdp = p.filterSDPLocked(PCPub, sdp)
 	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return "", err
 	}
@@ -384,6 +402,7 @@ func (p *Participant) applyAnswer(sdp string) error {
 	if !p.offerPending {
 		return ErrNoPendingOffer
 	}
+	sdp = p.filterSDPLocked(PCSub, sdp)
 	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
 	if p.subPC.SignalingState() != webrtc.SignalingStateStable {
 		return err // the offer is still outstanding: the client may answer again
@@ -431,14 +450,81 @@ func (p *Participant) applyCandidate(which PC, c webrtc.ICECandidateInit) error 
 	}
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
+	switch err := p.admitCandidateLocked(which, c.Candidate); {
+	case errors.Is(err, errCandidateDenied):
+		return nil // a browser's private address: not an error, just not used
+	case err != nil:
+		return err
+	}
 	if pc.RemoteDescription() == nil {
-		if len(p.early[which]) >= maxEarlyCandidates {
-			return ErrTooManyCandidates
-		}
-		p.early[which] = append(p.early[which], c)
+		p.early[which] = append(p.early[which], c) // bounded by admitCandidateLocked
 		return nil
 	}
 	return pc.AddICECandidate(c)
+}
+
+// errCandidateDenied is admitCandidateLocked's verdict on a candidate the
+// policy refuses; AddCandidate drops such a candidate silently.
+var errCandidateDenied = errors.New("bridge: remote candidate denied")
+
+// admitCandidateLocked parses a remote candidate attribute value (with or
+// without the "candidate:" prefix), applies the bridge's candidate policy
+// and the per-PeerConnection limit, and counts what it refuses. Called
+// with negMu held.
+func (p *Participant) admitCandidateLocked(which PC, value string) error {
+	stats := &p.room.b.stats
+	c, err := ice.UnmarshalCandidate(strings.TrimPrefix(value, "candidate:"))
+	if err != nil {
+		stats.candMalformed.Add(1)
+		return ErrBadCandidate
+	}
+	switch p.room.b.checkRemoteCandidate(c) {
+	case candMalformed: // a browser's mDNS name: dropped quietly like a private address
+		stats.candMalformed.Add(1)
+		return errCandidateDenied
+	case candDenied:
+		stats.candDenied.Add(1)
+		return errCandidateDenied
+	}
+	k := candKey{network: c.NetworkType(), typ: c.Type(), tcp: c.TCPType(), addr: c.Address(), port: c.Port()}
+	if p.remote[which] == nil {
+		p.remote[which] = map[candKey]struct{}{}
+	}
+	if _, ok := p.remote[which][k]; ok {
+		return nil
+	}
+	if len(p.remote[which]) >= maxRemoteCandidates {
+		stats.candOverLimit.Add(1)
+		return ErrTooManyCandidates
+	}
+	p.remote[which][k] = struct{}{}
+	return nil
+}
+
+// filterSDPLocked removes from a remote description the candidate lines
+// that admitCandidateLocked refuses, so that pion never sees them. Called
+// with negMu held.
+func (p *Participant) filterSDPLocked(which PC, sdp string) string {
+	const attr = "a=candidate:"
+	if !strings.Contains(sdp, attr) {
+		return sdp
+	}
+	var out strings.Builder
+	out.Grow(len(sdp))
+	for rest := sdp; rest != ""; {
+		line, tail, nl := strings.Cut(rest, "\n")
+		rest = tail
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\r"), attr); ok {
+			if p.admitCandidateLocked(which, v) != nil {
+				continue
+			}
+		}
+		out.WriteString(line)
+		if nl {
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
 }
 
 // flushEarlyLocked adds the candidates that came before the remote
