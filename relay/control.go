@@ -30,7 +30,9 @@ import (
 //	TrackPublished   conference string, track uvarint, track ID string,
 //	                 participant string, kind u8, mime string, clock uvarint,
 //	                 channels u8, fmtp string, payload type u8,
-//	                 RID count u8 then RIDs as strings, flags u8
+//	                 audio level extension ID u8,
+//	                 layer count u8 then per layer: RID string,
+//	                 height uvarint, bitrate uvarint, inactive u8; flags u8
 //	TrackUnpublished track uvarint
 //	Subscribe        track uvarint, layer u8
 //	Unsubscribe      track uvarint
@@ -75,9 +77,9 @@ const (
 	// MaxMime bounds a codec MIME type, MaxFmtp its SDP fmtp line.
 	MaxMime = 64
 	MaxFmtp = 512
-	// MaxRIDs bounds simulcast layers of a track, MaxRID one RID.
-	MaxRIDs = MaxLayer + 1
-	MaxRID  = 16
+	// MaxLayers bounds simulcast layers of a track, MaxRID one RID.
+	MaxLayers = MaxLayer + 1
+	MaxRID    = 16
 	// MaxNACKs bounds the sequence numbers of one NACK message.
 	MaxNACKs = 64
 
@@ -117,7 +119,8 @@ type Message struct {
 	Channels    uint8
 	Fmtp        string
 	PayloadType uint8
-	RIDs        []string
+	AudioLevel  uint8 // RFC 6464 header extension ID, 0: none
+	Layers      []Layer
 	Flags       uint8 // TrackE2EE, TrackSimulcast
 
 	Seqs []uint16 // NACK
@@ -128,6 +131,14 @@ type Message struct {
 	Bitrate      uint64        // bits per second
 
 	Data []byte // RoomMessage
+}
+
+// Layer describes one simulcast layer in TrackPublished.
+type Layer struct {
+	RID      string
+	Height   uint32 // pixels; 0 unknown
+	Bitrate  uint64 // bits/s at the publisher's bridge; 0 unknown
+	Inactive bool   // the publisher sends nothing on it now
 }
 
 // Append encodes m, header included, after b.
@@ -156,6 +167,9 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	}
 	switch m.Type {
 	case MsgHello:
+		if m.Version > 1<<32-1 {
+			err = ErrMalformed
+		}
 		b = binary.AppendUvarint(b, m.Version)
 		str(m.Node, MaxNodeName)
 	case MsgRoomAttach, MsgRoomDetach:
@@ -170,13 +184,23 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(m.ClockRate))
 		b = append(b, m.Channels)
 		str(m.Fmtp, MaxFmtp)
-		b = append(b, m.PayloadType)
-		if len(m.RIDs) > MaxRIDs {
+		b = append(b, m.PayloadType, m.AudioLevel)
+		if len(m.Layers) > MaxLayers {
 			err = ErrTooLarge
 		}
-		b = append(b, byte(len(m.RIDs)))
-		for _, r := range m.RIDs {
-			str(r, MaxRID)
+		b = append(b, byte(len(m.Layers)))
+		for _, l := range m.Layers {
+			str(l.RID, MaxRID)
+			if l.Height > 1<<16 || l.Bitrate > 1<<40 {
+				err = ErrMalformed
+			}
+			b = binary.AppendUvarint(b, uint64(l.Height))
+			b = binary.AppendUvarint(b, l.Bitrate)
+			var inactive byte
+			if l.Inactive {
+				inactive = 1
+			}
+			b = append(b, inactive)
 		}
 		b = append(b, m.Flags)
 	case MsgTrackUnpublished, MsgUnsubscribe:
@@ -195,7 +219,7 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 			b = binary.BigEndian.AppendUint16(b, s)
 		}
 	case MsgLinkStats:
-		if m.LossPermille > 1000 || m.RTT < 0 {
+		if m.LossPermille > 1000 || m.RTT < 0 || m.RTT > time.Hour || m.Bitrate > 1<<50 {
 			err = ErrMalformed
 		}
 		b = binary.AppendUvarint(b, uint64(m.RTT/time.Microsecond))
@@ -327,12 +351,18 @@ func (m *Message) Unmarshal(typ MsgType, body []byte) error {
 		m.Channels = d.u8()
 		m.Fmtp = d.str(MaxFmtp)
 		m.PayloadType = d.u8()
+		m.AudioLevel = d.u8()
 		n := d.u8()
-		if n > MaxRIDs {
+		if n > MaxLayers {
 			d.fail(ErrTooLarge)
 		}
 		for i := 0; i < int(n) && d.err == nil; i++ {
-			m.RIDs = append(m.RIDs, d.str(MaxRID))
+			var l Layer
+			l.RID = d.str(MaxRID)
+			l.Height = uint32(d.uvarint(1 << 16))
+			l.Bitrate = d.uvarint(1 << 40)
+			l.Inactive = d.u8()&1 != 0
+			m.Layers = append(m.Layers, l)
 		}
 		m.Flags = d.u8()
 	case MsgTrackUnpublished, MsgUnsubscribe:

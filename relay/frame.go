@@ -38,8 +38,8 @@ import "encoding/binary"
 //
 //	V: frame version, FrameVersion (1). Another value: the datagram is
 //	   dropped and counted as malformed.
-//	F: flags. FlagRetransmit marks a packet resent for a NACK; the others are
-//	   reserved, sent as zero and ignored on receipt.
+//	F: flags, reserved: sent as zero, ignored on receipt (a later version
+//	   may define them without a new ALPN).
 //	L: simulcast layer (0 = lowest; 0 for audio and single-layer video).
 //
 // The RTP packet is the bridge's plain RTP (SRTP ends at each bridge; QUIC
@@ -49,8 +49,6 @@ import "encoding/binary"
 const (
 	// FrameVersion is the datagram header version of ProtoV1.
 	FrameVersion = 1
-	// FlagRetransmit marks a datagram that answers a NACK.
-	FlagRetransmit = 0x04
 	// MaxLayer is the highest simulcast layer the header carries.
 	MaxLayer = 3
 	// MaxTrackNumber bounds link-local track numbers (4 varint bytes).
@@ -72,7 +70,7 @@ const (
 type FrameHeader struct {
 	Track uint32 // link-local track number, from TrackPublished
 	Layer uint8  // 0..MaxLayer
-	Flags uint8  // FlagRetransmit; reserved bits are dropped
+	Flags uint8  // reserved; bits outside F are dropped
 }
 
 // MarshalSize returns the encoded size of h.

@@ -12,7 +12,7 @@ func TestFrameHeaderRoundTrip(t *testing.T) {
 	for _, h := range []FrameHeader{
 		{Track: 0, Layer: 0},
 		{Track: 127, Layer: 2},
-		{Track: 128, Layer: 1, Flags: FlagRetransmit},
+		{Track: 128, Layer: 1, Flags: 0x04},
 		{Track: MaxTrackNumber, Layer: MaxLayer},
 	} {
 		buf := make([]byte, MaxFrameHeader)
@@ -95,9 +95,9 @@ func sampleMessages() []Message {
 		{Type: MsgRoomAttach, Conference: "c0ffee"},
 		{Type: MsgRoomDetach, Conference: "c0ffee"},
 		{Type: MsgTrackPublished, Conference: "c0ffee", Track: 7, TrackID: "t1", Participant: "p1", Kind: KindVideo,
-			Mime: "video/VP8", ClockRate: 90000, PayloadType: 96, RIDs: []string{"q", "h", "f"}, Flags: TrackSimulcast | TrackE2EE},
+			Mime: "video/VP8", ClockRate: 90000, PayloadType: 96, Layers: []Layer{{RID: "q", Height: 180}, {RID: "h", Height: 360, Bitrate: 500_000}, {RID: "f", Inactive: true}}, Flags: TrackSimulcast | TrackE2EE},
 		{Type: MsgTrackPublished, Conference: "c", Track: 8, TrackID: "a", Participant: "p", Kind: KindAudio,
-			Mime: "audio/opus", ClockRate: 48000, Channels: 2, Fmtp: "minptime=10;useinbandfec=1", PayloadType: 111},
+			Mime: "audio/opus", ClockRate: 48000, Channels: 2, Fmtp: "minptime=10;useinbandfec=1", PayloadType: 111, AudioLevel: 1, Layers: []Layer{{}}},
 		{Type: MsgTrackUnpublished, Track: 7},
 		{Type: MsgSubscribe, Track: 7, Layer: 2},
 		{Type: MsgUnsubscribe, Track: 7},
@@ -143,7 +143,7 @@ func TestControlRejects(t *testing.T) {
 		{Type: MsgNACK, Seqs: make([]uint16, MaxNACKs+1)},
 		{Type: MsgRoomMessage, Data: make([]byte, MaxRoomMessage+1)},
 		{Type: MsgSubscribe, Layer: MaxLayer + 1},
-		{Type: MsgTrackPublished, RIDs: make([]string, MaxRIDs+1)},
+		{Type: MsgTrackPublished, Layers: make([]Layer, MaxLayers+1)},
 		{Type: 0x42},
 	} {
 		if b, err := m.Append([]byte{9}); err == nil || len(b) != 1 {
@@ -207,8 +207,8 @@ func FuzzControl(f *testing.F) {
 
 // normalize makes empty and nil slices equal for comparison.
 func normalize(m Message) Message {
-	if len(m.RIDs) == 0 {
-		m.RIDs = nil
+	if len(m.Layers) == 0 {
+		m.Layers = nil
 	}
 	if len(m.Seqs) == 0 {
 		m.Seqs = nil

@@ -1,0 +1,758 @@
+package relay
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meshmeet/meshmeet/bridge"
+)
+
+// importKey names a track of a room across links and reconnects.
+type importKey struct{ conference, trackID string }
+
+// room is a local bridge room attached to the relay.
+type room struct {
+	conf string       // static
+	br   *bridge.Room // static
+
+	// Guarded by Relay.mu.
+	peers   map[string]*peer      // peers the caller listed
+	local   map[string]bool       // IDs of the room's own (not remote) tracks
+	imports map[*importTrack]bool // remote tracks published in br
+}
+
+// AttachRoom exchanges room's media with the given peers (the other nodes
+// that hold the meeting, from the directory) under the opaque conference
+// ID, never the room's name. Calling it again for the same conference
+// updates the peer set. The room's own tracks present now are exported;
+// later ones must be reported with TrackPublished and TrackUnpublished.
+func (r *Relay) AttachRoom(conferenceID string, br *bridge.Room, peers []Peer) error {
+	if conferenceID == "" || len(conferenceID) > MaxConferenceID || br == nil {
+		return fmt.Errorf("relay: attach: %w: conference ID or room", ErrMalformed)
+	}
+	for _, p := range peers {
+		if p.Node == "" || len(p.Node) > MaxNodeName {
+			return fmt.Errorf("relay: attach: %w: peer name", ErrMalformed)
+		}
+	}
+	tracks := br.Tracks()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	rm := r.rooms[conferenceID]
+	if rm == nil || rm.br != br {
+		rm = &room{conf: conferenceID, br: br, peers: map[string]*peer{}, local: map[string]bool{}, imports: map[*importTrack]bool{}}
+		r.rooms[conferenceID] = rm
+	}
+	for _, t := range tracks {
+		if !t.Remote {
+			rm.local[t.ID] = true
+		}
+	}
+	want := map[string]bool{}
+	var kick []*peer
+	for _, pp := range peers {
+		if pp.Node == r.cfg.NodeName {
+			continue
+		}
+		want[pp.Node] = true
+		p := r.peerLocked(pp.Node)
+		if pp.Addr != "" {
+			p.addr = pp.Addr
+		}
+		p.rooms[conferenceID] = rm
+		rm.peers[pp.Node] = p
+		kick = append(kick, p)
+	}
+	for name, p := range rm.peers {
+		if !want[name] {
+			delete(rm.peers, name)
+			delete(p.rooms, conferenceID)
+			kick = append(kick, p)
+		}
+	}
+	links := r.linksLocked()
+	r.mu.Unlock()
+	for _, l := range links {
+		l.announce(rm)
+	}
+	for _, p := range kick {
+		p.kick()
+	}
+	return nil
+}
+
+// DetachRoom stops exchanging the room: its exports end, its imported
+// tracks are unpublished and peers are told.
+func (r *Relay) DetachRoom(conferenceID string) {
+	r.mu.Lock()
+	rm := r.rooms[conferenceID]
+	if rm == nil {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.rooms, conferenceID)
+	var kick []*peer
+	for _, p := range rm.peers {
+		delete(p.rooms, conferenceID)
+		kick = append(kick, p)
+	}
+	var imps []*importTrack
+	for imp := range rm.imports {
+		delete(imp.peer.imports, imp.key)
+		imps = append(imps, imp)
+	}
+	links := r.linksLocked()
+	r.mu.Unlock()
+	for _, l := range links {
+		l.detach(conferenceID, true)
+	}
+	for _, imp := range imps {
+		imp.unbind()
+		imp.closePublication()
+	}
+	for _, p := range kick {
+		p.kick()
+	}
+}
+
+// TrackPublished reports a track of an attached room (the room's
+// RoomEvents.TrackPublished); tracks with Remote set are ignored, so a
+// track never goes back where it came from. It does not block.
+func (r *Relay) TrackPublished(conferenceID string, info bridge.TrackInfo) {
+	if info.Remote {
+		return
+	}
+	r.mu.Lock()
+	rm := r.rooms[conferenceID]
+	if rm == nil || rm.local[info.ID] {
+		r.mu.Unlock()
+		return
+	}
+	rm.local[info.ID] = true
+	links := r.linksLocked()
+	r.mu.Unlock()
+	for _, l := range links {
+		if l.attached(conferenceID) {
+			l.export(rm, info.ID)
+		}
+	}
+}
+
+// TrackUnpublished reports that a track of an attached room is gone.
+func (r *Relay) TrackUnpublished(conferenceID string, info bridge.TrackInfo) {
+	if info.Remote {
+		return
+	}
+	r.mu.Lock()
+	rm := r.rooms[conferenceID]
+	if rm == nil || !rm.local[info.ID] {
+		r.mu.Unlock()
+		return
+	}
+	delete(rm.local, info.ID)
+	links := r.linksLocked()
+	r.mu.Unlock()
+	for _, l := range links {
+		l.unexport(importKey{conferenceID, info.ID}, true)
+	}
+}
+
+// SendRoomMessage sends data (at most MaxRoomMessage bytes, defined by the
+// caller) to every peer of the room with a link up. It does not block;
+// peers without a link miss it and are counted as no_link drops.
+func (r *Relay) SendRoomMessage(conferenceID string, data []byte) error {
+	if len(data) > MaxRoomMessage {
+		return ErrTooLarge
+	}
+	r.mu.Lock()
+	rm := r.rooms[conferenceID]
+	if rm == nil {
+		r.mu.Unlock()
+		return ErrUnknownRoom
+	}
+	var links []*link
+	missing := 0
+	for _, p := range r.peers {
+		listed := rm.peers[p.name] != nil
+		switch {
+		case p.link != nil && (listed || p.link.attached(conferenceID)):
+			links = append(links, p.link)
+		case listed:
+			missing++
+		}
+	}
+	r.mu.Unlock()
+	for range missing {
+		r.ctr.drop(DropNoLink)
+	}
+	m := &Message{Type: MsgRoomMessage, Conference: conferenceID, Data: data}
+	for _, l := range links {
+		l.send(m)
+	}
+	return nil
+}
+
+// linksLocked returns the links up now. Caller holds mu.
+func (r *Relay) linksLocked() []*link {
+	var ls []*link
+	for _, p := range r.peers {
+		if p.link != nil {
+			ls = append(ls, p.link)
+		}
+	}
+	return ls
+}
+
+// linkUp announces the rooms shared with the link's peer.
+func (r *Relay) linkUp(l *link) {
+	r.mu.Lock()
+	var rooms []*room
+	for _, rm := range l.peer.rooms {
+		rooms = append(rooms, rm)
+	}
+	r.mu.Unlock()
+	for _, rm := range rooms {
+		l.announce(rm)
+	}
+}
+
+// linkDown ends the link's exports and orphans its imports: they stay
+// published for ImportGrace, waiting for the next link.
+func (r *Relay) linkDown(l *link) {
+	l.mu.Lock()
+	l.down = true
+	exps := l.exports
+	imps := l.importsW
+	l.exports, l.exportByKey, l.importsW = map[uint32]*exportTrack{}, map[importKey]*exportTrack{}, map[uint32]*importTrack{}
+	l.imports.Store(&map[uint32]*importTrack{})
+	l.mu.Unlock()
+	for _, e := range exps {
+		e.unsubscribe()
+	}
+	now := time.Now()
+	r.mu.Lock()
+	for _, imp := range imps {
+		if imp.linkp.Load() == l {
+			imp.linkp.Store(nil)
+			imp.orphanedAt = now
+		}
+	}
+	r.mu.Unlock()
+}
+
+// announce attaches rm on the link if its peer is listed for it or
+// attached it, and exports its tracks if the peer attached it.
+func (l *link) announce(rm *room) {
+	r := l.r
+	r.mu.Lock()
+	listed := rm.peers[l.peerName] != nil && r.rooms[rm.conf] == rm
+	var ids []string
+	for id := range rm.local {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	l.mu.Lock()
+	remote := l.remoteRooms[rm.conf]
+	send := (listed || remote) && !l.sentAttach[rm.conf] && !l.down
+	if send {
+		l.sentAttach[rm.conf] = true
+	}
+	l.mu.Unlock()
+	if send {
+		l.send(&Message{Type: MsgRoomAttach, Conference: rm.conf})
+	}
+	if remote {
+		for _, id := range ids {
+			l.export(rm, id)
+		}
+	}
+}
+
+// attached reports whether the peer attached the conference on l.
+func (l *link) attached(conf string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remoteRooms[conf]
+}
+
+// detach ends the conference on l: exports end, and with tell the peer
+// is sent RoomDetach.
+func (l *link) detach(conf string, tell bool) {
+	l.mu.Lock()
+	sent := l.sentAttach[conf]
+	delete(l.sentAttach, conf)
+	var exps []*exportTrack
+	for k, e := range l.exportByKey {
+		if k.conference == conf {
+			exps = append(exps, e)
+			delete(l.exportByKey, k)
+			delete(l.exports, e.num)
+		}
+	}
+	l.mu.Unlock()
+	if tell && sent {
+		l.send(&Message{Type: MsgRoomDetach, Conference: conf})
+	}
+	for _, e := range exps {
+		e.unsubscribe()
+	}
+}
+
+// export publishes a local track on the link, once.
+func (l *link) export(rm *room, trackID string) {
+	params, err := rm.br.TrackParams(trackID)
+	if err != nil {
+		return // gone meanwhile
+	}
+	key := importKey{rm.conf, trackID}
+	l.mu.Lock()
+	if l.down || l.exportByKey[key] != nil || len(l.exports) >= maxTracksPerLink {
+		l.mu.Unlock()
+		return
+	}
+	num := l.nextNum
+	l.nextNum++
+	e := &exportTrack{l: l, num: num, key: key, br: rm.br, video: params.Kind == webrtc.RTPCodecTypeVideo, want: -1}
+	l.exports[num] = e
+	l.exportByKey[key] = e
+	l.mu.Unlock()
+	m := &Message{
+		Type: MsgTrackPublished, Conference: rm.conf, Track: num,
+		TrackID: params.TrackID, Participant: params.Participant, Kind: KindAudio,
+		Mime: params.Codec.MimeType, ClockRate: params.Codec.ClockRate, Channels: uint8(params.Codec.Channels),
+		Fmtp: params.Codec.SDPFmtpLine, PayloadType: uint8(params.Codec.PayloadType), AudioLevel: params.AudioLevelID,
+	}
+	if e.video {
+		m.Kind = KindVideo
+	}
+	for _, ly := range params.Layers {
+		m.Layers = append(m.Layers, Layer{RID: ly.RID, Height: uint32(max(0, ly.Height)), Bitrate: uint64(max(0, ly.Bitrate)), Inactive: ly.Inactive})
+	}
+	if len(m.Layers) > 1 {
+		m.Flags |= TrackSimulcast
+	}
+	l.send(m)
+}
+
+// unexport ends the export of key on l.
+func (l *link) unexport(key importKey, tell bool) {
+	l.mu.Lock()
+	e := l.exportByKey[key]
+	if e != nil {
+		delete(l.exportByKey, key)
+		delete(l.exports, e.num)
+	}
+	l.mu.Unlock()
+	if e == nil {
+		return
+	}
+	if tell {
+		l.send(&Message{Type: MsgTrackUnpublished, Track: e.num})
+	}
+	e.unsubscribe()
+}
+
+// exportTrack is a local track sent to one peer: a bridge subscription
+// whose sink is the link. It exists from TrackPublished on; the
+// subscription only while the peer subscribes.
+type exportTrack struct {
+	l     *link        // static
+	num   uint32       // static: this node's track number on l
+	key   importKey    // static
+	br    *bridge.Room // static
+	video bool         // static
+
+	// mu guards the following fields; bridge calls under it never call
+	// back into the export.
+	mu   sync.Mutex
+	sub  *bridge.Subscription
+	want int // layer the peer asked for; -1 none
+}
+
+var _ bridge.TrackSink = (*exportTrack)(nil)
+
+// WriteRTP queues the packet on the link; called by the subscription's
+// writer goroutine.
+func (e *exportTrack) WriteRTP(layer int, pkt []byte) { e.l.sendRTP(e.num, layer, pkt) }
+
+// subscribe starts or retargets the subscription at layer, capped by the
+// link's bandwidth.
+func (e *exportTrack) subscribe(layer int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.want = layer
+	eff := min(layer, int(e.l.layerCap.Load()))
+	if e.sub != nil {
+		select {
+		case <-e.sub.Done():
+			e.sub = nil
+		default:
+			e.sub.SetLayer(eff)
+			return
+		}
+	}
+	sub, err := e.br.Subscribe(e.key.trackID, eff, e)
+	if err != nil {
+		return
+	}
+	e.sub = sub
+}
+
+// applyCap re-applies the link's layer cap to a video subscription.
+func (e *exportTrack) applyCap() {
+	if !e.video {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sub != nil && e.want >= 0 {
+		e.sub.SetLayer(min(e.want, int(e.l.layerCap.Load())))
+	}
+}
+
+func (e *exportTrack) unsubscribe() {
+	e.mu.Lock()
+	sub := e.sub
+	e.sub, e.want = nil, -1
+	e.mu.Unlock()
+	if sub != nil {
+		sub.Close()
+	}
+}
+
+func (e *exportTrack) subscription() *bridge.Subscription {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sub
+}
+
+// applyLayerCap re-applies l's layer cap to its video exports.
+func (r *Relay) applyLayerCap(l *link) {
+	l.mu.Lock()
+	exps := make([]*exportTrack, 0, len(l.exports))
+	for _, e := range l.exports {
+		exps = append(exps, e)
+	}
+	l.mu.Unlock()
+	for _, e := range exps {
+		e.applyCap()
+	}
+	r.log.Debug("relay layer cap", "peer", l.peerName, "cap", l.layerCap.Load())
+}
+
+// keyframeInterval is the least time between two keyframe requests sent
+// upstream for one layer of an imported track, however many subscribers
+// ask (the bridge already merges its subscribers' requests).
+const keyframeInterval = 200 * time.Millisecond
+
+// importTrack is a remote track published in a local room. It is the
+// bridge's TrackSource: demand, keyframe and retransmission requests go
+// upstream on the link it is bound to.
+type importTrack struct {
+	r    *Relay    // static
+	key  importKey // static
+	peer *peer     // static
+	rm   *room     // static
+
+	pub     *bridge.Publication // set before binding, static afterwards
+	closeMu sync.Once
+
+	linkp  atomic.Pointer[link] // the link feeding it; nil while orphaned
+	num    atomic.Uint32        // the peer's track number on linkp
+	demand atomic.Uint32        // bridge.Demand
+
+	feedMu sync.Mutex // WriteRTP calls must not overlap across links
+
+	orphanedAt time.Time // guarded by Relay.mu
+
+	kfMu   sync.Mutex
+	kfLast [MaxLayers]time.Time
+}
+
+var _ bridge.TrackSource = (*importTrack)(nil)
+
+// write feeds one packet from link l. Called by l's datagram loop.
+func (imp *importTrack) write(l *link, layer int, pkt []byte) {
+	if imp.linkp.Load() != l {
+		imp.r.ctr.drop(DropUnknownTrack)
+		return
+	}
+	if imp.demand.Load() == 0 {
+		imp.r.ctr.drop(DropNotWanted)
+		return
+	}
+	imp.feedMu.Lock()
+	imp.pub.WriteRTP(layer, pkt)
+	imp.feedMu.Unlock()
+}
+
+// SetDemand subscribes upstream at the highest layer wanted here, or
+// unsubscribes when nobody here wants the track.
+func (imp *importTrack) SetDemand(d bridge.Demand) {
+	imp.demand.Store(uint32(d))
+	imp.sendDemand()
+}
+
+func (imp *importTrack) sendDemand() {
+	l := imp.linkp.Load()
+	if l == nil {
+		return
+	}
+	d := bridge.Demand(imp.demand.Load())
+	if h := d.Highest(); h >= 0 {
+		l.send(&Message{Type: MsgSubscribe, Track: imp.num.Load(), Layer: uint8(min(h, MaxLayer))})
+	} else {
+		l.send(&Message{Type: MsgUnsubscribe, Track: imp.num.Load()})
+	}
+}
+
+// RequestKeyframe asks upstream for a keyframe, at most once per
+// keyframeInterval per layer.
+func (imp *importTrack) RequestKeyframe(layer int) {
+	if layer < 0 || layer > MaxLayer {
+		return
+	}
+	now := time.Now()
+	imp.kfMu.Lock()
+	if now.Sub(imp.kfLast[layer]) < keyframeInterval {
+		imp.kfMu.Unlock()
+		return
+	}
+	imp.kfLast[layer] = now
+	imp.kfMu.Unlock()
+	if l := imp.linkp.Load(); l != nil {
+		l.send(&Message{Type: MsgKeyframeRequest, Track: imp.num.Load(), Layer: uint8(layer)})
+	}
+}
+
+// RequestRetransmit sends NACKs upstream, MaxNACKs sequence numbers per
+// message.
+func (imp *importTrack) RequestRetransmit(layer int, seqs []uint16) {
+	l := imp.linkp.Load()
+	if l == nil || layer < 0 || layer > MaxLayer {
+		return
+	}
+	for len(seqs) > 0 {
+		n := min(len(seqs), MaxNACKs)
+		l.send(&Message{Type: MsgNACK, Track: imp.num.Load(), Layer: uint8(layer), Seqs: seqs[:n]})
+		seqs = seqs[n:]
+	}
+}
+
+// unbind removes the import from its link's table.
+func (imp *importTrack) unbind() {
+	l := imp.linkp.Swap(nil)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.importsW[imp.num.Load()] == imp {
+		delete(l.importsW, imp.num.Load())
+		l.publishImportsLocked()
+	}
+	l.mu.Unlock()
+}
+
+func (imp *importTrack) closePublication() {
+	imp.closeMu.Do(func() {
+		if imp.pub != nil {
+			imp.pub.Close()
+		}
+	})
+}
+
+// publishImportsLocked publishes a copy of importsW for the datagram
+// loop. Caller holds l.mu.
+func (l *link) publishImportsLocked() {
+	m := make(map[uint32]*importTrack, len(l.importsW))
+	for k, v := range l.importsW {
+		m[k] = v
+	}
+	l.imports.Store(&m)
+}
+
+// handleControl applies one control message from l's peer. An error closes
+// the link.
+func (r *Relay) handleControl(l *link, m *Message) error {
+	switch m.Type {
+	case MsgHello:
+		return fmt.Errorf("%w: second hello", ErrMalformed)
+	case MsgRoomAttach:
+		l.mu.Lock()
+		if !l.remoteRooms[m.Conference] && len(l.remoteRooms) >= maxRemoteRooms {
+			l.mu.Unlock()
+			return fmt.Errorf("%w: more than %d rooms", ErrTooLarge, maxRemoteRooms)
+		}
+		l.remoteRooms[m.Conference] = true
+		l.mu.Unlock()
+		r.mu.Lock()
+		rm := r.rooms[m.Conference]
+		r.mu.Unlock()
+		if rm != nil {
+			l.announce(rm)
+		}
+		l.peer.kick()
+	case MsgRoomDetach:
+		l.mu.Lock()
+		delete(l.remoteRooms, m.Conference)
+		l.mu.Unlock()
+		l.detach(m.Conference, false)
+		r.dropImports(l, func(imp *importTrack) bool { return imp.key.conference == m.Conference })
+		l.peer.kick()
+	case MsgTrackPublished:
+		return r.importTrack(l, m)
+	case MsgTrackUnpublished:
+		r.dropImports(l, func(imp *importTrack) bool { return imp.num.Load() == m.Track })
+	case MsgSubscribe, MsgUnsubscribe, MsgKeyframeRequest, MsgNACK:
+		l.mu.Lock()
+		e := l.exports[m.Track]
+		l.mu.Unlock()
+		if e == nil {
+			return nil // unpublished meanwhile
+		}
+		switch m.Type {
+		case MsgSubscribe:
+			e.subscribe(int(m.Layer))
+		case MsgUnsubscribe:
+			e.unsubscribe()
+		case MsgKeyframeRequest:
+			if s := e.subscription(); s != nil {
+				s.RequestKeyframe()
+			}
+		case MsgNACK:
+			if s := e.subscription(); s != nil {
+				s.Retransmit(int(m.Layer), m.Seqs)
+			}
+		}
+	case MsgLinkStats:
+		l.peerStats(m)
+	case MsgRoomMessage:
+		r.mu.Lock()
+		rm := r.rooms[m.Conference]
+		r.mu.Unlock()
+		if rm != nil && r.cfg.OnRoomMessage != nil {
+			r.cfg.OnRoomMessage(m.Conference, l.peerName, m.Data)
+		}
+	}
+	return nil
+}
+
+// importTrack publishes a remote track in the local room, or binds the
+// import that survived the previous link to l.
+func (r *Relay) importTrack(l *link, m *Message) error {
+	l.mu.Lock()
+	dup := l.importsW[m.Track] != nil
+	n := len(l.importsW)
+	l.mu.Unlock()
+	if dup {
+		return fmt.Errorf("%w: track number %d published twice", ErrMalformed, m.Track)
+	}
+	if n >= maxTracksPerLink {
+		return fmt.Errorf("%w: more than %d tracks", ErrTooLarge, maxTracksPerLink)
+	}
+	key := importKey{m.Conference, m.TrackID}
+	p := l.peer
+	r.mu.Lock()
+	rm := r.rooms[m.Conference]
+	if rm == nil {
+		r.mu.Unlock()
+		return nil // not held here (any more)
+	}
+	imp := p.imports[key]
+	r.mu.Unlock()
+	if imp == nil {
+		imp = &importTrack{r: r, key: key, peer: p, rm: rm}
+		pub, err := rm.br.Publish(publishParams(m), imp)
+		if err != nil {
+			r.log.Debug("relay import refused by the room", "peer", p.name, "err", err)
+			return nil
+		}
+		imp.pub = pub
+		r.mu.Lock()
+		if r.rooms[m.Conference] != rm || p.imports[key] != nil || r.closed {
+			r.mu.Unlock()
+			imp.closePublication()
+			return nil
+		}
+		p.imports[key] = imp
+		rm.imports[imp] = true
+		r.mu.Unlock()
+	}
+	if old := imp.linkp.Load(); old != nil && old != l {
+		imp.unbind()
+	}
+	imp.num.Store(m.Track)
+	imp.linkp.Store(l)
+	r.mu.Lock()
+	imp.orphanedAt = time.Time{}
+	r.mu.Unlock()
+	l.mu.Lock()
+	if l.down {
+		l.mu.Unlock()
+		if imp.linkp.CompareAndSwap(l, nil) {
+			r.mu.Lock()
+			imp.orphanedAt = time.Now()
+			r.mu.Unlock()
+		}
+		return nil
+	}
+	l.importsW[m.Track] = imp
+	l.publishImportsLocked()
+	l.mu.Unlock()
+	if imp.demand.Load() != 0 {
+		imp.sendDemand()
+	}
+	return nil
+}
+
+// dropImports unpublishes l's imports that match.
+func (r *Relay) dropImports(l *link, match func(*importTrack) bool) {
+	l.mu.Lock()
+	var imps []*importTrack
+	for _, imp := range l.importsW {
+		if match(imp) {
+			imps = append(imps, imp)
+		}
+	}
+	l.mu.Unlock()
+	r.mu.Lock()
+	for _, imp := range imps {
+		delete(imp.peer.imports, imp.key)
+		delete(imp.rm.imports, imp)
+	}
+	r.mu.Unlock()
+	for _, imp := range imps {
+		imp.unbind()
+		imp.closePublication()
+	}
+}
+
+// publishParams converts TrackPublished into the bridge's terms.
+func publishParams(m *Message) bridge.PublishParams {
+	p := bridge.PublishParams{
+		TrackID:     m.TrackID,
+		Participant: m.Participant,
+		Kind:        webrtc.RTPCodecTypeAudio,
+		Codec: webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: m.Mime, ClockRate: m.ClockRate, Channels: uint16(m.Channels), SDPFmtpLine: m.Fmtp},
+			PayloadType:        webrtc.PayloadType(m.PayloadType),
+		},
+		AudioLevelID: m.AudioLevel,
+	}
+	if m.Kind == KindVideo {
+		p.Kind = webrtc.RTPCodecTypeVideo
+	}
+	if m.Flags&TrackSimulcast != 0 {
+		for _, ly := range m.Layers {
+			p.Layers = append(p.Layers, bridge.LayerInfo{RID: ly.RID, Height: int(ly.Height), Bitrate: int64(ly.Bitrate), Inactive: ly.Inactive})
+		}
+	}
+	return p
+}
