@@ -222,7 +222,7 @@ const maxReplay = queueLen / 2
 // trip to the publisher), otherwise by asking the publisher. Called when the
 // track is bound and when the subscriber's connection comes up.
 func (dt *DownTrack) startVideo() {
-	if !dt.video || dt.cur.Load() >= 0 || dt.bound.Load() == nil {
+	if !dt.video || dt.cur.Load() >= 0 || (dt.sink == nil && dt.bound.Load() == nil) {
 		return // Bind calls again
 	}
 	tgt := dt.target.Load()
@@ -612,7 +612,7 @@ func (dt *DownTrack) retransmit(b *binding, seq uint16) {
 // needsKeyframe reports whether the subscriber waits for a keyframe: a
 // layer switch pending or video dropped after an overflow.
 func (dt *DownTrack) needsKeyframe() bool {
-	if !dt.video || dt.bound.Load() == nil {
+	if !dt.video || (dt.sink == nil && dt.bound.Load() == nil) {
 		return false
 	}
 	tgt := dt.target.Load()

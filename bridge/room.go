@@ -238,9 +238,9 @@ func (r *Room) Close() {
 	r.b.removeRoom(r)
 }
 
-// runLoop measures layer bitrates, picks layers for every subscriber,
-// re-requests keyframes that subscribers still wait for, and tracks the
-// dominant speaker.
+// runLoop measures layer bitrates, picks layers for every participant's
+// subscriptions, re-requests keyframes that subscribers (participants and
+// sinks) still wait for, and tracks the dominant speaker.
 func (r *Room) runLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(roomTick)
@@ -261,6 +261,10 @@ func (r *Room) runLoop() {
 		for _, p := range r.participants {
 			ps = append(ps, p)
 		}
+		subs := make([]*DownTrack, 0, len(r.subs))
+		for s := range r.subs {
+			subs = append(subs, s.dt)
+		}
 		r.mu.Unlock()
 
 		for _, up := range tracks {
@@ -278,6 +282,11 @@ func (r *Room) runLoop() {
 		}
 		for _, p := range ps {
 			p.selectLayers()
+		}
+		for _, dt := range subs {
+			if dt.needsKeyframe() {
+				dt.up.requestKeyframe(int(dt.target.Load()))
+			}
 		}
 		r.updateSpeaker(tracks)
 	}

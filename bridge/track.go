@@ -317,7 +317,7 @@ func (r *Room) Subscribe(trackID string, layer int, sink TrackSink) (*Subscripti
 	}
 	s := &Subscription{}
 	dt := newSinkTrack(up, sink, &s.wg)
-	dt.subn = s
+	s.dt, dt.subn = dt, s
 	if dt.video {
 		dt.target.Store(int32(max(0, min(layer, len(up.layers)-1))))
 	}

@@ -137,7 +137,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) (applyResult, error) {
 		} else if addr := n.leaderAddr(); addr != "" {
 			var st byte
 			var b []byte
-			st, b, err = n.fwd.call(addr, opApply, cmd, until)
+			st, b, err = n.forward(addr, opApply, cmd, until)
 			if err == nil {
 				if err = statusErr(st); err == nil {
 					return decodeResult(b)
@@ -193,7 +193,7 @@ func (n *Node) read(ctx context.Context, op byte, payload []byte) (*Room, []byte
 				return nil, nil, err
 			}
 		} else if addr := n.leaderAddr(); addr != "" {
-			st, b, err := n.fwd.call(addr, op, payload, until)
+			st, b, err := n.forward(addr, op, payload, until)
 			if err == nil {
 				if err = statusErr(st); err == nil {
 					return nil, b, nil
@@ -334,7 +334,7 @@ func (n *Node) clusterInfo(ctx context.Context) (string, []string) {
 	if addr == "" {
 		return "", nil
 	}
-	st, b, err := n.fwd.call(addr, opInfo, nil, n.deadline(ctx))
+	st, b, err := n.forward(addr, opInfo, nil, n.deadline(ctx))
 	if err != nil || st != stOK {
 		return "", nil
 	}

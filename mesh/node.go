@@ -42,6 +42,7 @@ type Node struct {
 	raftAdv   string
 	gossipAdv string
 	gossipTr  *faultTransport
+	gossipLog *levelWriter // memberlist's log, rate-limited
 	fwd       *forwardPool
 
 	wake chan struct{} // capacity 1: membership changed
@@ -60,6 +61,8 @@ type Node struct {
 	bridgeGone   map[string]time.Time        // owned by the run loop
 	cpu          cpuMeter                    // owned by the run loop
 	loadFn       atomic.Pointer[func() Load] // set by SetLoadFunc
+	leaderSeen   atomic.Int64                // unix ns of a non-voter's last answer from a leader
+	probing      atomic.Bool                 // a probeLeader is in flight
 }
 
 var _ Directory = (*Node)(nil)
@@ -181,7 +184,8 @@ func (n *Node) startGossip() error {
 	if err != nil || port < 0 || port > 65535 {
 		return errors.New("gossip: bad port")
 	}
-	logger := stdLogger(n.log)
+	n.gossipLog = &levelWriter{log: n.log, component: "memberlist"}
+	logger := log.New(n.gossipLog, "", 0)
 	nt, err := listenGossip(host, port, logger)
 	if err != nil {
 		return fmt.Errorf("gossip listen: %w", redactErr(err))
@@ -261,6 +265,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.step()
 		case <-reconcile.C:
 			n.step()
+			n.probeLeader()
 		case isLeader := <-leaderCh:
 			if isLeader {
 				n.log.Info("became raft leader")

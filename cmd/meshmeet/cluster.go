@@ -30,7 +30,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "init",
-				Usage: "print a new random cluster secret: meshmeet cluster init > cluster.secret",
+				Usage: "print a new random cluster secret: (umask 077; meshmeet cluster init > cluster.secret)",
 				Action: func(c *cli.Context) error {
 					_, err := fmt.Fprintln(c.App.Writer, mesh.NewSecret().Encode())
 					return err

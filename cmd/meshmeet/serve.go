@@ -191,7 +191,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		tcp.Close()
 		return abort(fmt.Errorf("--metrics-addr: %w", err))
 	}
-	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := &http.Server{Handler: withReadiness(cp.Ready, sig), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
 	g.Go(func() error { return br.Run(ctx) })
 	g.Go(func() error { return sig.Run(ctx) })
@@ -231,6 +231,7 @@ type clusterKeys struct {
 
 // controlPlane is what startMesh hands to the rest of the node.
 type controlPlane struct {
+	Ready     func() bool // the directory can reach a leader (/readyz)
 	Directory mesh.Directory
 	Keys      clusterKeys
 	Admin     http.Handler // mounted at /admin/; nil: none

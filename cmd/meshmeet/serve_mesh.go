@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +79,28 @@ func meshFlags(cfg *Config) []cli.Flag {
 		&cli.DurationFlag{Name: "dead-grace", Value: 30 * time.Second, EnvVars: envVar("dead-grace"), Destination: &m.DeadGrace,
 			Usage: "how long a dead voter stays in the raft configuration"},
 	}
+}
+
+// errLooseSecretFile: the cluster secret file can be read by its group or
+// by everyone (`meshmeet cluster init > file` under the usual umask 022).
+var errLooseSecretFile = errors.New("the cluster secret file is readable by group or others: chmod 600 it")
+
+// checkSecretFileMode reports errLooseSecretFile when path is readable by
+// group or others. serve warns and goes on (refusing would stop nodes
+// deployed before this check); docs/cluster.md shows how to create the
+// file private.
+func checkSecretFileMode(path string) error {
+	if path == "" || runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // reading it reports the error
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return errLooseSecretFile
+	}
+	return nil
 }
 
 // readClusterSecret reads the secret from --cluster-secret-file or
@@ -149,6 +173,9 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 	secret, haveSecret, err := readClusterSecret(m.ClusterSecretFile)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkSecretFileMode(m.ClusterSecretFile); err != nil {
+		log.Warn("cluster secret file is readable by group or others; chmod 600 it", "path", m.ClusterSecretFile)
 	}
 	join := m.Join.Value()
 	alone := len(join) == 0
@@ -226,10 +253,30 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 	}
 	g.Go(func() error { return node.Run(ctx) })
 	return &controlPlane{
+		Ready:     node.Ready,
 		Directory: node,
 		Keys:      clusterKeys{RoomKey: keys.RoomKey, TURNSecret: keys.TURNSecret, AdminToken: keys.AdminToken},
 		Admin:     node.AdminHandler(keys.AdminToken),
 	}, nil
+}
+
+// withReadiness answers GET /readyz with 503 while ready says no (the room
+// directory cannot reach a raft leader: no room can be created or joined
+// here), and passes everything else, /readyz included, to next. /healthz
+// (liveness) is not affected.
+func withReadiness(ready func() bool, next http.Handler) http.Handler {
+	if ready == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" && !ready() {
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "not ready: the room directory has no leader", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // advertise replaces an unspecified listen host (0.0.0.0, ::) with the
