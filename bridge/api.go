@@ -23,7 +23,9 @@ type Config struct {
 	// TCPListener accepts ICE-TCP on the same port number. Nil: no ICE-TCP.
 	TCPListener net.Listener
 	// PublicIPs are advertised in ICE candidates instead of the socket's
-	// address (1:1 NAT). Empty: the socket's address.
+	// address (1:1 NAT): with them set, no other address goes out in any
+	// candidate, and IP families without a public address are not used.
+	// Empty: the socket's address (every interface's if it is unspecified).
 	PublicIPs []string
 	// IncludeLoopback advertises loopback candidates; needed when the node
 	// listens on 127.0.0.1 (dev mode, tests).

@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,8 @@ type Bridge struct {
 	// advertises: the only loopback addresses a remote candidate may name.
 	// Static after New.
 	loopback []netip.Addr
+	// public are Config.PublicIPs, parsed and unmapped. Static after New.
+	public []netip.Addr
 
 	// done is closed when the bridge shuts down.
 	done chan struct{}
@@ -67,8 +71,62 @@ func newBridge(cfg Config) (*Bridge, error) {
 		done:  make(chan struct{}),
 		rooms: map[*Room]struct{}{},
 	}
+	for _, s := range cfg.PublicIPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.IsUnspecified() || ip.Zone() != "" {
+			return nil, fmt.Errorf("%w: PublicIPs: not an IP address", ErrInvalidConfig)
+		}
+		b.public = append(b.public, ip.Unmap())
+	}
 	b.loopback = ownLoopback(cfg)
 	return b, nil
+}
+
+// advertised reports whether a local candidate's address may go to a
+// participant: with Config.PublicIPs, only those addresses do, whatever
+// pion gathered (an interface of a family no rewrite rule covers, an
+// address it failed to map).
+func (b *Bridge) advertised(addr string) bool {
+	if len(b.public) == 0 {
+		return true
+	}
+	ip, err := netip.ParseAddr(addr)
+	return err == nil && slices.Contains(b.public, ip.Unmap())
+}
+
+// filterLocalSDP removes from a description the bridge sends the candidate
+// lines that advertised refuses.
+func (b *Bridge) filterLocalSDP(sdp string) string {
+	if len(b.public) == 0 {
+		return sdp
+	}
+	return filterCandidateLines(sdp, func(value string) bool {
+		c, err := ice.UnmarshalCandidate(value)
+		return err == nil && b.advertised(c.Address())
+	})
+}
+
+// filterCandidateLines returns sdp without the "a=candidate:" lines whose
+// value (after "a=") keep refuses; every other line is kept byte for byte.
+func filterCandidateLines(sdp string, keep func(value string) bool) string {
+	const attr = "a=candidate:"
+	if !strings.Contains(sdp, attr) {
+		return sdp
+	}
+	var out strings.Builder
+	out.Grow(len(sdp))
+	for rest := sdp; rest != ""; {
+		line, tail, nl := strings.Cut(rest, "\n")
+		rest = tail
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\r"), "a="); ok && strings.HasPrefix(v, "candidate:") && !keep(v) {
+			continue
+		}
+		out.WriteString(line)
+		if nl {
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
 }
 
 // ownLoopback returns the loopback addresses of cfg's sockets and public
@@ -162,7 +220,11 @@ func (b *Bridge) startLocked() error {
 	if b.tcpMux != nil {
 		tcp = b.tcpMux
 	}
-	pub, sub, err := b.newAPIs(b.newSettingEngine(b.udpMux, tcp))
+	se, err := b.newSettingEngine(b.udpMux, tcp)
+	var pub, sub *webrtc.API
+	if err == nil {
+		pub, sub, err = b.newAPIs(se)
+	}
 	if err != nil {
 		_ = b.udpMux.Close()
 		if b.tcpMux != nil {

@@ -126,21 +126,52 @@ func newMediaEngine(pub bool) (*webrtc.MediaEngine, error) {
 // candidate even in lite mode. The client is the controlling agent on both
 // PeerConnections (pion makes a lite offerer controlled), so it picks the
 // pair, relayed ones included, without waiting on the bridge.
-func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.SettingEngine {
+//
+// With Config.PublicIPs, every host candidate's address is replaced by the
+// public addresses of its family, and the families without one are not
+// gathered; the participant's localCandidate filter drops anything else, so
+// no interface address of the node goes out (see advertised).
+func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc.SettingEngine, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = b.lf
 	se.SetLite(true)
 	se.DisableActiveTCP(true)
 	se.SetICEUDPMux(udpMux)
-	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	v4, v6 := true, true
+	if len(b.public) > 0 {
+		v4, v6 = false, false
+		for _, ip := range b.public {
+			v4, v6 = v4 || ip.Is4(), v6 || ip.Is6()
+		}
+		external := make([]string, len(b.public))
+		for i, ip := range b.public {
+			external[i] = ip.String()
+		}
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        external,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return se, fmt.Errorf("public IPs: %w", err)
+		}
+	}
+	var networks []webrtc.NetworkType
+	if v4 {
+		networks = append(networks, webrtc.NetworkTypeUDP4)
+	}
+	if v6 {
+		networks = append(networks, webrtc.NetworkTypeUDP6)
+	}
 	if tcpMux != nil {
 		se.SetICETCPMux(tcpMux)
-		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+		if v4 {
+			networks = append(networks, webrtc.NetworkTypeTCP4)
+		}
+		if v6 {
+			networks = append(networks, webrtc.NetworkTypeTCP6)
+		}
 	}
 	se.SetNetworkTypes(networks)
-	if len(b.cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(b.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
-	}
 	se.SetIncludeLoopbackCandidate(b.cfg.IncludeLoopback)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSRTPProtectionProfiles(
@@ -148,7 +179,7 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) webrtc.S
 		dtls.SRTP_AEAD_AES_256_GCM,
 		dtls.SRTP_AES128_CM_HMAC_SHA1_80,
 	)
-	return se
+	return se, nil
 }
 
 // newAPIs builds the publisher-side and subscriber-side webrtc.APIs.

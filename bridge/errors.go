@@ -9,6 +9,9 @@ var (
 	ErrClosed = errors.New("bridge: closed")
 	// ErrNoUDPConn is returned by New when Config.UDPConn is nil.
 	ErrNoUDPConn = errors.New("bridge: UDPConn is required")
+	// ErrInvalidConfig is returned by New for a Config field out of range;
+	// the error names the field.
+	ErrInvalidConfig = errors.New("bridge: invalid config")
 	// ErrDuplicateParticipant is returned by Room.Join when the ID is taken.
 	ErrDuplicateParticipant = errors.New("bridge: participant already in room")
 	// ErrNoPendingOffer is returned by HandleAnswer when no subscriber offer

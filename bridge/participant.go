@@ -109,6 +109,9 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 				p.ev.Candidate(which, nil)
 				return
 			}
+			if !p.room.b.advertised(c.Address) {
+				return
+			}
 			init := c.ToJSON()
 			p.ev.Candidate(which, &init)
 		})
@@ -350,7 +353,7 @@ func (p *Participant) negotiateLocked() {
 	}
 	p.offerPending = true
 	if p.ev.Offer != nil {
-		p.ev.Offer(offer.SDP)
+		p.ev.Offer(p.room.b.filterLocalSDP(offer.SDP))
 	}
 }
 
@@ -386,7 +389,7 @@ func (p *Participant) applyOffer(sdp string) (string, error) {
 	if err := p.pubPC.SetLocalDescription(answer); err != nil {
 		return "", err
 	}
-	return p.pubPC.LocalDescription().SDP, nil
+	return p.room.b.filterLocalSDP(p.pubPC.LocalDescription().SDP), nil
 }
 
 func (p *Participant) handleAnswer(sdp string) error {
@@ -505,26 +508,7 @@ func (p *Participant) admitCandidateLocked(which PC, value string) error {
 // that admitCandidateLocked refuses, so that pion never sees them. Called
 // with negMu held.
 func (p *Participant) filterSDPLocked(which PC, sdp string) string {
-	const attr = "a=candidate:"
-	if !strings.Contains(sdp, attr) {
-		return sdp
-	}
-	var out strings.Builder
-	out.Grow(len(sdp))
-	for rest := sdp; rest != ""; {
-		line, tail, nl := strings.Cut(rest, "\n")
-		rest = tail
-		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\r"), attr); ok {
-			if p.admitCandidateLocked(which, v) != nil {
-				continue
-			}
-		}
-		out.WriteString(line)
-		if nl {
-			out.WriteByte('\n')
-		}
-	}
-	return out.String()
+	return filterCandidateLines(sdp, func(v string) bool { return p.admitCandidateLocked(which, v) == nil })
 }
 
 // flushEarlyLocked adds the candidates that came before the remote
