@@ -596,6 +596,11 @@ export class Session extends EventTarget {
     this.send({ type: 'prefs', trackId, maxHeight });
   }
 
+  /** The maxHeight last sent per remote video track ID, as a plain object (a copy). */
+  prefs() {
+    return Object.fromEntries(this._prefs);
+  }
+
   /** Publishes a screen (from getDisplayMedia) as an extra video track. */
   async startScreenShare(stream) {
     if (!this.pub || this.screen) return;

@@ -1,0 +1,58 @@
+// The participant list beside the tiles, and the names the other modules
+// show for a participant.
+
+/** The name to show for a participant: its display name or "Guest". */
+export function displayName(p) {
+  return p && p.name ? p.name : 'Guest';
+}
+
+/** The name to show for a participant ID of session s ("You" for us). */
+export function participantName(s, id) {
+  if (!s) return '';
+  if (id === s.participant) return s.name || 'You';
+  return displayName(s.participants.get(id));
+}
+
+/** People renders the list of participants, us first. */
+export class People {
+  /**
+   * @param {HTMLElement} list   the <ul> of participants
+   * @param {HTMLElement} count  where the number of participants goes
+   */
+  constructor(list, count) {
+    this.list = list;
+    this.count = count;
+  }
+
+  /** Renders session s's participants. */
+  render(s) {
+    if (!s) return;
+    const items = [{ id: s.participant, name: `${s.name || 'You'} (you)`, muted: s.muted }];
+    for (const p of s.participants.values()) items.push({ id: p.id, name: displayName(p), muted: p.muted });
+    this.list.replaceChildren(
+      ...items.map((p) => {
+        const li = document.createElement('li');
+        li.dataset.participant = p.id;
+        const name = document.createElement('span');
+        name.className = 'person-name';
+        name.textContent = p.name;
+        const flags = document.createElement('span');
+        flags.className = 'person-flags';
+        const f = [];
+        if (p.muted.audio) f.push('mic off');
+        if (p.muted.video) f.push('camera off');
+        flags.textContent = f.join(', ');
+        li.append(name, flags);
+        return li;
+      }),
+    );
+    this.count.textContent = String(items.length);
+  }
+
+  /** Highlights the active speaker (a participant ID, '' for none). */
+  highlight(speaker) {
+    for (const li of this.list.children) {
+      li.classList.toggle('speaking', !!speaker && li.dataset.participant === speaker);
+    }
+  }
+}

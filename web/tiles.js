@@ -1,0 +1,227 @@
+// The video tiles: ours, each other participant's camera, every screen
+// share in a tile of its own; the active-speaker highlight; the height each
+// remote video is shown at, which the bridge uses to pick a simulcast
+// layer; and the <audio> elements that play the others' microphones.
+
+import { displayName } from './people.js';
+
+// The bridge sends the highest simulcast layer no taller than maxHeight:
+// ask for the next usual layer height at or above the tile's height, so a
+// 250-pixel tile gets 360p rather than 180p, and a small resize sends
+// nothing.
+const LAYER_HEIGHTS = [180, 360, 540, 720, 1080, 1440, 2160];
+
+function layerHeight(px) {
+  return LAYER_HEIGHTS.find((h) => h >= px) ?? LAYER_HEIGHTS[LAYER_HEIGHTS.length - 1];
+}
+
+function initials(name) {
+  const parts = name.split(/\s+/).filter(Boolean);
+  return parts.slice(0, 2).map((p) => [...p][0].toUpperCase()).join('') || '?';
+}
+
+/** Tiles renders one tile per video in a grid. */
+export class Tiles {
+  /**
+   * @param {HTMLElement} grid              the tiles' container
+   * @param {HTMLTemplateElement} template  a tile
+   */
+  constructor(grid, template) {
+    this.grid = grid;
+    this.template = template;
+    /** Tile elements by key: 'local', 'local-screen', 'p:<participant>', 't:<track>'. */
+    this.tiles = new Map();
+    /** A MediaStream holding one remote track, by track ID. */
+    this.streams = new Map();
+  }
+
+  _tileFor(key) {
+    let el = this.tiles.get(key);
+    if (!el) {
+      el = this.template.content.firstElementChild.cloneNode(true);
+      el.dataset.key = key;
+      this.tiles.set(key, el);
+      this.grid.append(el);
+    }
+    return el;
+  }
+
+  _remove(key) {
+    const el = this.tiles.get(key);
+    if (!el) return;
+    el.querySelector('video').srcObject = null;
+    el.remove();
+    this.tiles.delete(key);
+  }
+
+  _streamOf(trackId, track) {
+    let s = this.streams.get(trackId);
+    if (!s || s.getTracks()[0] !== track) {
+      s = new MediaStream([track]);
+      this.streams.set(trackId, s);
+    }
+    return s;
+  }
+
+  /**
+   * Renders session s: our camera (localStream, may be null) and screen,
+   * then everyone else's. Tiles of what went away are removed.
+   */
+  render(s, localStream) {
+    if (!s) return;
+    const want = new Set();
+
+    // Our own camera and screen.
+    want.add('local');
+    const local = localStream && localStream.getVideoTracks().length ? localStream : null;
+    setTile(this._tileFor('local'), {
+      name: `${s.name || 'You'} (you)`,
+      stream: local,
+      videoOff: s.muted.video,
+      audioMuted: s.muted.audio,
+      mirror: true,
+      participant: s.participant,
+    });
+    if (s.screen) {
+      want.add('local-screen');
+      setTile(this._tileFor('local-screen'), {
+        name: 'Your screen',
+        stream: s.screen.stream,
+        participant: s.participant,
+      });
+    }
+
+    // Everyone else: one tile with the first video track (the camera), one
+    // more tile per further video track (a screen share).
+    for (const p of s.participants.values()) {
+      const videos = [...s.tracks.values()].filter((t) => t.participant === p.id && t.kind === 'video' && s.remote.has(t.id));
+      const name = displayName(p);
+      const key = `p:${p.id}`;
+      want.add(key);
+      const cam = videos[0];
+      setTile(this._tileFor(key), {
+        name,
+        stream: cam ? this._streamOf(cam.id, s.remote.get(cam.id)) : null,
+        videoOff: p.muted.video,
+        audioMuted: p.muted.audio,
+        participant: p.id,
+        trackId: cam && cam.id,
+      });
+      for (const t of videos.slice(1)) {
+        const k = `t:${t.id}`;
+        want.add(k);
+        setTile(this._tileFor(k), {
+          name: `${name} (screen)`,
+          stream: this._streamOf(t.id, s.remote.get(t.id)),
+          participant: p.id,
+          trackId: t.id,
+        });
+      }
+    }
+    for (const key of [...this.tiles.keys()]) {
+      if (!want.has(key)) this._remove(key);
+    }
+    this.grid.dataset.count = String(Math.min(this.tiles.size, 9));
+  }
+
+  /** Forgets a remote track that went away. */
+  trackEnded(trackId) {
+    this.streams.delete(trackId);
+  }
+
+  /** Highlights the active speaker's tiles (a participant ID, '' for none). */
+  highlight(speaker) {
+    for (const el of this.tiles.values()) {
+      el.classList.toggle('speaking', !!speaker && el.dataset.participant === speaker);
+    }
+  }
+
+  /** Tells session s, per remote video tile, the height it is shown at (0: not shown). */
+  sendPrefs(s) {
+    if (!s || !s.joined) return;
+    const dpr = window.devicePixelRatio || 1;
+    const visible = document.visibilityState === 'visible';
+    for (const el of this.tiles.values()) {
+      const trackId = el.dataset.track;
+      if (!trackId) continue;
+      const v = el.querySelector('video');
+      const r = v.getBoundingClientRect();
+      const onScreen = visible && !v.hidden && r.height > 0 && r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth;
+      s.setPrefs(trackId, onScreen ? layerHeight(r.height * dpr) : 0);
+    }
+  }
+
+  /** Removes every tile. */
+  clear() {
+    for (const key of [...this.tiles.keys()]) this._remove(key);
+  }
+}
+
+function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, trackId }) {
+  const v = el.querySelector('video');
+  if (v.srcObject !== stream) v.srcObject = stream;
+  v.classList.toggle('mirror', !!mirror);
+  const off = !stream || videoOff;
+  v.hidden = off;
+  const avatar = el.querySelector('.avatar');
+  avatar.hidden = !off;
+  avatar.textContent = initials(name);
+  el.querySelector('.tile-name').textContent = name;
+  el.querySelector('.tile-muted').hidden = !audioMuted;
+  el.setAttribute('aria-label', `${name}${audioMuted ? ', muted' : ''}${off ? ', camera off' : ''}`);
+  el.setAttribute('role', 'group');
+  el.dataset.participant = participant || '';
+  if (trackId) el.dataset.track = trackId;
+  else delete el.dataset.track;
+}
+
+/**
+ * RemoteAudio plays each remote audio track in an <audio> element. When
+ * the browser refuses to play before the user has interacted with the
+ * page, it shows a button that turns the sound on.
+ */
+export class RemoteAudio {
+  /** @param {HTMLButtonElement} button  "Click to turn on sound" */
+  constructor(button) {
+    this.button = button;
+    /** <audio> elements by track ID. */
+    this.els = new Map();
+    this.blocked = false;
+    button.addEventListener('click', () => {
+      for (const a of this.els.values()) a.play().catch(() => {});
+      this.blocked = false;
+      button.hidden = true;
+    });
+  }
+
+  /** Plays a remote audio track. */
+  add(trackId, track) {
+    let a = this.els.get(trackId);
+    if (!a) {
+      a = document.createElement('audio');
+      a.autoplay = true;
+      a.dataset.track = trackId;
+      document.body.append(a);
+      this.els.set(trackId, a);
+    }
+    a.srcObject = new MediaStream([track]);
+    a.play().catch(() => {
+      this.blocked = true;
+      this.button.hidden = false;
+    });
+  }
+
+  /** Stops playing a track that went away. */
+  remove(trackId) {
+    const a = this.els.get(trackId);
+    if (!a) return;
+    a.srcObject = null;
+    a.remove();
+    this.els.delete(trackId);
+  }
+
+  /** Stops playing everything. */
+  clear() {
+    for (const id of [...this.els.keys()]) this.remove(id);
+  }
+}
