@@ -59,6 +59,10 @@ type Config struct {
 	// JoinTimeout closes a WebSocket whose join does not arrive in time
 	// [10s].
 	JoinTimeout time.Duration
+	// ChatHistoryBytes bounds the chat this node keeps for late joiners,
+	// over all its rooms [16 MiB]. Each room keeps at most 50 messages and
+	// 64 KiB.
+	ChatHistoryBytes int
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -88,6 +92,9 @@ func (c Config) withDefaults() Config {
 	if c.JoinTimeout == 0 {
 		c.JoinTimeout = 10 * time.Second
 	}
+	if c.ChatHistoryBytes == 0 {
+		c.ChatHistoryBytes = 16 << 20
+	}
 	if c.ICEServers == nil {
 		c.ICEServers = func(string) []wire.ICEServer { return nil }
 	}
@@ -110,7 +117,7 @@ func (c Config) Validate() error {
 	case c.Bridge == nil:
 		return errors.New("signaling: Bridge is required")
 	case c.MaxParticipants < 0 || c.MaxRoomParticipants < 0 || c.MaxPerSource < 0 || c.MaxUnjoined < 0 ||
-		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0:
+		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0 || c.ChatHistoryBytes < 0:
 		return errors.New("signaling: limits must not be negative")
 	}
 	return nil

@@ -23,7 +23,8 @@ var (
 	errBusyParticipants = &wire.Error{Code: wire.CodeBusy, Message: "too many participants from this address"}
 	errInternal         = &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
 	errShutdown         = &wire.Error{Code: wire.CodeShutdown, Message: "the server is shutting down"}
-	errSlowClient       = &wire.Error{Code: wire.CodeBadMessage, Message: "client too slow to read its messages"}
+	errSlowClient       = &wire.Error{Code: wire.CodeTooSlow, Message: "client too slow to read its messages"}
+	errChatLimited      = &wire.Error{Code: wire.CodeChatLimited, Message: "too much chat in this room: message not sent"}
 	errMediaFailed      = &wire.Error{Code: wire.CodeNegotiation, Message: "media connection failed"}
 
 	// errLeft ends a session after a leave; the client is told nothing.

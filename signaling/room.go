@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
@@ -20,6 +21,23 @@ const (
 	// chatHistory bounds the chat messages a room keeps for late joiners;
 	// they die with the room.
 	chatHistory = 50
+	// chatHistoryRoomBytes bounds the bytes of one room's kept chat (as
+	// chatCost counts them); Config.ChatHistoryBytes bounds the node's.
+	chatHistoryRoomBytes = 64 << 10
+	// A room relays at most roomChatRate chat messages a second (bursts of
+	// roomChatBurst) and roomChatBytes bytes of text a second (bursts of
+	// roomChatBytesBurst): every message goes to every participant, so the
+	// room, not the sender, is what the budget protects. Past it a message
+	// is refused with a non-fatal chat-limited error to its sender.
+	roomChatRate       = 10
+	roomChatBurst      = 30
+	roomChatBytes      = 16 << 10
+	roomChatBytesBurst = 64 << 10
+	// chatQueue is the depth of a participant's send queue past which chat
+	// to it is dropped (and counted) rather than queued, so that a slow
+	// reader loses chat instead of its session, and the rest of the queue
+	// stays free for negotiation and room events.
+	chatQueue = sendQueue / 2
 	// directoryTimeout bounds one directory call on join or leave.
 	directoryTimeout = 10 * time.Second
 )
@@ -32,10 +50,14 @@ type room struct {
 	conference string       // static
 	media      *bridge.Room // static
 
+	// mu guards the following fields.
 	mu           sync.Mutex
-	participants []*participant // in join order; guarded by mu
+	participants []*participant // in join order
 	history      []*wire.Message
-	speaker      string // the dominant speaker's participant ID
+	historyBytes int           // chatCost of history; counted in srv.chatBytes
+	chatMsgs     *rate.Limiter // the room's chat budget, in messages
+	chatBytes    *rate.Limiter // and in bytes
+	speaker      string        // the dominant speaker's participant ID
 	closed       bool
 }
 
@@ -350,6 +372,8 @@ func (s *Server) leave(p *participant, cause error) {
 	if last {
 		r.closed = true
 		r.history = nil
+		s.chatBytes.Add(-int64(r.historyBytes))
+		r.historyBytes = 0
 		if s.rooms[r.key] == r {
 			delete(s.rooms, r.key)
 		}
@@ -425,7 +449,11 @@ func (s *Server) releaseLocked(key mesh.RoomKey) {
 
 // newRoomLocked creates the node's side of a room. s.mu is held.
 func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
-	r := &room{srv: s, key: key, logID: key.LogID(s.salt), conference: conference}
+	r := &room{
+		srv: s, key: key, logID: key.LogID(s.salt), conference: conference,
+		chatMsgs:  rate.NewLimiter(roomChatRate, roomChatBurst),
+		chatBytes: rate.NewLimiter(roomChatBytes, roomChatBytesBurst),
+	}
 	r.media = s.cfg.Bridge.NewRoom(r.logID, bridge.RoomEvents{
 		TrackPublished: func(t bridge.TrackInfo) {
 			s.events.push(func() {
@@ -469,21 +497,64 @@ func (r *room) setSpeaker(id string) {
 }
 
 // chat relays a chat message, re-serialized from server fields, to everyone
-// in the room including its sender, and keeps it for late joiners.
-func (r *room) chat(p *participant, text string) {
+// in the room including its sender, and keeps it for late joiners. Past the
+// room's budget it returns errChatLimited and relays nothing.
+func (r *room) chat(p *participant, text string) error {
 	m := &wire.Message{Type: wire.TypeChat, Participant: p.id, Name: p.name, Text: text, TS: time.Now().UnixMilli()}
+	cost := chatCost(m)
+	s := r.srv
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
+		return nil
+	}
+	now := time.Now()
+	if r.chatMsgs.TokensAt(now) < 1 || r.chatBytes.TokensAt(now) < float64(len(text)) {
+		s.chatRefused.Add(1)
+		return errChatLimited
+	}
+	r.chatMsgs.AllowN(now, 1)
+	r.chatBytes.AllowN(now, len(text))
+	r.keepLocked(m, cost)
+	for _, o := range r.participants {
+		if len(o.out) >= chatQueue {
+			s.chatDropped.Add(1)
+			continue
+		}
+		o.send(m)
+	}
+	return nil
+}
+
+// keepLocked adds m to the room's history, dropping the oldest messages to
+// stay within chatHistory messages, chatHistoryRoomBytes and the node's
+// Config.ChatHistoryBytes. When the node's budget is spent by other rooms,
+// m is relayed but not kept. r.mu is held.
+func (r *room) keepLocked(m *wire.Message, cost int) {
+	s := r.srv
+	if cost > chatHistoryRoomBytes {
+		return
+	}
+	for len(r.history) > 0 && (len(r.history) >= chatHistory || r.historyBytes+cost > chatHistoryRoomBytes ||
+		s.chatBytes.Load()+int64(cost) > int64(s.cfg.ChatHistoryBytes)) {
+		c := chatCost(r.history[0])
+		r.history[0] = nil
+		r.history = r.history[1:]
+		r.historyBytes -= c
+		s.chatBytes.Add(-int64(c))
+	}
+	if s.chatBytes.Add(int64(cost)) > int64(s.cfg.ChatHistoryBytes) {
+		s.chatBytes.Add(-int64(cost))
 		return
 	}
 	r.history = append(r.history, m)
-	if len(r.history) > chatHistory {
-		r.history = append(r.history[:0], r.history[len(r.history)-chatHistory:]...)
-	}
-	for _, o := range r.participants {
-		o.send(m)
-	}
+	r.historyBytes += cost
+}
+
+// chatCost is what a kept chat message counts against the history budgets:
+// its strings plus an estimate of the rest of the message.
+func chatCost(m *wire.Message) int {
+	return len(m.Text) + len(m.Name) + len(m.Participant) + 96
 }
 
 // setMuted records p's own media state and tells the others.

@@ -28,12 +28,16 @@ type Server struct {
 	assets fs.FS  // the web client; static after New
 	words  []byte // /api/words body; static after New
 
-	events   *eventQueue // room events from the bridge, handled by Run
-	sources  *sources    // per-source limits
-	ready    atomic.Bool // accepting participants
-	done     chan struct{}
-	doneOnce sync.Once
-	conns    sync.WaitGroup // WebSocket handlers
+	events  *eventQueue // room events from the bridge, handled by Run
+	sources *sources    // per-source limits
+
+	chatBytes   atomic.Int64  // chatCost of every room's history
+	chatRefused atomic.Uint64 // chat refused by a room's budget
+	chatDropped atomic.Uint64 // chat not queued for a slow reader
+	ready       atomic.Bool   // accepting participants
+	done        chan struct{}
+	doneOnce    sync.Once
+	conns       sync.WaitGroup // WebSocket handlers
 
 	// mu guards the following fields.
 	mu           sync.Mutex

@@ -22,7 +22,8 @@ const (
 	// writeTimeout bounds one WebSocket write.
 	writeTimeout = 5 * time.Second
 	// sendQueue bounds the messages waiting for a participant's socket.
-	// A client that falls this far behind is disconnected.
+	// Chat to a client is dropped past chatQueue; a client that falls
+	// this far behind anyway is disconnected.
 	sendQueue = 512
 )
 
@@ -177,7 +178,7 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 				return
 			}
 			var pe *wire.Error
-			if errors.As(err, &pe) && pe.Code == wire.CodeNegotiation {
+			if errors.As(err, &pe) && (pe.Code == wire.CodeNegotiation || pe.Code == wire.CodeChatLimited) {
 				p.send(&wire.Message{Type: wire.TypeError, Error: pe})
 				continue
 			}
@@ -247,7 +248,7 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 			return negotiation("candidate refused")
 		}
 	case wire.TypeChat:
-		p.room.chat(p, m.Text)
+		return p.room.chat(p, m.Text)
 	case wire.TypeState:
 		p.room.setMuted(p, *m.Muted)
 	case wire.TypePrefs:

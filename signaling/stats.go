@@ -13,13 +13,21 @@ type Stats struct {
 	// BusyRefused counts sockets and joins refused with "busy" by the
 	// per-source and not-yet-joined limits (a counter).
 	BusyRefused uint64
+	// ChatRefused counts chat messages refused by a room's chat budget,
+	// ChatDropped chat messages not queued for a participant that read too
+	// slowly (one per recipient), both counters.
+	ChatRefused, ChatDropped uint64
+	// ChatHistoryBytes is what the rooms' kept chat counts against
+	// Config.ChatHistoryBytes.
+	ChatHistoryBytes int64
 }
 
 // Stats returns the current gauges.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load()}
+	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load(),
+		ChatRefused: s.chatRefused.Load(), ChatDropped: s.chatDropped.Load(), ChatHistoryBytes: s.chatBytes.Load()}
 }
 
 // LiveRooms returns the directory keys of the rooms with at least one

@@ -214,6 +214,8 @@ const (
 	CodeNegotiation  = "negotiation"   // SDP or candidate refused (not fatal)
 	CodeInternal     = "internal"      // server fault (fatal)
 	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)
+	CodeTooSlow      = "too-slow"      // the client read too slowly to keep up with negotiation and room events (fatal)
+	CodeChatLimited  = "chat-limited"  // the room's chat budget is spent: the message was not sent (not fatal)
 )
 
 // Error is the body of an error message.
