@@ -36,6 +36,48 @@ func Credentials(secret []byte, ttl time.Duration, now time.Time) (username, pas
 	return username, Password(secret, username)
 }
 
+// CredentialsFor mints TURN REST credentials of one participant's session:
+// username "expiry:kid.sessionID", where kid names the secret (see kidLen)
+// and sessionID is the caller's opaque ID of the session (1 to 64
+// characters of A-Z a-z 0-9 - _; never a secret, since a username travels
+// in clear). The server counts the session's allocations against
+// MaxAllocationsPerUser whichever of its credentials made them, and
+// Server.EndSession ends them all.
+func CredentialsFor(secret []byte, sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
+	if !validSessionID(sessionID) {
+		return "", "", ErrSessionID
+	}
+	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + keyID(secret) + "." + sessionID
+	return username, Password(secret, username), nil
+}
+
+// maxSessionID bounds the session ID carried in a username.
+const maxSessionID = 64
+
+func validSessionID(id string) bool {
+	if id == "" || len(id) > maxSessionID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionOf returns the session a username's allocations count against:
+// the session ID of a username CredentialsFor minted, else the username's
+// opaque part (each credential minted otherwise is a session of its own).
+func sessionOf(username string) string {
+	_, id, _ := strings.Cut(username, ":")
+	if len(id) > kidLen+1 && id[kidLen] == '.' {
+		return id[kidLen+1:]
+	}
+	return id
+}
+
 // Password returns base64(HMAC-SHA1(secret, username)).
 func Password(secret []byte, username string) string {
 	mac := hmac.New(sha1.New, secret)
@@ -81,6 +123,14 @@ func (s *Secrets) Mint(ttl time.Duration, now time.Time) (username, password str
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return Credentials(s.cur, ttl, now)
+}
+
+// MintFor returns credentials of a session from the current secret (see
+// CredentialsFor).
+func (s *Secrets) MintFor(sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return CredentialsFor(s.cur, sessionID, ttl, now)
 }
 
 // Rotate makes secret the current one. The old one keeps authenticating

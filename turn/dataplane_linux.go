@@ -76,6 +76,7 @@ type binding struct {
 	key      chanKey
 	peer     netip.AddrPort
 	denied   bool    // the policy refuses the peer's port: drop, counted
+	badAddr  bool    // a socket address could not be built (family mismatch): denied
 	clientSA rawAddr // the client, for the listener socket's family
 	peerSA   rawAddr // the peer, for the relay socket's family
 }
@@ -205,7 +206,8 @@ func (dp *dataPlane) onChannelCreated(src, dst net.Addr, _, _, _ string, relay, 
 	var ok1, ok2 bool
 	b.clientSA, ok1 = makeRawAddr(client, rc.dpr.lis.dpl.fast.is6)
 	b.peerSA, ok2 = makeRawAddr(p, rc.dpr.fast.is6)
-	b.denied = !ok1 || !ok2 || dp.s.cfg.Policy.Check(p) != nil
+	b.badAddr = !ok1 || !ok2
+	b.denied = b.badAddr || dp.s.cfg.Policy.Check(p) != nil
 	dp.chans[b.key] = b
 	old := rc.dpr.peers.Load()
 	m := make(map[netip.AddrPort]*binding, 1)
@@ -241,6 +243,34 @@ func (dp *dataPlane) onChannelDeleted(src, dst net.Addr, _, _, _ string, _, peer
 		}
 	}
 	b.rc.dpr.peers.Store(&m)
+}
+
+// recheck applies a changed policy (a new bridge set) to the channel
+// table: a binding whose verdict changed is replaced by a copy with the
+// new one (bindings are static, so the loops never see one change).
+func (dp *dataPlane) recheck() {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	changed := map[*relayConn]bool{}
+	for k, b := range dp.chans {
+		denied := b.badAddr || dp.s.cfg.Policy.Check(b.peer) != nil
+		if denied == b.denied {
+			continue
+		}
+		nb := *b
+		nb.denied = denied
+		dp.chans[k] = &nb
+		changed[b.rc] = true
+	}
+	for rc := range changed {
+		m := make(map[netip.AddrPort]*binding)
+		for _, b := range dp.chans {
+			if b.rc == rc && !b.denied {
+				m[b.peer] = b
+			}
+		}
+		rc.dpr.peers.Store(&m)
+	}
 }
 
 // stop ends the loops; the sockets are closed already.

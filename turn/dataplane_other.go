@@ -32,4 +32,6 @@ func (*dataPlane) onChannelCreated(net.Addr, net.Addr, string, string, string, n
 func (*dataPlane) onChannelDeleted(net.Addr, net.Addr, string, string, string, net.Addr, net.Addr, uint16) {
 }
 
+func (*dataPlane) recheck() {}
+
 func (*dataPlane) stop() {}

@@ -12,6 +12,12 @@ var (
 	// ErrQuota is returned when an allocation would exceed the per-user or
 	// total allocation quota.
 	ErrQuota = errors.New("turn: allocation quota reached")
+	// ErrSessionEnded is returned when an allocation is asked for with the
+	// credentials of a session that ended (Server.EndSession).
+	ErrSessionEnded = errors.New("turn: session ended")
+	// ErrSessionID is returned when credentials are asked for a session ID
+	// that cannot be carried in a TURN REST username.
+	ErrSessionID = errors.New("turn: invalid session ID")
 	// ErrNoSecret is returned by New when no TURN secret is configured.
 	ErrNoSecret = errors.New("turn: no secret configured")
 	// ErrClosed is returned by Run on a server that was closed.

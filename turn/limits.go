@@ -94,55 +94,113 @@ func (l *sourceLimiter) sweepLocked(now time.Duration) {
 	}
 }
 
-// quota counts live allocations per user and in total.
+// quota counts live allocations per session and in total, holds each
+// session's relay sockets so that EndSession can close them, and
+// remembers ended sessions until their credentials can no longer allocate.
 type quota struct {
-	perUser, total int
+	perSession, total int
 
-	mu    sync.Mutex // guards the following fields
-	users map[string]int
-	n     int
-	zero  chan struct{} // closed and replaced when n drops to 0
+	mu       sync.Mutex // guards the following fields
+	sessions map[string]*sessionAllocs
+	ended    map[string]time.Duration // ended session → when it may be forgotten (clock time)
+	sweepAt  time.Duration            // next sweep of ended
+	n        int
+	zero     chan struct{} // closed and replaced when n drops to 0
 }
 
-func newQuota(perUser, total int) *quota {
-	return &quota{perUser: perUser, total: total, users: map[string]int{}, zero: make(chan struct{})}
+// sessionAllocs is one session's live allocations: reserved counts those
+// not yet opened too.
+type sessionAllocs struct {
+	reserved int
+	conns    map[*relayConn]struct{}
 }
 
-// check reports which limit a new allocation of user would exceed:
-// "" (none), "user" or "total".
-func (q *quota) check(user string) string {
+func newQuota(perSession, total int) *quota {
+	return &quota{perSession: perSession, total: total, sessions: map[string]*sessionAllocs{},
+		ended: map[string]time.Duration{}, zero: make(chan struct{})}
+}
+
+// Quota verdicts.
+const (
+	quotaOK    = ""
+	quotaUser  = "user"  // the session holds its most allocations
+	quotaTotal = "total" // the server holds its most allocations
+	quotaEnded = "ended" // the session ended
+)
+
+// check reports which limit a new allocation of session would exceed.
+func (q *quota) check(session string) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.checkLocked(user)
+	return q.checkLocked(session)
 }
 
-func (q *quota) checkLocked(user string) string {
+func (q *quota) checkLocked(session string) string {
 	switch {
+	case q.isEndedLocked(session):
+		return quotaEnded
 	case q.n >= q.total:
-		return "total"
-	case q.users[user] >= q.perUser:
-		return "user"
+		return quotaTotal
+	case q.sessions[session] != nil && q.sessions[session].reserved >= q.perSession:
+		return quotaUser
 	}
-	return ""
+	return quotaOK
 }
 
-// acquire reserves an allocation for user unless a limit is reached.
-func (q *quota) acquire(user string) string {
+func (q *quota) isEndedLocked(session string) bool {
+	_, ok := q.ended[session]
+	return ok
+}
+
+// isEnded reports whether session ended.
+func (q *quota) isEnded(session string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if r := q.checkLocked(user); r != "" {
+	return q.isEndedLocked(session)
+}
+
+// acquire reserves an allocation for session unless a limit is reached.
+func (q *quota) acquire(session string) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if r := q.checkLocked(session); r != quotaOK {
 		return r
 	}
-	q.users[user]++
+	sa := q.sessions[session]
+	if sa == nil {
+		sa = &sessionAllocs{conns: map[*relayConn]struct{}{}}
+		q.sessions[session] = sa
+	}
+	sa.reserved++
 	q.n++
-	return ""
+	return quotaOK
 }
 
-func (q *quota) release(user string) {
+// attach records rc as an open allocation of its session, reserved by
+// acquire. It returns false if the session ended meanwhile: the caller
+// closes rc, which releases the reservation.
+func (q *quota) attach(rc *relayConn) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.users[user]--; q.users[user] <= 0 {
-		delete(q.users, user)
+	if q.isEndedLocked(rc.session) {
+		return false
+	}
+	q.sessions[rc.session].conns[rc] = struct{}{}
+	return true
+}
+
+// release returns a reservation of session, and forgets rc (nil: the
+// allocation never opened).
+func (q *quota) release(session string, rc *relayConn) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sa := q.sessions[session]
+	if sa == nil {
+		panic("turn: allocation released twice")
+	}
+	delete(sa.conns, rc)
+	if sa.reserved--; sa.reserved <= 0 {
+		delete(q.sessions, session)
 	}
 	if q.n--; q.n == 0 {
 		close(q.zero)
@@ -151,6 +209,42 @@ func (q *quota) release(user string) {
 	if q.n < 0 {
 		panic("turn: allocation count below zero")
 	}
+}
+
+// end marks session ended until forget (clock time) and returns its open
+// relay sockets, for the caller to close outside the lock. Ended entries
+// are swept at most once a minute, so their memory is bounded by the
+// sessions that end within one credential lifetime.
+func (q *quota) end(session string, now, forget time.Duration) []*relayConn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now >= q.sweepAt {
+		for k, t := range q.ended {
+			if now >= t {
+				delete(q.ended, k)
+			}
+		}
+		q.sweepAt = now + time.Minute
+	}
+	if t, ok := q.ended[session]; !ok || t < forget {
+		q.ended[session] = forget
+	}
+	sa := q.sessions[session]
+	if sa == nil {
+		return nil
+	}
+	conns := make([]*relayConn, 0, len(sa.conns))
+	for rc := range sa.conns {
+		conns = append(conns, rc)
+	}
+	return conns
+}
+
+// endedCount returns the ended sessions remembered.
+func (q *quota) endedCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ended)
 }
 
 // count returns the live allocations and a channel closed when they next

@@ -29,7 +29,7 @@ var symmetricNAT = &vnet.NATType{
 // addresses are allowed. The selected candidate pairs must involve a relay
 // candidate and the server must hold allocations.
 func TestMediaThroughTURNBehindSymmetricNAT(t *testing.T) {
-	const turnIP = "27.0.0.10" // public addresses, so the default policy allows them
+	const turnIP = "27.0.0.10" // public addresses; the policy opens 27.0.0.0/24
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "0.0.0.0/0", LoggerFactory: quietLogs})
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +71,15 @@ func TestMediaThroughTURNBehindSymmetricNAT(t *testing.T) {
 	}
 	secrets := NewSecrets(testSecret)
 	srv, err := New(Config{
-		PacketConns:   []net.PacketConn{pc},
-		RelayIP:       netip.MustParseAddr(turnIP),
-		RelayPortMin:  49152,
-		RelayPortMax:  49999,
-		Net:           turnNet,
-		Secrets:       secrets,
-		Policy:        NewPolicy(nil, nil, []uint16{7880}),
+		PacketConns:  []net.PacketConn{pc},
+		RelayIP:      netip.MustParseAddr(turnIP),
+		RelayPortMin: 49152,
+		RelayPortMax: 49999,
+		Net:          turnNet,
+		Secrets:      secrets,
+		// The peers are each other's relayed and NAT addresses: open the
+		// WAN as --turn-allow-peer would; private addresses stay denied.
+		Policy:        NewPolicy([]netip.Prefix{netip.MustParsePrefix("27.0.0.0/24")}, nil, []uint16{7880}),
 		Logger:        slog.New(slog.DiscardHandler),
 		MaxBitrate:    -1,
 		CredentialTTL: time.Minute,

@@ -21,7 +21,8 @@ import (
 // interface: a "public" network for the server, client and an allowed
 // peer, and one address in each denied IPv4 range for canaries.
 var netnsAddrs = []string{
-	"27.0.0.1/24", "27.0.0.2/24", "27.0.0.5/24", // server, client, allowed peer
+	"27.0.0.1/24", "27.0.0.2/24", "27.0.0.5/24", // server, client, the cluster's bridge
+	"27.0.0.6/24", // a public host that is no bridge
 	"10.9.0.1/24", "100.64.0.1/10", "169.254.169.254/16", "172.16.0.1/12",
 	"192.168.77.1/24", "192.0.0.192/24", "198.18.0.1/15",
 }
@@ -73,7 +74,9 @@ func TestNetnsChild(t *testing.T) {
 	canaries := []string{
 		"127.0.0.1:9999", "10.9.0.1:9999", "100.64.0.1:9999", "169.254.169.254:80", "172.16.0.1:9999",
 		"192.168.77.1:9999", "192.0.0.192:80", "198.18.0.1:9999",
-		"27.0.0.5:7880", // a service port on an allowed address
+		"27.0.0.5:7880", // a service port on the bridge's address
+		"27.0.0.5:9998", // another port on the bridge's address
+		"27.0.0.6:9999", // a public address that is no bridge of the cluster
 	}
 	var hits atomic.Int64
 	buf := make([]byte, 1500)
@@ -121,7 +124,7 @@ func TestNetnsChild(t *testing.T) {
 		Listeners:   []net.Listener{ln},
 		RelayIP:     netip.MustParseAddr("27.0.0.1"),
 		Secrets:     NewSecrets(testSecret),
-		Policy:      NewPolicy(nil, nil, []uint16{7880, 3478}),
+		Policy:      NewPolicy(nil, []netip.AddrPort{netip.MustParseAddrPort("27.0.0.5:9999")}, []uint16{7880, 3478}),
 		Logger:      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -3,41 +3,98 @@ package turn
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"sync/atomic"
 )
 
-// Policy decides which peer addresses the server relays to. It denies by
-// default every address that is not a plain global unicast address, reduces
-// every IPv4-in-IPv6 encoding to IPv4 before it checks, and denies the node's
-// own service ports on every address. Operators open ranges with AllowPeers
-// (--turn-allow-peer) and single addresses with AllowAddrs.
+// Policy decides which peer addresses the server relays to. TURN exists so
+// that participants reach this cluster's bridges, so by default it relays
+// only to the bridges' media addresses (exact address and port, replaced by
+// SetBridges as the cluster changes) and to the ranges the operator opens
+// (--turn-allow-peer); everything else is refused. Beneath that, the deny
+// list is the floor that an allowed range must get past: it denies every
+// address that is not a plain global unicast address unless a range opens
+// it, reduces every IPv4-in-IPv6 encoding to IPv4 before it checks, and
+// denies the node's own service ports on every address.
 //
-// A Policy is immutable after NewPolicy and safe for concurrent use.
+// A Policy is safe for concurrent use; it is immutable after NewPolicy but
+// for its bridge set, which SetBridges replaces whole.
 type Policy struct {
-	allow      []netip.Prefix      // operator-opened ranges (masked)
-	allowAddrs []netip.AddrPort    // exact exceptions, addresses reduced
-	allowIPs   map[netip.Addr]bool // the addresses of allowAddrs
-	denyPorts  [65536 / 64]uint64  // bitset of service ports
+	allow     []netip.Prefix     // operator-opened ranges (masked)
+	denyPorts [65536 / 64]uint64 // bitset of service ports
+
+	bridges atomic.Pointer[bridgeSet]
 }
 
-// NewPolicy returns a policy that denies the default ranges except allow,
-// permits the exact addresses allowAddrs (for example the node's own bridge
-// port in dev mode, see docs/turn.md), and denies denyPorts on every address.
-func NewPolicy(allow []netip.Prefix, allowAddrs []netip.AddrPort, denyPorts []uint16) *Policy {
-	p := &Policy{allowIPs: map[netip.Addr]bool{}}
+// bridgeSet is the bridges' media addresses, reduced. Immutable.
+type bridgeSet struct {
+	addrs []netip.AddrPort
+	ips   map[netip.Addr]bool // the addresses of addrs
+	gen   uint64              // bumped by every SetBridges that changes the set
+}
+
+// NewPolicy returns a policy that relays to the bridges' media addresses
+// bridges (exact address and port, reachable whatever the deny list says:
+// in dev mode the node's own RTC port on 127.0.0.1, see docs/turn.md) and to
+// the ranges allow, denies the default special ranges that allow does not
+// open, and denies denyPorts on every address but the bridges'.
+func NewPolicy(allow []netip.Prefix, bridges []netip.AddrPort, denyPorts []uint16) *Policy {
+	p := &Policy{}
 	for _, pr := range allow {
 		p.allow = append(p.allow, pr.Masked())
-	}
-	for _, ap := range allowAddrs {
-		ip, _ := reduce(ap.Addr())
-		ap = netip.AddrPortFrom(ip, ap.Port())
-		p.allowAddrs = append(p.allowAddrs, ap)
-		p.allowIPs[ip] = true
 	}
 	for _, port := range denyPorts {
 		p.denyPorts[port/64] |= 1 << (port % 64)
 	}
+	p.bridges.Store(newBridgeSet(bridges, 0))
 	return p
 }
+
+// maxBridges bounds the bridge set: a cluster of more nodes is far beyond
+// what meshmeet is built for, and the set is scanned per new peer.
+const maxBridges = 4096
+
+func newBridgeSet(addrs []netip.AddrPort, gen uint64) *bridgeSet {
+	b := &bridgeSet{ips: map[netip.Addr]bool{}, gen: gen}
+	for _, ap := range addrs {
+		ip, reason := reduce(ap.Addr())
+		if reason != "" || !ip.IsValid() || hardDenied(ip) != "" || ap.Port() == 0 || len(b.addrs) >= maxBridges {
+			continue // never a bridge: unspecified, multicast, broadcast, port 0
+		}
+		ap = netip.AddrPortFrom(ip, ap.Port())
+		if !slices.Contains(b.addrs, ap) {
+			b.addrs = append(b.addrs, ap)
+			b.ips[ip] = true
+		}
+	}
+	slices.SortFunc(b.addrs, func(x, y netip.AddrPort) int { return x.Compare(y) })
+	return b
+}
+
+// SetBridges replaces the bridges' media addresses (see NewPolicy). Live
+// allocations see the change at their next packet. It reports whether the
+// set changed.
+func (p *Policy) SetBridges(addrs []netip.AddrPort) bool {
+	for {
+		old := p.bridges.Load()
+		nb := newBridgeSet(addrs, old.gen+1)
+		if slices.Equal(nb.addrs, old.addrs) {
+			return false
+		}
+		if p.bridges.CompareAndSwap(old, nb) {
+			return true
+		}
+	}
+}
+
+// Bridges returns the bridges' media addresses, reduced and sorted.
+func (p *Policy) Bridges() []netip.AddrPort {
+	return slices.Clone(p.bridges.Load().addrs)
+}
+
+// generation changes whenever the bridge set does; callers that cache a
+// verdict key it with the generation.
+func (p *Policy) generation() uint64 { return p.bridges.Load().gen }
 
 // ParsePrefix parses a --turn-allow-peer value: a CIDR prefix or a single
 // address. IPv4-mapped IPv6 prefixes are reduced to IPv4.
@@ -59,24 +116,29 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 // Check returns nil if the server may relay to ip:port, or an error wrapping
 // ErrPeerDenied that names the rule (never the address).
 func (p *Policy) Check(ap netip.AddrPort) error {
+	return denial(p.verdict(ap))
+}
+
+// verdict is Check as a reason ("" allows) that costs no allocation: it
+// runs on every relayed packet that misses the per-allocation cache.
+func (p *Policy) verdict(ap netip.AddrPort) string {
 	ip, reason := reduce(ap.Addr())
 	port := ap.Port()
 	if reason == "" && !ip.IsValid() {
 		reason = "invalid"
 	}
-	if reason == "" && p.isAllowAddr(netip.AddrPortFrom(ip, port)) {
-		return nil
+	if reason == "" && p.isBridge(netip.AddrPortFrom(ip, port)) {
+		return ""
 	}
-	if port == 0 {
-		return fmt.Errorf("%w: port 0", ErrPeerDenied)
+	switch {
+	case reason != "":
+		return reason
+	case port == 0:
+		return "port 0"
+	case p.denyPorts[port/64]&(1<<(port%64)) != 0:
+		return "service port"
 	}
-	if p.denyPorts[port/64]&(1<<(port%64)) != 0 {
-		return fmt.Errorf("%w: service port", ErrPeerDenied)
-	}
-	if err := p.checkIP(ip, reason); err != nil {
-		return err
-	}
-	return nil
+	return p.checkIP(ip, true)
 }
 
 // CheckIP is Check without a port, for CreatePermission and ChannelBind,
@@ -84,47 +146,74 @@ func (p *Policy) Check(ap netip.AddrPort) error {
 // some port on it may be reached. Every relayed packet is checked with Check.
 func (p *Policy) CheckIP(addr netip.Addr) error {
 	ip, reason := reduce(addr)
-	if reason == "" && !ip.IsValid() {
-		reason = "invalid"
-	}
-	if reason == "" && p.allowIPs[ip] {
+	switch {
+	case reason != "":
+		return denial(reason)
+	case !ip.IsValid():
+		return denial("invalid")
+	case p.bridges.Load().ips[ip]:
 		return nil
 	}
-	return p.checkIP(ip, reason)
+	return denial(p.checkIP(ip, true))
 }
 
-func (p *Policy) isAllowAddr(ap netip.AddrPort) bool {
-	for _, a := range p.allowAddrs {
-		if a == ap {
-			return true
-		}
+// CheckRange is the deny list alone, without the restriction to the
+// cluster's bridges: it refuses the special ranges that no allowed range
+// opens (every IPv4-in-IPv6 encoding reduced first) and passes every
+// global unicast address. It is the floor a remote ICE candidate must pass
+// (the bridge dials nobody the TURN server could not reach).
+func (p *Policy) CheckRange(addr netip.Addr) error {
+	ip, reason := reduce(addr)
+	switch {
+	case reason != "":
+		return denial(reason)
+	case !ip.IsValid():
+		return denial("invalid")
 	}
-	return false
+	return denial(p.checkIP(ip, false))
+}
+
+func denial(reason string) error {
+	if reason == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrPeerDenied, reason)
+}
+
+func (p *Policy) isBridge(ap netip.AddrPort) bool {
+	b := p.bridges.Load()
+	if !b.ips[ap.Addr()] {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(b.addrs, ap, func(x, y netip.AddrPort) int { return x.Compare(y) })
+	return found
 }
 
 // checkIP applies the hard denials, the operator's allow list and the
-// default deny list to ip, an address reduced by reduce.
-func (p *Policy) checkIP(ip netip.Addr, reason string) error {
-	if reason != "" {
-		return fmt.Errorf("%w: %s", ErrPeerDenied, reason)
-	}
+// default deny list to ip, a valid address reduced by reduce, and returns
+// the reason it is denied ("" allows); with onlyAllowed, an address that no
+// allowed range holds is denied too (the caller has checked the bridges).
+func (p *Policy) checkIP(ip netip.Addr, onlyAllowed bool) string {
 	// Never relayed, whatever the allow list says: sending to an
 	// unspecified address reaches this host, and multicast or broadcast
 	// reach every host of a link.
 	if r := hardDenied(ip); r != "" {
-		return fmt.Errorf("%w: %s", ErrPeerDenied, r)
+		return r
 	}
 	// The allow list is matched against the reduced address only, so that
 	// allowing an IPv6 range never opens the IPv4 addresses encoded in it.
 	for _, pr := range p.allow {
 		if pr.Contains(ip) {
-			return nil
+			return ""
 		}
 	}
 	if r := defaultDenied(ip); r != "" {
-		return fmt.Errorf("%w: %s", ErrPeerDenied, r)
+		return r
 	}
-	return nil
+	if onlyAllowed {
+		return "not a bridge of this cluster"
+	}
+	return ""
 }
 
 // reduce strips zones and turns every IPv4-in-IPv6 encoding into the IPv4

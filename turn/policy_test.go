@@ -94,22 +94,36 @@ func TestPolicyDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			ip := netip.MustParseAddr(tt.addr)
-			err := p.Check(netip.AddrPortFrom(ip, 40000))
+			// The deny list alone.
+			err := p.CheckRange(ip)
 			if (err == nil) != tt.allow {
-				t.Fatalf("Check(%s) = %v, want allow=%v", tt.addr, err, tt.allow)
+				t.Fatalf("CheckRange(%s) = %v, want allow=%v", tt.addr, err, tt.allow)
 			}
 			if err != nil && !errors.Is(err, ErrPeerDenied) {
 				t.Fatalf("error %v is not ErrPeerDenied", err)
 			}
-			if ipErr := p.CheckIP(ip); (ipErr == nil) != tt.allow {
-				t.Fatalf("CheckIP(%s) = %v, want allow=%v", tt.addr, ipErr, tt.allow)
+			// With no bridge and no allowed range, TURN relays nowhere.
+			if err := p.Check(netip.AddrPortFrom(ip, 40000)); !errors.Is(err, ErrPeerDenied) {
+				t.Fatalf("Check(%s) = %v: relayed outside the cluster's bridges", tt.addr, err)
 			}
-			if tt.allow {
-				// The service ports are denied on every address.
-				for _, port := range []uint16{7880, 3478, 0} {
-					if err := p.Check(netip.AddrPortFrom(ip, port)); err == nil {
-						t.Fatalf("Check(%s port %d) allowed a denied port", tt.addr, port)
-					}
+			if err := p.CheckIP(ip); !errors.Is(err, ErrPeerDenied) {
+				t.Fatalf("CheckIP(%s) = %v: relayed outside the cluster's bridges", tt.addr, err)
+			}
+			if !tt.allow {
+				return
+			}
+			// A bridge on the address is reached on its port only; the
+			// service ports stay denied on it.
+			b := NewPolicy(nil, []netip.AddrPort{netip.AddrPortFrom(ip, 40000)}, []uint16{7880, 3478})
+			if err := b.Check(netip.AddrPortFrom(ip, 40000)); err != nil {
+				t.Fatalf("Check(bridge %s) = %v", tt.addr, err)
+			}
+			if err := b.CheckIP(ip); err != nil {
+				t.Fatalf("CheckIP(bridge %s) = %v", tt.addr, err)
+			}
+			for _, port := range []uint16{7880, 3478, 0, 40001} {
+				if err := b.Check(netip.AddrPortFrom(ip, port)); err == nil {
+					t.Fatalf("Check(%s port %d) allowed a port that is not the bridge's", tt.addr, port)
 				}
 			}
 		})

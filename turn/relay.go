@@ -27,17 +27,21 @@ func (g *relayGen) Validate() error { return nil }
 
 func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	s := g.s
-	switch s.quota.acquire(conf.UserID) {
-	case "user":
+	session := sessionOf(conf.UserID)
+	switch s.quota.acquire(session) {
+	case quotaUser:
 		s.ctr.quotaUser.Add(1)
 		return nil, nil, ErrQuota
-	case "total":
+	case quotaTotal:
 		s.ctr.quotaTotal.Add(1)
 		return nil, nil, ErrQuota
+	case quotaEnded:
+		s.ctr.sessionEnded.Add(1)
+		return nil, nil, ErrSessionEnded
 	}
 	pc, err := g.listen(conf)
 	if err != nil {
-		s.quota.release(conf.UserID)
+		s.quota.release(session, nil)
 		return nil, nil, err
 	}
 	s.ctr.allocationsTotal.Add(1)
@@ -46,7 +50,7 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		port = ua.Port
 	}
-	rc := &relayConn{PacketConn: newFastUDP(pc), s: s, user: conf.UserID}
+	rc := &relayConn{PacketConn: newFastUDP(pc), s: s, session: session}
 	if s.cfg.MaxBitrate > 0 {
 		rate := float64(s.cfg.MaxBitrate) / 8
 		burst := max(rate/4, 64*1024) // a quarter second, at least 64 KiB
@@ -56,9 +60,14 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 	if g.lis != nil && g.lis.done != nil { // the listener is on the data plane: so is its relay
 		if err := s.dp.addRelay(rc, g.lis); err != nil {
 			rc.PacketConn.Close()
-			s.quota.release(conf.UserID)
+			s.quota.release(session, nil)
 			return nil, nil, err
 		}
+	}
+	if !s.quota.attach(rc) { // EndSession ran since acquire
+		s.ctr.sessionEnded.Add(1)
+		rc.Close()
+		return nil, nil, ErrSessionEnded
 	}
 	return rc, &net.UDPAddr{IP: s.cfg.RelayIP.AsSlice(), Port: port}, nil
 }
@@ -122,27 +131,32 @@ func (g *relayGen) AllocateConn(pionturn.AllocateConnConfig) (net.Conn, error) {
 type relayConn struct {
 	net.PacketConn
 	s       *Server
-	user    string  // Static.
+	session string  // Static: the session (sessionOf the username) it counts against.
 	in, out *bucket // nil: unlimited
 
 	dpr  dpRelay
 	slow chan slowPkt  // nil: not on the data plane
 	done chan struct{} // closed by Close, on the data plane
 
-	// lastOK caches the last peer the policy allowed, IPv4 only, packed as
-	// ip<<16 | port, plus 1 so that zero means empty. One allocation
-	// almost always talks to one peer.
+	// lastOK caches the last peer the policy allowed, IPv4 only, packed by
+	// packV4 with the policy's generation, so that a change of the bridge
+	// set voids it. One allocation almost always talks to one peer.
 	lastOK atomic.Uint64
 
 	closeOnce sync.Once
 }
 
-func packV4(ap netip.AddrPort) uint64 {
+// packV4 packs an IPv4 peer and the low 15 bits of a policy generation:
+// bit 63 set (zero is empty), generation in bits 48-62, address and port
+// below. Anything but IPv4 packs to 0, never cached. A generation that
+// wrapped to the same 15 bits between two packets of one allocation
+// would take 32768 changes of the bridge set in between.
+func packV4(ap netip.AddrPort, gen uint64) uint64 {
 	if !ap.Addr().Is4() {
 		return 0
 	}
 	a := ap.Addr().As4()
-	return (uint64(binary.BigEndian.Uint32(a[:]))<<16 | uint64(ap.Port())) + 1
+	return 1<<63 | (gen&0x7fff)<<48 | uint64(binary.BigEndian.Uint32(a[:]))<<16 | uint64(ap.Port())
 }
 
 func (c *relayConn) allowed(addr net.Addr) bool {
@@ -156,11 +170,12 @@ func (c *relayConn) allowed(addr net.Addr) bool {
 
 // allowedAP is allowed for an address with IPv4 unmapped.
 func (c *relayConn) allowedAP(ap netip.AddrPort) bool {
-	k := packV4(ap)
+	pol := c.s.cfg.Policy
+	k := packV4(ap, pol.generation())
 	if k != 0 && c.lastOK.Load() == k {
 		return true
 	}
-	if c.s.cfg.Policy.Check(ap) != nil {
+	if pol.verdict(ap) != "" {
 		return false
 	}
 	if k != 0 {
@@ -232,7 +247,7 @@ func (c *relayConn) Close() error {
 	})
 	err := c.PacketConn.Close()
 	if first {
-		c.s.quota.release(c.user)
+		c.s.quota.release(c.session, c)
 	}
 	return err
 }

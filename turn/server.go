@@ -56,8 +56,11 @@ type Config struct {
 	// nil, nil), the default deny list with nothing opened.
 	Policy *Policy
 
-	// MaxAllocationsPerUser caps live allocations per username. Default 24
-	// (two PeerConnections × three TURN URLs × up to four local addresses).
+	// MaxAllocationsPerUser caps the live allocations of one participant's
+	// session (all credentials minted for it by CredentialsFor; any other
+	// credential is a session of its own). Default 6: a browser makes one
+	// per PeerConnection and TURN URL on its default interface, 4 to 6 for
+	// meshmeet's two PeerConnections and two or three URLs.
 	MaxAllocationsPerUser int
 	// MaxAllocations caps live allocations in total. Default 10000.
 	MaxAllocations int
@@ -95,7 +98,7 @@ func (c *Config) withDefaults() {
 		c.Policy = NewPolicy(nil, nil, nil)
 	}
 	if c.MaxAllocationsPerUser == 0 {
-		c.MaxAllocationsPerUser = 24
+		c.MaxAllocationsPerUser = 6
 	}
 	if c.MaxAllocations == 0 {
 		c.MaxAllocations = 10000
@@ -295,6 +298,10 @@ func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, b
 		s.ctr.authFuture.Add(1)
 		return "", nil, false
 	}
+	if s.quota.isEnded(sessionOf(ra.Username)) {
+		s.ctr.sessionEnded.Add(1)
+		return "", nil, false
+	}
 	secret := s.cfg.Secrets.lookup(id, now)
 	key := pionturn.GenerateAuthKey(ra.Username, ra.Realm, Password(secret, ra.Username))
 	return ra.Username, key, true
@@ -309,15 +316,50 @@ func (s *Server) onAuth(_, _ net.Addr, _, _, _ string, _ string, ok bool) {
 // quotaOK is pion's QuotaHandler: it answers 486 when a quota is reached.
 // relayGen enforces the quota again, exactly, when it opens the socket.
 func (s *Server) quotaOK(user, _ string, _ net.Addr) bool {
-	switch s.quota.check(user) {
-	case "user":
+	switch s.quota.check(sessionOf(user)) {
+	case quotaUser:
 		s.ctr.quotaUser.Add(1)
 		return false
-	case "total":
+	case quotaTotal:
 		s.ctr.quotaTotal.Add(1)
+		return false
+	case quotaEnded:
+		s.ctr.sessionEnded.Add(1)
 		return false
 	}
 	return true
+}
+
+// EndSession ends a participant's session (the sessionID its credentials
+// were minted for by CredentialsFor): its allocations close now, and its
+// credentials are refused from now on, for every request (Allocate,
+// Refresh, CreatePermission, ChannelBind), until they could no longer
+// allocate anyway (CredentialTTL plus a minute of skew from now). Ending a
+// session that has no allocation, or ending one twice, is harmless.
+func (s *Server) EndSession(sessionID string) {
+	if sessionID == "" {
+		return
+	}
+	now := s.clock.now()
+	for _, rc := range s.quota.end(sessionID, now, now+s.cfg.CredentialTTL+time.Minute) {
+		rc.Close() // pion's read of the relay socket fails and it deletes the allocation
+	}
+}
+
+// SetBridges replaces the media addresses of this cluster's bridges, the
+// peers the server relays to besides the operator's allowed ranges (see
+// Policy). Packets of live allocations to or from an address that left
+// the set are dropped from their next packet on.
+func (s *Server) SetBridges(addrs []netip.AddrPort) {
+	if !s.cfg.Policy.SetBridges(addrs) {
+		return
+	}
+	s.mu.Lock()
+	dp := s.dp
+	s.mu.Unlock()
+	if dp != nil {
+		dp.recheck()
+	}
 }
 
 // permit is pion's PermissionHandler, called on CreatePermission,

@@ -504,6 +504,19 @@ type rawClient struct {
 // rawAllocate makes an allocation on ts's UDP listener.
 func rawAllocate(t *testing.T, ts *testServer) *rawClient {
 	t.Helper()
+	user, pass := Credentials(testSecret, 5*time.Minute, time.Now())
+	rc, r := rawAllocateAs(t, ts, user, pass)
+	if r.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: %v", r)
+	}
+	return rc
+}
+
+// rawAllocateAs sends an Allocate with the credentials user and pass from
+// a fresh socket and returns the client and the answer. The client's
+// relay is set when the answer is a success.
+func rawAllocateAs(t *testing.T, ts *testServer, user, pass string) (*rawClient, *stun.Message) {
+	t.Helper()
 	c, err := net.Dial("udp4", ts.udp)
 	if err != nil {
 		t.Fatal(err)
@@ -517,10 +530,9 @@ func rawAllocate(t *testing.T, ts *testServer) *rawClient {
 	if realm.GetFrom(r) != nil || nonce.GetFrom(r) != nil {
 		t.Fatalf("no realm/nonce in %v", r)
 	}
-	user, pass := Credentials(testSecret, 5*time.Minute, time.Now())
 	rc.auth = []stun.Setter{stun.NewUsername(user), realm, nonce, stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint}
 	if r = rc.roundTrip(stunRequest(t, stun.MethodAllocate, append([]stun.Setter{reqTransport(17)}, rc.auth...)...)); r.Type.Class != stun.ClassSuccessResponse {
-		t.Fatalf("Allocate: %v", r)
+		return rc, r
 	}
 	var relay stun.XORMappedAddress
 	if err := relay.GetFromAs(r, stun.AttrXORRelayedAddress); err != nil {
@@ -528,7 +540,7 @@ func rawAllocate(t *testing.T, ts *testServer) *rawClient {
 	}
 	ip, _ := netip.AddrFromSlice(relay.IP)
 	rc.relay = netip.AddrPortFrom(ip.Unmap(), uint16(relay.Port))
-	return rc
+	return rc, r
 }
 
 func (rc *rawClient) roundTrip(m *stun.Message) *stun.Message {

@@ -15,6 +15,7 @@ type Stats struct {
 	UnauthLimited   uint64 // 401 answers not sent: over the per-source rate
 	QuotaUser       uint64 // allocations refused: per-user quota
 	QuotaTotal      uint64 // allocations refused: total quota
+	SessionEnded    uint64 // requests refused: the credentials' session ended (EndSession)
 	TCPRelayRefused uint64 // TCP relay allocations (RFC 6062) refused
 	PeerDenied      uint64 // CreatePermission / ChannelBind refused by the peer policy
 	PacketsDenied   uint64 // relayed packets dropped by the peer policy (either direction)
@@ -39,6 +40,7 @@ type counters struct {
 	unauthLimited    atomic.Uint64
 	quotaUser        atomic.Uint64
 	quotaTotal       atomic.Uint64
+	sessionEnded     atomic.Uint64
 	tcpRelayRefused  atomic.Uint64
 	peerDenied       atomic.Uint64
 	packetsDenied    atomic.Uint64
@@ -76,6 +78,7 @@ func (c *counters) snapshot() Stats {
 		UnauthLimited:    c.unauthLimited.Load(),
 		QuotaUser:        c.quotaUser.Load(),
 		QuotaTotal:       c.quotaTotal.Load(),
+		SessionEnded:     c.sessionEnded.Load(),
 		TCPRelayRefused:  c.tcpRelayRefused.Load(),
 		PeerDenied:       c.peerDenied.Load(),
 		PacketsDenied:    c.packetsDenied.Load(),

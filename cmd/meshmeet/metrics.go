@@ -82,6 +82,7 @@ var turnRefusals = [...]struct {
 	{"unauth_limited", func(s turn.Stats) uint64 { return s.UnauthLimited }},
 	{"quota_user", func(s turn.Stats) uint64 { return s.QuotaUser }},
 	{"quota_total", func(s turn.Stats) uint64 { return s.QuotaTotal }},
+	{"session_ended", func(s turn.Stats) uint64 { return s.SessionEnded }},
 	{"tcp_relay_refused", func(s turn.Stats) uint64 { return s.TCPRelayRefused }},
 	{"peer_denied", func(s turn.Stats) uint64 { return s.PeerDenied }},
 	{"packets_denied", func(s turn.Stats) uint64 { return s.PacketsDenied }},

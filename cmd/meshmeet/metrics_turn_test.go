@@ -15,6 +15,7 @@ import (
 	"github.com/pion/logging"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -26,7 +27,7 @@ func TestTURNMetrics(t *testing.T) {
 	cfg := testTURNConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
-	iceServers, ts, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+	tn, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +37,14 @@ func TestTURNMetrics(t *testing.T) {
 			t.Errorf("TURN server: %v", err)
 		}
 	}()
+	ts := tn.Server
 	if ts == nil {
 		t.Fatal("startTURN returned no server")
 	}
 
 	reg := testMetrics(t, ts)
 
-	creds := iceServers()[0]
+	creds := tn.ICEServers("metrics-session")[0]
 	server := strings.TrimPrefix(strings.SplitN(creds.URLs[0], "?", 2)[0], "turn:")
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.DefaultLogLevel = logging.LogLevelDisabled
@@ -104,6 +106,7 @@ func TestTURNDeniesConfiguredServicePorts(t *testing.T) {
 	cfg.HTTPAddr, cfg.RTCPort, cfg.MetricsAddr = "127.0.0.1:8001", 8002, "127.0.0.1:8003"
 	cfg.TURN.TLSAddr, cfg.TURN.CertFile, cfg.TURN.KeyFile = "127.0.0.1:0", certFile, keyFile
 	cfg.Mesh.GossipAddr, cfg.Mesh.RaftAddr = "0.0.0.0:8005", "[::]:8006"
+	cfg.TURN.AllowPeers = *cli.NewStringSlice("8.8.8.0/24", "2001:4860::/32")
 	tc, err := buildTURN(cfg, devKeys(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +141,6 @@ func TestTURNDeniesConfiguredServicePorts(t *testing.T) {
 		}
 	}
 	if err := policy.Check(netip.MustParseAddrPort("8.8.8.8:8004")); err != nil {
-		t.Errorf("a global address on another port: %v", err)
+		t.Errorf("an allowed global address on another port: %v", err)
 	}
 }

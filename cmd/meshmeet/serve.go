@@ -18,7 +18,6 @@ import (
 	"github.com/meshmeet/meshmeet/internal/defaults"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
-	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
 // Config is everything `meshmeet serve` runs with, one field per flag.
@@ -155,22 +154,27 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(err)
 	}
 
-	iceServers, turnSrv, err := startTURN(ctx, g, cfg, cp.Keys, log)
+	tn, err := startTURN(ctx, g, cfg, cp.Keys, log)
 	if err != nil {
 		udp.Close()
 		tcp.Close()
 		return abort(err)
 	}
+	// TURN relays to the cluster's bridges: follow them in gossip.
+	if m, ok := cp.Directory.(interface{ Members() []mesh.Member }); ok {
+		g.Go(func() error { tn.followBridges(ctx, m.Members); return nil })
+	}
 
 	sig, err := signaling.New(signaling.Config{
-		NodeName:   cfg.NodeName,
-		Region:     cfg.Region,
-		RoomKey:    cp.Keys.RoomKey,
-		Directory:  cp.Directory,
-		Bridge:     br,
-		ICEServers: func(string) []wire.ICEServer { return iceServers() },
-		Admin:      cp.Admin,
-		Logger:     log,
+		NodeName:     cfg.NodeName,
+		Region:       cfg.Region,
+		RoomKey:      cp.Keys.RoomKey,
+		Directory:    cp.Directory,
+		Bridge:       br,
+		ICEServers:   tn.ICEServers,
+		SessionEnded: tn.SessionEnded,
+		Admin:        cp.Admin,
+		Logger:       log,
 	})
 	if err != nil {
 		udp.Close()
@@ -185,7 +189,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		tcp.Close()
 		return abort(fmt.Errorf("http: %w", err))
 	}
-	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig, turnSrv), log); err != nil {
+	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig, tn.Server), log); err != nil {
 		ln.Close()
 		udp.Close()
 		tcp.Close()
@@ -236,6 +240,3 @@ type controlPlane struct {
 	Keys      clusterKeys
 	Admin     http.Handler // mounted at /admin/; nil: none
 }
-
-// iceServerFunc returns the ICE servers handed to one participant at join.
-type iceServerFunc = func() []wire.ICEServer

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshmeet/meshmeet/internal/defaults"
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 	"github.com/meshmeet/meshmeet/turn"
 )
@@ -58,7 +60,7 @@ func turnFlags(cfg *Config) []cli.Flag {
 		&cli.BoolFlag{Name: "no-turn", EnvVars: envVar("no-turn"), Destination: &t.Disabled,
 			Usage: "do not run the embedded TURN server"},
 		&cli.StringSliceFlag{Name: "turn-allow-peer", EnvVars: envVar("turn-allow-peer"), Destination: &t.AllowPeers,
-			Usage: "CIDR (repeatable) that TURN may relay to despite the deny-list of private and special addresses"},
+			Usage: "CIDR (repeatable) that TURN may relay to besides the cluster's bridges, private and special ranges included"},
 		&cli.StringFlag{Name: "turn-secret-file", EnvVars: envVar("turn-secret-file"), Destination: &t.SecretFile,
 			Usage: "TURN REST secret (coturn's static-auth-secret), re-read when it changes [derived from the cluster secret]"},
 		&cli.StringFlag{Name: "turn-relay-ports", Value: "49152-65535", EnvVars: envVar("turn-relay-ports"), Destination: &t.RelayPorts,
@@ -67,8 +69,8 @@ func turnFlags(cfg *Config) []cli.Flag {
 			Usage: "validity of the TURN credentials handed out at join"},
 		&cli.IntFlag{Name: "turn-max-allocations", Value: 10000, EnvVars: envVar("turn-max-allocations"), Destination: &t.MaxAllocs,
 			Usage: "most live TURN allocations"},
-		&cli.IntFlag{Name: "turn-max-allocations-per-user", Value: 24, EnvVars: envVar("turn-max-allocations-per-user"), Destination: &t.MaxUserAllocs,
-			Usage: "most live TURN allocations per credential (one participant)"},
+		&cli.IntFlag{Name: "turn-max-allocations-per-user", Value: 6, EnvVars: envVar("turn-max-allocations-per-user"), Destination: &t.MaxUserAllocs,
+			Usage: "most live TURN allocations of one participant (all credentials of its session)"},
 		&cli.Int64Flag{Name: "turn-max-bitrate", Value: 10_000_000, EnvVars: envVar("turn-max-bitrate"), Destination: &t.MaxBitrate,
 			Usage: "most relayed bits per second per allocation and direction (-1: unlimited)"},
 		&cli.IntFlag{Name: "turn-udp-sockets", EnvVars: envVar("turn-udp-sockets"), Destination: &t.UDPSockets,
@@ -82,25 +84,96 @@ func defaultTURNSockets(procs int) int {
 	return min(max(procs/2, 1), 16)
 }
 
-// startTURN starts the embedded TURN server in g and returns the ICE servers
-// to hand each participant (fresh REST credentials at every call) and the
-// server, for its metrics. With --no-turn the server is nil.
-func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys clusterKeys, log *slog.Logger) (iceServerFunc, *turn.Server, error) {
+// turnNode is the embedded TURN server as serve wires it to signaling and
+// to the cluster. With --no-turn it has no server and hands out nothing.
+type turnNode struct {
+	Server *turn.Server // nil with --no-turn
+	setup  *turnSetup
+	log    *slog.Logger
+}
+
+// ICEServers is signaling's Config.ICEServers: the ICE servers handed to a
+// participant at join and at every resume, with fresh TURN REST credentials
+// of its session (username "expiry:kid.sessionID", turn.CredentialsFor).
+func (n *turnNode) ICEServers(sessionID string) []wire.ICEServer {
+	if n.Server == nil {
+		return nil
+	}
+	user, pass, err := n.setup.server.Secrets.MintFor(sessionID, n.setup.ttl, time.Now())
+	if err != nil {
+		n.log.Warn("no TURN credentials for a session", "err", err)
+		return nil
+	}
+	return []wire.ICEServer{{URLs: n.setup.urls, Username: user, Credential: pass}}
+}
+
+// SessionEnded is signaling's Config.SessionEnded: the participant left,
+// was removed or did not resume, so its TURN allocations close and its
+// credentials are refused from now on.
+func (n *turnNode) SessionEnded(sessionID string) {
+	if n.Server != nil {
+		n.Server.EndSession(sessionID)
+	}
+}
+
+// bridgeRefresh is how often the TURN peer set is rebuilt from membership.
+const bridgeRefresh = 2 * time.Second
+
+// followBridges keeps the TURN server's peer set equal to the media
+// addresses of the cluster's live bridges (members alive or suspect, from
+// gossip) plus this node's own, until ctx ends.
+func (n *turnNode) followBridges(ctx context.Context, members func() []mesh.Member) {
+	if n.Server == nil || members == nil {
+		return
+	}
+	tick := time.NewTicker(bridgeRefresh)
+	defer tick.Stop()
+	for {
+		n.Server.SetBridges(bridgeAddrs(members(), n.setup.rtcExceptions))
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// bridgeAddrs returns the WebRTC media addresses of the live members and
+// own (this node's bridge, always a peer).
+func bridgeAddrs(members []mesh.Member, own []netip.AddrPort) []netip.AddrPort {
+	out := slices.Clone(own)
+	for _, m := range members {
+		if m.State != "alive" && m.State != "suspect" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(m.Meta.WebRTCAddr)
+		if err != nil {
+			continue // a host name, or none: not a relay peer
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+// startTURN starts the embedded TURN server in g and returns it, for
+// signaling (ICEServers, SessionEnded), membership (followBridges) and
+// metrics. With --no-turn it returns a node without a server.
+func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys clusterKeys, log *slog.Logger) (*turnNode, error) {
 	t := &cfg.TURN
 	if t.Disabled {
-		return func() []wire.ICEServer { return nil }, nil, nil
+		return &turnNode{log: log}, nil
 	}
 	tc, err := buildTURN(cfg, keys, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := tc.listen(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	srv, err := turn.New(tc.server)
 	if err != nil {
 		tc.closeListeners()
-		return nil, nil, err
+		return nil, err
 	}
 	g.Go(func() error { return srv.Run(ctx) })
 	if t.SecretFile != "" {
@@ -110,7 +183,7 @@ func startTURN(ctx context.Context, g *errgroup.Group, cfg *Config, keys cluster
 		})
 	}
 	log.Info("turn listening", "udp", tc.server.PacketConns[0].LocalAddr().String(), "sockets", len(tc.server.PacketConns), "tls", tc.tls != nil)
-	return tc.iceServers, srv, nil
+	return &turnNode{Server: srv, setup: tc, log: log}, nil
 }
 
 // turnSetup is everything startTURN derives from the flags.
@@ -127,11 +200,6 @@ type turnSetup struct {
 	deny             []uint16
 	rtcExceptions    []netip.AddrPort
 	urls             []string // set by listen, with the bound ports
-}
-
-func (tc *turnSetup) iceServers() []wire.ICEServer {
-	user, pass := tc.server.Secrets.Mint(tc.ttl, time.Now())
-	return []wire.ICEServer{{URLs: tc.urls, Username: user, Credential: pass}}
 }
 
 // buildTURN checks the flags and builds the server's Config, without
@@ -193,10 +261,11 @@ func buildTURN(cfg *Config, keys clusterKeys, log *slog.Logger) (*turnSetup, err
 		}
 	}
 
-	// The node's service ports are never relayed to, on any address; the
-	// bridge's RTC port is what TURN exists to reach, and on the node's own
-	// public IP it stays reachable even where that IP is denied (dev mode
-	// on 127.0.0.1). See docs/turn.md.
+	// TURN relays to the cluster's bridges' media addresses (followBridges
+	// keeps them current from gossip; this node's own from the start, which
+	// in dev mode on 127.0.0.1 is the only one) and to --turn-allow-peer.
+	// The node's service ports are never relayed to on any other address.
+	// See docs/turn.md.
 	deny := servicePorts(cfg)
 	var rtcExceptions []netip.AddrPort
 	if cfg.RTCPort > 0 && cfg.RTCPort <= 65535 {

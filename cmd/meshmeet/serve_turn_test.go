@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshmeet/meshmeet/signaling/wire"
 	"github.com/meshmeet/meshmeet/turn"
 )
 
@@ -64,7 +66,7 @@ func TestTURNFlagsRefuseBadConfig(t *testing.T) {
 			cfg, k := testTURNConfig(t), keys
 			tt.mod(cfg, &k)
 			g, ctx := errgroup.WithContext(context.Background())
-			_, _, err := startTURN(ctx, g, cfg, k, log)
+			_, err := startTURN(ctx, g, cfg, k, log)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("startTURN: %v, want an error about %q", err, tt.want)
 			}
@@ -80,10 +82,11 @@ func TestNoTURN(t *testing.T) {
 	cfg.TURN.Disabled = true
 	cfg.TURN.AllowPeers = *cli.NewStringSlice("not even parsed")
 	g, ctx := errgroup.WithContext(context.Background())
-	ice, srv, err := startTURN(ctx, g, cfg, clusterKeys{}, slog.New(slog.DiscardHandler))
-	if err != nil || len(ice()) != 0 || srv != nil {
-		t.Fatalf("--no-turn: %v, %v, %v", ice, srv, err)
+	tn, err := startTURN(ctx, g, cfg, clusterKeys{}, slog.New(slog.DiscardHandler))
+	if err != nil || len(tn.ICEServers("session")) != 0 || tn.Server != nil {
+		t.Fatalf("--no-turn: %+v, %v", tn, err)
 	}
+	tn.SessionEnded("session") // nothing to end
 }
 
 // selfSigned writes a certificate for turn.meshmeet.test and its key.
@@ -137,10 +140,11 @@ func TestStartTURN(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
-	iceServers, _, err := startTURN(gctx, g, cfg, keys, slog.New(slog.DiscardHandler))
+	tn, err := startTURN(gctx, g, cfg, keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	iceServers := func() []wire.ICEServer { return tn.ICEServers(fmt.Sprintf("session-%d", time.Now().UnixNano())) }
 	defer func() {
 		cancel()
 		if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -156,8 +160,8 @@ func TestStartTURN(t *testing.T) {
 		t.Fatal("two participants got the same credentials")
 	}
 	exp, id, ok := strings.Cut(a[0].Username, ":")
-	if sec, err := strconv.ParseInt(exp, 10, 64); !ok || err != nil || time.Until(time.Unix(sec, 0)) > turn.DefaultCredentialTTL || len(id) < 16 {
-		t.Fatalf("username %q is not expiry:random-id with a 10-minute TTL", a[0].Username)
+	if sec, err := strconv.ParseInt(exp, 10, 64); !ok || err != nil || time.Until(time.Unix(sec, 0)) > turn.DefaultCredentialTTL || !strings.HasSuffix(id, ".session-") && !strings.Contains(id, ".session-") {
+		t.Fatalf("username %q is not expiry:kid.sessionID with a 10-minute TTL", a[0].Username)
 	}
 	if a[0].Credential != turn.Password(keys.TURNSecret, a[0].Username) {
 		t.Fatal("password is not base64(HMAC-SHA1(TURN secret, username))")
@@ -293,6 +297,56 @@ func TestDefaultTURNSockets(t *testing.T) {
 	for procs, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 32: 16, 64: 16} {
 		if got := defaultTURNSockets(procs); got != want {
 			t.Errorf("defaultTURNSockets(%d) = %d, want %d", procs, got, want)
+		}
+	}
+}
+
+// TestTURNSessionChurn is the join/leave exhaustion through serve's
+// wiring: each join gets credentials from ICEServers for a new session
+// and makes an allocation it never releases (pion's client closed without
+// a Refresh of 0, as a hostile participant would), each leave calls
+// SessionEnded. 500 cycles fit in a node that holds 100 allocations;
+// before, every cycle's allocation lived on until its lifetime ended.
+func TestTURNSessionChurn(t *testing.T) {
+	cfg := testTURNConfig(t) // 100 allocations in total
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	tn, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); g.Wait() }()
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.DefaultLogLevel = logging.LogLevelDisabled
+	for i := 0; i < 500; i++ {
+		id := fmt.Sprintf("churn-%d", i)
+		ice := tn.ICEServers(id)
+		if len(ice) != 1 || !strings.HasSuffix(ice[0].Username, "."+id) {
+			t.Fatalf("ICE servers of session %s: %+v", id, ice)
+		}
+		server := strings.TrimPrefix(strings.SplitN(ice[0].URLs[0], "?", 2)[0], "turn:")
+		// Each participant from its own loopback address: the 401 limit
+		// per source is not what this test is about.
+		conn, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.%d.%d:0", 1+i/200, 2+i%200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := pionturn.NewClient(&pionturn.ClientConfig{TURNServerAddr: server, STUNServerAddr: server,
+			Username: ice[0].Username, Password: ice[0].Credential, Conn: conn, LoggerFactory: quiet, RTO: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Allocate(); err != nil {
+			t.Fatalf("cycle %d: Allocate: %v (stats %+v)", i, err, tn.Server.Stats())
+		}
+		cl.Close() // no Refresh of 0: the allocation stays until the session ends
+		conn.Close()
+		tn.SessionEnded(id)
+		if n := tn.Server.Stats().Allocations; n != 0 {
+			t.Fatalf("cycle %d: %d allocations after the session ended", i, n)
 		}
 	}
 }

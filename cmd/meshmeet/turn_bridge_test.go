@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/turn"
 )
 
@@ -100,12 +102,14 @@ func TestBridgeOnlyThroughTURN(t *testing.T) {
 		RelayPortMin: 49152, RelayPortMax: 65535,
 		Net:     turnNet,
 		Secrets: secrets,
-		Policy:  turn.NewPolicy(nil, nil, []uint16{7880}),
+		Policy:  turn.NewPolicy(nil, nil, []uint16{7880}), // no bridge yet: SetBridges below
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cluster's one bridge, as followBridges learns it from gossip.
+	ts.SetBridges(bridgeAddrs([]mesh.Member{{Name: "bridge", State: "alive", Meta: mesh.NodeMeta{WebRTCAddr: bridgeIP + ":7882"}}}, nil))
 	turnDone := make(chan error, 1)
 	go func() { turnDone <- ts.Run(ctx) }()
 	defer func() { cancel(); <-turnDone }()
@@ -126,7 +130,10 @@ func TestBridgeOnlyThroughTURN(t *testing.T) {
 	defer room.Close()
 
 	iceServers := func() []webrtc.ICEServer {
-		user, pass := secrets.Mint(turn.DefaultCredentialTTL, time.Now())
+		user, pass, err := secrets.MintFor(fmt.Sprintf("participant-%d", time.Now().UnixNano()), turn.DefaultCredentialTTL, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
 		return []webrtc.ICEServer{{URLs: []string{"turn:" + turnIP + ":3478?transport=udp"}, Username: user, Credential: pass}}
 	}
 	a := newVClient(t, netA, room, "a", iceServers(), quiet)
@@ -227,16 +234,19 @@ func TestDevBridgeThroughTURN(t *testing.T) {
 			g.Go(func() error { return br.Run(gctx) })
 			cfg := testTURNConfig(t)
 			cfg.RTCPort = udp.LocalAddr().(*net.UDPAddr).Port
-			iceServers, ts, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+			tn, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer func() { cancel(); g.Wait() }()
+			ts := tn.Server
 			room := br.NewRoom("room", bridge.RoomEvents{})
 			defer room.Close()
 
+			n := 0
 			only := func() webrtc.Configuration {
-				s := iceServers()[0]
+				n++
+				s := tn.ICEServers(fmt.Sprintf("participant-%d", n))[0]
 				for _, u := range s.URLs {
 					if strings.HasPrefix(u, "turn:") && strings.HasSuffix(u, "?transport="+transport) {
 						return webrtc.Configuration{
