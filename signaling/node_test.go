@@ -67,7 +67,7 @@ func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *
 	scfg := signaling.Config{
 		NodeName:  "test-node",
 		Region:    "local",
-		RoomKey:   []byte("0123456789abcdef0123456789abcdef"),
+		RoomKey:   testRoomKey,
 		Directory: dir,
 		Bridge:    br,
 		Logger:    log,
@@ -113,6 +113,20 @@ func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *
 		return resp.StatusCode == 200
 	})
 	return n
+}
+
+// testRoomKey is the nodes' HMAC key of room names.
+var testRoomKey = []byte("0123456789abcdef0123456789abcdef")
+
+// conferenceID returns the conference ID the directory holds for a live
+// room: clients are never told it.
+func conferenceID(t *testing.T, n *node, room string) string {
+	t.Helper()
+	r, ok, err := n.Dir.Lookup(context.Background(), mesh.NewRoomKey(testRoomKey, room))
+	if err != nil || !ok || r.ConferenceID == "" {
+		t.Fatalf("directory lookup: %v, found %v", err, ok)
+	}
+	return r.ConferenceID
 }
 
 // waitFor polls cond until it holds or the deadline passes. Deadlines are

@@ -46,6 +46,7 @@ func TestLogsNameNoSecret(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	alice := join(t, n, room, client.Options{Name: name})
+	conference := conferenceID(t, n, room)
 	bob := join(t, n, room, client.Options{Name: "Bob Secretname"})
 	if err := alice.Send(ctx, &wire.Message{Type: wire.TypeChat, Text: text}); err != nil {
 		t.Fatal(err)
@@ -65,10 +66,34 @@ func TestLogsNameNoSecret(t *testing.T) {
 	}
 	for _, secret := range []string{
 		room, "Quarterly", "Zanzibar", name, "Zebediah", "Secretname", "Snoop", text, "hunter2",
-		alice.Welcome.Secret, bob.Welcome.Secret, alice.Welcome.Conference,
+		alice.Welcome.Secret, bob.Welcome.Secret, conference,
 	} {
 		if strings.Contains(out, secret) {
 			t.Errorf("logs contain %q", secret)
+		}
+	}
+}
+
+// TestWelcomeHasNoConferenceID: no message a client receives carries the
+// room's conference ID. Through a second node it would tell an outsider
+// whether the room was already occupied on another node.
+func TestWelcomeHasNoConferenceID(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const room = "a room with a secret conference"
+	first := dialWS(ctx, t, n)
+	writeJSON(ctx, t, first, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room})
+	_, w1 := readJSON(ctx, t, first)
+	conference := conferenceID(t, n, room)
+	second := dialWS(ctx, t, n)
+	writeJSON(ctx, t, second, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room})
+	_, w2 := readJSON(ctx, t, second)
+	// The first participant's next messages (the second's arrival) too.
+	_, ev := readJSON(ctx, t, first)
+	for _, raw := range []string{w1, w2, ev} {
+		if strings.Contains(raw, conference) || strings.Contains(raw, `"conference"`) {
+			t.Fatalf("a client was sent the conference ID: %s", raw)
 		}
 	}
 }

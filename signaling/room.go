@@ -298,7 +298,6 @@ func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, re
 		Version:     wire.Version,
 		Participant: p.id,
 		Secret:      p.secret,
-		Conference:  r.conference,
 		ICEServers:  ice,
 		Resumed:     resumed,
 		TS:          time.Now().UnixMilli(),

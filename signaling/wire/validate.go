@@ -60,7 +60,7 @@ func (m *Message) fields() field {
 	set(m.TrackID != "", fTrackID)
 	set(m.MaxHeight != 0, fMaxHeight)
 	set(m.Muted != nil, fMuted)
-	set(m.TS != 0 || m.Participant != "" || m.Secret != "" || m.Conference != "" ||
+	set(m.TS != 0 || m.Participant != "" || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
 		m.Track != nil || m.Error != nil, fServerOnly)
 	return f

@@ -7,7 +7,7 @@
 //	client                                   server
 //	  ── WebSocket GET /ws, subprotocol "meshmeet.v1" ──▶
 //	  ── join {room, name?, resume?} ─────────────────▶
-//	  ◀── welcome {participant, secret, conference, iceServers, participants, tracks}
+//	  ◀── welcome {participant, secret, iceServers, participants, tracks}
 //	  ── offer {pc:"pub", sdp} ───────────────────────▶   client publishes
 //	  ◀── answer {pc:"pub", sdp}
 //	  ◀── offer {pc:"sub", sdp} ───────────────────────   server adds/removes tracks
@@ -139,7 +139,6 @@ type Message struct {
 	// welcome
 	Participant  string        `json:"participant,omitempty"` // also: subject of events, chat sender
 	Secret       string        `json:"secret,omitempty"`
-	Conference   string        `json:"conference,omitempty"`
 	ICEServers   []ICEServer   `json:"iceServers,omitempty"`
 	Participants []Participant `json:"participants,omitempty"`
 	Tracks       []Track       `json:"tracks,omitempty"`
