@@ -135,10 +135,9 @@ func (s *Server) stopping() bool {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	// Room names are in page URLs: never let them leave in a Referer.
-	h.Set("Referrer-Policy", "no-referrer")
+	// Every answer, pages, /static/ assets and API alike, carries the web
+	// client's security headers (room names are in page URLs: no Referer).
+	web.SetSecurityHeaders(w.Header())
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -189,9 +188,6 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "+
-		"style-src 'self'; script-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
 	w.Write(page)
 }
 

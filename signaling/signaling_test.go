@@ -15,6 +15,7 @@ import (
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 	"github.com/meshmeet/meshmeet/signaling/wire"
+	"github.com/meshmeet/meshmeet/web"
 )
 
 func TestRoomLifecycleAndChat(t *testing.T) {
@@ -277,6 +278,16 @@ func TestPages(t *testing.T) {
 		if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" ||
 			!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
 			t.Fatalf("GET %s: headers %v", path, resp.Header)
+		}
+	}
+	// Assets carry the pages' security headers.
+	for _, path := range []string{"/static/app.js", "/static/style.css"} {
+		resp, _ := get(path)
+		h := resp.Header
+		if resp.StatusCode != 200 || h.Get("Content-Security-Policy") != web.ContentSecurityPolicy ||
+			!strings.Contains(h.Get("Permissions-Policy"), "camera=(self)") ||
+			h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("GET %s: %d, headers %v", path, resp.StatusCode, h)
 		}
 	}
 	for _, path := range []string{"/ws/x", "/api", "/static", "/a/b", "/healthz/x"} {

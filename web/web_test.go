@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,4 +251,29 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// The security headers forbid what the client never needs: another origin,
+// inline script, plugins, <base>, framing.
+func TestSecurityHeaders(t *testing.T) {
+	h := http.Header{}
+	SetSecurityHeaders(h)
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || strings.Contains(csp, "*") {
+		t.Errorf("Content-Security-Policy %q allows too much", csp)
+	}
+	for k, v := range map[string]string{
+		"Permissions-Policy":     "camera=(self), microphone=(self), display-capture=(self)",
+		"Referrer-Policy":        "no-referrer",
+		"X-Content-Type-Options": "nosniff",
+	} {
+		if h.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+		}
+	}
 }
