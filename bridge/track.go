@@ -158,9 +158,11 @@ func (p *Publication) WriteRTP(layer int, pkt []byte) {
 	up.handlePacket(layer, pkt, &p.hdr)
 }
 
-// SetLayerInfo updates what the source says about layer (for instance the
-// bitrate and activity measured at the publisher's bridge). Out-of-range
-// layers are ignored. The RID does not change.
+// SetLayerInfo updates what the source says about layer: the height,
+// bitrate and activity measured at the publisher's bridge (Room.TrackParams
+// there), which layer choice here uses for layers that do not flow here.
+// A relay passes them on when they change (every second or so).
+// Out-of-range layers are ignored; the RID does not change.
 func (p *Publication) SetLayerInfo(layer int, info LayerInfo) {
 	if layer < 0 || layer >= len(p.up.layers) {
 		return

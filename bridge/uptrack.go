@@ -267,7 +267,10 @@ func (u *UpTrack) params() PublishParams {
 		if h == 0 {
 			h = int(l.declHeight.Load())
 		}
-		p.Layers[i] = LayerInfo{RID: l.rid, Height: h, Bitrate: u.layerBitrate(i), Inactive: !u.layerActive(i)}
+		// A layer that never sent yet is not called inactive: the
+		// publisher declared it and its first packets are on the way.
+		inactive := l.lastPacket.Load() != 0 && !u.layerActive(i)
+		p.Layers[i] = LayerInfo{RID: l.rid, Height: h, Bitrate: u.layerBitrate(i), Inactive: inactive}
 	}
 	if u.info.Kind != webrtc.RTPCodecTypeVideo {
 		p.Layers[0].Height = 0
