@@ -112,6 +112,10 @@ func (c *gateConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
+// SetReadBuffer and SetWriteBuffer let quic-go size the socket buffers.
+func (c *gateConn) SetReadBuffer(n int) error  { return c.PacketConn.(*net.UDPConn).SetReadBuffer(n) }
+func (c *gateConn) SetWriteBuffer(n int) error { return c.PacketConn.(*net.UDPConn).SetWriteBuffer(n) }
+
 func (c *gateConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	if c.blocked.Load() {
 		return len(b), nil

@@ -207,7 +207,11 @@ func (l *link) datagramLoop() {
 			ctr.drop(DropMalformed)
 			continue
 		}
-		if len(b)-n > MaxRTPSize || len(b)-n < 12 {
+		if len(b)-n < 12 {
+			ctr.drop(DropMalformed) // shorter than an RTP header
+			continue
+		}
+		if len(b)-n > MaxRTPSize {
 			ctr.drop(DropTooLarge)
 			continue
 		}

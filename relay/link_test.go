@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
@@ -165,5 +164,4 @@ func TestUncertifiedPeerRefused(t *testing.T) {
 	if _, err := tr.Dial(ctx, a.conn.LocalAddr(), old, &quic.Config{EnableDatagrams: true}); err == nil {
 		t.Fatal("unknown ALPN accepted")
 	}
-	var _ = tls.VersionTLS13
 }
