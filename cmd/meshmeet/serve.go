@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,6 +20,7 @@ import (
 	"github.com/meshmeet/meshmeet/internal/defaults"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/turn"
 )
 
 // Config is everything `meshmeet serve` runs with, one field per flag.
@@ -141,12 +144,19 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(fmt.Errorf("rtc tcp: %w", err))
 	}
 	ip := net.ParseIP(cfg.PublicIP)
+	allowCandidate, err := remoteCandidatePolicy(cfg)
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return abort(err)
+	}
 	br, err := bridge.New(bridge.Config{
-		UDPConn:         udp,
-		TCPListener:     tcp,
-		PublicIPs:       []string{cfg.PublicIP},
-		IncludeLoopback: ip != nil && ip.IsLoopback(),
-		Logger:          log,
+		UDPConn:              udp,
+		TCPListener:          tcp,
+		PublicIPs:            []string{cfg.PublicIP},
+		IncludeLoopback:      ip != nil && ip.IsLoopback(),
+		AllowRemoteCandidate: allowCandidate,
+		Logger:               log,
 	})
 	if err != nil {
 		udp.Close()
@@ -220,6 +230,25 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	}
 	log.Info("meshmeet stopped")
 	return err
+}
+
+// remoteCandidatePolicy returns the bridge's Config.AllowRemoteCandidate:
+// the TURN deny list opened by the --turn-allow-peer ranges
+// (turn.Policy.CheckRange), so that a participant's ICE candidates cannot
+// name an address TURN may not relay to. It applies with --no-turn too.
+func remoteCandidatePolicy(cfg *Config) (func(netip.Addr) bool, error) {
+	var allow []netip.Prefix
+	for _, v := range cfg.TURN.AllowPeers.Value() {
+		for _, s := range strings.Split(v, ",") {
+			pr, err := turn.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("--turn-allow-peer: %w", err)
+			}
+			allow = append(allow, pr)
+		}
+	}
+	pol := turn.NewPolicy(allow, nil, nil)
+	return func(ip netip.Addr) bool { return pol.CheckRange(ip) == nil }, nil
 }
 
 // rtcSocketBuffer is the receive and send buffer asked for on the media
