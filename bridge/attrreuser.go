@@ -7,14 +7,15 @@ import (
 	"github.com/pion/rtp"
 )
 
-// headerCache is the innermost receive-side interceptor of the publisher
-// API. pion's NACK generator, receiver-report and TWCC interceptors each
-// need a received packet's RTP header, and the first of them to see the
-// packet makes an interceptor.Attributes map and a new rtp.Header for it:
-// three heap allocations per packet received from a publisher. headerCache
-// hands them instead a map and a header kept per stream and reused, the
-// header parsed in place (rtp.Header.Unmarshal reuses its slices), under
-// the key interceptor.Attributes.GetRTPHeader itself uses — learnt from the
+// attrReuser is the innermost receive-side interceptor of the publisher
+// API. It caches nothing: it reuses, per stream, the interceptor.Attributes
+// map and the rtp.Header that pion's NACK generator, receiver-report and
+// TWCC interceptors each need for a received packet. Without it the first
+// of them to see a packet makes a new map and a new rtp.Header: three heap
+// allocations per packet received from a publisher. attrReuser hands them
+// instead a map and a header kept per stream, the header parsed in place
+// (rtp.Header.Unmarshal reuses its slices), under the key
+// interceptor.Attributes.GetRTPHeader itself uses — learnt from the
 // stream's first packet, which is parsed the ordinary way.
 //
 // Safe because each stream is read by one goroutine at a time and none of
@@ -23,17 +24,17 @@ import (
 // (RTX) streams are left alone: pion hands their attributes to another
 // goroutine; the bridge does not negotiate RTX anyway. If a packet's header
 // does not parse, the interceptors get no map and fail on it as before.
-type headerCache struct {
+type attrReuser struct {
 	interceptor.NoOp
 }
 
-type headerCacheFactory struct{}
+type attrReuserFactory struct{}
 
-func (headerCacheFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &headerCache{}, nil
+func (attrReuserFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &attrReuser{}, nil
 }
 
-func (*headerCache) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+func (*attrReuser) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
 	if strings.HasSuffix(strings.ToLower(info.MimeType), "/rtx") {
 		return reader
 	}

@@ -189,7 +189,7 @@ func (b *Bridge) newAPIs(se webrtc.SettingEngine) (pub, sub *webrtc.API, err err
 		return nil, nil, err
 	}
 	pr := &interceptor.Registry{}
-	pr.Add(headerCacheFactory{}) // first: innermost, so it sees each packet before the others
+	pr.Add(attrReuserFactory{}) // first: innermost, so it sees each packet before the others
 	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(b.lf))
 	if err != nil {
 		return nil, nil, err

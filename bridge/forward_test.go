@@ -162,7 +162,7 @@ func TestForwardNoAlloc(t *testing.T) {
 // allocates nothing in the bridge's receive path either: pion's NACK
 // generator, receiver-report and TWCC interceptors used to allocate an
 // attributes map and an RTP header for every received packet (3 per
-// packet with one subscriber), which headerCache removes. The figure is the
+// packet with one subscriber), which attrReuser removes. The figure is the
 // whole process's (the pion clients' too) per forwarded packet, from
 // BenchmarkForward/subs=1 run once; the allowance covers timers and
 // keepalives during the run.
@@ -184,7 +184,7 @@ func TestReceiveNoAlloc(t *testing.T) {
 
 // TestBridgeNACKsLostPackets: packets lost between a publisher and the
 // bridge are asked for again (RTCP NACK from the bridge's NACK generator,
-// which reads each packet's header through headerCache).
+// which reads each packet's header through attrReuser).
 func TestBridgeNACKsLostPackets(t *testing.T) {
 	env := newForwardEnv(t, 1)
 	defer env.close()
