@@ -150,6 +150,13 @@ func TestFirstMessageMustBeJoin(t *testing.T) {
 		{`{"type":"chat","text":"hi"}`, wire.CodeNotJoined},
 		{`{"type":"join","version":2,"room":"r"}`, wire.CodeBadVersion},
 		{`{"type":"join","version":1,"room":"r","resume":{"participant":"nobody","secret":"nothing"}}`, wire.CodeResumeFailed},
+		// Reserved fields are refused until they mean something.
+		{`{"type":"join","version":1,"room":"r","password":"zqx-hunter2"}`, wire.CodeBadMessage},
+		{`{"type":"join","version":1,"room":"r","token":"zqx-eyJhbGciOi"}`, wire.CodeBadMessage},
+		// Errors never echo what the client sent.
+		{`{"type":"zqx-launch"}`, wire.CodeBadMessage},
+		{`{"type":"join","version":1,"room":"r","zqx-field":1}`, wire.CodeBadMessage},
+		{`{"type":"join","version":1,"room":zqx}`, wire.CodeBadMessage},
 	} {
 		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
 		if err != nil {
@@ -164,6 +171,9 @@ func TestFirstMessageMustBeJoin(t *testing.T) {
 		json.Unmarshal(data, &m)
 		if m.Type != wire.TypeError || m.Error.Code != tc.code || !m.Error.Fatal {
 			t.Fatalf("%s: got %s, want fatal %s", tc.frame, data, tc.code)
+		}
+		if strings.Contains(string(data), "zqx") {
+			t.Fatalf("%s: the error echoes the client's value: %s", tc.frame, data)
 		}
 		if _, _, err := ws.Read(ctx); err == nil {
 			t.Fatalf("%s: socket still open", tc.frame)

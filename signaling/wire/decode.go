@@ -40,7 +40,7 @@ var knownKeys = func() map[string]bool {
 // which fields the type allows; Validate does.
 func Decode(data []byte) (*Message, error) {
 	if len(data) > MaxFrameBytes {
-		return nil, bad("message of %d bytes exceeds %d", len(data), MaxFrameBytes)
+		return nil, bad("message exceeds %d bytes", MaxFrameBytes)
 	}
 	if !utf8.Valid(data) {
 		return nil, bad("not valid UTF-8")
@@ -52,7 +52,16 @@ func Decode(data []byte) (*Message, error) {
 	dec.DisallowUnknownFields()
 	var m Message
 	if err := dec.Decode(&m); err != nil {
-		return nil, bad("%v", err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// Field is a path of our own keys, never the client's value.
+			return nil, bad("field %s has the wrong type", te.Field)
+		}
+		if strings.HasPrefix(err.Error(), "json: unknown field") {
+			// A key of the protocol in an object that does not take it.
+			return nil, bad("unknown field")
+		}
+		return nil, bad("malformed JSON")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, bad("trailing data after message")
@@ -77,7 +86,7 @@ func scan(data []byte) error {
 			return nil
 		}
 		if err != nil {
-			return bad("%v", err)
+			return bad("malformed JSON") // the decoder's text quotes input
 		}
 		if first {
 			if d, ok := tok.(json.Delim); !ok || d != '{' {
@@ -100,10 +109,11 @@ func scan(data []byte) error {
 				return bad("object key expected")
 			}
 			if !knownKeys[key] {
-				return bad("unknown field %q", truncate(key, 32))
+				return bad("unknown field") // its name is the client's
 			}
 			lk := strings.ToLower(key)
 			if top.keys[lk] {
+				// key is one of knownKeys: a name of the protocol.
 				return bad("duplicate field %q", key)
 			}
 			top.keys[lk] = true
@@ -141,11 +151,4 @@ func afterValue(stack []*scanFrame) {
 	if n := len(stack); n > 0 && stack[n-1].object {
 		stack[n-1].expect = true
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

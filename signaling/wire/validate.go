@@ -72,7 +72,7 @@ func (m *Message) fields() field {
 func (m *Message) Validate() error {
 	spec, ok := clientFields[m.Type]
 	if !ok {
-		return bad("unknown message type %q", truncate(string(m.Type), 32))
+		return bad("unknown message type")
 	}
 	f := m.fields()
 	if f&spec.must != spec.must {
@@ -91,11 +91,14 @@ func (m *Message) Validate() error {
 				return err
 			}
 		}
-		if len(m.Password) > MaxPasswordBytes {
-			return bad("password longer than %d bytes", MaxPasswordBytes)
+		// Accepted and ignored, a password or token would let a client
+		// believe a room is protected: refuse them until they mean
+		// something.
+		if m.Password != "" {
+			return bad("password: room passwords are not supported yet")
 		}
-		if len(m.Token) > MaxTokenBytes {
-			return bad("token longer than %d bytes", MaxTokenBytes)
+		if m.Token != "" {
+			return bad("token: authentication tokens are not supported yet")
 		}
 		if r := m.Resume; r != nil {
 			if !validID(r.Participant) || !validID(r.Secret) {
@@ -125,7 +128,7 @@ func (m *Message) Validate() error {
 		}
 	case TypeChat:
 		if n := utf8.RuneCountInString(m.Text); n > MaxChatRunes {
-			return bad("chat message of %d characters exceeds %d", n, MaxChatRunes)
+			return bad("chat message exceeds %d characters", MaxChatRunes)
 		}
 		if strings.TrimSpace(m.Text) == "" {
 			return bad("empty chat message")

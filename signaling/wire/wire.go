@@ -51,9 +51,9 @@ const (
 	MaxCandidateBytes = 512
 	// MaxIDBytes bounds participant, track and secret identifiers.
 	MaxIDBytes = 64
-	// MaxPasswordBytes bounds a room password.
+	// MaxPasswordBytes will bound a room password (refused for now).
 	MaxPasswordBytes = 256
-	// MaxTokenBytes bounds a JWT.
+	// MaxTokenBytes will bound a JWT (refused for now).
 	MaxTokenBytes = 4096
 	// MaxDepth bounds JSON nesting.
 	MaxDepth = 4
@@ -114,9 +114,9 @@ type Message struct {
 	// join
 	Version  int     `json:"version,omitempty"`
 	Room     string  `json:"room,omitempty"`
-	Name     string  `json:"name,omitempty"` // display name; also in chat from server
-	Password string  `json:"password,omitempty"`
-	Token    string  `json:"token,omitempty"`
+	Name     string  `json:"name,omitempty"`     // display name; also in chat from server
+	Password string  `json:"password,omitempty"` // reserved: refused until room passwords exist
+	Token    string  `json:"token,omitempty"`    // reserved: refused until JWT auth exists
 	Resume   *Resume `json:"resume,omitempty"`
 
 	// offer, answer, candidate

@@ -54,7 +54,9 @@ func TestDecodeValidate(t *testing.T) {
 		{"resume bad id", `{"type":"join","version":1,"room":"r","resume":{"participant":"a b","secret":"c"}}`, false, "resume"},
 		{"prefs height", `{"type":"prefs","trackId":"t","maxHeight":99999}`, false, "maxHeight"},
 		{"prefs negative", `{"type":"prefs","trackId":"t","maxHeight":-1}`, false, "maxHeight"},
-		{"wrong type", `{"type":"chat","text":5}`, false, "bad message"},
+		{"wrong type", `{"type":"chat","text":5}`, false, "field text has the wrong type"},
+		{"password", `{"type":"join","version":1,"room":"r","password":"hunter2"}`, false, "password: room passwords are not supported"},
+		{"token", `{"type":"join","version":1,"room":"r","token":"eyJhbGciOi"}`, false, "token: authentication tokens are not supported"},
 		{"too big", `{"type":"chat","text":"` + long(MaxFrameBytes) + `"}`, false, "exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,4 +140,39 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the message:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// TestErrorsEchoNoValue: an error names the field or limit that was broken,
+// never a value the client sent, so a client (or a log of client errors)
+// never sees its own text reflected.
+func TestErrorsEchoNoValue(t *testing.T) {
+	const canary = "zqxcanary"
+	long := strings.Repeat("é", MaxChatRunes+7)
+	for _, in := range []string{
+		`{"type":"` + canary + `"}`,
+		`{"type":"ping","` + canary + `":1}`,
+		`{"type":"join","version":1,"room":"r","resume":{"participant":"a","secret":"b","` + canary + `":1}}`,
+		`{"type":"chat","text":"` + canary + `"` + canary,
+		`{"type":"chat","text":` + canary + `}`,
+		`[` + canary + `]`,
+		`{"type":"chat","text":"` + long + `"}`,
+		`{"type":"join","version":1,"room":"r","password":"` + canary + `"}`,
+		`{"type":"join","version":1,"room":"r","token":"` + canary + `"}`,
+		`{"type":"join","version":1,"room":"` + canary + `/x"}`,
+		`{"type":"prefs","trackId":"` + canary + ` x"}`,
+	} {
+		m, err := Decode([]byte(in))
+		if err == nil {
+			err = m.Validate()
+		}
+		if err == nil {
+			t.Errorf("accepted %s", in[:min(len(in), 60)])
+			continue
+		}
+		for _, v := range []string{canary, "zqx", "2007", "é"} {
+			if strings.Contains(err.Error(), v) {
+				t.Errorf("error %q for %s echoes %q", err, in[:min(len(in), 60)], v)
+			}
+		}
+	}
 }
