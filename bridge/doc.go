@@ -14,8 +14,14 @@
 // (Config.TCPListener) are created by Run or by the first Room.Join,
 // whichever comes first; Run (or Close) closes every room, both muxes and
 // with them the socket and the listener, and returns after every goroutine
-// the bridge started has exited. Participant.Close and Room.Close wait too,
-// so they must not be called from inside an event callback.
+// the bridge started has exited. Participant.Close, Room.Close,
+// Publication.Close and Subscription.Close wait too, so they must not be
+// called from inside an event callback or a TrackSource/TrackSink method.
+//
+// NewRoom takes the room's log ID from the caller (signaling passes
+// mesh.RoomKey.LogID), so that one meeting appears under one value of the
+// "room" attribute in every package's logs; the bridge never sees or logs
+// the room's name.
 //
 // # Signaling
 //
@@ -68,17 +74,48 @@
 //
 // # Per-packet path
 //
-// One reader goroutine per simulcast layer reuses its buffer and header,
-// stores each packet once in the layer's ring of 1500-byte slots, and offers
-// (layer, sequence number, flags) to every subscriber through an immutable
-// slice (atomic.Pointer). Each DownTrack has a bounded queue (128 entries)
+// One reader goroutine per simulcast layer (or the relay's caller of
+// Publication.WriteRTP) reuses its buffer and header, stores each packet
+// once in the layer's ring of 1500-byte slots (under the ring's lock), and
+// offers (layer, sequence number, flags) to every subscriber through an
+// immutable slice (atomic.Pointer), taking each subscriber's queue lock in
+// turn; no lock is held while writing to the network. Each DownTrack has a bounded queue (128 entries)
 // and one writer goroutine that copies the packet out of the cache, picks
 // the layer, rewrites SSRC, sequence number, timestamp and payload type,
-// drops header extensions except the audio level (renumbered), and writes.
-// Enqueueing never blocks: on overflow video drops to the next keyframe
-// (and asks for one), audio drops the oldest packet. NACKs from
-// subscribers are answered from the cache of the layer being forwarded;
-// PLI and FIR go to the publisher. Counters are in Bridge.Stats.
+// drops header extensions except the audio level (renumbered), and writes
+// (a TrackSink gets the packet unchanged instead). Enqueueing never blocks:
+// on overflow video drops to the next keyframe (and asks for one), audio
+// drops the oldest packet; a retransmission that finds the queue full is
+// dropped. NACKs from subscribers are answered from the cache of the layer
+// being forwarded; PLI and FIR go to the publisher. Keyframe replay queues
+// the cached packets from the last keyframe on, which the writer reads
+// from the cache like live ones. Counters, drops by reason included, are
+// in Bridge.Stats.
+//
+// # The relay seam
+//
+// Room.Publish adds a track whose packets come from elsewhere (the relay's
+// import of another bridge's track): caller-given track and participant
+// IDs, codec, audio level extension ID and simulcast layers, each with the
+// height, bitrate and activity measured at the publisher's bridge.
+// Publication.WriteRTP feeds it through the same per-packet path as a
+// participant's track. Its TrackSource is asked for keyframes (rate-limited
+// per layer), for the packets missing from the cache (sequence gaps of at
+// most 32 packets; each missing packet at most 3 times, 100 ms apart; at
+// most 64 outstanding per layer; a wider gap asks for a keyframe instead)
+// and told the demand: the set of layers its subscribers here target or
+// still receive, empty when nobody wants it. A subscriber may target a
+// layer that is declared but not flowing yet; it switches at that layer's
+// first keyframe. TrackPublished reports such a track with Remote set, so
+// that the relay does not export it again.
+//
+// Room.Subscribe adds a TrackSink that receives one layer of a track as
+// the publisher sent it (original SSRC and sequence numbers), from its own
+// writer goroutine with the same bounded queue, keyframe replay,
+// switch-at-keyframe and drop counters as a participant's DownTrack;
+// Subscription.Retransmit resends given sequence numbers from the cache.
+// Room.TrackParams describes a track as Publish takes it. track.go has the
+// contract and the protocol flow of one cascade hop.
 //
 // # Audio levels
 //
