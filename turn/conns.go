@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -16,6 +17,7 @@ const (
 	stunHeaderSize   = 20
 	stunMagicCookie  = 0x2112A442
 	typeAllocateReq  = 0x0003 // Allocate request
+	typeAllocateOK   = 0x0103 // Allocate success response
 	attrReqTransport = 0x0019 // REQUESTED-TRANSPORT
 	attrErrorCode    = 0x0009 // ERROR-CODE
 	protoTCP         = 6
@@ -174,7 +176,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc := &tcpConn{Conn: c, s: l.s}
+		tc := &tcpConn{Conn: c, s: l.s, accepted: time.Now()}
 		if !l.s.addTCPConn(tc) {
 			l.s.ctr.tcpConnsLimited.Add(1)
 			c.Close()
@@ -206,24 +208,44 @@ func (s *Server) closeTCPConns() {
 	}
 }
 
-// TCP connection timeouts: a client must send its first frame soon after
-// connecting (TLS handshake included), and a connection idle for longer
-// than an allocation lifetime has nothing left to do.
+// TCP connection deadlines. They are absolute times from fixed points,
+// never moved by a byte that arrives, so that a client dripping bytes holds
+// a connection no longer than one who sends nothing:
+//   - setup: until the server has answered an Allocate with success on the
+//     connection, the whole connection — TLS handshake, 401 round trip,
+//     Allocate — must fit in tcpSetupTimeout from accept;
+//   - frame: after that, each frame must be complete tcpFrameTimeout after
+//     its first byte arrived;
+//   - idle: and the next frame must start within tcpIdleTimeout of the end
+//     of the last one (an allocation lifetime plus a minute: a connection
+//     silent for longer has nothing left to do).
 const (
-	tcpFirstFrameTimeout = 10 * time.Second
-	tcpIdleTimeout       = 11 * time.Minute
-	tcpWriteTimeout      = 5 * time.Second
+	tcpSetupTimeout = 10 * time.Second
+	tcpFrameTimeout = 10 * time.Second
+	tcpIdleTimeout  = 11 * time.Minute
+	tcpWriteTimeout = 5 * time.Second
 )
+
+// tcpTimeouts are the deadlines above; tests shorten them.
+type tcpTimeouts struct {
+	setup, frame, idle time.Duration
+}
 
 // tcpConn is one TURN/TCP or TURN/TLS connection. Read returns whole TURN
 // frames (STUN messages or padded ChannelData, RFC 8656 section 12.5),
 // answering TCP Allocate requests itself.
 type tcpConn struct {
 	net.Conn
-	s *Server
+	s        *Server
+	accepted time.Time // Static.
 
-	buf    []byte // Owned by the reading goroutine: bytes read, not yet returned.
-	frames int    // Owned by the reading goroutine.
+	// established is set by Write when the server answers an Allocate with
+	// success: the setup deadline no longer applies.
+	established atomic.Bool
+
+	buf        []byte    // Owned by the reading goroutine: bytes read, not yet returned.
+	frameStart time.Time // Owned by the reading goroutine: when the first byte of buf arrived.
+	lastFrame  time.Time // Owned by the reading goroutine: when the last whole frame was returned.
 
 	closeOnce sync.Once
 }
@@ -246,6 +268,18 @@ func frameLen(b []byte) (int, error) {
 	return 0, errFrame
 }
 
+// deadline is when the frame being read must be complete.
+func (c *tcpConn) deadline() time.Time {
+	t := c.s.tcpTimeouts
+	switch {
+	case !c.established.Load():
+		return c.accepted.Add(t.setup)
+	case len(c.buf) > 0:
+		return c.frameStart.Add(t.frame)
+	}
+	return c.lastFrame.Add(t.idle)
+}
+
 func (c *tcpConn) Read(p []byte) (int, error) {
 	for {
 		n, err := frameLen(c.buf)
@@ -260,42 +294,59 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 					c.Conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 					c.Conn.Write(ans)
 				}
-				c.buf = c.buf[n:]
+				c.consume(n)
 				continue
 			}
 			if n > len(p) {
 				return 0, errFrame // larger than pion's MTU: pion drops it too
 			}
 			copy(p, frame)
-			c.buf = c.buf[n:]
-			if len(c.buf) == 0 {
-				c.buf = nil
-			}
-			c.frames++
+			c.consume(n)
 			return n, nil
 		}
-		timeout := tcpIdleTimeout
-		if c.frames == 0 {
-			timeout = tcpFirstFrameTimeout
-		}
-		c.Conn.SetReadDeadline(time.Now().Add(timeout))
+		c.Conn.SetReadDeadline(c.deadline())
 		var tmp [4096]byte
 		m, err := c.Conn.Read(tmp[:])
 		if m > 0 {
+			if len(c.buf) == 0 {
+				c.frameStart = time.Now()
+			}
 			c.buf = append(c.buf, tmp[:m]...)
 			if len(c.buf) > 1<<17 {
 				return 0, errFrame
 			}
 		}
 		if err != nil && m == 0 {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				c.s.ctr.tcpTimeouts.Add(1)
+			}
 			return 0, err
 		}
+	}
+}
+
+// consume drops the frame of n bytes at the start of buf. The bytes left
+// (the start of the next frame) arrived with the last read.
+func (c *tcpConn) consume(n int) {
+	c.buf = c.buf[n:]
+	if len(c.buf) == 0 {
+		c.buf = nil
+	}
+	c.lastFrame = time.Now()
+	if len(c.buf) > 0 {
+		c.frameStart = c.lastFrame
 	}
 }
 
 func (c *tcpConn) Write(p []byte) (int, error) {
 	if len(p) > 0 && p[0] < 0x40 && !c.s.allowAnswer(p, c.RemoteAddr()) {
 		return len(p), nil
+	}
+	if len(p) >= 2 && binary.BigEndian.Uint16(p[0:2]) == typeAllocateOK && c.established.CompareAndSwap(false, true) {
+		// The reader may be waiting under the setup deadline; move it to
+		// the idle one (the reader applies the frame deadline from its
+		// next read on).
+		c.Conn.SetReadDeadline(time.Now().Add(c.s.tcpTimeouts.idle))
 	}
 	c.Conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 	return c.Conn.Write(p)

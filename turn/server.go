@@ -144,13 +144,14 @@ func (c *Config) Validate() error {
 
 // Server is the embedded TURN server of one node.
 type Server struct {
-	cfg    Config // Static after construction.
-	log    *slog.Logger
-	clock  clock
-	quota  *quota
-	unauth *sourceLimiter
-	ctr    counters
-	dp     *dataPlane // nil where there is none; set by Run before pion starts
+	cfg         Config // Static after construction.
+	log         *slog.Logger
+	clock       clock
+	quota       *quota
+	unauth      *sourceLimiter
+	ctr         counters
+	tcpTimeouts tcpTimeouts // Static after New but in tests.
+	dp          *dataPlane  // nil where there is none; set by Run before pion starts
 
 	mu      sync.Mutex // guards the following fields
 	running bool
@@ -170,13 +171,14 @@ func New(cfg Config) (*Server, error) {
 		rate = 0
 	}
 	return &Server{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "turn"),
-		clock:  clock{start: time.Now()},
-		quota:  newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
-		unauth: newSourceLimiter(rate, cfg.UnauthBurst),
-		tcp:    map[*tcpConn]struct{}{},
-		done:   make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "turn"),
+		clock:       clock{start: time.Now()},
+		quota:       newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
+		unauth:      newSourceLimiter(rate, cfg.UnauthBurst),
+		tcpTimeouts: tcpTimeouts{setup: tcpSetupTimeout, frame: tcpFrameTimeout, idle: tcpIdleTimeout},
+		tcp:         map[*tcpConn]struct{}{},
+		done:        make(chan struct{}),
 	}, nil
 }
 

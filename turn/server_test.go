@@ -31,6 +31,12 @@ type testServer struct {
 // the ports in deny.
 func startServer(t *testing.T, deny []uint16, mod func(*Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, deny, mod, nil)
+}
+
+// startServerWith is startServer with pre run on the server before Run.
+func startServerWith(t *testing.T, deny []uint16, mod func(*Config), pre func(*Server)) *testServer {
+	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +61,9 @@ func startServer(t *testing.T, deny []uint16, mod func(*Config)) *testServer {
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pre != nil {
+		pre(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

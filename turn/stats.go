@@ -21,6 +21,7 @@ type Stats struct {
 	PacketsDenied   uint64 // relayed packets dropped by the peer policy (either direction)
 	BandwidthDrops  uint64 // relayed packets dropped: over the per-allocation bitrate
 	TCPConnsLimited uint64 // TCP/TLS connections refused: over the connection limit
+	TCPTimeouts     uint64 // TCP/TLS connections closed: setup, a frame or the silence took too long
 
 	RelayedPackets uint64 // packets relayed, either direction
 	RelayedBytes   uint64 // their payload bytes
@@ -46,6 +47,7 @@ type counters struct {
 	packetsDenied    atomic.Uint64
 	bandwidthDrops   atomic.Uint64
 	tcpConnsLimited  atomic.Uint64
+	tcpTimeouts      atomic.Uint64
 	relayedPackets   atomic.Uint64
 	relayedBytes     atomic.Uint64
 	noChannel        atomic.Uint64
@@ -84,6 +86,7 @@ func (c *counters) snapshot() Stats {
 		PacketsDenied:    c.packetsDenied.Load(),
 		BandwidthDrops:   c.bandwidthDrops.Load(),
 		TCPConnsLimited:  c.tcpConnsLimited.Load(),
+		TCPTimeouts:      c.tcpTimeouts.Load(),
 		RelayedPackets:   c.relayedPackets.Load(),
 		RelayedBytes:     c.relayedBytes.Load(),
 		NoChannel:        c.noChannel.Load(),

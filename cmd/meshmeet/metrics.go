@@ -88,6 +88,7 @@ var turnRefusals = [...]struct {
 	{"packets_denied", func(s turn.Stats) uint64 { return s.PacketsDenied }},
 	{"bandwidth_drops", func(s turn.Stats) uint64 { return s.BandwidthDrops }},
 	{"tcp_conns_limited", func(s turn.Stats) uint64 { return s.TCPConnsLimited }},
+	{"tcp_timeouts", func(s turn.Stats) uint64 { return s.TCPTimeouts }},
 	{"no_channel", func(s turn.Stats) uint64 { return s.NoChannel }},
 	{"malformed", func(s turn.Stats) uint64 { return s.Malformed }},
 	{"queue_full", func(s turn.Stats) uint64 { return s.QueueDrops }},
