@@ -173,6 +173,13 @@ func (p *PKI) tlsConfig(server bool) *tls.Config {
 	return c
 }
 
+// RelayTLS returns the TLS 1.3 configurations of relay links, server side
+// and client side: the same mutual TLS as raft's, each side presenting its
+// node certificate and requiring one of the cluster CA from the other.
+func (p *PKI) RelayTLS() (server, client *tls.Config) {
+	return p.tlsConfig(true), p.tlsConfig(false)
+}
+
 // encodePEM is for tests and tools that write certificates.
 func encodePEM(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})

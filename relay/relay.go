@@ -117,6 +117,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	case <-r.done:
 	}
 	r.shutdown()
+	r.log.Info("relay stopped")
 	return nil
 }
 

@@ -34,6 +34,8 @@ type Config struct {
 	LogFormat string
 	// MetricsAddr serves Prometheus metrics; empty: off.
 	MetricsAddr string
+	// RelayAddr is the UDP address of the relay between bridges.
+	RelayAddr string
 
 	Mesh meshConfig // serve_mesh.go
 	TURN turnConfig // serve_turn.go
@@ -61,6 +63,7 @@ func serveCommand() *cli.Command {
 	}
 	flags = append(flags, meshFlags(cfg)...)
 	flags = append(flags, turnFlags(cfg)...)
+	flags = append(flags, relayFlags(cfg)...)
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a node (with no flags: a single-node deployment on 127.0.0.1)",
@@ -118,12 +121,23 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return err
 	}
 
+	relayConn, err := listenRelay(cfg)
+	if err != nil {
+		return abort(err)
+	}
+	defer relayConn.Close() // after g.Wait: the relay has stopped
+
 	load := &nodeLoad{}
 	cfg.Mesh.Load = load.load
 	cp, err := startMesh(ctx, g, cfg, log)
 	if err != nil {
 		return abort(err)
 	}
+	rel, err := startRelay(ctx, g, cfg, relayConn, cp.PKI, log)
+	if err != nil {
+		return abort(err)
+	}
+	_ = rel // signaling attaches rooms to it (issue 11 item 6)
 
 	rtcAddr := net.JoinHostPort(httpHost, strconv.Itoa(cfg.RTCPort))
 	udp, err := net.ListenPacket("udp", rtcAddr)
@@ -268,4 +282,5 @@ type controlPlane struct {
 	Directory mesh.Directory
 	Keys      clusterKeys
 	Admin     http.Handler // mounted at /admin/; nil: none
+	PKI       *mesh.PKI    // mutual TLS between nodes (raft, relay)
 }
