@@ -6,10 +6,12 @@ import "sync/atomic"
 // no room or participant labels (DESIGN.md section 6, invariant 8).
 type Stats struct {
 	// ForwardedPackets and ForwardedBytes count RTP packets (and their
-	// sizes) written to subscribers, retransmissions included.
+	// sizes) written to subscribers (participants and Room.Subscribe
+	// sinks), retransmissions included.
 	ForwardedPackets uint64
 	ForwardedBytes   uint64
-	// ReceivedPackets counts RTP packets read from publishers.
+	// ReceivedPackets counts RTP packets read from publishers or written
+	// to publications (Room.Publish).
 	ReceivedPackets uint64
 	// Retransmits counts packets resent from the cache in answer to NACKs.
 	Retransmits uint64

@@ -60,10 +60,14 @@ type TrackSource interface {
 	// seqs is valid only during the call.
 	RequestRetransmit(layer int, seqs []uint16)
 	// SetDemand tells which layers the track's subscribers on this bridge
-	// target now: empty when nobody wants the track (stop fetching it),
-	// otherwise at least the layer d.Highest(). Called when it changes.
-	// Layers outside the demand need not be fed; a subscriber switches to
-	// a layer when its keyframe arrives.
+	// target now, or still receive while they wait for their target's
+	// keyframe: empty when nobody wants the track (stop fetching it).
+	// Called when it changes; initially the demand is empty. Layers outside
+	// d need not be fed. A subscriber whose layer is in d but not fed gets
+	// no video until it targets another layer, so feed every layer in d
+	// (lower layers cost little); a source that feeds only d.Highest()
+	// starves the subscribers that target lower layers. A subscriber
+	// switches to a layer when that layer's keyframe arrives.
 	SetDemand(d Demand)
 }
 
@@ -281,7 +285,8 @@ func (p *PublishParams) validate() error {
 // bridge). Every participant of the room but the publisher (by ID) is
 // subscribed to it as to a participant's track, and TrackPublished reports
 // it with Remote set. The track asks src for keyframes, for the packets
-// missing from its cache, and tells it the demand (initially none).
+// missing from its cache, and tells it the demand (initially none). src may
+// be called before Publish returns.
 func (r *Room) Publish(params PublishParams, src TrackSource) (*Publication, error) {
 	if src == nil {
 		return nil, ErrInvalidTrack
