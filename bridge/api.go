@@ -40,9 +40,18 @@ type Config struct {
 	// and finds each client's address from its connectivity checks anyway.
 	// Called concurrently; must not block.
 	AllowRemoteCandidate func(netip.Addr) bool
+	// MaxTracksPerParticipant caps the audio and video tracks one
+	// participant publishes; an offer sending more is refused with
+	// ErrTooManyTracks. 0 means DefaultMaxTracksPerParticipant.
+	MaxTracksPerParticipant int
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultMaxTracksPerParticipant is Config.MaxTracksPerParticipant's
+// default: a camera with its microphone, a screen share with its audio,
+// and room to spare.
+const DefaultMaxTracksPerParticipant = 8
 
 // PC names one of a participant's two PeerConnections.
 type PC int

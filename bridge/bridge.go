@@ -58,6 +58,9 @@ func newBridge(cfg Config) (*Bridge, error) {
 	if cfg.UDPConn == nil {
 		return nil, ErrNoUDPConn
 	}
+	if cfg.MaxTracksPerParticipant == 0 {
+		cfg.MaxTracksPerParticipant = DefaultMaxTracksPerParticipant
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()

@@ -40,7 +40,21 @@ func (l *pionLogger) emit(level slog.Level, msg string) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	l.log.Log(ctx, level, "pion", "msg", redactAddrs(msg))
+	l.log.Log(ctx, level, "pion", "msg", redactSecrets(redactAddrs(msg)))
+}
+
+// ICE credentials in pion's messages: the ICE agent logs the remote
+// password at Debug when it starts ("remotePwd: %q"), and SDP excerpts
+// carry a=ice-pwd. A participant's ICE password never goes to a log.
+var secretRe = regexp.MustCompile(`(?i)(pwd|password|passwd|credential|ufrag)("?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;)]+)`)
+
+// redactSecrets replaces the values of ICE passwords, usernames and other
+// credentials in msg.
+func redactSecrets(msg string) string {
+	if !strings.ContainsAny(msg, ":=") {
+		return msg
+	}
+	return secretRe.ReplaceAllString(msg, "$1$2<redacted>")
 }
 
 // Addresses in pion's messages (candidates, remote peers) are participants'

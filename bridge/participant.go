@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -169,6 +170,10 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	}
 	up := p.uptracks[recv]
 	created := up == nil
+	if created && len(p.uptracks) >= p.room.b.cfg.MaxTracksPerParticipant {
+		p.mu.Unlock()
+		return // checkOffer bounds the m-lines; this bounds what pion makes of them
+	}
 	if created {
 		up = newUpTrack(p, remote, recv)
 		p.uptracks[recv] = up
@@ -377,19 +382,79 @@ func (p *Participant) applyOffer(sdp string) (string, error) {
 	}
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
+	if err := checkOffer(sdp, p.room.b.cfg.MaxTracksPerParticipant); err != nil {
+		return "", err // the PeerConnection is untouched: the client may offer again
+	}
 	sdp = p.filterSDPLocked(PCPub, sdp)
-	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		return "", err
+	stage := "set remote description"
+	err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
+	var answer webrtc.SessionDescription
+	if err == nil {
+		p.flushEarlyLocked(PCPub)
+		stage = "create answer"
+		if answer, err = p.pubPC.CreateAnswer(nil); err == nil {
+			stage = "set local description"
+			err = p.pubPC.SetLocalDescription(answer)
+		}
 	}
-	p.flushEarlyLocked(PCPub)
-	answer, err := p.pubPC.CreateAnswer(nil)
-	if err != nil {
-		return "", err
+	if err == nil {
+		return p.room.b.filterLocalSDP(p.pubPC.LocalDescription().SDP), nil
 	}
-	if err := p.pubPC.SetLocalDescription(answer); err != nil {
-		return "", err
+	if p.pubPC.SignalingState() == webrtc.SignalingStateStable {
+		return "", refused(ErrBadOffer, stage, err)
 	}
-	return p.room.b.filterLocalSDP(p.pubPC.LocalDescription().SDP), nil
+	// pion cannot roll a remote offer back: the PeerConnection would
+	// refuse every later offer. End the participant's media with a clear
+	// error instead of leaving it wedged; the client joins again.
+	err = refused(ErrNegotiationFailed, stage, err)
+	p.fail(err)
+	return "", err
+}
+
+// checkOffer refuses, before pion sees it, an offer that does not parse,
+// whose media sections lack a unique mid or a DTLS fingerprint (pion would
+// accept such an offer and then fail to answer it), or that sends more than
+// maxTracks audio and video tracks.
+func checkOffer(raw string, maxTracks int) error {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(raw); err != nil {
+		return refused(ErrBadOffer, "parse", err)
+	}
+	_, sessionFP := d.Attribute("fingerprint")
+	sessionDir := direction(d.Attributes, "sendrecv")
+	mids := make(map[string]bool, len(d.MediaDescriptions))
+	sending := 0
+	for _, m := range d.MediaDescriptions {
+		mid, ok := m.Attribute("mid")
+		if !ok || mid == "" || mids[mid] {
+			return refused(ErrBadOffer, "media section without a unique mid", nil)
+		}
+		mids[mid] = true
+		if _, ok := m.Attribute("fingerprint"); !ok && !sessionFP {
+			return refused(ErrBadOffer, "no DTLS fingerprint", nil)
+		}
+		kind := m.MediaName.Media
+		if (kind == "audio" || kind == "video") && m.MediaName.Port.Value != 0 {
+			if dir := direction(m.Attributes, sessionDir); dir == "sendrecv" || dir == "sendonly" {
+				sending++
+			}
+		}
+	}
+	if sending > maxTracks {
+		return ErrTooManyTracks
+	}
+	return nil
+}
+
+// direction returns the direction attribute among attrs, or def.
+func direction(attrs []sdp.Attribute, def string) string {
+	for _, a := range attrs {
+		switch a.Key {
+		case "sendrecv", "sendonly", "recvonly", "inactive":
+			return a.Key
+		}
+	}
+	return def
 }
 
 func (p *Participant) handleAnswer(sdp string) error {
@@ -407,6 +472,9 @@ func (p *Participant) applyAnswer(sdp string) error {
 	}
 	sdp = p.filterSDPLocked(PCSub, sdp)
 	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	if err != nil {
+		err = refused(ErrBadAnswer, "set remote description", err)
+	}
 	if p.subPC.SignalingState() != webrtc.SignalingStateStable {
 		return err // the offer is still outstanding: the client may answer again
 	}
@@ -463,7 +531,10 @@ func (p *Participant) applyCandidate(which PC, c webrtc.ICECandidateInit) error 
 		p.early[which] = append(p.early[which], c) // bounded by admitCandidateLocked
 		return nil
 	}
-	return pc.AddICECandidate(c)
+	if err := pc.AddICECandidate(c); err != nil {
+		return refused(ErrBadCandidate, "add", err)
+	}
+	return nil
 }
 
 // errCandidateDenied is admitCandidateLocked's verdict on a candidate the
