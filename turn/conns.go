@@ -18,8 +18,8 @@ const (
 	stunMagicCookie  = 0x2112A442
 	typeAllocateReq  = 0x0003 // Allocate request
 	typeAllocateOK   = 0x0103 // Allocate success response
+	typeBindingOK    = 0x0101 // Binding success response
 	attrReqTransport = 0x0019 // REQUESTED-TRANSPORT
-	attrErrorCode    = 0x0009 // ERROR-CODE
 	protoTCP         = 6
 )
 
@@ -34,16 +34,28 @@ func isTCPAllocate(b []byte) bool {
 	return ok && len(v) >= 1 && v[0] == protoTCP
 }
 
-// is401 reports whether b is a STUN error response with code 401.
-func is401(b []byte) bool {
+// Kinds of server answers, for the per-source limit (answerKind).
+const (
+	answerFree    = iota // not limited: success answers to authenticated requests, indications
+	answerError          // an error response (401 and every other code)
+	answerBinding        // a Binding success response
+)
+
+// answerKind classifies the STUN message b that the server is about to
+// send. Error responses and Binding answers are what an unauthenticated
+// source can get from the server, so they are the ones limited per source.
+func answerKind(b []byte) int {
 	if len(b) < stunHeaderSize || b[0] >= 0x40 || binary.BigEndian.Uint32(b[4:8]) != stunMagicCookie {
-		return false
+		return answerFree
 	}
-	if binary.BigEndian.Uint16(b[0:2])&0x0110 != 0x0110 { // class bits: error response
-		return false
+	t := binary.BigEndian.Uint16(b[0:2])
+	switch {
+	case t&0x0110 == 0x0110: // class bits: error response
+		return answerError
+	case t == typeBindingOK:
+		return answerBinding
 	}
-	v, ok := findAttr(b, attrErrorCode)
-	return ok && len(v) >= 4 && int(v[2]&0x7)*100+int(v[3]) == 401
+	return answerFree
 }
 
 // findAttr returns the value of the first attribute of type t in the STUN
@@ -96,16 +108,20 @@ func addrIP(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// allowAnswer reports whether a server answer b to src may be sent: 401
-// answers are limited per source address.
+// allowAnswer reports whether a server answer b to src may be sent: error
+// answers (401 first of all) and Binding answers share one budget per
+// source (an IPv4 address or an IPv6 /64), so that a spoofed source gets
+// at most UnauthRate answers a second, ~2 KB/s at the default.
 func (s *Server) allowAnswer(b []byte, src net.Addr) bool {
-	if !is401(b) {
+	kind := answerKind(b)
+	if kind == answerFree || s.unauth.allow(addrIP(src), s.clock.now()) {
 		return true
 	}
-	if s.unauth.allow(addrIP(src), s.clock.now()) {
-		return true
+	if kind == answerBinding {
+		s.ctr.bindingLimited.Add(1)
+	} else {
+		s.ctr.unauthLimited.Add(1)
 	}
-	s.ctr.unauthLimited.Add(1)
 	return false
 }
 

@@ -46,17 +46,42 @@ type clock struct{ start time.Time }
 
 func (c clock) now() time.Duration { return time.Since(c.start) }
 
-// sourceLimiter limits events (401 answers) per source address.
+// sourceLimiter limits events (answers to unauthenticated sources) per
+// source: an IPv4 address, or an IPv6 /64 (what one host or one customer
+// commonly has). It tracks at most max sources and, when full, forgets the
+// one it heard from least recently, so a busy source keeps its empty
+// bucket however many others come and go.
 type sourceLimiter struct {
 	rate, burst float64
-	max         int // most sources tracked; beyond, the oldest are forgotten
+	max         int // most sources tracked
 
-	mu   sync.Mutex // guards the following fields
-	srcs map[netip.Addr]*bucket
+	mu         sync.Mutex // guards the following fields
+	srcs       map[netip.Addr]*srcEntry
+	head, tail *srcEntry // most and least recently used
 }
 
+// srcEntry is one source's bucket in the limiter's recency list.
+type srcEntry struct {
+	key        netip.Addr
+	b          *bucket
+	prev, next *srcEntry // toward head, toward tail
+}
+
+// maxSources bounds the memory of the 401 limiter: ~100 bytes a source.
+const maxSources = 100000
+
 func newSourceLimiter(rate float64, burst int) *sourceLimiter {
-	return &sourceLimiter{rate: rate, burst: float64(burst), max: 100000, srcs: map[netip.Addr]*bucket{}}
+	return &sourceLimiter{rate: rate, burst: float64(burst), max: maxSources, srcs: map[netip.Addr]*srcEntry{}}
+}
+
+// sourceKey is the limiter's key of src: the address for IPv4, its /64
+// for IPv6.
+func sourceKey(src netip.Addr) netip.Addr {
+	src = src.Unmap().WithZone("")
+	if src.Is6() {
+		return netip.PrefixFrom(src, 64).Masked().Addr()
+	}
+	return src
 }
 
 // allow takes one token of src's bucket.
@@ -64,34 +89,45 @@ func (l *sourceLimiter) allow(src netip.Addr, now time.Duration) bool {
 	if l.rate == 0 {
 		return true
 	}
+	key := sourceKey(src)
 	l.mu.Lock()
-	b := l.srcs[src]
-	if b == nil {
-		if len(l.srcs) >= l.max {
-			l.sweepLocked(now)
+	defer l.mu.Unlock()
+	e := l.srcs[key]
+	if e == nil {
+		if len(l.srcs) >= l.max && l.tail != nil {
+			old := l.tail
+			l.unlinkLocked(old)
+			delete(l.srcs, old.key)
 		}
-		b = newBucket(l.rate, l.burst, now)
-		l.srcs[src] = b
+		e = &srcEntry{key: key, b: newBucket(l.rate, l.burst, now)}
+		l.srcs[key] = e
+	} else {
+		l.unlinkLocked(e)
 	}
-	l.mu.Unlock()
-	return b.take(1, now)
+	// Link e at the head.
+	e.next = l.head
+	if l.head != nil {
+		l.head.prev = e
+	}
+	l.head = e
+	if l.tail == nil {
+		l.tail = e
+	}
+	return e.b.take(1, now)
 }
 
-// sweepLocked forgets the sources whose bucket is full again (they are
-// indistinguishable from new ones); if none is, it forgets them all.
-func (l *sourceLimiter) sweepLocked(now time.Duration) {
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
-	for ip, b := range l.srcs {
-		b.mu.Lock()
-		idle := now-b.last >= full
-		b.mu.Unlock()
-		if idle {
-			delete(l.srcs, ip)
-		}
+func (l *sourceLimiter) unlinkLocked(e *srcEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
 	}
-	if len(l.srcs) >= l.max {
-		clear(l.srcs)
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
 	}
+	e.prev, e.next = nil, nil
 }
 
 // quota counts live allocations per session and in total, holds each

@@ -68,8 +68,11 @@ type Config struct {
 	// direction; excess packets are dropped. Default 10 Mbit/s; negative:
 	// unlimited.
 	MaxBitrate int64
-	// UnauthRate and UnauthBurst limit 401 answers per source address (a
-	// token bucket); answers over the limit are not sent. Defaults 20 per
+	// UnauthRate and UnauthBurst limit the answers an unauthenticated
+	// source can get — 401 and every other error answer, and Binding
+	// answers — per source (an IPv4 address or an IPv6 /64; a token bucket,
+	// the 100 000 most recently heard sources tracked); answers over the
+	// limit are not sent. Defaults 20 per
 	// second, burst 100: room for an office of participants behind one NAT
 	// address joining at once (each starts several allocations with a 401),
 	// while a spoofed source still gets at most ~2 KB/s of answers.

@@ -12,7 +12,8 @@ type Stats struct {
 	AuthExpired     uint64 // expired (Allocate), or past the refresh grace
 	AuthFuture      uint64 // expiry further ahead than the credential TTL allows
 	AuthFailed      uint64 // wrong password (MESSAGE-INTEGRITY check failed)
-	UnauthLimited   uint64 // 401 answers not sent: over the per-source rate
+	UnauthLimited   uint64 // error answers (401 and others) not sent: over the per-source rate
+	BindingLimited  uint64 // Binding answers not sent: over the per-source rate (shared with errors)
 	QuotaUser       uint64 // allocations refused: per-user quota
 	QuotaTotal      uint64 // allocations refused: total quota
 	SessionEnded    uint64 // requests refused: the credentials' session ended (EndSession)
@@ -39,6 +40,7 @@ type counters struct {
 	authFuture       atomic.Uint64
 	authFailed       atomic.Uint64
 	unauthLimited    atomic.Uint64
+	bindingLimited   atomic.Uint64
 	quotaUser        atomic.Uint64
 	quotaTotal       atomic.Uint64
 	sessionEnded     atomic.Uint64
@@ -78,6 +80,7 @@ func (c *counters) snapshot() Stats {
 		AuthFuture:       c.authFuture.Load(),
 		AuthFailed:       c.authFailed.Load(),
 		UnauthLimited:    c.unauthLimited.Load(),
+		BindingLimited:   c.bindingLimited.Load(),
 		QuotaUser:        c.quotaUser.Load(),
 		QuotaTotal:       c.quotaTotal.Load(),
 		SessionEnded:     c.sessionEnded.Load(),

@@ -80,6 +80,7 @@ var turnRefusals = [...]struct {
 	{"auth_future", func(s turn.Stats) uint64 { return s.AuthFuture }},
 	{"auth_failed", func(s turn.Stats) uint64 { return s.AuthFailed }},
 	{"unauth_limited", func(s turn.Stats) uint64 { return s.UnauthLimited }},
+	{"binding_limited", func(s turn.Stats) uint64 { return s.BindingLimited }},
 	{"quota_user", func(s turn.Stats) uint64 { return s.QuotaUser }},
 	{"quota_total", func(s turn.Stats) uint64 { return s.QuotaTotal }},
 	{"session_ended", func(s turn.Stats) uint64 { return s.SessionEnded }},
