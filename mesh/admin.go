@@ -43,7 +43,7 @@ type MemberStatus struct {
 func (n *Node) Status(ctx context.Context) Status {
 	s := Status{Node: n.cfg.NodeName, Rooms: -1}
 	for _, m := range n.Members() {
-		ms := MemberStatus{Name: m.Name, State: m.State, Region: m.Meta.Region, Voter: m.Meta.Voter,
+		ms := MemberStatus{Name: m.Name, State: string(m.State), Region: m.Meta.Region, Voter: m.Meta.Voter,
 			Participants: m.Meta.Participants, Capacity: m.Meta.Capacity, CPU: m.Meta.CPU,
 			BitrateBps: m.Meta.BitrateBps, Draining: m.Meta.Draining, SignalingURL: m.Meta.SignalingURL}
 		if m.Meta.HasGeo {

@@ -11,12 +11,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Join implements Directory: a raft command, applied on the leader.
+// Join implements Directory: a raft command, applied on the leader. It
+// first waits (within ctx and ApplyTimeout) for Run's first step, which
+// clears what a previous run of this node left in the directory.
 func (n *Node) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool, error) {
 	if bridge == "" || len(bridge) > maxBridgeName {
 		return Room{}, false, errors.New("mesh: bridge name must be 1 to 128 bytes")
 	}
-	if err := n.cleanSelf(ctx); err != nil {
+	if err := n.waitClaimed(ctx); err != nil {
 		return Room{}, false, err
 	}
 	c := command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: bridge, conferenceID: NewConferenceID(), created: time.Now().UnixNano()}
@@ -51,15 +53,12 @@ func (n *Node) SetState(ctx context.Context, key RoomKey, conferenceID string, s
 
 // Lookup implements Directory with a linearizable read on the leader.
 func (n *Node) Lookup(ctx context.Context, key RoomKey) (Room, bool, error) {
-	st, b, err := n.read(ctx, opLookup, key[:])
+	b, err := n.onLeader(ctx, opLookup, key[:])
 	if errors.Is(err, ErrRoomNotFound) {
 		return Room{}, false, nil
 	}
 	if err != nil {
 		return Room{}, false, err
-	}
-	if st != nil {
-		return *st, true, nil
 	}
 	rd := reader{b: b}
 	r := rd.room()
@@ -71,7 +70,7 @@ func (n *Node) Lookup(ctx context.Context, key RoomKey) (Room, bool, error) {
 
 // Rooms implements Directory with a linearizable read on the leader.
 func (n *Node) Rooms(ctx context.Context) (int, error) {
-	_, b, err := n.read(ctx, opRooms, nil)
+	b, err := n.onLeader(ctx, opRooms, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -79,33 +78,6 @@ func (n *Node) Rooms(ctx context.Context) (int, error) {
 		return 0, ErrUnavailable
 	}
 	return int(binary.BigEndian.Uint32(b)), nil
-}
-
-// cleanSelf removes, once per run, entries a previous run of this node left
-// in the directory: a restarted node holds none of its old participants.
-func (n *Node) cleanSelf(ctx context.Context) error {
-	n.mu.Lock()
-	done := n.cleanedSelf
-	n.mu.Unlock()
-	if done {
-		return nil
-	}
-	n.cleanMu.Lock()
-	defer n.cleanMu.Unlock()
-	n.mu.Lock()
-	done = n.cleanedSelf
-	n.mu.Unlock()
-	if done {
-		return nil
-	}
-	c := command{typ: cmdBridgeDead, bridge: n.cfg.NodeName}
-	if _, err := n.propose(ctx, c.encode()); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	n.cleanedSelf = true
-	n.mu.Unlock()
-	return nil
 }
 
 // deadline is the end of a directory call: ctx's deadline, at most
@@ -118,98 +90,50 @@ func (n *Node) deadline(ctx context.Context) time.Time {
 	return d
 }
 
-// propose applies a command on the leader, here or forwarded, waiting for a
-// leader until the deadline. Every command is idempotent (Join and Leave
-// carry a request ID the FSM remembers; the others are idempotent by
-// nature), so a command whose fate is unknown — the leader was lost while
-// it was in flight — is proposed again until the deadline.
+// propose applies a raft command on the leader and returns the FSM's answer.
 func (n *Node) propose(ctx context.Context, cmd []byte) (applyResult, error) {
-	until := n.deadline(ctx)
-	ctx, cancel := context.WithDeadline(ctx, until)
-	defer cancel()
-	for {
-		var (
-			res applyResult
-			err error
-		)
-		if n.raft != nil && n.raft.State() == raft.Leader {
-			res, err = n.applyLocal(ctx, cmd)
-		} else if addr := n.leaderAddr(); addr != "" {
-			var st byte
-			var b []byte
-			st, b, err = n.forward(addr, opApply, cmd, until)
-			if err == nil {
-				if err = statusErr(st); err == nil {
-					return decodeResult(b)
-				}
-				if st == stNotLeader {
-					n.setHint(string(b))
-				}
-			}
-			if errors.Is(err, errNotSent) || errors.Is(err, ErrUnavailable) {
-				n.setHint("")
-			}
-		} else {
-			err = errNotLeader
-		}
-		switch {
-		case err == nil:
-			return res, nil
-		case errors.Is(err, errNotLeader), errors.Is(err, errNotSent), errors.Is(err, ErrUnavailable):
-			// retry below
-		default:
-			return res, err // ErrRoomNotFound, errMalformed
-		}
-		if err := n.pause(ctx); err != nil {
-			return applyResult{}, err
-		}
+	b, err := n.onLeader(ctx, opApply, cmd)
+	if err != nil {
+		return applyResult{}, err
 	}
+	return decodeResult(b)
 }
 
-// read answers opLookup or opRooms linearizably: on the leader after a
-// barrier, elsewhere by forwarding. For a local Lookup it returns the room.
-func (n *Node) read(ctx context.Context, op byte, payload []byte) (*Room, []byte, error) {
+// onLeader runs one request on the raft leader: here when this node leads
+// (serveOp), else forwarded to the leader as far as this node knows it. It
+// waits for a leader and retries until ctx's deadline, at most ApplyTimeout
+// from now. Retrying is safe: reads change nothing, and every command is
+// idempotent (Join and Leave carry a request ID the FSM remembers; the
+// others are idempotent by nature), so a command whose fate is unknown (the
+// leader was lost while it was in flight) is proposed again.
+func (n *Node) onLeader(ctx context.Context, op byte, payload []byte) ([]byte, error) {
 	until := n.deadline(ctx)
 	ctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
 	for {
+		st, b, err := stNotLeader, []byte(nil), error(nil)
 		if n.raft != nil && n.raft.State() == raft.Leader {
-			err := n.barrier(ctx)
-			if err == nil {
-				switch op {
-				case opLookup:
-					var k RoomKey
-					copy(k[:], payload)
-					r, ok := n.fsm.lookup(k)
-					if !ok {
-						return nil, nil, ErrRoomNotFound
-					}
-					return &r, nil, nil
-				default:
-					return nil, binary.BigEndian.AppendUint32(nil, uint32(n.fsm.count())), nil
-				}
-			}
-			if !errors.Is(err, errNotLeader) {
-				return nil, nil, err
-			}
+			st, b = n.serveOp(ctx, op, payload)
 		} else if addr := n.leaderAddr(); addr != "" {
-			st, b, err := n.forward(addr, op, payload, until)
-			if err == nil {
-				if err = statusErr(st); err == nil {
-					return nil, b, nil
-				}
-				if st == stNotLeader {
-					n.setHint(string(b))
-				}
+			st, b, err = n.forward(addr, op, payload, until)
+		}
+		if err == nil {
+			if err = statusErr(st); err == nil {
+				return b, nil
 			}
-			if errors.Is(err, errNotSent) || errors.Is(err, ErrUnavailable) {
-				n.setHint("") // reads are safe to retry
-			} else if !errors.Is(err, errNotLeader) {
-				return nil, nil, err
+			if st == stNotLeader {
+				n.setHint(string(b))
 			}
 		}
+		switch {
+		case errors.Is(err, errNotSent), errors.Is(err, ErrUnavailable):
+			n.setHint("") // ask another voter next time
+		case errors.Is(err, errNotLeader):
+		default:
+			return nil, err // ErrRoomNotFound, errMalformed
+		}
 		if err := n.pause(ctx); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 }
@@ -284,7 +208,7 @@ func (n *Node) leaderAddr() string {
 	}
 	var voters []string
 	for _, m := range n.Members() {
-		if m.State == "alive" && m.Meta.Voter && m.Meta.InCluster && m.Meta.RaftAddr != "" {
+		if m.State == MemberAlive && m.Meta.Voter && m.Meta.InCluster && m.Meta.RaftAddr != "" {
 			voters = append(voters, m.Meta.RaftAddr)
 		}
 	}
@@ -301,28 +225,6 @@ func (n *Node) setHint(addr string) {
 	n.mu.Lock()
 	n.leaderHint = addr
 	n.mu.Unlock()
-}
-
-// raftInfo returns the leader's and the voters' node names, as this voter
-// knows them.
-func (n *Node) raftInfo() (leader string, voters []string) {
-	if n.raft == nil {
-		return "", nil
-	}
-	_, id := n.raft.LeaderWithID()
-	if id != "" {
-		leader = nameOfRaftID(string(id))
-	}
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return leader, nil
-	}
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			voters = append(voters, nameOfRaftID(string(s.ID)))
-		}
-	}
-	return leader, voters
 }
 
 // clusterInfo is raftInfo, asked of the leader when this node is no voter.

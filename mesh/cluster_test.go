@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -16,59 +17,6 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 )
-
-// testNet is an in-process network fault injector shared by the nodes of a
-// test: nodes in different groups cannot talk; every raft write is delayed.
-type testNet struct {
-	mu    sync.Mutex
-	owner map[string]string // address → node name
-	group map[string]int    // node name → partition group
-	delay time.Duration
-}
-
-func newTestNet() *testNet {
-	return &testNet{owner: map[string]string{}, group: map[string]int{}}
-}
-
-func (tn *testNet) register(name string, addrs ...string) {
-	tn.mu.Lock()
-	defer tn.mu.Unlock()
-	for _, a := range addrs {
-		if a != "" {
-			tn.owner[a] = name
-		}
-	}
-}
-
-// partition puts the named nodes in group 1, all others in group 0.
-func (tn *testNet) partition(names ...string) {
-	tn.mu.Lock()
-	defer tn.mu.Unlock()
-	clear(tn.group)
-	for _, n := range names {
-		tn.group[n] = 1
-	}
-}
-
-func (tn *testNet) heal() { tn.partition() }
-
-type nodeFaults struct {
-	tn   *testNet
-	self string
-}
-
-func (f nodeFaults) Allow(addr string) bool {
-	f.tn.mu.Lock()
-	defer f.tn.mu.Unlock()
-	peer, ok := f.tn.owner[addr]
-	return !ok || f.tn.group[peer] == f.tn.group[f.self]
-}
-
-func (f nodeFaults) Delay() time.Duration {
-	f.tn.mu.Lock()
-	defer f.tn.mu.Unlock()
-	return f.tn.delay
-}
 
 func testLogger() *slog.Logger {
 	if os.Getenv("MESH_TEST_LOG") != "" {
@@ -121,9 +69,19 @@ func (tc *testCluster) config(name string, voter bool, expect int, gossipAddr st
 	if gossipAddr == "" {
 		gossipAddr = "127.0.0.1:0"
 	}
+	faults := nodeFaults{tc.net, name}
+	gln, gpc, err := listenGossip(gossipAddr)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tc.t.Fatal(err)
+	}
 	cfg := Config{
 		NodeName: name, Region: "r-" + name,
-		GossipAddr: gossipAddr, RaftAddr: "127.0.0.1:0",
+		GossipListener: gln, GossipConn: faults.packetConn(gpc), RaftListener: faults.listener(rln),
+		Dial:  faults.dial,
 		Voter: voter, BootstrapExpect: expect,
 		Keys: keys, PKI: pki,
 		GossipProfile:     ProfileLocal,
@@ -136,7 +94,6 @@ func (tc *testCluster) config(name string, voter bool, expect int, gossipAddr st
 		ApplyTimeout:      3 * time.Second,
 		SnapshotInterval:  200 * time.Millisecond,
 		TrailingLogs:      16,
-		Faults:            nodeFaults{tc.net, name},
 		Logger:            testLogger().With("node", name),
 		tuneGossip:        fastGossip,
 	}
@@ -276,7 +233,7 @@ func (tc *testCluster) formed(names ...string) *testNode {
 		for _, name := range names {
 			alive := 0
 			for _, m := range tc.node(name).Members() {
-				if m.State == "alive" {
+				if m.State == MemberAlive {
 					alive++
 				}
 			}
@@ -606,7 +563,12 @@ func TestClusterRestartedNodeRejoins(t *testing.T) {
 	// the leader must drop the old ID before adding the new one at the
 	// same address.
 	cfg := tc.config(victim, true, 3, gossip)
-	cfg.RaftAddr = raftAddr
+	cfg.RaftListener.Close()
+	rln, err := net.Listen("tcp", raftAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RaftListener = nodeFaults{tc.net, victim}.listener(rln)
 	n := tc.startConfig(cfg)
 	if n.raftID == oldID {
 		t.Fatal("restarted node reuses its raft ID")

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,16 +36,27 @@ type Config struct {
 	// Capacity is the number of participants this node accepts [0: unknown].
 	Capacity int
 
-	// GossipAddr is where memberlist listens, TCP and UDP [127.0.0.1:7946].
-	// Port 0 picks a free port.
-	GossipAddr string
-	// GossipAdvertise is the address other nodes reach gossip at [GossipAddr].
+	// GossipListener (TCP) and GossipConn (UDP) are memberlist's sockets,
+	// bound to the same port: memberlist advertises one port for both.
+	// Required. The node owns them from New on: Close, or a New or Start
+	// that fails, closes them.
+	GossipListener net.Listener
+	GossipConn     net.PacketConn
+	// GossipAdvertise is the address other nodes reach gossip at [the
+	// listener's address; a port 0 here means the listener's port].
 	GossipAdvertise string
-	// RaftAddr is where raft listens (TCP, mutual TLS) [127.0.0.1:7947];
-	// used by voters only. Port 0 picks a free port.
-	RaftAddr string
-	// RaftAdvertise is the address other nodes reach raft at [RaftAddr].
+	// RaftListener is where raft and forwarded directory requests arrive
+	// (TCP, mutual TLS). Required for voters, unused by other nodes; owned
+	// by the node like the gossip sockets.
+	RaftListener net.Listener
+	// RaftAdvertise is the address other nodes reach raft at [the
+	// listener's address; port 0: the listener's port]. It must be a
+	// concrete IP.
 	RaftAdvertise string
+	// Dial opens the TCP connections this node makes to others: gossip
+	// streams, raft, forwarded requests [net.Dialer.DialContext]. Tests
+	// inject network faults here and around the sockets.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Join lists gossip addresses of existing nodes.
 	Join []string
 	// Voter makes this node a raft voter; other nodes forward writes.
@@ -90,8 +102,6 @@ type Config struct {
 	// measured by mesh.
 	Load func() Load
 
-	// Faults injects network faults (tests and benchmarks); nil: none.
-	Faults NetFaults
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -100,11 +110,8 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.GossipAddr == "" {
-		c.GossipAddr = "127.0.0.1:7946"
-	}
-	if c.RaftAddr == "" {
-		c.RaftAddr = "127.0.0.1:7947"
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{}).DialContext
 	}
 	if c.BootstrapExpect == 0 {
 		c.BootstrapExpect = 1
@@ -159,9 +166,18 @@ func (c Config) Validate() error {
 			return errors.New("mesh: an advertised address is longer than 64 bytes")
 		}
 	}
-	for _, a := range append([]string{c.GossipAddr, c.RaftAddr}, c.Join...) {
+	switch {
+	case c.GossipListener == nil || c.GossipConn == nil:
+		return errors.New("mesh: the gossip listener and packet conn are required")
+	case c.Voter && c.RaftListener == nil:
+		return errors.New("mesh: a voter needs the raft listener")
+	}
+	for _, a := range append([]string{c.GossipAdvertise, c.RaftAdvertise}, c.Join...) {
+		if a == "" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			return errors.New("mesh: a gossip, raft or join address is not host:port")
+			return errors.New("mesh: an advertised or join address is not host:port")
 		}
 	}
 	return nil

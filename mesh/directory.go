@@ -67,8 +67,9 @@ func (r *Room) Participants() int {
 // state. Implementations are safe for concurrent use. Every call is
 // linearizable: an answer never comes from a deposed leader.
 //
-// LocalDirectory implements it for one node; the clustered implementation
-// replaces it behind this interface.
+// Node implements it for every node, a dev-mode node alone included (a
+// one-voter cluster). LocalDirectory implements it in memory for the tests
+// of packages that take a Directory (signaling, cmd), where no cluster runs.
 type Directory interface {
 	// Join creates the room if absent (create-if-absent is atomic across the
 	// cluster: two first joins end in one room) and counts one more

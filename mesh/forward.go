@@ -40,8 +40,8 @@ var (
 
 // forwardPool keeps authenticated connections to other nodes' raft ports.
 type forwardPool struct {
-	pki    *PKI
-	faults NetFaults
+	pki  *PKI
+	dial dialFunc
 
 	mu     sync.Mutex
 	idle   map[string][]pooledConn // guarded by mu
@@ -53,8 +53,8 @@ type pooledConn struct {
 	used time.Time
 }
 
-func newForwardPool(pki *PKI, faults NetFaults) *forwardPool {
-	return &forwardPool{pki: pki, faults: faults, idle: map[string][]pooledConn{}}
+func newForwardPool(pki *PKI, dial dialFunc) *forwardPool {
+	return &forwardPool{pki: pki, dial: dial, idle: map[string][]pooledConn{}}
 }
 
 func (p *forwardPool) get(addr string, timeout time.Duration) (net.Conn, bool, error) {
@@ -69,7 +69,7 @@ func (p *forwardPool) get(addr string, timeout time.Duration) (net.Conn, bool, e
 		pc.c.Close()
 	}
 	p.mu.Unlock()
-	c, err := dialTLS(addr, timeout, p.pki, p.faults)
+	c, err := dialTLS(addr, timeout, p.pki, p.dial)
 	if err != nil {
 		return nil, false, err
 	}
@@ -194,6 +194,8 @@ func (n *Node) serveForward(c net.Conn) {
 	}
 }
 
+// handleForward answers a forwarded request: on the leader by serveOp, on
+// another voter with the leader's address.
 func (n *Node) handleForward(op byte, payload []byte) (byte, []byte) {
 	if n.raft.State() != raft.Leader {
 		addr, _ := n.raft.LeaderWithID()
@@ -201,6 +203,13 @@ func (n *Node) handleForward(op byte, payload []byte) (byte, []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
+	return n.serveOp(ctx, op, payload)
+}
+
+// serveOp runs one request on this node, which believes it leads: for this
+// node's own calls (onLeader) and forwarded ones alike. Reads wait for a
+// barrier first, so an answer never comes from a deposed leader.
+func (n *Node) serveOp(ctx context.Context, op byte, payload []byte) (byte, []byte) {
 	switch op {
 	case opApply:
 		c, err := decodeCommand(payload)

@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-// LocalDirectory is the Directory of a node that runs alone, kept in memory.
+// LocalDirectory is a Directory in memory, without raft, for the tests of
+// packages that take a Directory. No node runs it: a node alone runs a
+// one-voter Node.
 type LocalDirectory struct {
 	now func() time.Time
 

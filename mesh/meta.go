@@ -108,10 +108,21 @@ func printable(s string) bool {
 	return true
 }
 
+// MemberState is what gossip says of a member.
+type MemberState string
+
+// Member states. memberlist's events tell alive from gone; the Leaving flag
+// in the metadata tells a node that left from one that died.
+const (
+	MemberAlive MemberState = "alive"
+	MemberDead  MemberState = "dead"
+	MemberLeft  MemberState = "left"
+)
+
 // Member is one node as this node sees it.
 type Member struct {
 	Name  string
-	State string // alive, suspect, dead, left
+	State MemberState
 	Meta  NodeMeta
 	// Since is when this node last saw the state change.
 	Since time.Time

@@ -4,7 +4,8 @@ import (
 	"time"
 )
 
-// Ready reports whether the directory can reach a raft leader, as far as
+// Ready reports whether this node has taken its first step (claim) and the
+// directory can reach a raft leader, as far as
 // this node knows without asking anyone: a voter from raft (a follower
 // forgets the leader within one raft timeout of losing it; a leader that
 // loses its quorum steps down within its lease); another node from the last
@@ -17,7 +18,9 @@ func (n *Node) Ready() bool {
 	select {
 	case <-n.done: // closed
 		return false
+	case <-n.claimed: // the first step is done
 	default:
+		return false
 	}
 	if n.raft != nil {
 		addr, _ := n.raft.LeaderWithID()

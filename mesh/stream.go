@@ -2,9 +2,9 @@ package mesh
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,16 +31,8 @@ const (
 	maxPendingConns       = 64
 )
 
-// NetFaults injects network faults on cluster links in tests: a partition
-// (Allow false drops every link to addr) and a one-way delay added to every
-// write on raft and forwarding connections. Nil means a perfect network.
-type NetFaults interface {
-	// Allow reports whether this node may talk to the node at addr (a raft
-	// or gossip address) now.
-	Allow(addr string) bool
-	// Delay is added to every write on raft links (half the round trip).
-	Delay() time.Duration
-}
+// dialFunc opens a TCP connection (Config.Dial).
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // streamLayer is raft's StreamLayer over mutual TLS. It also accepts
 // forwarded directory requests on the same port.
@@ -48,7 +40,7 @@ type streamLayer struct {
 	ln      net.Listener // static after construction
 	addr    net.Addr     // advertised address
 	pki     *PKI
-	faults  NetFaults
+	dial    dialFunc
 	forward func(net.Conn) // serves a forwarding connection; owns it
 
 	raftCh   chan net.Conn
@@ -60,8 +52,8 @@ type streamLayer struct {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(ln net.Listener, adv net.Addr, pki *PKI, faults NetFaults, forward func(net.Conn)) *streamLayer {
-	s := &streamLayer{ln: ln, addr: adv, pki: pki, faults: faults, forward: forward,
+func newStreamLayer(ln net.Listener, adv net.Addr, pki *PKI, dial dialFunc, forward func(net.Conn)) *streamLayer {
+	s := &streamLayer{ln: ln, addr: adv, pki: pki, dial: dial, forward: forward,
 		raftCh: make(chan net.Conn, maxPendingConns), done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -105,7 +97,7 @@ func (s *streamLayer) acceptLoop() {
 // handshake authenticates an accepted connection and routes it by its first
 // byte. A connection that fails is closed before anything is decoded.
 func (s *streamLayer) handshake(raw net.Conn) {
-	tc := tls.Server(wrapConn(raw, s.faults, ""), s.pki.tlsConfig(true))
+	tc := tls.Server(raw, s.pki.tlsConfig(true))
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		s.rejected.Add(1)
@@ -157,19 +149,21 @@ func (s *streamLayer) Addr() net.Addr { return s.addr }
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialTLS(string(address), timeout, s.pki, s.faults)
+	return dialTLS(string(address), timeout, s.pki, s.dial)
 }
 
 // dialTLS opens an authenticated connection to a node's raft port.
-func dialTLS(addr string, timeout time.Duration, pki *PKI, faults NetFaults) (net.Conn, error) {
-	if faults != nil && !faults.Allow(addr) {
-		return nil, errPartitioned
+func dialTLS(addr string, timeout time.Duration, pki *PKI, dial dialFunc) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
 	}
-	raw, err := net.DialTimeout("tcp", addr, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	raw, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(wrapConn(raw, faults, addr), pki.tlsConfig(false))
+	tc := tls.Client(raw, pki.tlsConfig(false))
 	tc.SetDeadline(time.Now().Add(max(timeout, time.Second)))
 	if err := tc.Handshake(); err != nil {
 		tc.Close()
@@ -179,8 +173,6 @@ func dialTLS(addr string, timeout time.Duration, pki *PKI, faults NetFaults) (ne
 	return tc, nil
 }
 
-var errPartitioned = errors.New("link cut by fault injection")
-
 // bufConn is a connection whose first bytes were peeked.
 type bufConn struct {
 	net.Conn
@@ -188,94 +180,3 @@ type bufConn struct {
 }
 
 func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// wrapConn applies test faults to a raw connection: a cut link fails every
-// read and write (on the dialling side, which knows the peer's address), and
-// a delay holds every write back.
-func wrapConn(c net.Conn, faults NetFaults, peer string) net.Conn {
-	if faults == nil {
-		return c
-	}
-	fc := &faultConn{Conn: c, faults: faults, peer: peer, q: make(chan delayed, 1024), done: make(chan struct{})}
-	go fc.writeLoop()
-	return fc
-}
-
-type delayed struct {
-	b   []byte
-	due time.Time
-}
-
-type faultConn struct {
-	net.Conn
-	faults NetFaults
-	peer   string // "" for accepted connections
-	q      chan delayed
-	done   chan struct{}
-	once   sync.Once
-	werr   atomic.Value // error of the last write
-}
-
-func (c *faultConn) cut() bool { return c.peer != "" && !c.faults.Allow(c.peer) }
-
-func (c *faultConn) Read(b []byte) (int, error) {
-	if c.cut() {
-		c.Close()
-		return 0, errPartitioned
-	}
-	n, err := c.Conn.Read(b)
-	if c.cut() {
-		c.Close()
-		return 0, errPartitioned
-	}
-	return n, err
-}
-
-func (c *faultConn) Write(b []byte) (int, error) {
-	if c.cut() {
-		c.Close()
-		return 0, errPartitioned
-	}
-	if err, _ := c.werr.Load().(error); err != nil {
-		return 0, err
-	}
-	d := c.faults.Delay()
-	if d <= 0 {
-		return c.Conn.Write(b)
-	}
-	select {
-	case c.q <- delayed{b: append([]byte(nil), b...), due: time.Now().Add(d)}:
-		return len(b), nil
-	case <-c.done:
-		return 0, net.ErrClosed
-	}
-}
-
-func (c *faultConn) writeLoop() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case w := <-c.q:
-			if d := time.Until(w.due); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-c.done:
-					t.Stop()
-					return
-				}
-			}
-			if _, err := c.Conn.Write(w.b); err != nil {
-				c.werr.Store(err)
-			}
-		}
-	}
-}
-
-func (c *faultConn) Close() error {
-	c.once.Do(func() { close(c.done) })
-	return c.Conn.Close()
-}
-
-var _ io.ReadWriteCloser = (*faultConn)(nil)

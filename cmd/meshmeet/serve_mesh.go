@@ -224,6 +224,18 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 	if pub == "" {
 		pub = httpHost
 	}
+	gossipLn, gossipPC, err := listenGossip(m.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr: %w", sysErr(err))
+	}
+	var raftLn net.Listener
+	if voter {
+		if raftLn, err = net.Listen("tcp", m.RaftAddr); err != nil {
+			gossipLn.Close()
+			gossipPC.Close()
+			return nil, fmt.Errorf("--raft-addr: %w", sysErr(err))
+		}
+	}
 	mc := mesh.Config{
 		NodeName:        cfg.NodeName,
 		Region:          cfg.Region,
@@ -233,9 +245,10 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		SignalingURL:    "http://" + net.JoinHostPort(pub, httpPort),
 		WebRTCAddr:      net.JoinHostPort(pub, strconv.Itoa(cfg.RTCPort)),
 		RelayAddr:       m.RelayAdvertise,
-		GossipAddr:      m.GossipAddr,
+		GossipListener:  gossipLn,
+		GossipConn:      gossipPC,
 		GossipAdvertise: advertise(m.GossipAddr, pub),
-		RaftAddr:        m.RaftAddr,
+		RaftListener:    raftLn,
 		RaftAdvertise:   advertise(m.RaftAddr, pub),
 		Join:            join,
 		Voter:           voter,
@@ -248,7 +261,7 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		Load:            m.Load,
 		Logger:          log,
 	}
-	node, err := mesh.New(mc)
+	node, err := mesh.New(mc) // owns the sockets from here, also on an error
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +276,42 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		Admin:     node.AdminHandler(keys.AdminToken),
 		PKI:       pki,
 	}, nil
+}
+
+// listenGossip opens gossip's TCP listener and UDP socket on the same port
+// (memberlist advertises one port for both). With port 0 (dev mode) the
+// kernel picks a free TCP port whose number another socket may hold for
+// UDP: then it tries a fresh one, as memberlist does for its own sockets.
+func listenGossip(addr string) (net.Listener, net.PacketConn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tries := 1
+	if port == "0" {
+		tries = 10
+	}
+	for range tries {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, err
+		}
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+	}
+	return nil, nil, err
+}
+
+// sysErr is a socket error without the address (the flag names it).
+func sysErr(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
 }
 
 // withReadiness answers GET /readyz with 503 while ready says no (the room
