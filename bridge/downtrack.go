@@ -219,8 +219,9 @@ const maxReplay = queueLen / 2
 
 // startVideo gets a keyframe to a subscriber that has none yet: the last
 // one from the cache when it is recent (galene's keyframe replay: no round
-// trip to the publisher), otherwise by asking the publisher. Called when the
-// track is bound and when the subscriber's connection comes up.
+// trip to the publisher), otherwise by asking the track's source. Called
+// when the track is bound, when the subscriber's connection comes up, and
+// when a sink subscribes.
 func (dt *DownTrack) startVideo() {
 	if !dt.video || dt.cur.Load() >= 0 || (dt.sink == nil && dt.bound.Load() == nil) {
 		return // Bind calls again
@@ -236,9 +237,9 @@ func (dt *DownTrack) startVideo() {
 
 // replayKeyframe queues layer li's packets from its last keyframe to its
 // newest one; the writer reads them from the layer's packet cache, as it
-// reads live packets. The queue lock is held while reading the newest sequence
-// number, so that the reader's next packets queue after the replay (at
-// worst one is queued twice, and the writer's rewrite sends it twice).
+// reads live packets. The queue lock is held while reading the newest
+// sequence number, so that the reader's next packets queue after the replay
+// (at worst one is queued twice, and the writer sends it twice).
 func (dt *DownTrack) replayKeyframe(li int) bool {
 	l := dt.up.layers[li]
 	dt.qmu.Lock()
