@@ -51,11 +51,16 @@ var secretRe = regexp.MustCompile(`(?i)(pwd|password|passwd|credential|ufrag)("?
 // redactSecrets replaces the values of ICE passwords, usernames and other
 // credentials in msg.
 func redactSecrets(msg string) string {
-	if !strings.ContainsAny(msg, ":=") {
-		return msg
+	if strings.ContainsAny(msg, ":=") {
+		msg = secretRe.ReplaceAllString(msg, "$1$2<redacted>")
 	}
-	return secretRe.ReplaceAllString(msg, "$1$2<redacted>")
+	return ufragRe.ReplaceAllString(msg, "$1<redacted>")
 }
+
+// pion also names ICE username fragments without "key:": "Registered
+// <addr> for <ufrag>" (ice's UDP mux), "by ufrag: <network> <addr> <ufrag>"
+// (ice's TCP gathering), "candidate with ufrag <ufrag> because" (webrtc).
+var ufragRe = regexp.MustCompile(`(?i)(registered \S+ for |by ufrag: \S+ \S+ |ufrag )[^\s:]\S*`)
 
 // Addresses in pion's messages (candidates, remote peers) are participants'
 // IP addresses, which never go to a log (DESIGN.md section 6).

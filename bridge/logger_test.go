@@ -7,6 +7,19 @@ import (
 	"testing"
 )
 
+// ICE username fragments in pion's messages that have no "ufrag:" key.
+func TestPionLoggerRedactsBareUfrags(t *testing.T) {
+	var buf bytes.Buffer
+	f := pionLoggerFactory{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	f.NewLogger("ice").Debugf("Registered %s for %s", "127.0.0.1:5000", "secretUfrag1")
+	f.NewLogger("ice").Warnf("Failed to get TCP connections by ufrag: %s %s %s", "tcp4", "192.0.2.1:7882", "secretUfrag2")
+	f.NewLogger("pc").Errorf("dropping candidate with ufrag %s because it doesn't match the current ufrags", "secretUfrag3")
+	out := buf.String()
+	if strings.Contains(out, "secret") || !strings.Contains(out, "for <redacted>") || !strings.Contains(out, "ufrag <redacted> because") {
+		t.Errorf("ufrags logged:\n%s", out)
+	}
+}
+
 func TestPionLogger(t *testing.T) {
 	var buf bytes.Buffer
 	f := pionLoggerFactory{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
