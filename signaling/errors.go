@@ -1,8 +1,11 @@
 package signaling
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
+	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -54,6 +57,28 @@ func errorMessage(err error) *wire.Error {
 		return &wire.Error{Code: wire.CodeBadMessage, Message: err.Error()}
 	}
 	return &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
+}
+
+// loggable are the errors whose text may go to a log: the bridge's errors
+// name the step that failed, never the client's SDP or candidate.
+var loggable = []error{
+	bridge.ErrClosed, bridge.ErrNoPendingOffer, bridge.ErrICEFailed, bridge.ErrConnectionClosed,
+	bridge.ErrTooManyCandidates, bridge.ErrBadCandidate, bridge.ErrUnknownPC, bridge.ErrBadOffer,
+	bridge.ErrBadAnswer, bridge.ErrNegotiationFailed, bridge.ErrTooManyTracks,
+	context.DeadlineExceeded, context.Canceled,
+}
+
+// logReason names an error that a client's input caused, for a log line.
+// pion's SDP and ICE errors quote the offending input (ICE credentials
+// among it), so an error that is none of loggable is named by its type
+// only.
+func logReason(err error) string {
+	for _, e := range loggable {
+		if errors.Is(err, e) {
+			return err.Error()
+		}
+	}
+	return fmt.Sprintf("other (%T)", err)
 }
 
 // causeCode names why a participant left, for debug logs.

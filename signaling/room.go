@@ -214,7 +214,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 			p.send(&wire.Message{Type: wire.TypeOffer, PC: wire.PCSub, SDP: sdp})
 		},
 		Failed: func(err error) {
-			p.log.Debug("media failed", "err", err)
+			p.log.Debug("media failed", "reason", logReason(err))
 			go p.fail(errMediaFailed)
 		},
 	})

@@ -227,7 +227,7 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 		}
 		answer, err := p.media.HandleOffer(m.SDP)
 		if err != nil {
-			p.log.Debug("offer refused", "err", err)
+			p.log.Debug("offer refused", "reason", logReason(err), "sdp_bytes", len(m.SDP))
 			return negotiation("offer refused")
 		}
 		p.send(&wire.Message{Type: wire.TypeAnswer, PC: wire.PCPub, SDP: answer})
@@ -236,7 +236,7 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 			return negotiation("answers come from the client only on the sub PeerConnection")
 		}
 		if err := p.media.HandleAnswer(m.SDP); err != nil {
-			p.log.Debug("answer refused", "err", err)
+			p.log.Debug("answer refused", "reason", logReason(err), "sdp_bytes", len(m.SDP))
 			return negotiation("answer refused")
 		}
 	case wire.TypeCandidate:
@@ -244,7 +244,7 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 			return nil // end of candidates
 		}
 		if err := p.media.AddCandidate(pcOf(m.PC), candidateInit(m.Candidate)); err != nil {
-			p.log.Debug("candidate refused", "err", err)
+			p.log.Debug("candidate refused", "reason", logReason(err), "candidate_bytes", len(m.Candidate.Candidate))
 			return negotiation("candidate refused")
 		}
 	case wire.TypeChat:
