@@ -1,12 +1,12 @@
 package bridge
 
 // This file is the contract signaling codes against; track.go is the one
-// the relay codes against. The Room methods live in room.go and track.go,
-// the implementation in bridge.go, participant.go, uptrack.go,
-// downtrack.go and packetcache.go.
+// the relay codes against. The methods live where their work is: New, Run
+// and Close in bridge.go, the Room methods in room.go and track.go, the
+// Participant methods in participant.go; the rest of the implementation in
+// uptrack.go, downtrack.go and packetcache.go.
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,7 +15,8 @@ import (
 )
 
 // Config configures a Bridge. UDPConn is required; every other field may be
-// left zero.
+// left zero (New applies the defaults, then Validate). New takes ownership
+// of UDPConn and TCPListener.
 type Config struct {
 	// UDPConn is the one UDP socket for all participants' media (ICE UDP
 	// mux). Required.
@@ -96,33 +97,3 @@ type ParticipantEvents struct {
 	// DTLS closed) and will not recover.
 	Failed func(err error)
 }
-
-// New validates cfg. It starts nothing: the ICE muxes are created by Run or
-// by the first Join, whichever comes first.
-func New(cfg Config) (*Bridge, error) { return newBridge(cfg) }
-
-// Run serves media until ctx is done, then closes every room and returns
-// after every goroutine the bridge started has exited.
-func (b *Bridge) Run(ctx context.Context) error { return b.run(ctx) }
-
-// HandleOffer applies the client's offer for the publisher PeerConnection
-// and returns the answer.
-func (p *Participant) HandleOffer(sdp string) (string, error) { return p.handleOffer(sdp) }
-
-// HandleAnswer applies the client's answer to the last Offer.
-func (p *Participant) HandleAnswer(sdp string) error { return p.handleAnswer(sdp) }
-
-// AddCandidate adds a remote ICE candidate to one PeerConnection.
-func (p *Participant) AddCandidate(pc PC, c webrtc.ICECandidateInit) error {
-	return p.addCandidate(pc, c)
-}
-
-// SetMaxHeight caps the video layer this participant receives of track;
-// 0 pauses it (the tile is not shown).
-func (p *Participant) SetMaxHeight(trackID string, maxHeight int) { p.setMaxHeight(trackID, maxHeight) }
-
-// Close removes the participant from its room: its tracks are unpublished
-// and its PeerConnections closed. Idempotent. It waits for the participant's
-// goroutines and pion's handlers, so it must not be called from inside a
-// ParticipantEvents or RoomEvents callback.
-func (p *Participant) Close() { p.close() }

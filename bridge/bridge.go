@@ -54,18 +54,51 @@ type Bridge struct {
 	rooms   map[*Room]struct{}
 }
 
-func newBridge(cfg Config) (*Bridge, error) {
-	if cfg.UDPConn == nil {
-		return nil, ErrNoUDPConn
+// maxTracksLimit bounds Config.MaxTracksPerParticipant: each track costs
+// a reader goroutine and a packet cache per layer.
+const maxTracksLimit = 64
+
+// withDefaults fills the zero fields of c with their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxTracksPerParticipant == 0 {
+		c.MaxTracksPerParticipant = DefaultMaxTracksPerParticipant
 	}
-	if cfg.MaxTracksPerParticipant == 0 {
-		cfg.MaxTracksPerParticipant = DefaultMaxTracksPerParticipant
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	return c
+}
+
+// Validate reports the first field of c that is missing or out of range,
+// as ErrNoUDPConn or an error wrapping ErrInvalidConfig that names it.
+func (c Config) Validate() error {
+	if c.UDPConn == nil {
+		return ErrNoUDPConn
 	}
-	log = log.With("component", "bridge")
+	for _, s := range c.PublicIPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.IsUnspecified() || ip.Zone() != "" {
+			return fmt.Errorf("%w: PublicIPs: not an IP address", ErrInvalidConfig)
+		}
+	}
+	if c.MaxTracksPerParticipant < 0 || c.MaxTracksPerParticipant > maxTracksLimit {
+		return fmt.Errorf("%w: MaxTracksPerParticipant must be between 1 and %d", ErrInvalidConfig, maxTracksLimit)
+	}
+	return nil
+}
+
+// New validates cfg and returns a bridge. It starts nothing: the ICE muxes
+// are created by Run or by the first Join, whichever comes first.
+//
+// New takes ownership of cfg.UDPConn and cfg.TCPListener: if it fails it
+// closes them, and Close (or the end of Run) closes them.
+func New(cfg Config) (*Bridge, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		closeSockets(cfg)
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "bridge")
 	b := &Bridge{
 		cfg:   cfg,
 		log:   log,
@@ -75,14 +108,21 @@ func newBridge(cfg Config) (*Bridge, error) {
 		rooms: map[*Room]struct{}{},
 	}
 	for _, s := range cfg.PublicIPs {
-		ip, err := netip.ParseAddr(s)
-		if err != nil || ip.IsUnspecified() || ip.Zone() != "" {
-			return nil, fmt.Errorf("%w: PublicIPs: not an IP address", ErrInvalidConfig)
-		}
-		b.public = append(b.public, ip.Unmap())
+		b.public = append(b.public, netip.MustParseAddr(s).Unmap()) // checked by Validate
 	}
 	b.loopback = ownLoopback(cfg)
 	return b, nil
+}
+
+// closeSockets closes the sockets a Config hands to New. A second close
+// (after the ICE mux closed a socket) fails harmlessly.
+func closeSockets(cfg Config) {
+	if cfg.UDPConn != nil {
+		_ = cfg.UDPConn.Close()
+	}
+	if cfg.TCPListener != nil {
+		_ = cfg.TCPListener.Close()
+	}
 }
 
 // advertised reports whether a local candidate's address may go to a
@@ -258,7 +298,9 @@ func (b *Bridge) clockLoop() {
 	}
 }
 
-func (b *Bridge) run(ctx context.Context) error {
+// Run serves media until ctx is done, then closes the bridge (see Close)
+// and returns after every goroutine the bridge started has exited.
+func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	err := b.startLocked()
 	b.mu.Unlock()
@@ -269,18 +311,15 @@ func (b *Bridge) run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-b.done:
 	}
-	b.close()
+	b.Close()
 	return nil
 }
 
-// Close closes every room and the ICE muxes (and with them Config.UDPConn
-// and Config.TCPListener) and waits for every goroutine the bridge started.
-// Run calls it when its context ends. Idempotent.
+// Close closes every room, the ICE muxes and Config.UDPConn and
+// Config.TCPListener (whether or not the bridge ever started) and waits for
+// every goroutine the bridge started. Run calls it when its context ends.
+// Idempotent.
 func (b *Bridge) Close() {
-	b.close()
-}
-
-func (b *Bridge) close() {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -304,6 +343,7 @@ func (b *Bridge) close() {
 	if b.tcpMux != nil {
 		_ = b.tcpMux.Close()
 	}
+	closeSockets(b.cfg)
 	b.wg.Wait()
 	b.log.Info("bridge stopped")
 }

@@ -371,12 +371,12 @@ func (p *Participant) closedErr(err error) error {
 	return err
 }
 
-func (p *Participant) handleOffer(sdp string) (string, error) {
-	answer, err := p.applyOffer(sdp)
-	return answer, p.closedErr(err)
-}
-
-func (p *Participant) applyOffer(sdp string) (string, error) {
+// HandleOffer applies the client's offer for the publisher PeerConnection
+// and returns the answer. An offer the bridge refuses leaves the
+// PeerConnection as it was (ErrBadOffer, ErrTooManyTracks); one that leaves
+// it unable to negotiate ends the participant's media (ErrNegotiationFailed).
+func (p *Participant) HandleOffer(sdp string) (answer string, err error) {
+	defer func() { err = p.closedErr(err) }()
 	if p.closing.Load() {
 		return "", ErrClosed
 	}
@@ -387,14 +387,14 @@ func (p *Participant) applyOffer(sdp string) (string, error) {
 	}
 	sdp = p.filterSDPLocked(PCPub, sdp)
 	stage := "set remote description"
-	err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
-	var answer webrtc.SessionDescription
+	err = p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
 	if err == nil {
 		p.flushEarlyLocked(PCPub)
 		stage = "create answer"
-		if answer, err = p.pubPC.CreateAnswer(nil); err == nil {
+		var desc webrtc.SessionDescription
+		if desc, err = p.pubPC.CreateAnswer(nil); err == nil {
 			stage = "set local description"
-			err = p.pubPC.SetLocalDescription(answer)
+			err = p.pubPC.SetLocalDescription(desc)
 		}
 	}
 	if err == nil {
@@ -457,11 +457,9 @@ func direction(attrs []sdp.Attribute, def string) string {
 	return def
 }
 
-func (p *Participant) handleAnswer(sdp string) error {
-	return p.closedErr(p.applyAnswer(sdp))
-}
-
-func (p *Participant) applyAnswer(sdp string) error {
+// HandleAnswer applies the client's answer to the last Offer.
+func (p *Participant) HandleAnswer(sdp string) (err error) {
+	defer func() { err = p.closedErr(err) }()
 	if p.closing.Load() {
 		return ErrClosed
 	}
@@ -471,7 +469,7 @@ func (p *Participant) applyAnswer(sdp string) error {
 		return ErrNoPendingOffer
 	}
 	sdp = p.filterSDPLocked(PCSub, sdp)
-	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	err = p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
 	if err != nil {
 		err = refused(ErrBadAnswer, "set remote description", err)
 	}
@@ -507,11 +505,12 @@ func (p *Participant) forgetUpTrack(up *UpTrack) {
 	p.mu.Unlock()
 }
 
-func (p *Participant) addCandidate(which PC, c webrtc.ICECandidateInit) error {
-	return p.closedErr(p.applyCandidate(which, c))
-}
-
-func (p *Participant) applyCandidate(which PC, c webrtc.ICECandidateInit) error {
+// AddCandidate adds a remote ICE candidate to one PeerConnection. A
+// candidate the bridge's policy refuses (Config.AllowRemoteCandidate) is
+// dropped quietly; a malformed one is ErrBadCandidate, one too many
+// ErrTooManyCandidates.
+func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) (err error) {
+	defer func() { err = p.closedErr(err) }()
 	if p.closing.Load() {
 		return ErrClosed
 	}
@@ -594,7 +593,9 @@ func (p *Participant) flushEarlyLocked(which PC) {
 	p.early[which] = nil
 }
 
-func (p *Participant) setMaxHeight(trackID string, h int) {
+// SetMaxHeight caps the video layer this participant receives of track;
+// 0 pauses it (the tile is not shown).
+func (p *Participant) SetMaxHeight(trackID string, h int) {
 	if h < 0 {
 		h = -1
 	}
@@ -653,7 +654,11 @@ func (p *Participant) selectLayers() {
 	}
 }
 
-func (p *Participant) close() {
+// Close removes the participant from its room: its tracks are unpublished
+// and its PeerConnections closed. Idempotent. It waits for the participant's
+// goroutines and pion's handlers, so it must not be called from inside a
+// ParticipantEvents or RoomEvents callback.
+func (p *Participant) Close() {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

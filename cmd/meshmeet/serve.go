@@ -139,6 +139,10 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	}
 	_ = rel // signaling attaches rooms to it (issue 11 item 6)
 
+	allowCandidate, err := remoteCandidatePolicy(cfg)
+	if err != nil {
+		return abort(err)
+	}
 	rtcAddr := net.JoinHostPort(httpHost, strconv.Itoa(cfg.RTCPort))
 	udp, err := net.ListenPacket("udp", rtcAddr)
 	if err != nil {
@@ -158,12 +162,6 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(fmt.Errorf("rtc tcp: %w", err))
 	}
 	ip := net.ParseIP(cfg.PublicIP)
-	allowCandidate, err := remoteCandidatePolicy(cfg)
-	if err != nil {
-		udp.Close()
-		tcp.Close()
-		return abort(err)
-	}
 	br, err := bridge.New(bridge.Config{
 		UDPConn:              udp,
 		TCPListener:          tcp,
@@ -173,15 +171,14 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Logger:               log,
 	})
 	if err != nil {
-		udp.Close()
-		tcp.Close()
-		return abort(err)
+		return abort(err) // New closed the sockets
 	}
+	// The bridge owns the sockets now; Run's end closes them, on shutdown
+	// as when a later step fails.
+	g.Go(func() error { return br.Run(ctx) })
 
 	tn, err := startTURN(ctx, g, cfg, cp.Keys, log)
 	if err != nil {
-		udp.Close()
-		tcp.Close()
 		return abort(err)
 	}
 	// TURN relays to the cluster's bridges: follow them in gossip.
@@ -201,27 +198,20 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Logger:       log,
 	})
 	if err != nil {
-		udp.Close()
-		tcp.Close()
 		return abort(err)
 	}
 	load.br.Store(br)
 	load.sig.Store(sig)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		udp.Close()
-		tcp.Close()
 		return abort(fmt.Errorf("http: %w", err))
 	}
 	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig, tn.Server), log); err != nil {
 		ln.Close()
-		udp.Close()
-		tcp.Close()
 		return abort(fmt.Errorf("--metrics-addr: %w", err))
 	}
 	srv := &http.Server{Handler: withReadiness(cp.Ready, sig), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
-	g.Go(func() error { return br.Run(ctx) })
 	g.Go(func() error { return sig.Run(ctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
