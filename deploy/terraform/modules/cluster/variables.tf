@@ -123,7 +123,7 @@ variable "admin_principal_arns" {
 
 variable "drain_timeout_seconds" {
   type        = number
-  description = "How long a stopping node may take to move its participants away (at most the unit's TimeoutStopSec, 600 s)."
+  description = "How long a stopping node may take to stop (at most the unit's TimeoutStopSec, 600 s): today it ends its participants' sessions; moving them away first is planned."
   default     = 600
 }
 

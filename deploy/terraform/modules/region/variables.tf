@@ -23,7 +23,7 @@ variable "location" {
     lat = number
     lon = number
   })
-  description = "Latitude and longitude given to meshmeet (--lat, --lon) for choosing the nearest region; null leaves them unset."
+  description = "Latitude and longitude given to meshmeet (--lat, --lon), gossiped for choosing the nearest region (planned); null leaves them unset."
   default     = null
 }
 
@@ -150,7 +150,7 @@ variable "autoscaling" {
 
 variable "drain_timeout_seconds" {
   type        = number
-  description = "How long a stopping node may take to move its participants away. Must not exceed the unit's TimeoutStopSec (10 minutes)."
+  description = "How long a stopping node may take to stop (today it ends its participants' sessions; moving them away first is planned). Must not exceed the unit's TimeoutStopSec (10 minutes)."
   default     = 600
 
   validation {
