@@ -165,7 +165,7 @@ func (l *udpListener) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		l.s.ctr.tcpRelayRefused.Add(1)
-		if ans := tcpRefusal(p[:n]); ans != nil && l.s.unauth.allow(addrIP(addr), l.s.clock.now()) {
+		if ans := tcpRefusal(p[:n]); ans != nil && l.s.allowAnswer(ans, addr) {
 			l.PacketConn.WriteTo(ans, addr)
 		}
 	}
