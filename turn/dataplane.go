@@ -1,9 +1,42 @@
 package turn
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 )
+
+// Kinds of datagrams from a client (clientDatagram).
+const (
+	dgramMalformed = iota // neither: dropped, counted
+	dgramSTUN             // a STUN message: pion's
+	dgramChannel          // ChannelData (RFC 8656 section 12.4)
+)
+
+// clientDatagram classifies a datagram b from a client. For ChannelData it
+// returns the channel number and the payload, a subslice of b (bytes past
+// the length are UDP padding and ignored); a ChannelData whose length runs
+// past the datagram is malformed.
+func clientDatagram(b []byte) (kind int, num uint16, payload []byte) {
+	switch {
+	case len(b) >= 4 && b[0]&0xC0 == 0x40:
+		ln := int(binary.BigEndian.Uint16(b[2:4]))
+		if 4+ln > len(b) {
+			return dgramMalformed, 0, nil
+		}
+		return dgramChannel, binary.BigEndian.Uint16(b[0:2]), b[4 : 4+ln]
+	case len(b) > 0 && b[0] < 0x40:
+		return dgramSTUN, 0, nil
+	}
+	return dgramMalformed, 0, nil
+}
+
+// putChannelHeader writes the ChannelData header of channel num for a
+// payload of n bytes (at most 65535) into b[0:4].
+func putChannelHeader(b []byte, num uint16, n int) {
+	binary.BigEndian.PutUint16(b[0:2], num)
+	binary.BigEndian.PutUint16(b[2:4], uint16(n))
+}
 
 // slowPkt is a datagram the data plane hands to pion: a STUN message from
 // a client, or a peer's datagram without a channel. Its bytes are a copy.

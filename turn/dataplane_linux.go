@@ -3,7 +3,6 @@
 package turn
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -448,14 +447,9 @@ func (lp *loop) drainListener(fd uintptr) {
 			return // EAGAIN: drained
 		}
 		b := lp.buf[:n]
-		switch {
-		case n >= 4 && b[0]&0xC0 == 0x40: // ChannelData (RFC 8656 section 12.4)
-			ln := int(binary.BigEndian.Uint16(b[2:4]))
-			if 4+ln > n {
-				ctr.malformed.Add(1)
-				continue
-			}
-			key := chanKey{client: sockaddrAddrPort(&lp.sa), server: l.dpl.local, num: binary.BigEndian.Uint16(b[0:2])}
+		switch kind, num, payload := clientDatagram(b); kind {
+		case dgramChannel:
+			key := chanKey{client: sockaddrAddrPort(&lp.sa), server: l.dpl.local, num: num}
 			lp.dp.mu.RLock()
 			bd := lp.dp.chans[key]
 			lp.dp.mu.RUnlock()
@@ -465,9 +459,9 @@ func (lp *loop) drainListener(fd uintptr) {
 			case bd.denied:
 				ctr.packetsDenied.Add(1)
 			default:
-				lp.toPeer(bd, b[4:4+ln])
+				lp.toPeer(bd, payload)
 			}
-		case n > 0 && b[0] < 0x40: // STUN: pion's
+		case dgramSTUN: // pion's
 			l.s.enqueue(l.slow, b, sockaddrUDP(&lp.sa))
 		default:
 			ctr.malformed.Add(1)
@@ -506,8 +500,7 @@ func (lp *loop) drainRelay(fd uintptr) {
 			s.enqueue(rc.slow, lp.buf[4:4+n], sockaddrUDP(&lp.sa))
 			continue
 		}
-		binary.BigEndian.PutUint16(lp.buf[0:2], bd.key.num)
-		binary.BigEndian.PutUint16(lp.buf[2:4], uint16(n))
+		putChannelHeader(lp.buf, bd.key.num, n)
 		lp.sendVia(rc.dpr.lis.dpl.fast.rc, lp.buf[:4+n], &bd.clientSA, n)
 	}
 }
