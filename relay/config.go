@@ -36,6 +36,12 @@ type Config struct {
 	// block; data is valid only during the call. Nil: dropped.
 	OnRoomMessage func(conferenceID, fromNode string, data []byte)
 
+	// OnLinkUp is called when a link to node comes up (first time or after
+	// a break), after the shared rooms were attached on it: room messages
+	// sent while it was down were lost, so signaling sends its state again.
+	// Called from the link's goroutine: must not block. Nil: not called.
+	OnLinkUp func(node string)
+
 	// IdleTimeout closes a link that has had no shared room for this long.
 	// Default 30 s.
 	IdleTimeout time.Duration

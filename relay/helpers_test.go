@@ -100,15 +100,24 @@ func testLogger() *slog.Logger {
 // link the way a network does.
 type gateConn struct {
 	net.PacketConn
-	blocked atomic.Bool
+	blocked   atomic.Bool
+	dropEvery atomic.Int64 // > 0: drop every n-th packet read
+	reads     atomic.Int64
 }
 
 func (c *gateConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, a, err := c.PacketConn.ReadFrom(b)
-		if err != nil || !c.blocked.Load() {
+		if err != nil {
 			return n, a, err
 		}
+		if c.blocked.Load() {
+			continue
+		}
+		if k := c.dropEvery.Load(); k > 0 && c.reads.Add(1)%k == 0 {
+			continue
+		}
+		return n, a, err
 	}
 }
 

@@ -84,7 +84,7 @@ type sink struct {
 
 func (s *sink) WriteRTP(_ int, pkt []byte) {
 	var p rtp.Packet
-	ok := p.Unmarshal(pkt) == nil && string(p.Payload) == string(payloadFor(p.SequenceNumber))
+	ok := p.Unmarshal(pkt) == nil && (p.PayloadType != 111 || string(p.Payload) == string(payloadFor(p.SequenceNumber)))
 	s.mu.Lock()
 	if ok {
 		s.got[p.SequenceNumber] = true

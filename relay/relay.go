@@ -272,6 +272,9 @@ func (r *Relay) register(name string, l *link) bool {
 	l.run()
 	r.linkUp(l)
 	p.kick()
+	if r.cfg.OnLinkUp != nil {
+		r.cfg.OnLinkUp(name)
+	}
 	return true
 }
 
@@ -457,6 +460,10 @@ func (r *Relay) Stats() Stats {
 		BytesIn:      r.ctr.bytesIn.Load(),
 		ControlOut:   r.ctr.controlOut.Load(),
 		ControlIn:    r.ctr.controlIn.Load(),
+		KeyframesOut: r.ctr.keyframesOut.Load(),
+		KeyframesIn:  r.ctr.keyframesIn.Load(),
+		NACKedOut:    r.ctr.nackedOut.Load(),
+		NACKedIn:     r.ctr.nackedIn.Load(),
 		Drops:        make(map[string]uint64, numDropReasons),
 	}
 	for i := range r.ctr.drops {

@@ -528,6 +528,7 @@ func (imp *importTrack) RequestKeyframe(layer int) {
 	imp.kfLast[layer] = now
 	imp.kfMu.Unlock()
 	if l := imp.linkp.Load(); l != nil {
+		imp.r.ctr.keyframesOut.Add(1)
 		l.send(&Message{Type: MsgKeyframeRequest, Track: imp.num.Load(), Layer: uint8(layer)})
 	}
 }
@@ -541,6 +542,7 @@ func (imp *importTrack) RequestRetransmit(layer int, seqs []uint16) {
 	}
 	for len(seqs) > 0 {
 		n := min(len(seqs), MaxNACKs)
+		imp.r.ctr.nackedOut.Add(uint64(n))
 		l.send(&Message{Type: MsgNACK, Track: imp.num.Load(), Layer: uint8(layer), Seqs: seqs[:n]})
 		seqs = seqs[n:]
 	}
@@ -623,10 +625,12 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 		case MsgUnsubscribe:
 			e.unsubscribe()
 		case MsgKeyframeRequest:
+			r.ctr.keyframesIn.Add(1)
 			if s := e.subscription(); s != nil {
 				s.RequestKeyframe()
 			}
 		case MsgNACK:
+			r.ctr.nackedIn.Add(uint64(len(m.Seqs)))
 			if s := e.subscription(); s != nil {
 				s.Retransmit(int(m.Layer), m.Seqs)
 			}

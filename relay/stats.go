@@ -39,6 +39,8 @@ type counters struct {
 	controlOut, controlIn     atomic.Uint64
 	linksOpened, linksRefused atomic.Uint64
 	dialFailures              atomic.Uint64
+	keyframesOut, keyframesIn atomic.Uint64
+	nackedOut, nackedIn       atomic.Uint64
 	drops                     [numDropReasons]atomic.Uint64
 }
 
@@ -57,6 +59,10 @@ type Stats struct {
 	BytesIn       uint64
 	ControlOut    uint64 // control messages sent
 	ControlIn     uint64
+	KeyframesOut  uint64            // keyframe requests sent upstream
+	KeyframesIn   uint64            // keyframe requests received from peers
+	NACKedOut     uint64            // sequence numbers asked again upstream
+	NACKedIn      uint64            // sequence numbers peers asked again
 	Drops         map[string]uint64 // by DropReason.String(), every reason present
 	PerLink       []LinkStats
 	ExportedTrack int // local tracks published to some peer now

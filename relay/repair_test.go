@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meshmeet/meshmeet/bridge"
+)
+
+// TestLossRepairedHopByHop: with every 5th UDP packet into b lost, b's
+// bridge finds the gaps in its cache and asks upstream; a answers from its
+// bridge's cache, and the subscriber on b ends with every packet.
+func TestLossRepairedHopByHop(t *testing.T) {
+	ca := newTestCA(t)
+	a, b := startNode(t, ca, "a"), startNode(t, ca, "b")
+	ra := a.attach(t, "conf", b)
+	rb := b.attach(t, "conf", a)
+	o := publishAudio(t, a, "conf", ra, "mic")
+	waitFor(t, "track imported on b", func() bool { return hasTrack(rb, "mic") })
+	s := subscribe(t, rb, "mic")
+	flowing(t, o, s)
+
+	b.conn.dropEvery.Store(5)
+	first := o.write()
+	for range 200 {
+		o.write()
+		time.Sleep(time.Millisecond)
+	}
+	b.conn.dropEvery.Store(0)
+	last := o.write()
+	waitFor(t, "every packet at b's subscriber", func() bool {
+		for q := first; q != last+1; q++ {
+			if !s.has(q) {
+				o.write() // later packets reveal a lost tail
+				time.Sleep(5 * time.Millisecond)
+				return false
+			}
+		}
+		return true
+	})
+	sa, sb := a.relay.Stats(), b.relay.Stats()
+	if sb.NACKedOut == 0 || sa.NACKedIn == 0 {
+		t.Fatalf("no NACK crossed the link: b asked %d, a was asked %d", sb.NACKedOut, sa.NACKedIn)
+	}
+	if n := a.br.Stats().Retransmits; n == 0 {
+		t.Fatal("a's bridge retransmitted nothing")
+	}
+	t.Logf("b asked %d sequence numbers again, a's bridge retransmitted %d", sb.NACKedOut, a.br.Stats().Retransmits)
+	if o.nackedCount() != 0 {
+		t.Fatalf("the publisher was asked for %d packets: repair must come from a's cache", o.nackedCount())
+	}
+}
+
+func (o *origin) nackedCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.nacked)
+}
+
+func (o *origin) keyframeCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.keyframes
+}
+
+// writeVP8 sends one VP8 packet, a keyframe or a delta frame.
+func (o *origin) writeVP8(key bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seq++
+	h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: o.seq, Timestamp: uint32(o.seq) * 3000, SSRC: o.ssrc, Marker: true}
+	n, _ := h.MarshalTo(o.buf[:])
+	// Payload descriptor: S=1, PID 0; VP8 header: P bit clear for a
+	// keyframe, with the start code and a 640x360 size.
+	vp8 := []byte{0x10, 0x01, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01}
+	if key {
+		vp8[1] = 0x00
+	}
+	n += copy(o.buf[n:], vp8)
+	n += copy(o.buf[n:], make([]byte, 300))
+	o.pub.WriteRTP(0, o.buf[:n])
+}
+
+// TestKeyframeRequestsAggregated: ten subscribers joining a remote video
+// track at once on b do not turn into ten keyframe requests upstream.
+func TestKeyframeRequestsAggregated(t *testing.T) {
+	ca := newTestCA(t)
+	a, b := startNode(t, ca, "a"), startNode(t, ca, "b")
+	ra := a.attach(t, "conf", b)
+	rb := b.attach(t, "conf", a)
+	o := &origin{id: "cam", ssrc: 4242}
+	pub, err := ra.Publish(bridge.PublishParams{TrackID: "cam", Participant: "p", Kind: webrtc.RTPCodecTypeVideo,
+		Codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.pub = pub
+	a.relay.TrackPublished("conf", bridge.TrackInfo{ID: "cam", Participant: "p", Kind: webrtc.RTPCodecTypeVideo})
+	waitFor(t, "video imported on b", func() bool { return hasTrack(rb, "cam") })
+	o.writeVP8(true)
+	before := b.relay.Stats().KeyframesOut
+	var sinks []*sink
+	for range 10 {
+		sinks = append(sinks, subscribe(t, rb, "cam"))
+	}
+	// Deltas until the keyframe asked for arrives everywhere: the origin
+	// answers a request with a keyframe.
+	asked := 0
+	waitFor(t, "every subscriber got a keyframe and what follows", func() bool {
+		key := o.keyframeCount() > asked
+		if key {
+			asked = o.keyframeCount()
+		}
+		o.writeVP8(key)
+		for _, s := range sinks {
+			if n, _ := s.count(); n < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	up := b.relay.Stats().KeyframesOut - before
+	t.Logf("keyframe requests: %d upstream from b, %d reached the publisher", up, o.keyframeCount())
+	if up == 0 || up > 3 {
+		t.Fatalf("%d keyframe requests went upstream for 10 subscribers, want 1 to 3", up)
+	}
+	if n := o.keyframeCount(); n > 4 {
+		t.Fatalf("the publisher was asked for %d keyframes", n)
+	}
+}
