@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,38 @@ func TestUnjoinedSocketsCappedAndClosed(t *testing.T) {
 		t.Fatalf("join after the idle sockets were closed: %v %s %s", err, typ, code)
 	}
 	m.check(ctx, t, "still here")
+}
+
+// TestWebSocketOutlivesHTTPTimeouts: the node's http.Server bounds plain
+// requests with ReadTimeout and WriteTimeout; a WebSocket session outlives
+// both (net/http clears the deadlines of a hijacked connection, and the
+// session bounds each read and write itself). This is what lets serve set
+// those timeouts.
+func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
+	n := startNodeServer(t, func(hs *http.Server) {
+		hs.ReadTimeout = 200 * time.Millisecond
+		hs.WriteTimeout = 200 * time.Millisecond
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, typ, code, err := rawJoinFrom(ctx, n, "", "long meeting")
+	if err != nil || typ != wire.TypeWelcome {
+		t.Fatalf("join: %v %s %s", err, typ, code)
+	}
+	defer ws.CloseNow()
+	// Outlast both timeouts, then use the socket both ways.
+	time.Sleep(time.Second)
+	b, _ := json.Marshal(&wire.Message{Type: wire.TypePing})
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("write after the HTTP timeouts: %v", err)
+	}
+	for {
+		typ, _, err := readType(ctx, ws)
+		if err != nil {
+			t.Fatalf("session ended by the HTTP timeouts: %v", err)
+		}
+		if typ == wire.TypePong {
+			return
+		}
+	}
 }

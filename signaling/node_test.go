@@ -47,6 +47,17 @@ func startNode(t *testing.T, mod func(*signaling.Config)) *node {
 
 func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *node {
 	t.Helper()
+	return startNodeWith(t, log, nil, mod)
+}
+
+// startNodeServer is startNode with the test's http.Server settings.
+func startNodeServer(t *testing.T, http func(*http.Server), mod func(*signaling.Config)) *node {
+	t.Helper()
+	return startNodeWith(t, testLogger(t), http, mod)
+}
+
+func startNodeWith(t *testing.T, log *slog.Logger, httpMod func(*http.Server), mod func(*signaling.Config)) *node {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +95,11 @@ func startNodeLog(t *testing.T, log *slog.Logger, mod func(*signaling.Config)) *
 	wg.Add(2)
 	go func() { defer wg.Done(); br.Run(ctx) }()
 	go func() { defer wg.Done(); srv.Run(ctx) }()
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	if httpMod != nil {
+		httpMod(hs.Config)
+	}
+	hs.Start()
 	var stopOnce sync.Once
 	stop := func() {
 		stopOnce.Do(func() {

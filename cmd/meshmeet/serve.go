@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		ln.Close()
 		return abort(fmt.Errorf("--metrics-addr: %w", err))
 	}
-	srv := &http.Server{Handler: withReadiness(cp.Ready, sig), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := newHTTPServer(withReadiness(cp.Ready, sig), log)
 
 	g.Go(func() error { return sig.Run(ctx) })
 	g.Go(func() error {
