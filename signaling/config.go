@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/meshmeet/meshmeet/bridge"
@@ -53,6 +54,13 @@ type Config struct {
 	// source may start, per second and in a burst [5, 30].
 	SourceJoinRate  float64
 	SourceJoinBurst int
+	// TrustedProxies are the operator's reverse proxies in front of this
+	// node. A request from one of them is attributed, for the per-source
+	// limits, to the last X-Forwarded-For address that is not itself a
+	// trusted proxy; from any other peer X-Forwarded-For is ignored. Nil:
+	// none. Behind a proxy that is not listed, every client shares the
+	// proxy's per-source limits.
+	TrustedProxies []netip.Prefix
 	// MaxUnjoined bounds the WebSockets on this node that have not sent
 	// their join yet [500].
 	MaxUnjoined int

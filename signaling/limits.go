@@ -2,7 +2,9 @@ package signaling
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,24 +17,65 @@ import (
 // join budget, so at this size they are all forgotten at once.
 const maxSources = 1 << 16
 
-// sourceOf names the source of a request by its TCP peer: an IPv4 address,
-// or the /64 of an IPv6 address (one host usually holds a whole /64).
-// IPv4-mapped IPv6 counts as IPv4. X-Forwarded-For is not trusted: nothing
-// says a proxy is in front. ok is false for an address that does not parse.
-func sourceOf(remoteAddr string) (src netip.Prefix, ok bool) {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
+// maxForwardedHops bounds the X-Forwarded-For entries looked at.
+const maxForwardedHops = 8
+
+// sourceOf names the source of a request: an IPv4 address, or the /64 of an
+// IPv6 address (one host usually holds a whole /64); IPv4-mapped IPv6
+// counts as IPv4. The address is the TCP peer's, unless that peer is one of
+// trusted (a reverse proxy of the operator's): then it is the last address
+// of X-Forwarded-For that is not itself trusted. From any other peer
+// X-Forwarded-For is ignored, since anyone can send it. ok is false for a
+// peer address that does not parse.
+func sourceOf(r *http.Request, trusted []netip.Prefix) (src netip.Prefix, ok bool) {
+	a, ok := parseHost(r.RemoteAddr)
+	if !ok {
 		return netip.Prefix{}, false
 	}
-	a = a.Unmap().WithZone("")
+	if isTrusted(a, trusted) {
+		// The right-most entry was written by the proxy that reached us;
+		// walk left past the operator's own proxies only.
+		var hops []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(v, ",")...)
+		}
+		for i := len(hops) - 1; i >= 0 && i >= len(hops)-maxForwardedHops; i-- {
+			h, ok := parseHost(strings.TrimSpace(hops[i]))
+			if !ok {
+				break
+			}
+			a = h
+			if !isTrusted(h, trusted) {
+				break
+			}
+		}
+	}
 	if a.Is4() {
 		return netip.PrefixFrom(a, 32), true
 	}
 	return netip.PrefixFrom(a, 64).Masked(), true
+}
+
+// parseHost parses "addr", "addr:port" or "[addr]:port", unmapped and
+// without zone.
+func parseHost(s string) (netip.Addr, bool) {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // sources enforces the per-source and node-wide limits on sockets and joins

@@ -1,30 +1,49 @@
 package signaling
 
 import (
+	"net/http"
 	"net/netip"
 	"testing"
 )
 
-// TestSourceOf: IPv4 by address, IPv6 by /64, IPv4-mapped IPv6 as IPv4.
+// TestSourceOf: IPv4 by address, IPv6 by /64, IPv4-mapped IPv6 as IPv4;
+// X-Forwarded-For only from a trusted proxy, and only up to the first
+// address that is not one.
 func TestSourceOf(t *testing.T) {
-	for _, tc := range []struct{ remote, want string }{
-		{"192.0.2.7:5000", "192.0.2.7/32"},
-		{"[::ffff:192.0.2.7]:5000", "192.0.2.7/32"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "2001:db8:1:2::/64"},
-		{"[fe80::1%eth0]:1", "fe80::/64"},
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("fd00::/64")}
+	for _, tc := range []struct{ remote, xff, want string }{
+		{"192.0.2.7:5000", "", "192.0.2.7/32"},
+		{"[::ffff:192.0.2.7]:5000", "", "192.0.2.7/32"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:1", "", "fe80::/64"},
+		// Anyone can send X-Forwarded-For: ignored from an untrusted peer.
+		{"192.0.2.7:5000", "198.51.100.1", "192.0.2.7/32"},
+		// From a trusted proxy: the last entry the proxy wrote.
+		{"10.0.0.5:40000", "198.51.100.1", "198.51.100.1/32"},
+		{"[fd00::5]:40000", "2001:db8:9:9::1", "2001:db8:9:9::/64"},
+		// A client's own X-Forwarded-For ahead of the proxy's entry is not
+		// believed; trusted hops are walked past.
+		{"10.0.0.5:40000", "203.0.113.66, 198.51.100.1, 10.0.0.9", "198.51.100.1/32"},
+		// A garbled entry stops the walk at the last good hop.
+		{"10.0.0.5:40000", "198.51.100.1, garbage", "10.0.0.5/32"},
+		{"10.0.0.5:40000", "", "10.0.0.5/32"},
 	} {
-		got, ok := sourceOf(tc.remote)
+		r := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		got, ok := sourceOf(r, proxies)
 		if !ok || got != netip.MustParsePrefix(tc.want) {
-			t.Errorf("sourceOf(%s) = %v %v, want %s", tc.remote, got, ok, tc.want)
+			t.Errorf("sourceOf(%s, XFF %q) = %v %v, want %s", tc.remote, tc.xff, got, ok, tc.want)
 		}
 	}
-	a, _ := sourceOf("[2001:db8:1:2::1]:1")
-	b, _ := sourceOf("[2001:db8:1:3::1]:1")
+	a, _ := sourceOf(&http.Request{RemoteAddr: "[2001:db8:1:2::1]:1"}, nil)
+	b, _ := sourceOf(&http.Request{RemoteAddr: "[2001:db8:1:3::1]:1"}, nil)
 	if a == b {
 		t.Error("two /64s share a source")
 	}
-	if _, ok := sourceOf("not an address"); ok {
+	if _, ok := sourceOf(&http.Request{RemoteAddr: "not an address"}, nil); ok {
 		t.Error("a malformed address has a source")
 	}
 }

@@ -33,7 +33,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return
 	}
-	src, ok := sourceOf(r.RemoteAddr)
+	src, ok := sourceOf(r, s.cfg.TrustedProxies)
 	if !ok {
 		http.Error(w, "bad peer address", http.StatusBadRequest)
 		return
