@@ -42,12 +42,23 @@ func Credentials(secret []byte, ttl time.Duration, now time.Time) (username, pas
 // characters of A-Z a-z 0-9 - _; never a secret, since a username travels
 // in clear). The server counts the session's allocations against
 // MaxAllocationsPerUser whichever of its credentials made them, and
-// Server.EndSession ends them all.
+// Server.EndSession ends them all. Server.Credentials mints credentials
+// that only that server accepts.
 func CredentialsFor(secret []byte, sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
-	if !validSessionID(sessionID) {
+	return credentialsFor(secret, "", sessionID, ttl, now)
+}
+
+// credentialsFor is CredentialsFor for the server named issuer (empty:
+// any server): username "expiry:kid.issuer.sessionID".
+func credentialsFor(secret []byte, issuer, sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
+	if !validSessionID(sessionID) || issuer != "" && !validSessionID(issuer) {
 		return "", "", ErrSessionID
 	}
-	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + keyID(secret) + "." + sessionID
+	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + keyID(secret) + "."
+	if issuer != "" {
+		username += issuer + "."
+	}
+	username += sessionID
 	return username, Password(secret, username), nil
 }
 
@@ -67,15 +78,27 @@ func validSessionID(id string) bool {
 	return true
 }
 
-// sessionOf returns the session a username's allocations count against:
-// the session ID of a username CredentialsFor minted, else the username's
-// opaque part (each credential minted otherwise is a session of its own).
-func sessionOf(username string) string {
+// parseSession returns the issuing server and the session a username's
+// allocations count against: those of a username credentialsFor minted
+// (issuer empty when any server may take it), else no issuer and the
+// username's opaque part (each credential minted otherwise is a session of
+// its own).
+func parseSession(username string) (issuer, session string) {
 	_, id, _ := strings.Cut(username, ":")
-	if len(id) > kidLen+1 && id[kidLen] == '.' {
-		return id[kidLen+1:]
+	if len(id) <= kidLen+1 || id[kidLen] != '.' {
+		return "", id
 	}
-	return id
+	rest := id[kidLen+1:]
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return rest[:i], rest[i+1:]
+	}
+	return "", rest
+}
+
+// sessionOf is the session of parseSession.
+func sessionOf(username string) string {
+	_, session := parseSession(username)
+	return session
 }
 
 // Password returns base64(HMAC-SHA1(secret, username)).
@@ -128,9 +151,13 @@ func (s *Secrets) Mint(ttl time.Duration, now time.Time) (username, password str
 // MintFor returns credentials of a session from the current secret (see
 // CredentialsFor).
 func (s *Secrets) MintFor(sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
+	return s.mintFor("", sessionID, ttl, now)
+}
+
+func (s *Secrets) mintFor(issuer, sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return CredentialsFor(s.cur, sessionID, ttl, now)
+	return credentialsFor(s.cur, issuer, sessionID, ttl, now)
 }
 
 // Rotate makes secret the current one. The old one keeps authenticating

@@ -2,6 +2,8 @@ package turn
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,6 +156,7 @@ type Server struct {
 	unauth      *sourceLimiter
 	ctr         counters
 	tcpTimeouts tcpTimeouts // Static after New but in tests.
+	issuer      string      // Static: names this server in the credentials it mints (Credentials).
 	dp          *dataPlane  // nil where there is none; set by Run before pion starts
 
 	mu      sync.Mutex // guards the following fields
@@ -180,6 +183,7 @@ func New(cfg Config) (*Server, error) {
 		quota:       newQuota(cfg.MaxAllocationsPerUser, cfg.MaxAllocations),
 		unauth:      newSourceLimiter(rate, cfg.UnauthBurst),
 		tcpTimeouts: tcpTimeouts{setup: tcpSetupTimeout, frame: tcpFrameTimeout, idle: tcpIdleTimeout},
+		issuer:      newIssuer(),
 		tcp:         map[*tcpConn]struct{}{},
 		done:        make(chan struct{}),
 	}, nil
@@ -303,7 +307,12 @@ func (s *Server) authenticate(ra *pionturn.RequestAttributes) (string, []byte, b
 		s.ctr.authFuture.Add(1)
 		return "", nil, false
 	}
-	if s.quota.isEnded(sessionOf(ra.Username)) {
+	issuer, session := parseSession(ra.Username)
+	if issuer != "" && issuer != s.issuer {
+		s.ctr.authOtherServer.Add(1)
+		return "", nil, false
+	}
+	if s.quota.isEnded(session) {
 		s.ctr.sessionEnded.Add(1)
 		return "", nil, false
 	}
@@ -333,6 +342,15 @@ func (s *Server) quotaOK(user, _ string, _ net.Addr) bool {
 		return false
 	}
 	return true
+}
+
+// Credentials mints TURN REST credentials of a participant's session (see
+// CredentialsFor) that only this server accepts: the username names it
+// ("expiry:kid.server.sessionID", the server's name random per process),
+// so a participant cannot carry them to another node of the cluster,
+// which would never learn that the session ended.
+func (s *Server) Credentials(sessionID string, ttl time.Duration, now time.Time) (username, password string, err error) {
+	return s.cfg.Secrets.mintFor(s.issuer, sessionID, ttl, now)
 }
 
 // EndSession ends a participant's session (the sessionID its credentials
@@ -376,6 +394,14 @@ func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 		return false
 	}
 	return true
+}
+
+// newIssuer returns a random server name for Credentials: 48 bits in
+// base64url, new at every start.
+func newIssuer() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Socket buffer sizes. Go's read loops can stall for a few milliseconds on

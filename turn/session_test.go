@@ -255,3 +255,36 @@ func TestRelayOnlyToBridges(t *testing.T) {
 		roundsTo(relay, bridgeA, bridgeB)
 	}
 }
+
+// TestCredentialsBoundToServer: credentials a node's server mints for a
+// session work on that server only. Another node shares the secret, so
+// without the binding a participant could take its credentials there,
+// where the end of its session is never heard of, and keep allocations
+// open after it left.
+func TestCredentialsBoundToServer(t *testing.T) {
+	a := startServer(t, nil, nil)
+	b := startServer(t, nil, nil) // another node of the cluster: same secret
+	user, pass, err := a.Credentials("traveller", 5*time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iss, sess := parseSession(user); iss == "" || sess != "traveller" {
+		t.Fatalf("username %q: issuer %q, session %q", user, iss, sess)
+	}
+	if _, r := rawAllocateAs(t, b, user, pass); r.Type.Class != stun.ClassErrorResponse {
+		t.Fatalf("another node took the credentials: %v", r)
+	}
+	if st := b.Stats(); st.AuthOtherServer == 0 || st.Allocations != 0 {
+		t.Fatalf("the other node's stats: %+v", st)
+	}
+	if _, r := rawAllocateAs(t, a, user, pass); r.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("the issuing node refused its own credentials: %v", r)
+	}
+	a.EndSession("traveller")
+	if st := a.Stats(); st.Allocations != 0 {
+		t.Fatalf("allocations after the session ended: %d", st.Allocations)
+	}
+	if _, _, err := a.Credentials("bad.id", time.Minute, time.Now()); !errors.Is(err, ErrSessionID) {
+		t.Fatalf("Credentials(bad.id): %v", err)
+	}
+}

@@ -12,6 +12,7 @@ type Stats struct {
 	AuthExpired     uint64 // expired (Allocate), or past the refresh grace
 	AuthFuture      uint64 // expiry further ahead than the credential TTL allows
 	AuthFailed      uint64 // wrong password (MESSAGE-INTEGRITY check failed)
+	AuthOtherServer uint64 // credentials another server (node) minted for its own use
 	UnauthLimited   uint64 // error answers (401 and others) not sent: over the per-source rate
 	BindingLimited  uint64 // Binding answers not sent: over the per-source rate (shared with errors)
 	QuotaUser       uint64 // allocations refused: per-user quota
@@ -39,6 +40,7 @@ type counters struct {
 	authExpired      atomic.Uint64
 	authFuture       atomic.Uint64
 	authFailed       atomic.Uint64
+	authOtherServer  atomic.Uint64
 	unauthLimited    atomic.Uint64
 	bindingLimited   atomic.Uint64
 	quotaUser        atomic.Uint64
@@ -79,6 +81,7 @@ func (c *counters) snapshot() Stats {
 		AuthExpired:      c.authExpired.Load(),
 		AuthFuture:       c.authFuture.Load(),
 		AuthFailed:       c.authFailed.Load(),
+		AuthOtherServer:  c.authOtherServer.Load(),
 		UnauthLimited:    c.unauthLimited.Load(),
 		BindingLimited:   c.bindingLimited.Load(),
 		QuotaUser:        c.quotaUser.Load(),

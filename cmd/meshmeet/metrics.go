@@ -79,6 +79,7 @@ var turnRefusals = [...]struct {
 	{"auth_expired", func(s turn.Stats) uint64 { return s.AuthExpired }},
 	{"auth_future", func(s turn.Stats) uint64 { return s.AuthFuture }},
 	{"auth_failed", func(s turn.Stats) uint64 { return s.AuthFailed }},
+	{"auth_other_node", func(s turn.Stats) uint64 { return s.AuthOtherServer }},
 	{"unauth_limited", func(s turn.Stats) uint64 { return s.UnauthLimited }},
 	{"binding_limited", func(s turn.Stats) uint64 { return s.BindingLimited }},
 	{"quota_user", func(s turn.Stats) uint64 { return s.QuotaUser }},

@@ -94,12 +94,13 @@ type turnNode struct {
 
 // ICEServers is signaling's Config.ICEServers: the ICE servers handed to a
 // participant at join and at every resume, with fresh TURN REST credentials
-// of its session (username "expiry:kid.sessionID", turn.CredentialsFor).
+// of its session that only this node's TURN server accepts (username
+// "expiry:kid.node.sessionID", turn.Server.Credentials).
 func (n *turnNode) ICEServers(sessionID string) []wire.ICEServer {
 	if n.Server == nil {
 		return nil
 	}
-	user, pass, err := n.setup.server.Secrets.MintFor(sessionID, n.setup.ttl, time.Now())
+	user, pass, err := n.Server.Credentials(sessionID, n.setup.ttl, time.Now())
 	if err != nil {
 		n.log.Warn("no TURN credentials for a session", "err", err)
 		return nil
