@@ -19,6 +19,12 @@ const (
 	cmdLeave      cmdType = 2 // request ID | key | bridge
 	cmdBridgeDead cmdType = 3 // bridge
 	cmdSetState   cmdType = 4 // key | conference ID | state
+	// cmdDropGhosts removes a bridge from rooms it does not hold (the
+	// leader's reconciliation with the bridges' reports): bridge | count(2)
+	// | count × (key | conference ID | participants(4)). An entry applies
+	// only if the room still has that conference ID and that bridge still
+	// that many participants, so a join that landed since is never undone.
+	cmdDropGhosts cmdType = 5
 
 	cmdIgnorable cmdType = 0x80
 )
@@ -29,6 +35,7 @@ const (
 	maxConferenceID = 64
 	maxPasswordHash = 256
 	maxBridges      = 1024
+	maxGhosts       = 1024 // entries of one cmdDropGhosts
 )
 
 var errMalformed = errors.New("malformed command")
@@ -54,6 +61,15 @@ type command struct {
 	conferenceID string
 	created      int64 // unix nanoseconds, stamped by the proposer
 	state        RoomState
+	ghosts       []ghost // cmdDropGhosts
+}
+
+// ghost is an entry of the directory that its bridge does not hold: the
+// bridge is listed in room key (conference ID) with count participants.
+type ghost struct {
+	key          RoomKey
+	conferenceID string
+	count        uint32
 }
 
 // RoomState is the shared state of a room that moderators change.
@@ -83,6 +99,14 @@ func (c *command) encode() []byte {
 		b = append(b, c.key[:]...)
 		b = appendStr8(b, c.conferenceID)
 		b = appendState(b, c.state)
+	case cmdDropGhosts:
+		b = appendStr8(b, c.bridge)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.ghosts)))
+		for _, g := range c.ghosts {
+			b = append(b, g.key[:]...)
+			b = appendStr8(b, g.conferenceID)
+			b = binary.BigEndian.AppendUint32(b, g.count)
+		}
 	default:
 		panic(fmt.Sprintf("mesh: encode of unknown command type %d", c.typ))
 	}
@@ -124,6 +148,28 @@ func decodeCommand(b []byte) (command, error) {
 		r.key(&c.key)
 		c.conferenceID = r.str8(maxConferenceID)
 		c.state = r.state()
+	case cmdDropGhosts:
+		c.bridge = r.str8(maxBridgeName)
+		n := int(r.u16())
+		if c.bridge == "" || n == 0 || n > maxGhosts {
+			r.err = errMalformed
+			break
+		}
+		c.ghosts = make([]ghost, 0, n)
+		for range n {
+			var g ghost
+			r.key(&g.key)
+			g.conferenceID = r.str8(maxConferenceID)
+			g.count = r.u32()
+			if r.err != nil {
+				break
+			}
+			if g.conferenceID == "" || g.count == 0 || g.count > 1<<24 {
+				r.err = errMalformed
+				break
+			}
+			c.ghosts = append(c.ghosts, g)
+		}
 	default:
 		return c, errUnknownType
 	}

@@ -101,6 +101,19 @@ type Config struct {
 	// Load returns the current load; nil: no participants. CPU is always
 	// measured by mesh.
 	Load func() Load
+	// LiveRooms returns the keys of the rooms this node's bridge holds
+	// participants of, joins in progress included. Every ReportInterval
+	// the node reports them to the raft leader, which removes this bridge
+	// from rooms it has not held for GhostGrace (ghosts.go). nil: no
+	// reports, and this bridge's rooms end only by Leave or its death. It
+	// must not block.
+	LiveRooms func() []RoomKey
+	// ReportInterval is how often LiveRooms is reported [5s].
+	ReportInterval time.Duration
+	// GhostGrace is how long the directory may list this bridge in a room
+	// missing from its reports before the leader removes it [30s]: longer
+	// than any join takes from the directory's answer to the bridge.
+	GhostGrace time.Duration
 
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -132,6 +145,8 @@ func (c Config) withDefaults() Config {
 	def(&c.ReconnectInterval, 10*time.Second)
 	def(&c.ApplyTimeout, 5*time.Second)
 	def(&c.SnapshotInterval, 5*time.Second)
+	def(&c.ReportInterval, 5*time.Second)
+	def(&c.GhostGrace, 30*time.Second)
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 64
 	}

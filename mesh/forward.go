@@ -18,6 +18,7 @@ const (
 	opLookup byte = 2 // payload: a RoomKey
 	opRooms  byte = 3 // no payload
 	opInfo   byte = 4 // no payload; answer: leader ID, then voter IDs, "\n"-separated
+	opReport byte = 5 // payload: bridge name(str8) | count(4) | count RoomKeys (ghosts.go)
 
 	stOK          byte = 0
 	stUnavailable byte = 1
@@ -25,7 +26,7 @@ const (
 	stBad         byte = 3
 	stNotLeader   byte = 4 // payload: the leader's raft address, maybe empty
 
-	maxForwardLen   = 64 << 10
+	maxForwardLen   = 1 << 20         // a live-rooms report of 32k rooms
 	forwardIdle     = 5 * time.Minute // a server closes a connection idle this long
 	poolIdleMax     = time.Minute     // a client drops a pooled connection idle this long
 	poolConnsPerDst = 16
@@ -243,6 +244,15 @@ func (n *Node) serveOp(ctx context.Context, op byte, payload []byte) (byte, []by
 			return errStatus(err), nil
 		}
 		return stOK, binary.BigEndian.AppendUint32(nil, uint32(n.fsm.count()))
+	case opReport:
+		bridge, held, err := decodeReport(payload)
+		if err != nil {
+			return stBad, nil
+		}
+		if err := n.liveReport(ctx, bridge, held); err != nil {
+			return errStatus(err), nil
+		}
+		return stOK, nil
 	case opInfo:
 		leader, voters := n.raftInfo()
 		b := []byte(leader)

@@ -117,6 +117,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 			}
 		}
 		return applyResult{}
+	case cmdDropGhosts:
+		for _, g := range c.ghosts {
+			r, ok := f.rooms[g.key]
+			if ok && r.ConferenceID == g.conferenceID && r.Bridges[c.bridge] == int(g.count) {
+				f.dropBridgeLocked(g.key, r, c.bridge)
+			}
+		}
+		return applyResult{}
 	case cmdSetState:
 		r, ok := f.rooms[c.key]
 		if !ok || r.ConferenceID != c.conferenceID {
@@ -162,6 +170,24 @@ func (f *fsm) bridgeNames() []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedKeys(f.bridges)
+}
+
+// roomsOf returns the rooms that list bridge, as ghosts to be (each with
+// the conference ID and the bridge's count), in key order.
+func (f *fsm) roomsOf(bridge string) []ghost {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.bridges[bridge] == 0 {
+		return nil
+	}
+	var out []ghost
+	for k, r := range f.rooms {
+		if c := r.Bridges[bridge]; c > 0 {
+			out = append(out, ghost{key: k, conferenceID: r.ConferenceID, count: uint32(c)})
+		}
+	}
+	slices.SortFunc(out, func(a, b ghost) int { return bytes.Compare(a.key[:], b.key[:]) })
+	return out
 }
 
 // holds reports whether any room refers to k (tests).

@@ -69,6 +69,12 @@ type Node struct {
 	loadFn       atomic.Pointer[func() Load] // set by SetLoadFunc
 	leaderSeen   atomic.Int64                // unix ns of a non-voter's last answer from a leader
 	probing      atomic.Bool                 // a probeLeader is in flight
+	reporting    atomic.Bool                 // a report is in flight
+
+	ghostMu sync.Mutex
+	// missing holds, on the leader, since when each room listing a bridge
+	// has been missing from that bridge's reports; guarded by ghostMu.
+	missing map[string]map[ghostKey]time.Time
 }
 
 var _ Directory = (*Node)(nil)
@@ -94,6 +100,7 @@ func New(cfg Config) (*Node, error) {
 		done:         make(chan struct{}),
 		missingSince: map[raft.ServerID]time.Time{},
 		bridgeGone:   map[string]time.Time{},
+		missing:      map[string]map[ghostKey]time.Time{},
 	}
 	n.meta = NodeMeta{
 		Region: cfg.Region, HasGeo: cfg.HasGeo, Lat: cfg.Lat, Lon: cfg.Lon,
@@ -175,6 +182,8 @@ func (n *Node) Run(ctx context.Context) error {
 	defer reconcile.Stop()
 	load := time.NewTicker(n.cfg.LoadInterval)
 	defer load.Stop()
+	report := time.NewTicker(n.cfg.ReportInterval)
+	defer report.Stop()
 	var leaderCh <-chan bool
 	if n.raft != nil {
 		leaderCh = n.raft.LeaderCh()
@@ -197,12 +206,15 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Info("became raft leader")
 				clear(n.missingSince)
 				clear(n.bridgeGone)
+				n.forgetReports()
 			} else {
 				n.log.Info("lost raft leadership")
 			}
 			n.step()
 		case <-load.C:
 			n.refreshMeta()
+		case <-report.C:
+			n.report()
 		}
 	}
 }

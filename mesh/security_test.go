@@ -71,6 +71,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{typ: cmdLeave, key: key, bridge: "eu-1"},
 		{typ: cmdBridgeDead, bridge: "us-2"},
 		{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte("h"), Locked: true, E2EERequired: true, Moderation: ModerationToken}},
+		{typ: cmdDropGhosts, bridge: "eu-1", ghosts: []ghost{{key: key, conferenceID: "c", count: 2}, {conferenceID: "d", count: 1}}},
 	} {
 		got, err := decodeCommand(c.encode())
 		if err != nil {
@@ -101,6 +102,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add((&command{typ: cmdLeave, key: key, bridge: "b"}).encode())
 	f.Add((&command{typ: cmdBridgeDead, bridge: "b"}).encode())
 	f.Add((&command{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte{1}}}).encode())
+	f.Add((&command{typ: cmdDropGhosts, bridge: "b", ghosts: []ghost{{key: key, conferenceID: "c", count: 1}}}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
@@ -136,6 +138,30 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		again, _, err := decodeSnapshot(out.b)
 		if err != nil || len(again) != len(rooms) {
 			t.Fatalf("re-encoded snapshot: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeReport(f *testing.F) {
+	f.Add(encodeReport("eu-1", []RoomKey{NewRoomKey([]byte("k"), "a"), NewRoomKey([]byte("k"), "b")}))
+	f.Add(encodeReport("n", nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bridge, held, err := decodeReport(b)
+		if err != nil {
+			return
+		}
+		keys := make([]RoomKey, 0, len(held))
+		for k := range held {
+			keys = append(keys, k)
+		}
+		bridge2, held2, err := decodeReport(encodeReport(bridge, keys))
+		if err != nil || bridge2 != bridge || len(held2) != len(held) {
+			t.Fatalf("decode→encode→decode differs: %v", err)
+		}
+		for k := range held {
+			if !held2[k] {
+				t.Fatal("a key was lost")
+			}
 		}
 	})
 }

@@ -129,6 +129,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 
 	load := &nodeLoad{}
 	cfg.Mesh.Load = load.load
+	cfg.Mesh.LiveRooms = load.liveRooms
 	cp, err := startMesh(ctx, g, cfg, log)
 	if err != nil {
 		return abort(err)

@@ -38,6 +38,9 @@ type meshConfig struct {
 	DeadGrace         time.Duration
 	// Load, when set by serve, reports the node's load for gossip.
 	Load func() mesh.Load
+	// LiveRooms, when set by serve, reports the rooms this node holds
+	// participants of, so the directory leader can remove ghost rooms.
+	LiveRooms func() []mesh.RoomKey
 	// RelayAdvertise, set by serve, is the relay address gossiped to the
 	// cluster.
 	RelayAdvertise string
@@ -47,6 +50,16 @@ var (
 	defaultGossipAddr = fmt.Sprintf("127.0.0.1:%d", defaults.GossipPort)
 	defaultRaftAddr   = fmt.Sprintf("127.0.0.1:%d", defaults.RaftPort)
 )
+
+// liveRooms implements meshConfig.LiveRooms: signaling's rooms with a
+// participant (or a join in progress) here. Before signaling exists the
+// node holds no room.
+func (l *nodeLoad) liveRooms() []mesh.RoomKey {
+	if s := l.sig.Load(); s != nil {
+		return s.LiveRooms()
+	}
+	return nil
+}
 
 // envClusterSecret holds the cluster secret itself (DESIGN.md section 9).
 const envClusterSecret = "MESHMEET_CLUSTER_SECRET"
@@ -259,6 +272,7 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		RaftTimeout:     m.RaftTimeout,
 		DeadGrace:       m.DeadGrace,
 		Load:            m.Load,
+		LiveRooms:       m.LiveRooms,
 		Logger:          log,
 	}
 	node, err := mesh.New(mc) // owns the sockets from here, also on an error
