@@ -236,18 +236,20 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// Close closes the relay socket. Only the first call does anything and
+// returns an error: pion's allocation manager stops closing allocations at
+// the first error, so a socket that EndSession closed before pion deleted
+// its allocation must not fail pion's Close at shutdown (the allocations
+// after it in pion's map would stay open).
 func (c *relayConn) Close() error {
-	first := false
+	var err error
 	c.closeOnce.Do(func() {
-		first = true
 		if c.done != nil {
 			c.s.dp.removeRelay(c) // off its loop while the descriptor is open
 			close(c.done)
 		}
-	})
-	err := c.PacketConn.Close()
-	if first {
+		err = c.PacketConn.Close()
 		c.s.quota.release(c.session, c)
-	}
+	})
 	return err
 }

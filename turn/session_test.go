@@ -288,3 +288,31 @@ func TestCredentialsBoundToServer(t *testing.T) {
 		t.Fatalf("Credentials(bad.id): %v", err)
 	}
 }
+
+// TestRelayCloseTwice: a relay socket closed by EndSession is closed again
+// by pion when it deletes the allocation, or at shutdown; the second Close
+// must not fail, since pion's allocation manager stops closing the other
+// allocations at the first error (they then stayed open after Run).
+func TestRelayCloseTwice(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{quota: newQuota(6, 10)}
+	if r := s.quota.acquire("s"); r != quotaOK {
+		t.Fatal(r)
+	}
+	rc := &relayConn{PacketConn: pc, s: s, session: "s"}
+	if !s.quota.attach(rc) {
+		t.Fatal("attach")
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if n, _ := s.quota.count(); n != 0 {
+		t.Fatalf("%d allocations counted after Close", n)
+	}
+}
