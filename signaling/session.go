@@ -21,6 +21,9 @@ const (
 	idleTimeout = 45 * time.Second
 	// writeTimeout bounds one WebSocket write.
 	writeTimeout = 5 * time.Second
+	// refuseTimeout bounds the write of a busy error to a socket that is
+	// refused at once.
+	refuseTimeout = time.Second
 	// sendQueue bounds the messages waiting for a participant's socket.
 	// Chat to a client is dropped past chatQueue; a client that falls
 	// this far behind anyway is disconnected.
@@ -48,11 +51,15 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if busy != nil {
 		// Upgrade first so the client (a browser cannot read the status
-		// of a refused upgrade) learns why; then close at once.
+		// of a refused upgrade) learns why; then drop the connection
+		// without a closing handshake. Refused sockets are not counted,
+		// so each may cost this goroutine only briefly.
 		werr := errorMessage(busy)
 		werr.Fatal = true
-		writeNow(context.Background(), ws, &wire.Message{Type: wire.TypeError, Error: werr})
-		ws.Close(websocket.StatusTryAgainLater, werr.Code)
+		ctx, cancel := context.WithTimeout(context.Background(), refuseTimeout)
+		writeNow(ctx, ws, &wire.Message{Type: wire.TypeError, Error: werr})
+		cancel()
+		ws.CloseNow()
 		return
 	}
 	c := &conn{ws: ws, src: src, unjoined: true, done: make(chan struct{})}
