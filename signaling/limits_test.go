@@ -181,7 +181,9 @@ func TestSourceJoinRate(t *testing.T) {
 func TestUnjoinedSocketsCappedAndClosed(t *testing.T) {
 	n := startNode(t, func(c *signaling.Config) {
 		c.MaxUnjoined = 5
-		c.JoinTimeout = 300 * time.Millisecond
+		// Long enough that the idle sockets are still open when the
+		// sixth arrives, even on a loaded machine.
+		c.JoinTimeout = 3 * time.Second
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
