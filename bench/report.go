@@ -419,17 +419,7 @@ func (r *runner) reportNodes(rep *Report, all []*participant, to time.Time, base
 	for i, t := range r.targets {
 		nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
 		if i < len(ws.nodes) && i < len(we.nodes) && we.nodes[i].m.ok && ws.nodes[i].m.ok {
-			a, b := ws.nodes[i].m, we.nodes[i].m
-			fwd := b.forwarded - a.forwarded
-			nf.BridgeForwarded = &fwd
-			for reason, n := range b.drops {
-				if d := n - a.drops[reason]; d > 0 {
-					if nf.BridgeDrops == nil {
-						nf.BridgeDrops = map[string]float64{}
-					}
-					nf.BridgeDrops[reason] = d
-				}
-			}
+			nf.BridgeForwarded, nf.BridgeDrops = bridgeDelta(ws.nodes[i].m, we.nodes[i].m)
 			if len(nf.BridgeDrops) > 0 {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its bridge dropped packets: %v", t.Name, nf.BridgeDrops))
 			}
@@ -460,6 +450,23 @@ func (r *runner) reportNodes(rep *Report, all []*participant, to time.Time, base
 		v := round3(rssGrowth / 1024 / float64(n))
 		rep.MemPerParticipantKB = &v
 	}
+}
+
+// bridgeDelta returns what a node's bridge forwarded between two readings
+// of its metrics, and what it dropped, by reason (only reasons that
+// happened; nil for none).
+func bridgeDelta(a, b nodeMetrics) (*float64, map[string]float64) {
+	fwd := b.forwarded - a.forwarded
+	var drops map[string]float64
+	for reason, n := range b.drops {
+		if d := n - a.drops[reason]; d > 0 {
+			if drops == nil {
+				drops = map[string]float64{}
+			}
+			drops[reason] = d
+		}
+	}
+	return &fwd, drops
 }
 
 // reportGenerator fills the bench's own cost over the window and warns
