@@ -361,6 +361,13 @@ func (r *Relay) manage(p *peer) {
 		r.mu.Lock()
 		want := len(p.rooms) > 0
 		l, addr := p.link, p.addr
+		if !want && l == nil && len(p.imports) == 0 && r.peers[p.name] == p {
+			// Nothing left of this peer: forget it (a later room or
+			// incoming link makes a new one).
+			delete(r.peers, p.name)
+			r.mu.Unlock()
+			return
+		}
 		shared := want
 		if l != nil && !shared {
 			shared = l.sharesRoom()
