@@ -337,13 +337,16 @@ func TestThreeNodes(t *testing.T) {
 		}
 		flowing(t, o, theirs...)
 		first := o.write()
+		var last uint16
 		for range 30 {
-			o.write()
+			last = o.write()
 		}
 		waitFor(t, fmt.Sprintf("packets of %s everywhere", ns[j].name), func() bool {
 			for _, s := range theirs {
-				for q := first; q != o.seq+1; q++ {
+				for q := first; q != last+1; q++ {
 					if !s.has(q) {
+						o.write() // reveals a lost tail to the NACK logic
+						time.Sleep(5 * time.Millisecond)
 						return false
 					}
 				}
