@@ -159,18 +159,21 @@ func (fc *flagChecker) check(rel string, src []byte) (problems []string, checked
 		// comment line just above it counts as the same line.
 		isPlanned := planned.MatchString(line) ||
 			(filepath.Ext(rel) == ".service" && strings.HasPrefix(strings.TrimSpace(prev), "#") && planned.MatchString(prev))
-		prev = line
 
-		// The commands the line names, and the file's.
+		// The commands this line and the one before name (prose wraps
+		// "meshmeet bench" and its flag onto two lines), and the file's.
 		var cmds []string
-		for _, m := range commandMention.FindAllStringSubmatch(line, -1) {
-			cmds = append(cmds, m[1])
+		for _, m := range commandMention.FindAllStringSubmatch(prev+"\n"+line, -1) {
+			if !slices.Contains(cmds, m[1]) {
+				cmds = append(cmds, m[1])
+			}
 		}
 		for _, c := range defaultCommands(rel) {
 			if !slices.Contains(cmds, c) {
 				cmds = append(cmds, c)
 			}
 		}
+		prev = line
 		var missing, stale []string
 		if !foreign {
 			for _, m := range flagMention.FindAllStringSubmatchIndex(line, -1) {
@@ -253,6 +256,8 @@ func TestDocsFlagsChecker(t *testing.T) {
 		{"planned elsewhere on the line", "docs/x.md", "The relay is planned; it will take `--relay-addr`.", nil},
 		{"stale mark", "docs/x.md", "Listen on `--http-addr` (planned).", []string{"--http-addr: marked planned"}},
 		{"the command on the line", "docs/x.md", "Run `meshmeet bench --turn-only`.", nil},
+		{"the command wrapped onto the line before", "docs/x.md", "Run `meshmeet bench\n--turn-only` to see.", nil},
+		{"a command two lines up does not count", "docs/x.md", "Run `meshmeet bench`.\nThen\n`--turn-only`.", []string{"x.md:3: --turn-only"}},
 		{"another command's flag", "docs/x.md", "Run `meshmeet serve --turn-only`.", []string{"--turn-only: not in `meshmeet serve --help`"}},
 		{"the file's command", "docs/bench.md", "`--turn-only` sends media through TURN.", nil},
 		{"prefix", "docs/x.md", "The `--jwt-*` flags, and `--auth-*`.", []string{"--auth-: not in"}},
