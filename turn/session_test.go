@@ -316,3 +316,27 @@ func TestRelayCloseTwice(t *testing.T) {
 		t.Fatalf("%d allocations counted after Close", n)
 	}
 }
+
+// TestEndedSessionsExpire: the list of ended sessions is bounded by time:
+// an entry is forgotten once its credentials could no longer allocate,
+// swept at most a minute later.
+func TestEndedSessionsExpire(t *testing.T) {
+	q := newQuota(6, 10)
+	ttl := 11 * time.Minute // CredentialTTL plus a minute of skew, as EndSession passes
+	for i := 0; i < 1000; i++ {
+		now := time.Duration(i) * time.Second
+		q.end(fmt.Sprintf("s%d", i), now, now+ttl)
+	}
+	// 1000 sessions over 1000 s, each remembered 11 minutes: at most the
+	// last 11 minutes, plus a minute's sweep lag, are kept.
+	if n := q.endedCount(); n > 12*60 || n < 11*60 {
+		t.Fatalf("%d ended sessions remembered", n)
+	}
+	if !q.isEnded("s999") || q.isEnded("s0") {
+		t.Fatal("the newest must be remembered and the oldest forgotten")
+	}
+	q.end("late", time.Hour, time.Hour+ttl)
+	if n := q.endedCount(); n != 1 {
+		t.Fatalf("%d ended sessions an hour later, want 1", n)
+	}
+}
