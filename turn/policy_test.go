@@ -203,3 +203,23 @@ func TestParsePrefixInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyVerdictNoAlloc: the per-packet check allocates nothing,
+// whether it allows (a bridge, an allowed range) or denies (no bridge, a
+// special range, a service port, an encoding).
+func TestPolicyVerdictNoAlloc(t *testing.T) {
+	p := NewPolicy([]netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+		[]netip.AddrPort{netip.MustParseAddrPort("27.0.0.5:9999")}, []uint16{7880})
+	peers := []netip.AddrPort{
+		netip.MustParseAddrPort("27.0.0.5:9999"), netip.MustParseAddrPort("10.1.2.3:5000"),
+		netip.MustParseAddrPort("8.8.8.8:53"), netip.MustParseAddrPort("127.0.0.1:5000"),
+		netip.MustParseAddrPort("10.1.2.3:7880"), netip.MustParseAddrPort("[2002:7f00:1::1]:5000"),
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, ap := range peers {
+			p.verdict(ap)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per round of checks", n)
+	}
+}
