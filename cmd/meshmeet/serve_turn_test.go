@@ -255,6 +255,11 @@ func TestStartTURN(t *testing.T) {
 			if _, err := relay.WriteTo([]byte("x"), other); err == nil {
 				t.Fatal("permission to 127.0.0.2 granted")
 			}
+			// So does a public address: it is no bridge of the cluster.
+			public, _ := net.ResolveUDPAddr("udp4", "8.8.8.8:53")
+			if _, err := relay.WriteTo([]byte("x"), public); err == nil {
+				t.Fatal("permission to a public address that is no bridge granted")
+			}
 		})
 	}
 }
