@@ -14,11 +14,14 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 	"github.com/meshmeet/meshmeet/turn"
 )
@@ -353,5 +357,64 @@ func TestTURNSessionChurn(t *testing.T) {
 		if n := tn.Server.Stats().Allocations; n != 0 {
 			t.Fatalf("cycle %d: %d allocations after the session ended", i, n)
 		}
+	}
+}
+
+// TestTURNFollowsBridges: the TURN peer set is this node's bridge plus the
+// WebRTC address of every member gossip shows alive or suspect, and it
+// follows membership: a bridge that left is dropped.
+func TestTURNFollowsBridges(t *testing.T) {
+	own := netip.MustParseAddrPort("127.0.0.1:7882")
+	members := []mesh.Member{
+		{Name: "a", State: "alive", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.1:7882"}},
+		{Name: "b", State: "suspect", Meta: mesh.NodeMeta{WebRTCAddr: "[2001:db8::2]:7882"}},
+		{Name: "c", State: "dead", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.3:7882"}},
+		{Name: "d", State: "left", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.4:7882"}},
+		{Name: "e", State: "alive", Meta: mesh.NodeMeta{WebRTCAddr: "bridge.example:7882"}},
+		{Name: "f", State: "alive"},
+	}
+	got := bridgeAddrs(members, []netip.AddrPort{own})
+	want := []netip.AddrPort{own, netip.MustParseAddrPort("198.51.100.1:7882"), netip.MustParseAddrPort("[2001:db8::2]:7882")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bridgeAddrs = %v, want %v", got, want)
+	}
+
+	cfg := testTURNConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	tn, err := startTURN(gctx, g, cfg, devKeys(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); g.Wait() }()
+	var mu sync.Mutex
+	current := members[:2]
+	g.Go(func() error {
+		tn.followBridges(gctx, func() []mesh.Member { mu.Lock(); defer mu.Unlock(); return slices.Clone(current) })
+		return nil
+	})
+	policy := tn.setup.server.Policy
+	wait := func(ap netip.AddrPort, in bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); slices.Contains(policy.Bridges(), ap) != in; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s in the bridge set: %v, want %v (set %v)", ap, !in, in, policy.Bridges())
+			}
+		}
+	}
+	a := netip.MustParseAddrPort("198.51.100.1:7882")
+	wait(a, true)
+	if policy.Check(a) != nil || policy.Check(netip.MustParseAddrPort("198.51.100.1:7883")) == nil {
+		t.Fatal("a bridge's media address must be reachable, its other ports not")
+	}
+	mu.Lock()
+	current = members[1:2] // a left the cluster
+	mu.Unlock()
+	wait(a, false)
+	if policy.Check(a) == nil {
+		t.Fatal("a bridge that left is still reachable")
+	}
+	if policy.Check(netip.AddrPortFrom(own.Addr(), uint16(cfg.RTCPort))) != nil {
+		t.Fatal("this node's own bridge must stay reachable")
 	}
 }
