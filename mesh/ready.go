@@ -1,16 +1,14 @@
 package mesh
 
-import (
-	"time"
-)
+import "time"
 
 // Ready reports whether this node has taken its first step (claim) and the
-// directory can reach a raft leader, as far as
-// this node knows without asking anyone: a voter from raft (a follower
-// forgets the leader within one raft timeout of losing it; a leader that
-// loses its quorum steps down within its lease); another node from the last
-// answer a leader gave it, which the run loop refreshes every
-// ReconcileInterval. It is cheap enough for every readiness probe.
+// directory can reach a raft leader, as far as this node knows without
+// asking anyone: a voter from raft (a follower forgets the leader within one
+// raft timeout of losing it; a leader that loses its quorum steps down
+// within its lease); another node from the last answer a leader gave it,
+// which the run loop refreshes every ReconcileInterval. It is cheap enough
+// for every readiness probe (/readyz).
 func (n *Node) Ready() bool {
 	if !n.started.Load() {
 		return false
