@@ -414,7 +414,9 @@ func (r *Relay) manage(p *peer) {
 func (r *Relay) dial(p *peer, addr string) *link {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		r.log.Warn("relay peer address", "peer", p.name, "err", err)
+		// The error would name the address: the peer's name is enough.
+		r.ctr.dialFailures.Add(1)
+		r.log.Warn("relay peer address does not resolve", "peer", p.name)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
