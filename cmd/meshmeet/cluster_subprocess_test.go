@@ -88,6 +88,7 @@ func TestClusterBinaryStatus(t *testing.T) {
 			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
 			"--gossip-addr", p.gossip,
 			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
 			"--raft-voter", "--bootstrap-expect", "3",
 			"--join", strings.Join(join, ","),
 			"--gossip-profile", "lan",
