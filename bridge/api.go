@@ -35,11 +35,13 @@ type Config struct {
 	// server-reflexive and peer-reflexive candidates (trickled or in SDP) may
 	// name; the others are dropped and counted. cmd passes the TURN deny
 	// list (turn.Policy.CheckRange), so a client cannot point the node where
-	// TURN may not relay. Relayed candidates are always kept, and so are
-	// the loopback addresses the bridge itself listens on or advertises
-	// (dev mode). Nil: no other address is allowed; the bridge is ICE-lite
-	// and finds each client's address from its connectivity checks anyway.
-	// Called concurrently; must not block.
+	// TURN may not relay. The loopback addresses the bridge itself listens
+	// on or advertises (dev mode) are always allowed, and so are relayed
+	// candidates on the publisher PeerConnection, where the bridge is
+	// ICE-lite and sends nothing to any candidate. Nil: no other address is
+	// allowed; the bridge then learns each client's address from its
+	// connectivity checks (peer-reflexive candidates). Called concurrently;
+	// must not block.
 	AllowRemoteCandidate func(netip.Addr) bool
 	// MaxTracksPerParticipant caps the audio and video tracks one
 	// participant publishes; an offer sending more is refused with

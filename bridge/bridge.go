@@ -220,10 +220,11 @@ const (
 )
 
 // checkRemoteCandidate applies the remote candidate policy (see
-// Config.AllowRemoteCandidate) to c.
-func (b *Bridge) checkRemoteCandidate(c ice.Candidate) int {
-	if c.Type() == ice.CandidateTypeRelay {
-		return candOK // the TURN server's address; ICE-lite sends it nothing
+// Config.AllowRemoteCandidate) to c, a candidate for a PeerConnection that
+// runs ICE-lite or not (newSettingEngine).
+func (b *Bridge) checkRemoteCandidate(c ice.Candidate, lite bool) int {
+	if c.Type() == ice.CandidateTypeRelay && lite {
+		return candOK // a TURN server's address, where ICE-lite sends nothing
 	}
 	ip, err := netip.ParseAddr(c.Address())
 	if err != nil {
@@ -263,10 +264,14 @@ func (b *Bridge) startLocked() error {
 	if b.tcpMux != nil {
 		tcp = b.tcpMux
 	}
-	se, err := b.newSettingEngine(b.udpMux, tcp)
+	pubSE, err := b.newSettingEngine(b.udpMux, tcp, true)
+	var subSE webrtc.SettingEngine
+	if err == nil {
+		subSE, err = b.newSettingEngine(b.udpMux, tcp, false)
+	}
 	var pub, sub *webrtc.API
 	if err == nil {
-		pub, sub, err = b.newAPIs(se)
+		pub, sub, err = b.newAPIs(pubSE, subSE)
 	}
 	if err != nil {
 		_ = b.udpMux.Close()

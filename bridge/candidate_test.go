@@ -116,10 +116,12 @@ func startBridgeWith(t *testing.T, allow func(netip.Addr) bool) *Bridge {
 }
 
 // TestBridgeDialsNobody: whatever candidates a participant trickles or
-// puts in its SDP, on either PeerConnection, the node sends nothing to an
-// address it does not advertise, TCP or UDP. With a policy that allows
-// every address, ICE-lite and the absence of active ICE-TCP are what keep
-// it quiet; with the default policy the candidates are also dropped.
+// puts in its SDP, the node sends nothing to an address its policy denies,
+// TCP or UDP. With a policy that allows every address, ICE-lite and the
+// absence of active ICE-TCP are what keep the publisher PeerConnection
+// quiet (the subscriber one, a full ICE agent, checks what the policy
+// allows, so it gets no candidates in that case); with the default policy
+// every candidate for 127.0.0.2 is dropped on both.
 func TestBridgeDialsNobody(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
@@ -128,9 +130,10 @@ func TestBridgeDialsNobody(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		allow func(netip.Addr) bool
+		pcs   []PC
 	}{
-		{"policy allows all", func(netip.Addr) bool { return true }},
-		{"default policy", nil},
+		{"policy allows all", func(netip.Addr) bool { return true }, []PC{PCPub}},
+		{"default policy", nil, []PC{PCPub, PCSub}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			can := newCanary(t, target)
@@ -141,7 +144,7 @@ func TestBridgeDialsNobody(t *testing.T) {
 			sub := newClient(t, api, r, "subscriber")
 			mid := "0"
 			trickle := func(c *client) {
-				for _, which := range []PC{PCPub, PCSub} {
+				for _, which := range tc.pcs {
 					for _, v := range can.hostile(target) {
 						if err := c.p.AddCandidate(which, webrtc.ICECandidateInit{Candidate: v, SDPMid: &mid}); err != nil {
 							t.Fatalf("AddCandidate %q: %v", v, err)
@@ -227,28 +230,30 @@ func TestRemoteCandidatePolicy(t *testing.T) {
 	defer p.Close()
 
 	for _, tc := range []struct {
-		cand string
-		keep bool
+		cand             string
+		keepPub, keepSub bool
 	}{
-		{"candidate:1 1 udp 2130706431 8.8.8.8 5000 typ host", true},
-		{"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", true},  // the bridge's own loopback
-		{"candidate:1 1 udp 2130706431 127.0.0.2 5000 typ host", false}, // other loopback
-		{"candidate:1 1 udp 2130706431 ::ffff:127.0.0.2 5000 typ host", false},
-		{"candidate:1 1 tcp 1518280447 10.1.2.3 6379 typ host tcptype passive", false},
-		{"candidate:1 1 udp 2130706431 169.254.169.254 80 typ host", false},
-		{"candidate:1 1 udp 1694498815 192.168.1.9 5000 typ srflx raddr 0.0.0.0 rport 0", false},
-		{"candidate:1 1 udp 16777215 10.9.9.9 5000 typ relay raddr 0.0.0.0 rport 0", true}, // relayed: kept
-		{"candidate:1 1 udp 2130706431 3f9a0c1e-0000-4000-8000-000000000000.local 5000 typ host", false},
+		{"candidate:1 1 udp 2130706431 8.8.8.8 5000 typ host", true, true},
+		{"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", true, true},   // the bridge's own loopback
+		{"candidate:1 1 udp 2130706431 127.0.0.2 5000 typ host", false, false}, // other loopback
+		{"candidate:1 1 udp 2130706431 ::ffff:127.0.0.2 5000 typ host", false, false},
+		{"candidate:1 1 tcp 1518280447 10.1.2.3 6379 typ host tcptype passive", false, false},
+		{"candidate:1 1 udp 2130706431 169.254.169.254 80 typ host", false, false},
+		{"candidate:1 1 udp 1694498815 192.168.1.9 5000 typ srflx raddr 0.0.0.0 rport 0", false, false},
+		// Relayed: kept where the bridge is ICE-lite, checked where it is not.
+		{"candidate:1 1 udp 16777215 10.9.9.9 5000 typ relay raddr 0.0.0.0 rport 0", true, false},
+		{"candidate:1 1 udp 16777215 8.8.4.4 5000 typ relay raddr 0.0.0.0 rport 0", true, true},
+		{"candidate:1 1 udp 2130706431 3f9a0c1e-0000-4000-8000-000000000000.local 5000 typ host", false, false},
 	} {
 		p.negMu.Lock()
 		err := p.admitCandidateLocked(PCPub, tc.cand)
 		got := p.filterSDPLocked(PCSub, "v=0\r\na="+tc.cand+"\r\na=end-of-candidates\r\n")
 		p.negMu.Unlock()
-		if (err == nil) != tc.keep {
-			t.Errorf("%s: admit err %v, want kept %v", tc.cand, err, tc.keep)
+		if (err == nil) != tc.keepPub {
+			t.Errorf("%s: admit on PCPub: err %v, want kept %v", tc.cand, err, tc.keepPub)
 		}
-		if strings.Contains(got, tc.cand) != tc.keep || !strings.HasSuffix(got, "a=end-of-candidates\r\n") {
-			t.Errorf("%s: filtered SDP %q, want kept %v", tc.cand, got, tc.keep)
+		if strings.Contains(got, tc.cand) != tc.keepSub || !strings.HasSuffix(got, "a=end-of-candidates\r\n") {
+			t.Errorf("%s: filtered PCSub SDP %q, want kept %v", tc.cand, got, tc.keepSub)
 		}
 	}
 	if err := p.AddCandidate(PCPub, webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host"}); err != nil {

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
@@ -119,22 +120,38 @@ func newMediaEngine(pub bool) (*webrtc.MediaEngine, error) {
 // bridge: all media on the one UDP socket (and ICE-TCP), host candidates
 // only (no STUN server is ever contacted), mDNS off, AES-GCM SRTP first.
 //
-// The bridge dials nobody (DESIGN.md section 3). It runs ICE-lite (RFC 8445
-// section 2.5): it answers the client's connectivity checks and sends none,
-// so no remote candidate, whatever address it names, makes the node send a
-// packet. Active ICE-TCP is off too: pion dials a remote "tcptype passive"
-// candidate even in lite mode. The client is the controlling agent on both
-// PeerConnections (pion makes a lite offerer controlled), so it picks the
-// pair, relayed ones included, without waiting on the bridge.
+// The bridge dials nobody (DESIGN.md section 3). Active ICE-TCP is off on
+// both PeerConnections (pion dials a remote "tcptype passive" candidate
+// otherwise, even in lite mode).
+//
+// With lite (the publisher PeerConnection, which the client offers and
+// controls anyway) the bridge runs ICE-lite (RFC 8445 section 2.5): it
+// answers the client's connectivity checks and sends none, so no remote
+// candidate, whatever address it names, makes the node send a packet.
+//
+// Without lite (the subscriber PeerConnection, which the bridge offers) it
+// is the full, controlling agent and sends checks to the remote candidates
+// that Config.AllowRemoteCandidate lets through, relayed ones included
+// (checkRemoteCandidate): an ICE-lite offerer left a browser that has no
+// camera or microphone, and so only relayed and obfuscated candidates,
+// without media in 2 of 3 runs of the e2e test, and pion clients connected
+// 200–500 ms later (they nominate on their 200 ms tick instead of at the
+// bridge's triggered check). pion waits 2 s before it nominates a pair
+// with a relayed candidate, in case a direct one works; half a second
+// (pion's wait for server-reflexive pairs) gets a TURN-only participant its
+// first frame sooner and still lets a direct path that works win.
 //
 // With Config.PublicIPs, every host candidate's address is replaced by the
 // public addresses of its family, and the families without one are not
 // gathered; the participant's localCandidate filter drops anything else, so
 // no interface address of the node goes out (see advertised).
-func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc.SettingEngine, error) {
+func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux, lite bool) (webrtc.SettingEngine, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = b.lf
-	se.SetLite(true)
+	se.SetLite(lite)
+	if !lite {
+		se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
+	}
 	se.DisableActiveTCP(true)
 	se.SetICEUDPMux(udpMux)
 	v4, v6 := true, true
@@ -183,7 +200,7 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux) (webrtc.
 }
 
 // newAPIs builds the publisher-side and subscriber-side webrtc.APIs.
-func (b *Bridge) newAPIs(se webrtc.SettingEngine) (pub, sub *webrtc.API, err error) {
+func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub, sub *webrtc.API, err error) {
 	pm, err := newMediaEngine(true)
 	if err != nil {
 		return nil, nil, err
@@ -205,7 +222,7 @@ func (b *Bridge) newAPIs(se webrtc.SettingEngine) (pub, sub *webrtc.API, err err
 		return nil, nil, err
 	}
 	pr.Add(tw)
-	pub = webrtc.NewAPI(webrtc.WithMediaEngine(pm), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(pr))
+	pub = webrtc.NewAPI(webrtc.WithMediaEngine(pm), webrtc.WithSettingEngine(pubSE), webrtc.WithInterceptorRegistry(pr))
 
 	sm, err := newMediaEngine(false)
 	if err != nil {
@@ -217,6 +234,6 @@ func (b *Bridge) newAPIs(se webrtc.SettingEngine) (pub, sub *webrtc.API, err err
 		return nil, nil, err
 	}
 	sr.Add(srep)
-	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(sr))
+	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(subSE), webrtc.WithInterceptorRegistry(sr))
 	return pub, sub, nil
 }

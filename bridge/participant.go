@@ -551,7 +551,7 @@ func (p *Participant) admitCandidateLocked(which PC, value string) error {
 		stats.candMalformed.Add(1)
 		return ErrBadCandidate
 	}
-	switch p.room.b.checkRemoteCandidate(c) {
+	switch p.room.b.checkRemoteCandidate(c, which == PCPub) {
 	case candMalformed: // a browser's mDNS name: dropped quietly like a private address
 		stats.candMalformed.Add(1)
 		return errCandidateDenied
