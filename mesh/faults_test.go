@@ -156,13 +156,12 @@ func (c *faultPacketConn) SetReadBuffer(n int) error {
 // write back by that long.
 type faultConn struct {
 	net.Conn
-	f      nodeFaults
-	peer   string // "" for accepted connections
-	q      chan delayed
-	done   chan struct{}
-	once   sync.Once
-	werr   atomic.Value // error of the last delayed write
-	closed atomic.Bool
+	f    nodeFaults
+	peer string // "" for accepted connections
+	q    chan delayed
+	done chan struct{}
+	once sync.Once
+	werr atomic.Value // error of the last delayed write
 }
 
 type delayed struct {
