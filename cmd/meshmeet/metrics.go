@@ -43,6 +43,8 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 	counter("bridge_keyframe_requests_total", "Keyframe requests sent to publishers.", func() float64 { return float64(br.Stats().KeyframeRequests) })
 	reg.MustRegister(dropCollector{br: br, desc: prometheus.NewDesc("meshmeet_bridge_dropped_packets_total",
 		"Packets not delivered to a subscriber, by reason.", []string{"reason"}, nil)})
+	reg.MustRegister(candidateCollector{br: br, desc: prometheus.NewDesc("meshmeet_bridge_refused_candidates_total",
+		"Remote ICE candidates the bridge refused, by reason.", []string{"reason"}, nil)})
 	if ts != nil {
 		reg.MustRegister(newTURNCollector(ts))
 	}
@@ -64,6 +66,22 @@ func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
 		"malformed": d.Malformed, "evicted": d.Evicted, "unbound": d.Unbound,
 		"write_error": d.WriteError, "nack_miss": d.NACKMiss,
 	} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
+}
+
+// candidateCollector exports the bridge's refused remote candidates with a
+// reason label.
+type candidateCollector struct {
+	br   *bridge.Bridge
+	desc *prometheus.Desc
+}
+
+func (c candidateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c candidateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.br.Stats().Candidates
+	for reason, n := range map[string]uint64{"denied": s.Denied, "over_limit": s.OverLimit, "malformed": s.Malformed} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
 	}
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/urfave/cli/v2"
 )
 
@@ -42,5 +44,20 @@ func TestRemoteCandidatePolicy(t *testing.T) {
 	cfg.TURN.AllowPeers = *cli.NewStringSlice("not-a-range")
 	if _, err := remoteCandidatePolicy(cfg); err == nil {
 		t.Error("a bad --turn-allow-peer was accepted")
+	}
+}
+
+// TestRefusedCandidatesMetric: the bridge's refused candidates are exported
+// by reason, as docs/operations.md lists them.
+func TestRefusedCandidatesMetric(t *testing.T) {
+	reg := testMetrics(t, nil)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP meshmeet_bridge_refused_candidates_total Remote ICE candidates the bridge refused, by reason.
+# TYPE meshmeet_bridge_refused_candidates_total counter
+meshmeet_bridge_refused_candidates_total{reason="denied"} 0
+meshmeet_bridge_refused_candidates_total{reason="malformed"} 0
+meshmeet_bridge_refused_candidates_total{reason="over_limit"} 0
+`), "meshmeet_bridge_refused_candidates_total"); err != nil {
+		t.Fatal(err)
 	}
 }
