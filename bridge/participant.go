@@ -587,7 +587,7 @@ func (p *Participant) flushEarlyLocked(which PC) {
 	pc := p.pc(which)
 	for _, c := range p.early[which] {
 		if err := pc.AddICECandidate(c); err != nil {
-			p.log.Debug("add early candidate", "err", err)
+			p.log.Debug("add early candidate", "err", refused(ErrBadCandidate, "add", err)) // pion's text quotes the address
 		}
 	}
 	p.early[which] = nil
