@@ -91,7 +91,7 @@ func (tc *testCluster) config(name string, voter bool, expect int, gossipAddr st
 		LoadInterval:      200 * time.Millisecond,
 		ReconcileInterval: 100 * time.Millisecond,
 		ReconnectInterval: 500 * time.Millisecond,
-		ApplyTimeout:      3 * time.Second,
+		ApplyTimeout:      10 * time.Second, // calls wait this long for a leader: the shared cores are often saturated
 		SnapshotInterval:  200 * time.Millisecond,
 		TrailingLogs:      16,
 		Logger:            testLogger().With("node", name),
@@ -257,6 +257,18 @@ func (tc *testCluster) formed(names ...string) *testNode {
 		}
 		for _, id := range ids {
 			if !want[id] {
+				return false
+			}
+		}
+		return true
+	})
+	// Every node has cleared its previous run's entries (claim), so a
+	// test's own proposals for a node's bridge cannot race with it.
+	eventually(tc.t, "every node took its first step", func() bool {
+		for _, name := range names {
+			select {
+			case <-tc.node(name).claimed:
+			default:
 				return false
 			}
 		}
