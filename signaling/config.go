@@ -54,6 +54,12 @@ type Config struct {
 	// source may start, per second and in a burst [5, 30].
 	SourceJoinRate  float64
 	SourceJoinBurst int
+	// SourceMessageRate and SourceMessageBurst bound the messages all the
+	// sockets of one source send together, per second [100, burst 300]; a
+	// socket past them waits before its next message is read (each socket
+	// keeps its own limit of wire.RatePerSecond too).
+	SourceMessageRate  float64
+	SourceMessageBurst int
 	// TrustedProxies are the operator's reverse proxies in front of this
 	// node. A request from one of them is attributed, for the per-source
 	// limits, to the last X-Forwarded-For address that is not itself a
@@ -94,6 +100,12 @@ func (c Config) withDefaults() Config {
 	if c.SourceJoinBurst == 0 {
 		c.SourceJoinBurst = 30
 	}
+	if c.SourceMessageRate == 0 {
+		c.SourceMessageRate = 100
+	}
+	if c.SourceMessageBurst == 0 {
+		c.SourceMessageBurst = 300
+	}
 	if c.MaxUnjoined == 0 {
 		c.MaxUnjoined = 500
 	}
@@ -125,7 +137,7 @@ func (c Config) Validate() error {
 	case c.Bridge == nil:
 		return errors.New("signaling: Bridge is required")
 	case c.MaxParticipants < 0 || c.MaxRoomParticipants < 0 || c.MaxPerSource < 0 || c.MaxUnjoined < 0 ||
-		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0 || c.ChatHistoryBytes < 0:
+		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.SourceMessageRate < 0 || c.SourceMessageBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0 || c.ChatHistoryBytes < 0:
 		return errors.New("signaling: limits must not be negative")
 	}
 	return nil

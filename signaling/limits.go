@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -87,8 +88,11 @@ type sources struct {
 	maxUnjoined int        // static
 	joinRate    rate.Limit // static
 	joinBurst   int        // static
+	msgRate     rate.Limit // static
+	msgBurst    int        // static
 
-	refused atomic.Uint64 // connections and joins refused as busy
+	refused   atomic.Uint64 // connections and joins refused as busy
+	throttled atomic.Uint64 // messages whose reading waited for the source's budget
 
 	// mu guards the following fields.
 	mu       sync.Mutex
@@ -101,6 +105,9 @@ type source struct {
 	conns        int           // open WebSockets
 	participants int           // participants it joined, attached or not
 	joins        *rate.Limiter // join and resume attempts
+	// msgs is the budget of messages all the source's sockets share. It
+	// lives while a socket of the source is open (conns > 0).
+	msgs *rate.Limiter
 }
 
 func newSources(cfg Config) *sources {
@@ -109,6 +116,8 @@ func newSources(cfg Config) *sources {
 		maxUnjoined: cfg.MaxUnjoined,
 		joinRate:    rate.Limit(cfg.SourceJoinRate),
 		joinBurst:   cfg.SourceJoinBurst,
+		msgRate:     rate.Limit(cfg.SourceMessageRate),
+		msgBurst:    cfg.SourceMessageBurst,
 		m:           map[netip.Prefix]*source{},
 	}
 }
@@ -120,7 +129,7 @@ func (s *sources) getLocked(src netip.Prefix) *source {
 		if len(s.m) >= maxSources {
 			s.sweepLocked(time.Time{})
 		}
-		e = &source{joins: rate.NewLimiter(s.joinRate, s.joinBurst)}
+		e = &source{joins: rate.NewLimiter(s.joinRate, s.joinBurst), msgs: rate.NewLimiter(s.msgRate, s.msgBurst)}
 		s.m[src] = e
 	}
 	return e
@@ -171,6 +180,37 @@ func (s *sources) connect(src netip.Prefix) error {
 	e.conns++
 	s.unjoined++
 	return nil
+}
+
+// messages returns the message budget src's sockets share; src holds an
+// open socket (connect admitted it and disconnect has not run).
+func (s *sources) messages(src netip.Prefix) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getLocked(src).msgs
+}
+
+// wait takes one message from the source's shared budget, waiting (reading
+// nothing more from that socket) while it is spent: many sockets of one
+// source, each within its own rate, cost the node at most the source's
+// rate together, and a busy source slows only itself. It returns ctx's
+// error when the socket ends while waiting.
+func (s *sources) wait(ctx context.Context, lim *rate.Limiter) error {
+	r := lim.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	s.throttled.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
 }
 
 // joined notes that a socket connect admitted sent its first message.

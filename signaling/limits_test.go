@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -248,4 +249,61 @@ func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestSourceMessageBudget: the sockets of one source share one message
+// budget; past it, the source's next message waits unread (counted) while
+// another source and an existing meeting are served as before.
+func TestSourceMessageBudget(t *testing.T) {
+	n := startNode(t, func(c *signaling.Config) {
+		c.SourceMessageRate = 0.001 // no refill during the test
+		c.SourceMessageBurst = 4
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := startMeeting(ctx, t, n)
+
+	ping, _ := json.Marshal(&wire.Message{Type: wire.TypePing})
+	var socks []*websocket.Conn
+	for i := range 2 { // two joins: two messages of the budget
+		ws, typ, code, err := rawJoinFrom(ctx, n, attackerIP, "chatter")
+		if err != nil || typ != wire.TypeWelcome {
+			t.Fatalf("join %d within the budget: %v %s %s", i, err, typ, code)
+		}
+		defer ws.CloseNow()
+		socks = append(socks, ws)
+	}
+	waitPong := func(ws *websocket.Conn, what string) {
+		t.Helper()
+		for {
+			typ, code, err := readType(ctx, ws)
+			if err != nil || typ == wire.TypeError {
+				t.Fatalf("%s: %v %s %s", what, err, typ, code)
+			}
+			if typ == wire.TypePong {
+				return
+			}
+		}
+	}
+	for i, ws := range socks { // two pings: the budget is spent
+		ws.Write(ctx, websocket.MessageText, ping)
+		waitPong(ws, fmt.Sprintf("ping %d within the budget", i))
+	}
+	if got := n.Srv.Stats().SourceThrottled; got != 0 {
+		t.Fatalf("throttled %d messages within the budget", got)
+	}
+	// A fifth message from either socket waits, unread, for the budget.
+	socks[0].Write(ctx, websocket.MessageText, ping)
+	waitFor(t, 10*time.Second, "the source's fifth message throttled", func() bool {
+		return n.Srv.Stats().SourceThrottled == 1
+	})
+	// Another source is not slowed, nor is the meeting.
+	ws, typ, code, err := rawJoinFrom(ctx, n, otherIP, "chatter")
+	if err != nil || typ != wire.TypeWelcome {
+		t.Fatalf("second source: %v %s %s", err, typ, code)
+	}
+	defer ws.CloseNow()
+	ws.Write(ctx, websocket.MessageText, ping)
+	waitPong(ws, "second source's ping")
+	m.check(ctx, t, "still here")
 }

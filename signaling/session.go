@@ -121,6 +121,7 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 	ws := c.ws
 	defer c.close(websocket.StatusNormalClosure, "")
 	limiter := rate.NewLimiter(wire.RatePerSecond, wire.RateBurst)
+	shared := s.sources.messages(c.src)
 	var p *participant
 	fatal := func(err error) {
 		werr := errorMessage(err)
@@ -155,6 +156,9 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 		if !limiter.Allow() {
 			fatal(errRateLimited)
 			return
+		}
+		if s.sources.wait(ctx, shared) != nil {
+			return // the socket ended (or the node stops) while waiting
 		}
 		if typ != websocket.MessageText {
 			fatal(badMessage("binary frames are not part of the protocol"))

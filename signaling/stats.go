@@ -17,6 +17,10 @@ type Stats struct {
 	// ChatDropped chat messages not queued for a participant that read too
 	// slowly (one per recipient), both counters.
 	ChatRefused, ChatDropped uint64
+	// SourceThrottled counts messages whose reading waited because their
+	// source's sockets together exceeded Config.SourceMessageRate (a
+	// counter).
+	SourceThrottled uint64
 	// ChatHistoryBytes is what the rooms' kept chat counts against
 	// Config.ChatHistoryBytes.
 	ChatHistoryBytes int64
@@ -26,7 +30,7 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load(),
+	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load(), SourceThrottled: s.sources.throttled.Load(),
 		ChatRefused: s.chatRefused.Load(), ChatDropped: s.chatDropped.Load(), ChatHistoryBytes: s.chatBytes.Load()}
 }
 
