@@ -18,6 +18,8 @@ func (n *Node) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool
 	if bridge == "" || len(bridge) > maxBridgeName {
 		return Room{}, false, errors.New("mesh: bridge name must be 1 to 128 bytes")
 	}
+	ctx, cancel := context.WithDeadline(ctx, n.deadline(ctx)) // one budget for both steps
+	defer cancel()
 	if err := n.waitClaimed(ctx); err != nil {
 		return Room{}, false, err
 	}
