@@ -42,6 +42,20 @@ type Config struct {
 	// Called from the link's goroutine: must not block. Nil: not called.
 	OnLinkUp func(node string)
 
+	// OnRoomAttach is called when node attached conferenceID on its link
+	// and this node holds the room: a node new to the meeting (which the
+	// caller may not have listed yet), or a peer back after a break. The
+	// caller sends it the room's state. Called from the link's control
+	// goroutine: must not block. Nil: not called.
+	OnRoomAttach func(conferenceID, node string)
+	// OnRoomDetach is called when node detached conferenceID: the meeting
+	// has no participant on node any more. Must not block. Nil: not called.
+	OnRoomDetach func(conferenceID, node string)
+	// OnLinkDown is called when the link to node ended (a break, the peer
+	// closing, or idleness); OnLinkUp follows if it comes back. Must not
+	// block. Nil: not called.
+	OnLinkDown func(node string)
+
 	// IdleTimeout closes a link that has had no shared room for this long.
 	// Default 30 s.
 	IdleTimeout time.Duration

@@ -291,6 +291,9 @@ func (r *Relay) unregister(l *link) {
 	if current {
 		r.log.Info("relay link down", "peer", p.name, "err", l.err())
 		p.kick()
+		if r.cfg.OnLinkDown != nil {
+			r.cfg.OnLinkDown(p.name)
+		}
 	}
 }
 

@@ -599,6 +599,9 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 		r.mu.Unlock()
 		if rm != nil {
 			l.announce(rm)
+			if r.cfg.OnRoomAttach != nil {
+				r.cfg.OnRoomAttach(m.Conference, l.peerName)
+			}
 		}
 		l.peer.kick()
 	case MsgRoomDetach:
@@ -608,6 +611,9 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 		l.detach(m.Conference, false)
 		r.dropImports(l, func(imp *importTrack) bool { return imp.key.conference == m.Conference })
 		l.peer.kick()
+		if r.cfg.OnRoomDetach != nil {
+			r.cfg.OnRoomDetach(m.Conference, l.peerName)
+		}
 	case MsgTrackPublished:
 		return r.importTrack(l, m)
 	case MsgTrackUnpublished:
