@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/relay"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -77,6 +78,21 @@ type Config struct {
 	// over all its rooms [16 MiB]. Each room keeps at most 50 messages and
 	// 64 KiB.
 	ChatHistoryBytes int
+	// Relay, when set, spreads a meeting over the bridges that hold it
+	// (the cascade, cascade.go): each room is attached to it with the
+	// directory's other bridges, and the roster, mute state and chat go
+	// to them in room messages. The caller wires the relay's OnRoomMessage,
+	// OnRoomAttach, OnRoomDetach, OnLinkUp and OnLinkDown to the Server's
+	// RoomMessage, RoomAttached, RoomDetached, LinkUp and LinkDown. Nil:
+	// a meeting's participants see only those of this node.
+	Relay *relay.Relay
+	// RelayAddr returns a node's relay address as the cluster gossips it,
+	// "" when unknown. Required with Relay.
+	RelayAddr func(node string) string
+	// PeerGrace is how long the participants of a node whose relay link
+	// broke stay in the rosters, waiting for the link to come back [10s,
+	// the relay's default ImportGrace].
+	PeerGrace time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -112,6 +128,9 @@ func (c Config) withDefaults() Config {
 	if c.JoinTimeout == 0 {
 		c.JoinTimeout = 10 * time.Second
 	}
+	if c.PeerGrace == 0 {
+		c.PeerGrace = 10 * time.Second
+	}
 	if c.ChatHistoryBytes == 0 {
 		c.ChatHistoryBytes = 16 << 20
 	}
@@ -136,6 +155,10 @@ func (c Config) Validate() error {
 		return errors.New("signaling: Directory is required")
 	case c.Bridge == nil:
 		return errors.New("signaling: Bridge is required")
+	case c.Relay != nil && c.RelayAddr == nil:
+		return errors.New("signaling: RelayAddr is required with Relay")
+	case c.PeerGrace < 0:
+		return errors.New("signaling: PeerGrace must not be negative")
 	case c.MaxParticipants < 0 || c.MaxRoomParticipants < 0 || c.MaxPerSource < 0 || c.MaxUnjoined < 0 ||
 		c.SourceJoinRate < 0 || c.SourceJoinBurst < 0 || c.SourceMessageRate < 0 || c.SourceMessageBurst < 0 || c.JoinTimeout < 0 || c.ResumeWindow < 0 || c.ChatHistoryBytes < 0:
 		return errors.New("signaling: limits must not be negative")

@@ -53,12 +53,21 @@ type room struct {
 	// mu guards the following fields.
 	mu           sync.Mutex
 	participants []*participant // in join order
-	history      []*wire.Message
+	history      []chatEntry
 	historyBytes int           // chatCost of history; counted in srv.chatBytes
 	chatMsgs     *rate.Limiter // the room's chat budget, in messages
 	chatBytes    *rate.Limiter // and in bytes
 	speaker      string        // the dominant speaker's participant ID
 	closed       bool
+	casc         *cascadeRoom // the meeting on other bridges (cascade.go)
+	attached     bool         // attached to the relay
+}
+
+// chatEntry is a kept chat message and its ID, unique in the meeting
+// across bridges.
+type chatEntry struct {
+	id string
+	m  *wire.Message
 }
 
 // participant is one person in a room on this node.
@@ -153,6 +162,13 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		s.log.Error("directory join", "err", err)
 		return nil, errInternal
 	}
+	if info.Participants() > s.cfg.MaxRoomParticipants {
+		// The room is full over all its bridges: take back the count.
+		if err := s.leaveDirectory(key, errFull); err != nil {
+			s.log.Warn("directory leave", "err", err)
+		}
+		return nil, errFull
+	}
 
 	p := &participant{
 		id:      randomID(12),
@@ -188,7 +204,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	welcome := s.welcomeLocked(r, p, ice, false)
 	p.out <- welcome // the queue is empty: this cannot block
 	for _, h := range r.history {
-		p.send(h)
+		p.send(h.m)
 	}
 	if r.speaker != "" {
 		p.send(&wire.Message{Type: wire.TypeSpeaker, Participant: r.speaker})
@@ -198,6 +214,8 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		o.send(joined)
 	}
 	r.participants = append(r.participants, p)
+	r.attachLocked(info.Bridges)
+	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeUpsert, P: []wire.Participant{p.info()}})
 	r.mu.Unlock()
 	s.mu.Unlock()
 
@@ -312,6 +330,7 @@ func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, re
 			w.Participants = append(w.Participants, o.info())
 		}
 	}
+	w.Participants = append(w.Participants, r.remoteParticipantsLocked()...)
 	return w
 }
 
@@ -368,13 +387,18 @@ func (s *Server) leave(p *participant, cause error) {
 		}
 	}
 	last := len(r.participants) == 0
+	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeLeft, ID: p.id})
 	if last {
+		r.detachLocked()
 		r.closed = true
 		r.history = nil
 		s.chatBytes.Add(-int64(r.historyBytes))
 		r.historyBytes = 0
 		if s.rooms[r.key] == r {
 			delete(s.rooms, r.key)
+		}
+		if s.conferences[r.conference] == r {
+			delete(s.conferences, r.conference)
 		}
 	}
 	left := &wire.Message{Type: wire.TypeParticipantLeft, Participant: p.id}
@@ -452,14 +476,22 @@ func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 		srv: s, key: key, logID: key.LogID(s.salt), conference: conference,
 		chatMsgs:  rate.NewLimiter(roomChatRate, roomChatBurst),
 		chatBytes: rate.NewLimiter(roomChatBytes, roomChatBytesBurst),
+		casc:      newCascadeRoom(),
 	}
+	rel := s.cfg.Relay
 	r.media = s.cfg.Bridge.NewRoom(r.logID, bridge.RoomEvents{
 		TrackPublished: func(t bridge.TrackInfo) {
+			if rel != nil {
+				rel.TrackPublished(conference, t) // does not block; ignores remote tracks
+			}
 			s.events.push(func() {
 				r.broadcast(&wire.Message{Type: wire.TypeTrackPublished, Track: ptr(wireTrack(t))}, t.Participant)
 			})
 		},
 		TrackUnpublished: func(t bridge.TrackInfo) {
+			if rel != nil {
+				rel.TrackUnpublished(conference, t)
+			}
 			s.events.push(func() {
 				r.broadcast(&wire.Message{Type: wire.TypeTrackUnpublished, Track: ptr(wireTrack(t))}, t.Participant)
 			})
@@ -469,6 +501,7 @@ func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 		},
 	})
 	s.rooms[key] = r
+	s.conferences[conference] = r
 	return r
 }
 
@@ -500,6 +533,7 @@ func (r *room) setSpeaker(id string) {
 // room's budget it returns errChatLimited and relays nothing.
 func (r *room) chat(p *participant, text string) error {
 	m := &wire.Message{Type: wire.TypeChat, Participant: p.id, Name: p.name, Text: text, TS: time.Now().UnixMilli()}
+	id := randomID(9)
 	cost := chatCost(m)
 	s := r.srv
 	r.mu.Lock()
@@ -514,7 +548,9 @@ func (r *room) chat(p *participant, text string) error {
 	}
 	r.chatMsgs.AllowN(now, 1)
 	r.chatBytes.AllowN(now, len(text))
-	r.keepLocked(m, cost)
+	r.keepLocked(id, m, cost)
+	r.casc.markSeen(id)
+	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeChatT, C: []cascadeChat{{ID: id, Participant: p.id, Name: p.name, Text: text, TS: m.TS}}})
 	for _, o := range r.participants {
 		if len(o.out) >= chatQueue {
 			s.chatDropped.Add(1)
@@ -529,15 +565,15 @@ func (r *room) chat(p *participant, text string) error {
 // stay within chatHistory messages, chatHistoryRoomBytes and the node's
 // Config.ChatHistoryBytes. When the node's budget is spent by other rooms,
 // m is relayed but not kept. r.mu is held.
-func (r *room) keepLocked(m *wire.Message, cost int) {
+func (r *room) keepLocked(id string, m *wire.Message, cost int) {
 	s := r.srv
 	if cost > chatHistoryRoomBytes {
 		return
 	}
 	for len(r.history) > 0 && (len(r.history) >= chatHistory || r.historyBytes+cost > chatHistoryRoomBytes ||
 		s.chatBytes.Load()+int64(cost) > int64(s.cfg.ChatHistoryBytes)) {
-		c := chatCost(r.history[0])
-		r.history[0] = nil
+		c := chatCost(r.history[0].m)
+		r.history[0] = chatEntry{}
 		r.history = r.history[1:]
 		r.historyBytes -= c
 		s.chatBytes.Add(-int64(c))
@@ -546,7 +582,7 @@ func (r *room) keepLocked(m *wire.Message, cost int) {
 		s.chatBytes.Add(-int64(cost))
 		return
 	}
-	r.history = append(r.history, m)
+	r.history = append(r.history, chatEntry{id: id, m: m})
 	r.historyBytes += cost
 }
 
@@ -561,6 +597,7 @@ func (r *room) setMuted(p *participant, m wire.Muted) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p.muted = m
+	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeUpsert, P: []wire.Participant{p.info()}})
 	u := &wire.Message{Type: wire.TypeParticipantUpdated, Participants: []wire.Participant{p.info()}}
 	for _, o := range r.participants {
 		if o != p {

@@ -34,14 +34,19 @@ type Server struct {
 	chatBytes   atomic.Int64  // chatCost of every room's history
 	chatRefused atomic.Uint64 // chat refused by a room's budget
 	chatDropped atomic.Uint64 // chat not queued for a slow reader
+	cascadeBad  atomic.Uint64 // cascade messages refused or over a bound
 	ready       atomic.Bool   // accepting participants
 	done        chan struct{}
 	doneOnce    sync.Once
 	conns       sync.WaitGroup // WebSocket handlers
 
 	// mu guards the following fields.
-	mu           sync.Mutex
-	rooms        map[mesh.RoomKey]*room  // rooms with participants on this node
+	mu          sync.Mutex
+	rooms       map[mesh.RoomKey]*room // rooms with participants on this node
+	conferences map[string]*room       // the same rooms by conference ID
+	// linkDown holds a timer per node whose relay link is down; at its end
+	// the node's participants leave every room (cascade.go).
+	linkDown     map[string]*time.Timer
 	participants map[string]*participant // by ID, detached ones included
 	// slots counts the participants and the joins in progress on this
 	// node, roomSlots the same per room (no zero entries). A join reserves
@@ -72,6 +77,8 @@ func New(cfg Config) (*Server, error) {
 		sources:      newSources(cfg),
 		done:         make(chan struct{}),
 		rooms:        map[mesh.RoomKey]*room{},
+		conferences:  map[string]*room{},
+		linkDown:     map[string]*time.Timer{},
 		participants: map[string]*participant{},
 		roomSlots:    map[mesh.RoomKey]int{},
 	}
@@ -106,6 +113,10 @@ func (s *Server) shutdown() {
 	s.ready.Store(false)
 	s.doneOnce.Do(func() { close(s.done) })
 	s.mu.Lock()
+	for n, t := range s.linkDown {
+		t.Stop()
+		delete(s.linkDown, n)
+	}
 	ps := make([]*participant, 0, len(s.participants))
 	for _, p := range s.participants {
 		ps = append(ps, p)

@@ -36,6 +36,8 @@ type Config struct {
 	MetricsAddr string
 	// RelayAddr is the UDP address of the relay between bridges.
 	RelayAddr string
+	// MaxParticipants and MaxRoomParticipants are signaling's caps.
+	MaxParticipants, MaxRoomParticipants int
 
 	Mesh meshConfig // serve_mesh.go
 	TURN turnConfig // serve_turn.go
@@ -54,6 +56,10 @@ func serveCommand() *cli.Command {
 			Usage: "this node's name in the cluster (default: the hostname)"},
 		&cli.StringFlag{Name: "region", Value: "local", EnvVars: envVar("region"), Destination: &cfg.Region,
 			Usage: "this node's region"},
+		&cli.IntFlag{Name: "max-participants", Value: 1000, EnvVars: envVar("max-participants"), Destination: &cfg.MaxParticipants,
+			Usage: "participants this node accepts, over all its rooms"},
+		&cli.IntFlag{Name: "max-room-participants", Value: 100, EnvVars: envVar("max-room-participants"), Destination: &cfg.MaxRoomParticipants,
+			Usage: "participants of one meeting, counted over every bridge that holds it"},
 		&cli.StringFlag{Name: "metrics-addr", EnvVars: envVar("metrics-addr"), Destination: &cfg.MetricsAddr,
 			Usage: "serve Prometheus metrics (aggregate only) on this address, e.g. 127.0.0.1:9090; off unless set"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envVar("log-level"), Destination: &cfg.LogLevel,
@@ -134,11 +140,11 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		return abort(err)
 	}
-	rel, err := startRelay(ctx, g, cfg, relayConn, cp.PKI, log)
+	hooks := &cascadeHooks{}
+	rel, err := startRelay(ctx, g, cfg, relayConn, cp.PKI, hooks, log)
 	if err != nil {
 		return abort(err)
 	}
-	_ = rel // signaling attaches rooms to it (issue 11 item 6)
 
 	allowCandidate, err := remoteCandidatePolicy(cfg)
 	if err != nil {
@@ -187,20 +193,31 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		g.Go(func() error { tn.followBridges(ctx, m.Members); return nil })
 	}
 
+	// A meeting spans the bridges that hold it: signaling attaches its
+	// rooms to the relay, with the peers' gossiped relay addresses.
+	members := func() []mesh.Member { return nil }
+	if m, ok := cp.Directory.(interface{ Members() []mesh.Member }); ok {
+		members = m.Members
+	}
 	sig, err := signaling.New(signaling.Config{
-		NodeName:     cfg.NodeName,
-		Region:       cfg.Region,
-		RoomKey:      cp.Keys.RoomKey,
-		Directory:    cp.Directory,
-		Bridge:       br,
-		ICEServers:   tn.ICEServers,
-		SessionEnded: tn.SessionEnded,
-		Admin:        cp.Admin,
-		Logger:       log,
+		NodeName:            cfg.NodeName,
+		Region:              cfg.Region,
+		RoomKey:             cp.Keys.RoomKey,
+		Directory:           cp.Directory,
+		Bridge:              br,
+		ICEServers:          tn.ICEServers,
+		SessionEnded:        tn.SessionEnded,
+		Admin:               cp.Admin,
+		Relay:               rel,
+		RelayAddr:           relayAddrs(members),
+		MaxParticipants:     cfg.MaxParticipants,
+		MaxRoomParticipants: cfg.MaxRoomParticipants,
+		Logger:              log,
 	})
 	if err != nil {
 		return abort(err)
 	}
+	hooks.sig.Store(sig)
 	load.br.Store(br)
 	load.sig.Store(sig)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -60,10 +60,13 @@ func listenRelay(cfg *Config) (net.PacketConn, error) {
 	return pc, nil
 }
 
-// startRelay runs the relay in g on pc with the cluster's mutual TLS.
-func startRelay(ctx context.Context, g *errgroup.Group, cfg *Config, pc net.PacketConn, pki *mesh.PKI, log *slog.Logger) (*relay.Relay, error) {
+// startRelay runs the relay in g on pc with the cluster's mutual TLS;
+// hooks hand its callbacks to signaling.
+func startRelay(ctx context.Context, g *errgroup.Group, cfg *Config, pc net.PacketConn, pki *mesh.PKI, hooks *cascadeHooks, log *slog.Logger) (*relay.Relay, error) {
 	srv, cli := pki.RelayTLS()
-	r, err := relay.New(relay.Config{PacketConn: pc, ServerTLS: srv, ClientTLS: cli, NodeName: cfg.NodeName, Logger: log})
+	rc := relay.Config{PacketConn: pc, ServerTLS: srv, ClientTLS: cli, NodeName: cfg.NodeName, Logger: log}
+	hooks.wire(&rc)
+	r, err := relay.New(rc)
 	if err != nil {
 		return nil, err
 	}
