@@ -55,7 +55,6 @@ export class Session extends EventTarget {
     this.joined = false;
     this.participant = '';
     this.secret = '';
-    this.conference = '';
     this.iceServers = [];
     /** @type {Map<string, {id:string,name:string,muted:{audio:boolean,video:boolean}}>} */
     this.participants = new Map();
@@ -267,7 +266,6 @@ export class Session extends EventTarget {
     const wasJoined = this.joined;
     this.participant = msg.participant;
     this.secret = msg.secret;
-    this.conference = msg.conference || '';
     if (!msg.resumed) this.iceServers = msg.iceServers || [];
 
     // The welcome lists the room as it is now: replace what we had.
