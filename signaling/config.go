@@ -37,6 +37,11 @@ type Config struct {
 	// resume window expired, node shutdown. Called without any signaling
 	// lock held; it must not block for long.
 	SessionEnded func(sessionID string)
+	// Regions returns the cluster's regions with one probe URL each, for
+	// GET /regions (probe.go), built by the caller from gossip. Called per
+	// request without any signaling lock held; must not block. Nil: the
+	// list is empty.
+	Regions func() []RegionProbe
 	// Admin, when set, is mounted at /admin/.
 	Admin http.Handler
 	// ResumeWindow is how long a participant whose WebSocket dropped is kept

@@ -156,6 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var reserved = map[string]bool{
 	"static": true, "ws": true, "api": true, "admin": true,
 	"healthz": true, "readyz": true, "favicon.ico": true, "robots.txt": true,
+	"probe": true, "regions": true,
 }
 
 func (s *Server) routes() {
@@ -170,6 +171,8 @@ func (s *Server) routes() {
 		w.Write([]byte("ready\n"))
 	})
 	s.mux.HandleFunc("GET /ws", s.handleWS)
+	s.mux.HandleFunc("GET /probe", s.handleProbe)
+	s.mux.HandleFunc("GET /regions", s.handleRegions)
 	s.mux.HandleFunc("GET /api/words", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
