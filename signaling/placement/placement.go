@@ -119,15 +119,19 @@ func Decide(in Input) (Decision, error) {
 		return false
 	}
 
-	// Regions with at least one usable bridge, in the order they appear.
+	// Allowed regions with any bridge, draining ones included so that a
+	// region whose bridges all drain still counts as the nearest (a
+	// participant placed elsewhere has spilled).
 	var regions []string
 	usable := 0
 	for i := range in.Bridges {
 		b := &in.Bridges[i]
-		if b.Draining || !allowed(b.Region) {
+		if !allowed(b.Region) {
 			continue
 		}
-		usable++
+		if !b.Draining {
+			usable++
+		}
 		if !contains(regions, b.Region) {
 			regions = append(regions, b.Region)
 		}

@@ -199,6 +199,24 @@ func TestDecide(t *testing.T) {
 			want: "nyc",
 		},
 		{
+			name: "nearest region by RTT has only draining bridges: spill",
+			in: Input{
+				Bridges:       []Bridge{{Name: "eu1", Region: "eu", Capacity: 100, Draining: true}, br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 10 * ms, "us": 90 * ms},
+				ReachedRegion: "us",
+			},
+			want: "us1", spilled: true,
+		},
+		{
+			name: "RTTs for some regions only: measured ones first",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("ap1", "ap", 0, 100), br("us1", "us", 99, 100)},
+				RTTs:          map[string]time.Duration{"us": 150 * ms},
+				ReachedRegion: "eu",
+			},
+			want: "us1",
+		},
+		{
 			name: "reached region has only draining bridges: spill",
 			in: Input{
 				Bridges:       []Bridge{{Name: "eu1", Region: "eu", Capacity: 100, Draining: true}, br("us1", "us", 0, 100)},
