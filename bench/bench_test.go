@@ -271,16 +271,62 @@ func TestDroppedStream(t *testing.T) {
 	}
 }
 
-// TestGlobalNeedsCascade: rooms spanning nodes are refused until bridges
-// cascade, before any node starts.
-func TestGlobalNeedsCascade(t *testing.T) {
-	scn, err := Preset("global")
-	if err != nil {
-		t.Fatal(err)
+// TestGlobalCrossNode runs the global preset as users meet it: three
+// nodes in three regions, each participant entering through its own
+// region's node, one room spanning the three bridges over the relay. Every
+// publisher's video reaches every other participant, and the emulated
+// inter-region delay (on the relay path between the nodes) shows up in the
+// end-to-end delay of cross-region paths while same-region paths stay
+// without it.
+func TestGlobalCrossNode(t *testing.T) {
+	bin := meshmeetBinary(t)
+	scn := short(t, "global", func(s *Scenario) {
+		s.Rooms, s.Publishers, s.Subscribers, s.CrossNode = 1, 3, 3, true
+	})
+	rep, err := Run(context.Background(), Params{Scenario: scn, Local: 3, Binary: bin, MaxLoss: 1})
+	var table strings.Builder
+	if rep != nil {
+		rep.WriteTable(&table)
 	}
-	_, err = Run(context.Background(), Params{Scenario: scn, Local: 3, Binary: "/nonexistent"})
-	if !errors.Is(err, ErrNeedsCascade) {
-		t.Fatalf("err = %v, want ErrNeedsCascade", err)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, table.String())
+	}
+	t.Logf("report:\n%s", table.String())
+	if rep.Participants.Failed != 0 || rep.Errors != 0 {
+		t.Errorf("participants %+v, errors %d %v", rep.Participants, rep.Errors, rep.ErrorSample)
+	}
+	// 3 publishers, each shown by the 2 other publishers and 3 subscribers.
+	if rep.Freezes.NeverRendered != 0 || rep.FirstFrame.Count != 15 {
+		t.Errorf("freezes %+v, first frames %d, want 15", rep.Freezes, rep.FirstFrame.Count)
+	}
+	// Each participant is on its own region's node: every node serves two.
+	for _, n := range rep.Nodes {
+		if n.Participants != 2 {
+			t.Errorf("node %s (%s): %d participants, want 2 (one publisher, one subscriber of its region)", n.Name, n.Region, n.Participants)
+		}
+	}
+	want := map[string]float64{"eu-us": 40, "us-ap": 60, "eu-ap": 110}
+	same := 0
+	for path, st := range rep.DelayByPath {
+		hops := strings.Split(path, "→")
+		from, to := hops[0], hops[len(hops)-1]
+		if from == to {
+			same++
+			if st.P50 >= 40 {
+				t.Errorf("%s (same region): p50 %.1f ms, want under the smallest link (40 ms)", path, st.P50)
+			}
+			continue
+		}
+		min, ok := want[from+"-"+to]
+		if !ok {
+			min = want[to+"-"+from]
+		}
+		if st.P50 < min {
+			t.Errorf("%s: p50 %.1f ms, want ≥ %v ms (the emulated link)", path, st.P50, min)
+		}
+	}
+	if same != 3 {
+		t.Errorf("%d same-region paths, want 3", same)
 	}
 }
 

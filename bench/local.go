@@ -106,7 +106,12 @@ func serveFlags(ctx context.Context, bin string) (map[string]bool, error) {
 // secret; every node votes (up to five), as a small cluster does. Nodes run
 // without TURN unless turn is set (TURN-only scenarios); then each has
 // its own TURN port.
-func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, log *slog.Logger) (*localCluster, error) {
+//
+// delay, when not nil, gives the emulated one-way delay between two
+// regions; each node then delays its relay packets to nodes of other
+// regions by it (the hidden serve flag --emulate-relay-delay), so that
+// bridge↔bridge traffic crosses the same emulated links as participants.
+func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, delay func(a, b string) time.Duration, log *slog.Logger) (*localCluster, error) {
 	flags, err := serveFlags(ctx, bin)
 	if err != nil {
 		return nil, err
@@ -172,6 +177,17 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 			}
 			if flags["gossip-profile"] {
 				args = append(args, "--gossip-profile", "local")
+			}
+		}
+		if n > 1 && delay != nil && flags["relay-addr"] {
+			var ds []string
+			for j := range n {
+				if d := delay(region, regions[j%len(regions)]); d > 0 && j != i {
+					ds = append(ds, "127.0.0.1:"+strconv.Itoa(ports[j*perNode+4])+"="+d.String())
+				}
+			}
+			if len(ds) > 0 {
+				args = append(args, "--emulate-relay-delay", strings.Join(ds, ","))
 			}
 		}
 		args = append(args, extra...)

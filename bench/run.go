@@ -75,9 +75,6 @@ var (
 	// ErrGuardsFailed is returned with the report when the run broke
 	// MaxLoss or MaxP95Delay.
 	ErrGuardsFailed = errors.New("bench: guards failed")
-	// ErrNeedsCascade refuses rooms spread over nodes: bridges do not
-	// exchange media yet (the cascade comes with the relay).
-	ErrNeedsCascade = errors.New("bench: rooms spanning nodes need the cascade between bridges, which meshmeet does not have yet")
 )
 
 // runner is the state of one run.
@@ -165,11 +162,11 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 				return nil, err
 			}
 		}
-		if scn.CrossNode && p.Local > 1 {
-			return nil, ErrNeedsCascade
-		}
 		log.Info("starting local nodes", "nodes", p.Local)
-		lc, err := startLocal(ctx, bin, p.Local, scn.Regions, p.NodeArgs, scn.TURNOnly, log)
+		lc, err := startLocal(ctx, bin, p.Local, scn.Regions, p.NodeArgs, scn.TURNOnly, func(a, b string) time.Duration {
+			l, _ := scn.linkFor(a, b)
+			return l.delay
+		}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -180,9 +177,6 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 		}()
 		r.targets = lc.nodes
 	case len(p.URLs) > 0:
-		if scn.CrossNode && len(p.URLs) > 1 {
-			return nil, ErrNeedsCascade
-		}
 		for i, u := range p.URLs {
 			t := &target{Name: fmt.Sprintf("node-%d", i+1), URL: strings.TrimRight(u, "/")}
 			if i < len(p.MetricsURLs) {
@@ -256,6 +250,16 @@ func (r *runner) plan() []*participant {
 			p := r.newParticipant(room, ro)
 			if s.Spread {
 				p.region = s.Regions[i%len(s.Regions)]
+			}
+			if s.CrossNode {
+				// Enter through the participant's own region's node:
+				// the room spans the nodes over the relay.
+				for n, t := range r.targets {
+					if t.Region == p.region {
+						p.node = n
+						break
+					}
+				}
 			}
 			out = append(out, p)
 		}

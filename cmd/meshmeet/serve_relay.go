@@ -27,6 +27,8 @@ func relayFlags(cfg *Config) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "relay-addr", Value: defaultRelayAddr, EnvVars: envVar("relay-addr"), Destination: &cfg.RelayAddr,
 			Usage: "relay between bridges: QUIC over UDP with mutual TLS, cluster-internal"},
+		&cli.StringFlag{Name: "emulate-relay-delay", Hidden: true, Destination: &emulateRelayDelay,
+			Usage: "bench only: ADDR=DURATION,… delays relay packets to those nodes (docs/bench.md)"},
 	}
 }
 
@@ -56,6 +58,14 @@ func listenRelay(cfg *Config) (net.PacketConn, error) {
 			pub, _, _ = net.SplitHostPort(cfg.HTTPAddr)
 		}
 		cfg.Mesh.RelayAdvertise = net.JoinHostPort(pub, strconv.Itoa(local.Port))
+	}
+	if emulateRelayDelay != "" {
+		delays, err := parseRelayDelay(emulateRelayDelay)
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		return newDelayConn(pc, delays), nil
 	}
 	return pc, nil
 }
