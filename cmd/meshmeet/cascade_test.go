@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
@@ -39,6 +40,7 @@ func TestMeetingAcrossNodes(t *testing.T) {
 	}
 	var cancels []context.CancelFunc
 	var wg sync.WaitGroup
+	var parsing sync.Mutex
 	for i, a := range addrs {
 		var join []string
 		for j, b := range addrs {
@@ -61,9 +63,21 @@ func TestMeetingAcrossNodes(t *testing.T) {
 		cancels = append(cancels, cancel)
 		app := newApp()
 		app.Writer = io.Discard
+		// urfave/cli parses flags through package-level state (its help
+		// flag): the nodes parse one at a time, the next once serve's
+		// flags are parsed.
+		parsing.Lock()
+		var once sync.Once
+		parsed := func() { once.Do(parsing.Unlock) }
+		for _, c := range app.Commands {
+			if c.Name == "serve" {
+				c.Before = func(*cli.Context) error { parsed(); return nil }
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer parsed()
 			if err := app.RunContext(ctx, args); err != nil {
 				t.Errorf("node %d: %v", i, err)
 			}
