@@ -74,6 +74,9 @@ type TrackInfo struct {
 	// imported it from another bridge), not by a participant of this
 	// bridge. The relay exports only tracks that are not remote.
 	Remote bool
+	// E2EE: the payload is end-to-end encrypted by the clients. The
+	// bridge forwards it alike; the relay carries the flag to far bridges.
+	E2EE bool
 }
 
 // RoomEvents are called from bridge goroutines. They must not block: enqueue

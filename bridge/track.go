@@ -130,6 +130,9 @@ type PublishParams struct {
 	// Layers are the simulcast layers, low to high (at most 4). Empty: one
 	// layer without RID.
 	Layers []LayerInfo
+	// E2EE: the payload is end-to-end encrypted by the clients (from the
+	// publisher's bridge); kept in TrackInfo.E2EE.
+	E2EE bool
 }
 
 // Publication is a track published with Room.Publish.

@@ -240,7 +240,7 @@ func newRemoteTrack(r *Room, params PublishParams, src TrackSource) *UpTrack {
 	if len(layers) == 0 {
 		layers = []LayerInfo{{}}
 	}
-	info := TrackInfo{ID: params.TrackID, Participant: params.Participant, Kind: params.Kind, Remote: true}
+	info := TrackInfo{ID: params.TrackID, Participant: params.Participant, Kind: params.Kind, Remote: true, E2EE: params.E2EE}
 	u := newTrack(r, info, params.Codec, layers, &r.b.stats, &r.b.now)
 	u.src = src
 	u.wg = &r.wg
@@ -261,6 +261,7 @@ func (u *UpTrack) params() PublishParams {
 		Codec:        u.codec,
 		AudioLevelID: u.levelExtID,
 		Layers:       make([]LayerInfo, len(u.layers)),
+		E2EE:         u.info.E2EE,
 	}
 	for i, l := range u.layers {
 		h := int(l.height.Load())

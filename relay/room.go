@@ -338,6 +338,9 @@ func (l *link) export(rm *room, trackID string) {
 	if len(m.Layers) > 1 {
 		m.Flags |= TrackSimulcast
 	}
+	if params.E2EE {
+		m.Flags |= TrackE2EE
+	}
 	l.send(m)
 }
 
@@ -755,6 +758,7 @@ func publishParams(m *Message) bridge.PublishParams {
 			PayloadType:        webrtc.PayloadType(m.PayloadType),
 		},
 		AudioLevelID: m.AudioLevel,
+		E2EE:         m.Flags&TrackE2EE != 0,
 	}
 	if m.Kind == KindVideo {
 		p.Kind = webrtc.RTPCodecTypeVideo
