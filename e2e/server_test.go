@@ -18,7 +18,8 @@ import (
 
 // server is a running `meshmeet serve`.
 type server struct {
-	URL string // http://127.0.0.1:port, no trailing slash
+	URL     string // http://127.0.0.1:port, no trailing slash
+	RTCPort int    // the bridge's --rtc-port
 
 	mu  sync.Mutex
 	log bytes.Buffer // stdout and stderr of the server
@@ -40,8 +41,9 @@ func (s *server) Log() string {
 var openLine = regexp.MustCompile(`Open (http://[^\s/]+)/?`)
 
 // startServer runs bin serve on free loopback ports until the test ends,
-// and returns when it prints its "Open http://" line.
-func startServer(t *testing.T, bin string) *server {
+// and returns when it prints its "Open http://" line. extra is appended to
+// the serve arguments (a cluster node's flags).
+func startServer(t *testing.T, bin string, extra ...string) *server {
 	t.Helper()
 	httpPort := freePort(t, false)
 	rtcPort := freePort(t, true)
@@ -58,12 +60,13 @@ func startServer(t *testing.T, bin string) *server {
 	if bytes.Contains(help, []byte("--log-level")) {
 		args = append(args, "--log-level", "debug")
 	}
+	args = append(args, extra...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
-	s := &server{}
+	s := &server{RTCPort: rtcPort}
 	cmd.Stderr = s
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
