@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/relay"
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/turn"
 )
@@ -156,6 +157,50 @@ func (c turnCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.relayedBytes, prometheus.CounterValue, float64(s.RelayedBytes))
 	for _, r := range turnRefusals {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.get(s)), r.reason)
+	}
+}
+
+// withRelayMetrics adds the relay's aggregate counters to reg and returns
+// it: links up, datagrams and their payload bytes each way, drops by
+// reason. stats is the relay's Stats; it is read once per scrape. No room,
+// node or address label: a link's peer is in `meshmeet cluster status`.
+func withRelayMetrics(reg *prometheus.Registry, stats func() relay.Stats) *prometheus.Registry {
+	reg.MustRegister(relayCollector{
+		stats: stats,
+		links: prometheus.NewDesc("meshmeet_relay_links",
+			"Relay links to other nodes up now.", nil, nil),
+		datagrams: prometheus.NewDesc("meshmeet_relay_datagrams_total",
+			"Relay datagrams (one RTP packet each) sent (out) and received (in).", []string{"direction"}, nil),
+		bytes: prometheus.NewDesc("meshmeet_relay_bytes_total",
+			"Bytes of those datagrams (relay frame header and RTP packet; QUIC overhead excluded).", []string{"direction"}, nil),
+		drops: prometheus.NewDesc("meshmeet_relay_drops_total",
+			"Relay datagrams and control messages dropped, by reason.", []string{"reason"}, nil),
+	})
+	return reg
+}
+
+// relayCollector exports relay.Stats, read once per scrape.
+type relayCollector struct {
+	stats                          func() relay.Stats
+	links, datagrams, bytes, drops *prometheus.Desc
+}
+
+func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.links
+	ch <- c.datagrams
+	ch <- c.bytes
+	ch <- c.drops
+}
+
+func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(c.links, prometheus.GaugeValue, float64(s.Links))
+	ch <- prometheus.MustNewConstMetric(c.datagrams, prometheus.CounterValue, float64(s.DatagramsIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.datagrams, prometheus.CounterValue, float64(s.DatagramsOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesOut), "out")
+	for reason, n := range s.Drops {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
 	}
 }
 

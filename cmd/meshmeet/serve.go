@@ -224,7 +224,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		return abort(fmt.Errorf("http: %w", err))
 	}
-	if err := serveMetrics(ctx, g, cfg.MetricsAddr, newMetrics(br, sig, tn.Server), log); err != nil {
+	if err := serveMetrics(ctx, g, cfg.MetricsAddr, withRelayMetrics(newMetrics(br, sig, tn.Server), rel.Stats), log); err != nil {
 		ln.Close()
 		return abort(fmt.Errorf("--metrics-addr: %w", err))
 	}
