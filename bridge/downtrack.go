@@ -72,6 +72,8 @@ type DownTrack struct {
 	target    atomic.Int32
 	cur       atomic.Int32
 	maxHeight atomic.Int32 // from SetMaxHeight; -1: no limit, 0: paused
+	pinned    atomic.Bool  // Participant.Pin: forwarded whatever last-N says
+	lastNOff  atomic.Bool  // outside the room's last-N (set by the room loop)
 
 	wake chan struct{} // capacity 1
 	done chan struct{} // closed by stop
@@ -635,6 +637,9 @@ func (dt *DownTrack) selectLayer(budget int64) {
 	}
 	up := dt.up
 	mh := dt.maxHeight.Load()
+	if dt.lastNOff.Load() && !dt.pinned.Load() {
+		mh = 0 // outside last-N and not pinned: paused
+	}
 	tgt := int32(-1)
 	if mh != 0 {
 		lowestActive := int32(-1)

@@ -3,6 +3,7 @@ package bridge
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +44,9 @@ type Room struct {
 	challenger  string
 	challengerN int
 	lastPackets map[*UpTrack]uint64
+	recent      []string // participants by last speech, most recent first
+
+	lastN atomic.Int32 // SetLastN; 0: DefaultLastN
 }
 
 // NewRoom returns a room that routes media among its participants. logID
@@ -289,6 +293,7 @@ func (r *Room) runLoop() {
 			}
 		}
 		r.updateSpeaker(tracks)
+		r.applyLastN(ps, tracks)
 	}
 }
 
@@ -319,6 +324,7 @@ func (r *Room) updateSpeaker(tracks []*UpTrack) {
 			delete(r.lastPackets, up)
 		}
 	}
+	r.noteSpeakers(loud)
 	best, bestLvl := "", int32(0)
 	for p, l := range loud {
 		if l > bestLvl || (l == bestLvl && p < best) {

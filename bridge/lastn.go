@@ -1,0 +1,124 @@
+package bridge
+
+import (
+	"sort"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Last-N: in a large room each participant receives the video of the N
+// participants who spoke most recently, plus the tracks it pinned. Video
+// outside that set is paused per subscriber (layer target -1), so no packet
+// is written for it and, for a track imported from another bridge, the
+// demand sent upstream falls once no subscriber here wants it: the cascade
+// stops carrying it.
+
+// DefaultLastN is the number of recent speakers whose video a subscriber
+// receives when the room has more video publishers than that.
+const DefaultLastN = 25
+
+// SetLastN sets the room's N (0: DefaultLastN; negative: forward all
+// video). Takes effect at the next room tick.
+func (r *Room) SetLastN(n int) {
+	if n == 0 {
+		n = DefaultLastN
+	}
+	r.lastN.Store(int32(n))
+}
+
+// Pin marks a video track this participant subscribes to as pinned (always
+// forwarded, whatever last-N says) or unpins it. Unknown tracks are ignored.
+func (p *Participant) Pin(trackID string, pinned bool) {
+	p.mu.Lock()
+	dt := p.downtracks[trackID]
+	p.mu.Unlock()
+	if dt == nil || !dt.video {
+		return
+	}
+	dt.pinned.Store(pinned)
+	dt.selectLayer(p.videoBudget())
+}
+
+// noteSpeakers moves the participants heard this tick (loudness at least
+// speakerMin) to the front of the recency list. Owned by the room loop.
+func (r *Room) noteSpeakers(loud map[string]int32) {
+	for p, l := range loud {
+		if l < speakerMin {
+			continue
+		}
+		for i, q := range r.recent {
+			if q == p {
+				r.recent = append(r.recent[:i], r.recent[i+1:]...)
+				break
+			}
+		}
+		r.recent = append([]string{p}, r.recent...)
+	}
+	if len(r.recent) > 4*maxLastN {
+		r.recent = r.recent[:4*maxLastN]
+	}
+}
+
+// maxLastN bounds the recency list the room keeps.
+const maxLastN = 256
+
+// applyLastN marks every participant's video downtracks in or out of
+// last-N and reruns the layer choice of those that changed. Owned by the
+// room loop.
+func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
+	n := int(r.lastN.Load())
+	if n == 0 {
+		n = DefaultLastN
+	}
+	publishers := map[string]bool{}
+	for _, up := range tracks {
+		if up.info.Kind == webrtc.RTPCodecTypeVideo {
+			publishers[up.info.Participant] = true
+		}
+	}
+	in := map[string]bool{}
+	if n > 0 && len(publishers) > n {
+		for _, p := range r.recent {
+			if len(in) >= n {
+				break
+			}
+			if publishers[p] {
+				in[p] = true
+			}
+		}
+		// Fill up with publishers that never spoke, in a stable order, so
+		// that a quiet room still shows N tiles.
+		if len(in) < n {
+			rest := make([]string, 0, len(publishers))
+			for p := range publishers {
+				if !in[p] {
+					rest = append(rest, p)
+				}
+			}
+			sort.Strings(rest)
+			for _, p := range rest {
+				if len(in) >= n {
+					break
+				}
+				in[p] = true
+			}
+		}
+	}
+	all := n < 0 || len(publishers) <= n
+	for _, p := range ps {
+		p.mu.Lock()
+		dts := make([]*DownTrack, 0, len(p.downtracks))
+		for _, dt := range p.downtracks {
+			if dt.video {
+				dts = append(dts, dt)
+			}
+		}
+		p.mu.Unlock()
+		for _, dt := range dts {
+			off := !all && !in[dt.up.info.Participant]
+			if dt.lastNOff.Swap(off) != off {
+				dt.selectLayer(p.videoBudget())
+			}
+		}
+	}
+}
