@@ -295,6 +295,8 @@ func (dt *DownTrack) enqueue(li uint8, seq uint16, flags uint8) {
 		if l := int32(li); l != dt.cur.Load() && l != dt.target.Load() {
 			return // a layer this subscriber does not get
 		}
+	} else if dt.lastNOff.Load() && !dt.pinned.Load() {
+		return // audio outside the room's loudest few (last-N)
 	}
 	dt.qmu.Lock()
 	if dt.waitKF {

@@ -7,11 +7,21 @@ import (
 )
 
 // Last-N: in a large room each participant receives the video of the N
-// participants who spoke most recently, plus the tracks it pinned. Video
+// participants who spoke most recently, plus the tracks it pinned, and
+// (above AudioLastNMin audio publishers) hears only the AudioLastN most
+// recent speakers. Audio outside that set is not queued. Video
 // outside that set is paused per subscriber (layer target -1), so no packet
 // is written for it and, for a track imported from another bridge, the
 // demand sent upstream falls once no subscriber here wants it: the cascade
 // stops carrying it.
+
+// AudioLastN is how many of the most recent speakers a subscriber hears
+// when the room has more than AudioLastNMin audio publishers; in smaller
+// rooms every audio track is forwarded.
+const (
+	AudioLastN    = 5
+	AudioLastNMin = 20
+)
 
 // DefaultLastN is the number of recent speakers whose video a subscriber
 // receives when the room has more video publishers than that.
@@ -26,16 +36,19 @@ func (r *Room) SetLastN(n int) {
 	r.lastN.Store(int32(n))
 }
 
-// Pin marks a video track this participant subscribes to as pinned (always
+// Pin marks a track this participant subscribes to as pinned (always
 // forwarded, whatever last-N says) or unpins it. Unknown tracks are ignored.
 func (p *Participant) Pin(trackID string, pinned bool) {
 	p.mu.Lock()
 	dt := p.downtracks[trackID]
 	p.mu.Unlock()
-	if dt == nil || !dt.video {
+	if dt == nil {
 		return
 	}
 	dt.pinned.Store(pinned)
+	if !dt.video {
+		return
+	}
 	dt.selectLayer(p.videoBudget())
 }
 
@@ -71,9 +84,22 @@ func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
 		n = DefaultLastN
 	}
 	publishers := map[string]bool{}
+	speakers := map[string]bool{}
 	for _, up := range tracks {
 		if up.info.Kind == webrtc.RTPCodecTypeVideo {
 			publishers[up.info.Participant] = true
+		} else {
+			speakers[up.info.Participant] = true
+		}
+	}
+	allAudio := len(speakers) <= AudioLastNMin
+	heard := map[string]bool{}
+	for _, p := range r.recent {
+		if len(heard) >= AudioLastN {
+			break
+		}
+		if speakers[p] {
+			heard[p] = true
 		}
 	}
 	in := map[string]bool{}
@@ -109,12 +135,14 @@ func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
 		p.mu.Lock()
 		dts := make([]*DownTrack, 0, len(p.downtracks))
 		for _, dt := range p.downtracks {
-			if dt.video {
-				dts = append(dts, dt)
-			}
+			dts = append(dts, dt)
 		}
 		p.mu.Unlock()
 		for _, dt := range dts {
+			if !dt.video {
+				dt.lastNOff.Store(!allAudio && !heard[dt.up.info.Participant])
+				continue
+			}
 			off := !all && !in[dt.up.info.Participant]
 			if dt.lastNOff.Swap(off) != off {
 				dt.selectLayer(p.videoBudget())

@@ -188,3 +188,58 @@ func TestLastNSmallRoom(t *testing.T) {
 		t.Fatalf("3 publishers, N=3: video of %v, want all", got)
 	}
 }
+
+// TestLastNAudio: above AudioLastNMin audio publishers a subscriber hears
+// only the AudioLastN most recent speakers; the others' packets are not
+// queued for it (enqueue is synchronous with Publication.WriteRTP).
+func TestLastNAudio(t *testing.T) {
+	n := AudioLastNMin + 2
+	lr := newLastNRoom(t, n, -1)
+	dts := make([]*DownTrack, n)
+	for i, pub := range lr.audio {
+		var w countingWriter
+		dt := newDownTrack(pub.up, lr.sub)
+		dt.bound.Store(&binding{w: &w, ssrc: 0xbeef, pt: 111})
+		pub.up.attach(dt)
+		pub.up.addSub(dt)
+		lr.sub.downtracks[pub.up.info.ID] = dt
+		dts[i] = dt
+	}
+	talkers := []int{1, 4, 7, 9, 12, 15, 20} // more than AudioLastN; 20 last
+	for _, i := range talkers {
+		for k := 0; k < 20; k++ {
+			lr.speak(t, i, 20)
+		}
+		lr.tick()
+	}
+	queued := func(dt *DownTrack) int {
+		dt.qmu.Lock()
+		defer dt.qmu.Unlock()
+		return dt.qLen
+	}
+	for _, dt := range dts {
+		dt.qmu.Lock()
+		dt.qHead, dt.qLen = 0, 0
+		dt.qmu.Unlock()
+	}
+	for i := 0; i < n; i++ {
+		lr.speak(t, i, 20)
+	}
+	in := map[int]bool{}
+	for _, i := range talkers[len(talkers)-AudioLastN:] {
+		in[i] = true
+	}
+	for i, dt := range dts {
+		if got := queued(dt); in[i] && got != 1 {
+			t.Fatalf("participant %d is among the %d most recent speakers: %d packets queued, want 1", i, AudioLastN, got)
+		} else if !in[i] && got != 0 {
+			t.Fatalf("participant %d is not among the %d most recent speakers: %d packets queued, want 0", i, AudioLastN, got)
+		}
+	}
+	// Pinned audio is heard whatever last-N says.
+	lr.sub.Pin("a0", true)
+	lr.speak(t, 0, 20)
+	if got := queued(dts[0]); got != 1 {
+		t.Fatalf("pinned audio: %d packets queued, want 1", got)
+	}
+}
