@@ -212,7 +212,7 @@ func (r *Relay) handshake(c *quic.Conn, want string, dialled bool) *link {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
 	defer cancel()
 	name, err := l.start(ctx)
-	if err == nil && (name == r.cfg.NodeName || (want != "" && name != want)) {
+	if err == nil && (name == r.cfg.NodeName || (want != "" && name != want) || !certNames(c, name)) {
 		err = ErrPeerName
 	}
 	if err != nil {
@@ -232,6 +232,15 @@ func (r *Relay) handshake(c *quic.Conn, want string, dialled bool) *link {
 		return nil
 	}
 	return l
+}
+
+// certNames reports whether the peer's certificate names node name in its
+// subject common name, as the cluster PKI issues node certificates: a node
+// of the cluster cannot claim another node's name in its hello (and so
+// take its rooms' tracks or messages).
+func certNames(c *quic.Conn, name string) bool {
+	certs := c.ConnectionState().TLS.PeerCertificates
+	return len(certs) > 0 && certs[0].Subject.CommonName == name
 }
 
 // dialler returns the name of the node that dialled l.
