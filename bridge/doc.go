@@ -123,4 +123,22 @@
 // picks the loudest participant above about -70 dBov; a new dominant
 // speaker must be 6 dB louder than the current one for two ticks in a row.
 // RoomEvents.DominantSpeaker is called on changes only.
+//
+// # Last-N
+//
+// The same tick keeps the participants heard (level above about -70 dBov)
+// in a recency list, from local tracks and Publish'd ones alike (both
+// carry the RFC 6464 extension). When a room has more video publishers
+// than N (Room.SetLastN; default DefaultLastN = 25), each participant
+// receives the video of the N most recent speakers (filled up, in ID
+// order, with publishers who never spoke) plus the tracks it pinned
+// (Participant.Pin; the protocol's prefs.pin); the others' downtracks are
+// paused (layer target -1), so their demand, and with it what the cascade
+// carries for an imported track, falls. A track entering the set resumes
+// at a keyframe (cached or requested). Above AudioLastNMin (20) audio
+// publishers each participant hears only the AudioLastN (5) most recent
+// speakers and its pins: other audio is not queued for it (audio demand
+// upstream is unchanged: a remote audio track keeps crossing the link).
+// Small meetings forward everything. The per-packet cost is one atomic
+// load per downtrack.
 package bridge

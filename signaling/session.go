@@ -264,6 +264,7 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 		p.room.setMuted(p, *m.Muted)
 	case wire.TypePrefs:
 		p.media.SetMaxHeight(m.TrackID, m.MaxHeight)
+		p.media.Pin(m.TrackID, m.Pin)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ const (
 	fText
 	fTrackID
 	fMaxHeight
+	fPin
 	fMuted
 	fServerOnly // any field only the server sends
 )
@@ -32,7 +33,7 @@ var clientFields = map[Type]struct{ must, may field }{
 	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume},
 	TypeLeave:     {},
 	TypePing:      {},
-	TypePrefs:     {must: fTrackID, may: fMaxHeight},
+	TypePrefs:     {must: fTrackID, may: fMaxHeight | fPin},
 	TypeState:     {must: fMuted},
 	TypeOffer:     {must: fPC | fSDP},
 	TypeAnswer:    {must: fPC | fSDP},
@@ -59,6 +60,7 @@ func (m *Message) fields() field {
 	set(m.Text != "", fText)
 	set(m.TrackID != "", fTrackID)
 	set(m.MaxHeight != 0, fMaxHeight)
+	set(m.Pin, fPin)
 	set(m.Muted != nil, fMuted)
 	set(m.TS != 0 || m.Participant != "" || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||

@@ -132,6 +132,9 @@ type Message struct {
 	// prefs
 	TrackID   string `json:"trackId,omitempty"`
 	MaxHeight int    `json:"maxHeight,omitempty"` // 0 means "not shown": pause
+	// Pin: forward this track whatever the room's last-N says (absent:
+	// false, the track follows last-N).
+	Pin bool `json:"pin,omitempty"`
 
 	// state and participant-updated
 	Muted *Muted `json:"muted,omitempty"`
