@@ -19,6 +19,8 @@ type nodeMetrics struct {
 	rss       float64            // process_resident_memory_bytes
 	forwarded float64            // meshmeet_bridge_forwarded_packets_total
 	drops     map[string]float64 // meshmeet_bridge_dropped_packets_total by reason
+	relayOut  float64            // meshmeet_relay_bytes_total{direction="out"}
+	relaySeen bool               // the node exports relay byte counters
 }
 
 // scrapeMetrics reads url (…/metrics) once.
@@ -67,6 +69,10 @@ func parseMetrics(sc *bufio.Scanner) (nodeMetrics, error) {
 			m.rss = v
 		case "meshmeet_bridge_forwarded_packets_total":
 			m.forwarded = v
+		case "meshmeet_relay_bytes_total":
+			if strings.Contains(labels, `direction="out"`) {
+				m.relayOut, m.relaySeen = m.relayOut+v, true
+			}
 		case "meshmeet_bridge_dropped_packets_total":
 			if _, r, ok := strings.Cut(labels, `reason="`); ok {
 				reason, _, _ := strings.Cut(r, `"`)

@@ -51,8 +51,9 @@ type Report struct {
 	// bridges forwarded.
 	ForwardedPPS  float64 `json:"forwarded_pps"`
 	ForwardedKbps float64 `json:"forwarded_kbps"`
-	// InterBridgeBytes is media sent between bridges; null until the
-	// cascade exists.
+	// InterBridgeBytes is what the nodes' relays sent to other bridges in
+	// the window (sum of meshmeet_relay_bytes_total{direction="out"}
+	// deltas); null when no node exports that counter.
 	InterBridgeBytes *int64 `json:"inter_bridge_bytes"`
 
 	Nodes []NodeFigures `json:"nodes"`
@@ -420,6 +421,15 @@ func (r *runner) reportNodes(rep *Report, all []*participant, to time.Time, base
 		nf := NodeFigures{Name: t.Name, Region: t.Region, Participants: nodeParts[i]}
 		if i < len(ws.nodes) && i < len(we.nodes) && we.nodes[i].m.ok && ws.nodes[i].m.ok {
 			nf.BridgeForwarded, nf.BridgeDrops = bridgeDelta(ws.nodes[i].m, we.nodes[i].m)
+			if ws.nodes[i].m.relaySeen && we.nodes[i].m.relaySeen {
+				// Bytes the node's relay sent to other bridges in the
+				// window; summed over nodes, each hop counts once.
+				sent := int64(we.nodes[i].m.relayOut - ws.nodes[i].m.relayOut)
+				if rep.InterBridgeBytes == nil {
+					rep.InterBridgeBytes = new(int64)
+				}
+				*rep.InterBridgeBytes += sent
+			}
 			if len(nf.BridgeDrops) > 0 {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("node %s: its bridge dropped packets: %v", t.Name, nf.BridgeDrops))
 			}
@@ -653,7 +663,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "forwarded\t%.0f packets/s, %.1f Mbit/s\n", rep.ForwardedPPS, rep.ForwardedKbps/1000)
 	if rep.InterBridgeBytes == nil {
-		fmt.Fprintf(tw, "inter-bridge\t- (no cascade yet)\n")
+		fmt.Fprintf(tw, "inter-bridge\t- (no node exports meshmeet_relay_bytes_total)\n")
+	} else {
+		fmt.Fprintf(tw, "inter-bridge\t%d bytes sent between bridges in the window (%.1f Mbit/s)\n", *rep.InterBridgeBytes, float64(*rep.InterBridgeBytes)*8/1e6/max(rep.WindowSeconds, 1e-3))
 	}
 	for _, n := range rep.Nodes {
 		if n.CPUSeconds == 0 && n.RSSEndMB == 0 {

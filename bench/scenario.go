@@ -93,6 +93,12 @@ var Presets = map[string]Scenario{
 	"global": {Name: "global", Rooms: 3, Publishers: 3, Subscribers: 3, Layout: 4,
 		Regions: []string{"eu", "us", "ap"}, Spread: true, CrossNode: true,
 		LinkDelay: map[string]time.Duration{"eu-us": 40 * time.Millisecond, "us-ap": 60 * time.Millisecond, "eu-ap": 110 * time.Millisecond}},
+	// A large meeting: one room, many participants, few talkers, spread
+	// over the nodes (run with --local 5); last-N keeps each subscriber's
+	// video to the recent speakers. Sized for a small machine; the
+	// 1,000-participant/5-bridge run scales it with flags (docs/bench.md).
+	"large": {Name: "large", Rooms: 1, Publishers: 3, AudioPublishers: 2, Subscribers: 25, Layout: 4, JoinRate: 10,
+		Regions: []string{"r1", "r2", "r3", "r4", "r5"}, Spread: true, CrossNode: true},
 }
 
 // PresetNames lists the presets, sorted.
