@@ -402,10 +402,15 @@ meshmeet_bridge_forwarded_packets_total 123456
 meshmeet_bridge_dropped_packets_total{reason="queue_full"} 7
 meshmeet_bridge_dropped_packets_total{reason="nack_miss"} 0
 meshmeet_participants 4
+meshmeet_relay_bytes_total{direction="in"} 900
+meshmeet_relay_bytes_total{direction="out"} 4096
 `
 	m, err := parseMetrics(bufio.NewScanner(strings.NewReader(text)))
 	if err != nil || !m.ok || m.cpu != 12.5 || m.rss != 52428800 || m.forwarded != 123456 || m.drops["queue_full"] != 7 || m.drops["nack_miss"] != 0 {
 		t.Errorf("%+v, %v", m, err)
+	}
+	if !m.relaySeen || m.relayOut != 4096 {
+		t.Errorf("relay bytes out: seen %v, %v; want 4096", m.relaySeen, m.relayOut)
 	}
 	if m, _ := parseMetrics(bufio.NewScanner(strings.NewReader("garbage here\n"))); m.ok {
 		t.Error("garbage parsed as metrics")

@@ -23,6 +23,7 @@ func TestDecodeValidate(t *testing.T) {
 		{"chat", `{"type":"chat","text":"hello"}`, true, ""},
 		{"prefs", `{"type":"prefs","trackId":"t1","maxHeight":360}`, true, ""},
 		{"prefs pause", `{"type":"prefs","trackId":"t1"}`, true, ""},
+		{"prefs pin", `{"type":"prefs","trackId":"t1","maxHeight":360,"pin":true}`, true, ""},
 		{"state", `{"type":"state","muted":{"audio":true,"video":false}}`, true, ""},
 		{"ping", `{"type":"ping"}`, true, ""},
 
