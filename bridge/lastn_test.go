@@ -30,6 +30,11 @@ func newLastNRoom(t *testing.T, n, lastN int) *lastNRoom {
 	t.Cleanup(lr.r.Close)
 	lr.r.SetLastN(lastN)
 	lr.r.lastPackets = map[*UpTrack]uint64{}
+	// The test runs the loop's steps itself (tick): keep the room from
+	// starting its own loop goroutine.
+	lr.r.mu.Lock()
+	lr.r.loop = true
+	lr.r.mu.Unlock()
 	lr.sub = &Participant{id: "sub", room: lr.r, downtracks: map[string]*DownTrack{}}
 	lr.sub.subReady.Store(true)
 	for i := 0; i < n; i++ {
