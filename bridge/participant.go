@@ -622,7 +622,7 @@ func (p *Participant) videoBudget() int64 {
 	p.mu.Lock()
 	n := 0
 	for _, dt := range p.downtracks {
-		if dt.video && dt.maxHeight.Load() != 0 {
+		if dt.video && dt.maxHeight.Load() != 0 && (!dt.lastNOff.Load() || dt.pinned.Load()) {
 			n++
 		}
 	}
