@@ -26,6 +26,10 @@ func TestInteropCoturnClient(t *testing.T) {
 		c.Secrets = NewSecrets([]byte(secret))
 		c.CredentialTTL = 25 * time.Hour
 		c.MaxBitrate = -1
+		// uclient uses one username for all its clients and subtests, so
+		// to the server they are one session; the per-session cap has its
+		// own test (TestSessionAllocationCap).
+		c.MaxAllocationsPerUser = 64
 	})
 	_, port, _ := net.SplitHostPort(ts.udp)
 
