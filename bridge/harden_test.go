@@ -1,14 +1,13 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,25 +136,6 @@ func TestTrackCap(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a slog handler written from many
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestICEPasswordNotLogged: at debug level, with pion's ICE agent logging
 // the remote password as it starts, no participant's ICE password reaches
 // the log.
@@ -163,7 +143,7 @@ func TestICEPasswordNotLogged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

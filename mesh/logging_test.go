@@ -2,37 +2,19 @@ package mesh
 
 import (
 	"bytes"
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a log sink safe for the library goroutines that write it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLibraryWarningsRateLimited: repeated library warnings of one kind
 // are written logBurst times per window; the next one after the window says
 // how many were suppressed. Other kinds keep their own budget.
 func TestLibraryWarningsRateLimited(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	now := time.Unix(1000, 0)
 	w := &levelWriter{log: slog.New(slog.NewTextHandler(&buf, nil)), component: "memberlist"}
 	w.limit.now = func() time.Time { return now }
@@ -61,7 +43,7 @@ func TestLibraryWarningsRateLimited(t *testing.T) {
 // TestGossipGarbageLogsRateLimited: a stranger sending garbage to a node's
 // gossip port does not get one warning line per packet.
 func TestGossipGarbageLogsRateLimited(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	tc := newTestCluster(t, 0, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})

@@ -1,43 +1,24 @@
 package signaling_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLogsNameNoSecret checks invariant 3 at the most verbose level: a whole
 // meeting, including a bad message and a resume, leaves no room name,
 // display name, chat text, secret or participant address in the logs.
 func TestLogsNameNoSecret(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n := startNodeLog(t, log, nil)
 	const (
@@ -119,7 +100,7 @@ func iceCredentials(sdp string) []string {
 // username fragment or password, the client's or the bridge's, reaches a
 // log line.
 func TestDebugLogsNoClientTextOrCredentials(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n := startNodeLog(t, log, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"github.com/meshmeet/meshmeet/mesh"
 )
 
@@ -75,7 +76,7 @@ func TestLooseSecretFileWarns(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Chmod(path, tt.mode) // WriteFile's mode is subject to the umask
-		var buf lockedBuffer
+		var buf syncbuf.Buffer
 		cfg := &Config{HTTPAddr: "127.0.0.1:7880", RTCPort: 7882, NodeName: "n", Region: "local"}
 		cfg.Mesh.GossipAddr, cfg.Mesh.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Mesh.ClusterSecretFile = path

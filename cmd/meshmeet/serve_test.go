@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -59,24 +60,6 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeBinary runs the real binary as a user would: `meshmeet serve`
 // prints the URL to open, serves the web client, hosts a meeting, and shuts
 // down cleanly on SIGTERM.
@@ -96,7 +79,7 @@ func TestServeBinary(t *testing.T) {
 		"--raft-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--turn-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--log-level", "debug")
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
