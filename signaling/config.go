@@ -98,6 +98,11 @@ type Config struct {
 	// broke stay in the rosters, waiting for the link to come back [10s,
 	// the relay's default ImportGrace].
 	PeerGrace time.Duration
+	// StrongModeration limits moderation (mute others, stop their camera,
+	// remove, lobby, end the meeting for all) to participants whose join
+	// carried a moderator token. Set by --auth jwt. False: soft moderation,
+	// everyone moderates (moderation.go).
+	StrongModeration bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }

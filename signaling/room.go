@@ -90,6 +90,11 @@ type participant struct {
 	timer  *time.Timer // resume window; guarded by mu
 	muted  wire.Muted  // guarded by room.mu
 	closed bool        // guarded by mu
+
+	// moderator is true when the join carried a moderator token (set
+	// before the participant is shown to anyone; static after). Only read
+	// under Config.StrongModeration (moderation.go).
+	moderator bool
 }
 
 // send queues a message for the participant's socket. It never blocks: a
