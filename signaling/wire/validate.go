@@ -24,13 +24,14 @@ const (
 	fMaxHeight
 	fPin
 	fMuted
+	fRTTs
 	fServerOnly // any field only the server sends
 )
 
 // clientFields says, per client message type, which fields it must and may
 // carry.
 var clientFields = map[Type]struct{ must, may field }{
-	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume},
+	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume | fRTTs},
 	TypeLeave:     {},
 	TypePing:      {},
 	TypePrefs:     {must: fTrackID, may: fMaxHeight | fPin},
@@ -62,9 +63,10 @@ func (m *Message) fields() field {
 	set(m.MaxHeight != 0, fMaxHeight)
 	set(m.Pin, fPin)
 	set(m.Muted != nil, fMuted)
+	set(m.RTTs != nil, fRTTs)
 	set(m.TS != 0 || m.Participant != "" || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
-		m.Track != nil || m.Error != nil, fServerOnly)
+		m.Track != nil || m.Error != nil || m.URL != "", fServerOnly)
 	return f
 }
 
@@ -106,6 +108,9 @@ func (m *Message) Validate() error {
 			if !validID(r.Participant) || !validID(r.Secret) {
 				return bad("resume: malformed participant or secret")
 			}
+		}
+		if err := validRTTs(m.RTTs); err != nil {
+			return err
 		}
 	case TypeOffer, TypeAnswer:
 		if m.PC != PCPub && m.PC != PCSub {
@@ -201,4 +206,32 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// validRTTs checks a join's round trips: at most MaxRTTs, each region a
+// name of 1 to MaxRegionBytes printable ASCII bytes, listed once, each
+// round trip 0 to MaxRTTMillis.
+func validRTTs(rtts []RegionRTT) error {
+	if len(rtts) > MaxRTTs {
+		return bad("rtts: more than %d regions", MaxRTTs)
+	}
+	for i, r := range rtts {
+		if r.Region == "" || len(r.Region) > MaxRegionBytes {
+			return bad("rtts: region must be 1 to %d bytes", MaxRegionBytes)
+		}
+		for j := 0; j < len(r.Region); j++ {
+			if c := r.Region[j]; c < 0x21 || c > 0x7e {
+				return bad("rtts: region contains a character that is not allowed")
+			}
+		}
+		if r.MS < 0 || r.MS > MaxRTTMillis {
+			return bad("rtts: ms out of range 0..%d", MaxRTTMillis)
+		}
+		for _, o := range rtts[:i] {
+			if o.Region == r.Region {
+				return bad("rtts: region listed twice")
+			}
+		}
+	}
+	return nil
 }

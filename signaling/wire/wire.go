@@ -59,6 +59,13 @@ const (
 	MaxDepth = 4
 	// MaxKeys bounds the number of object keys in one message.
 	MaxKeys = 64
+	// MaxRTTs bounds the regions a join reports round trips for,
+	// MaxRegionBytes a region name in it, MaxRTTMillis one round trip.
+	MaxRTTs        = 16
+	MaxRegionBytes = 64
+	MaxRTTMillis   = 60_000
+	// MaxURLBytes bounds the url of a redirect.
+	MaxURLBytes = 256
 	// RatePerSecond and RateBurst bound the messages a client may send.
 	// Trickle ICE sends a burst of candidates after each offer.
 	RatePerSecond = 20
@@ -96,6 +103,13 @@ const (
 	TypeTrackUnpublished   Type = "track-unpublished"
 	TypeSpeaker            Type = "speaker"
 	TypeError              Type = "error"
+	// TypeRedirect tells the client to continue on another node: close
+	// this socket, open URL's /ws and send join again (same room, name and,
+	// once welcomed, the resume secret), with no user action. Sent instead
+	// of welcome when placement chose another bridge, and at any time
+	// later when the participant is moved (draining). URL is the target
+	// node's public base URL, always a cluster member's.
+	TypeRedirect Type = "redirect"
 )
 
 // PC names one of a participant's two PeerConnections.
@@ -118,6 +132,9 @@ type Message struct {
 	Password string  `json:"password,omitempty"` // reserved: refused until room passwords exist
 	Token    string  `json:"token,omitempty"`    // reserved: refused until JWT auth exists
 	Resume   *Resume `json:"resume,omitempty"`
+	// RTTs are the client's measured round trips to each region's probe
+	// URL (GET /regions lists them), at most MaxRTTs; optional.
+	RTTs []RegionRTT `json:"rtts,omitempty"`
 
 	// offer, answer, candidate
 	PC        PC         `json:"pc,omitempty"`
@@ -152,6 +169,16 @@ type Message struct {
 
 	// error
 	Error *Error `json:"error,omitempty"`
+	// redirect: the target node's public base URL (http or https, at most
+	// MaxURLBytes).
+	URL string `json:"url,omitempty"`
+}
+
+// RegionRTT is one measured round trip in a join.
+type RegionRTT struct {
+	Region string `json:"region"`
+	// MS is the round trip in milliseconds, 0 to MaxRTTMillis.
+	MS int `json:"ms"`
 }
 
 // Resume asks to re-attach to a participant whose WebSocket dropped.

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,17 @@ func TestDecodeValidate(t *testing.T) {
 		{"password", `{"type":"join","version":1,"room":"r","password":"hunter2"}`, false, "password: room passwords are not supported"},
 		{"token", `{"type":"join","version":1,"room":"r","token":"eyJhbGciOi"}`, false, "token: authentication tokens are not supported"},
 		{"too big", `{"type":"chat","text":"` + long(MaxFrameBytes) + `"}`, false, "exceeds"},
+		{"join rtts", `{"type":"join","version":1,"room":"r","rtts":[{"region":"eu-west","ms":23},{"region":"us","ms":0}]}`, true, ""},
+		{"rtts too many", `{"type":"join","version":1,"room":"r","rtts":[` + manyRTTs(MaxRTTs+1) + `]}`, false, "more than"},
+		{"rtts negative", `{"type":"join","version":1,"room":"r","rtts":[{"region":"eu","ms":-1}]}`, false, "ms out of range"},
+		{"rtts huge", `{"type":"join","version":1,"room":"r","rtts":[{"region":"eu","ms":60001}]}`, false, "ms out of range"},
+		{"rtts empty region", `{"type":"join","version":1,"room":"r","rtts":[{"region":"","ms":1}]}`, false, "region must be"},
+		{"rtts long region", `{"type":"join","version":1,"room":"r","rtts":[{"region":"` + long(MaxRegionBytes+1) + `","ms":1}]}`, false, "region must be"},
+		{"rtts region space", `{"type":"join","version":1,"room":"r","rtts":[{"region":"e u","ms":1}]}`, false, "not allowed"},
+		{"rtts twice", `{"type":"join","version":1,"room":"r","rtts":[{"region":"eu","ms":1},{"region":"eu","ms":2}]}`, false, "twice"},
+		{"rtts in chat", `{"type":"chat","text":"x","rtts":[{"region":"eu","ms":1}]}`, false, "not allowed"},
+		{"rtts unknown key", `{"type":"join","version":1,"room":"r","rtts":[{"region":"eu","ms":1,"x":2}]}`, false, "unknown field"},
+		{"redirect from client", `{"type":"join","version":1,"room":"r","url":"https://evil.example"}`, false, "not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Decode([]byte(tc.in))
@@ -176,4 +188,12 @@ func TestErrorsEchoNoValue(t *testing.T) {
 			}
 		}
 	}
+}
+
+func manyRTTs(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"region":"r%d","ms":%d}`, i, i)
+	}
+	return strings.Join(parts, ",")
 }
