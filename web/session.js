@@ -22,9 +22,43 @@ const PING_INTERVAL_MS = 10_000;
 const RESUME_WINDOW_MS = 20_000;
 const MAX_QUEUED = 256;
 
-function wsURL() {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${location.host}/ws`;
+// A redirect names another node's public base URL; the server sends only
+// cluster members' URLs, and the client checks the form again.
+const MAX_REDIRECT_URL = 256;
+// Redirects in a row without a welcome before giving up (a loop).
+const MAX_REDIRECTS = 3;
+
+/**
+ * The signaling WebSocket URL of base (a node's public base URL), or of
+ * the page's own node when base is empty.
+ */
+function wsURL(base) {
+  if (!base) {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/ws`;
+  }
+  const u = new URL(base);
+  const proto = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${u.host}${u.pathname.replace(/\/+$/, '')}/ws`;
+}
+
+/**
+ * Checks the url of a redirect: http or https (https only from an https
+ * page), a host, no credentials, query or fragment, bounded length.
+ * Returns the URL or '' when it is refused.
+ */
+export function redirectTarget(url) {
+  if (typeof url !== 'string' || !url || url.length > MAX_REDIRECT_URL) return '';
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return '';
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return '';
+  if (location.protocol === 'https:' && u.protocol !== 'https:') return '';
+  if (!u.host || u.username || u.password || u.search || u.hash) return '';
+  return url;
 }
 
 /** Simulcast layers, low to high, as the bridge expects them. */
@@ -42,14 +76,20 @@ export class Session extends EventTarget {
    * @param {MediaStream} [opts.stream]  local microphone and camera
    * @param {boolean} [opts.simulcast]   send three video layers (default true)
    * @param {boolean} [opts.turnOnly]    use TURN-relayed candidates only
+   * @param {Array<{region:string,ms:number}>} [opts.rtts]  measured round
+   *        trips to each region (probe.js), sent with the join
    */
-  constructor({ room, name, stream, simulcast = true, turnOnly = false }) {
+  constructor({ room, name, stream, simulcast = true, turnOnly = false, rtts = null }) {
     super();
     this.room = room;
     this.name = name || '';
     this.stream = stream || null;
     this.simulcast = simulcast;
     this.turnOnly = turnOnly;
+    this.rtts = Array.isArray(rtts) ? rtts.slice(0, 16) : [];
+    /** Public base URL of the node we talk to; '' is the page's node. */
+    this.base = '';
+    this._redirects = 0;
 
     this.ws = null;
     this.joined = false;
@@ -98,7 +138,7 @@ export class Session extends EventTarget {
     this._emit('status', { state: resume ? 'reconnecting' : 'connecting' });
     let ws;
     try {
-      ws = new WebSocket(wsURL(), 'meshmeet.v1');
+      ws = new WebSocket(wsURL(this.base), 'meshmeet.v1');
     } catch (e) {
       this._fail('connect', `Cannot open the signaling connection: ${e.message}`);
       return;
@@ -108,6 +148,7 @@ export class Session extends EventTarget {
       const join = { type: 'join', version: 1, room: this.room };
       if (this.name) join.name = this.name;
       if (resume) join.resume = { participant: this.participant, secret: this.secret };
+      else if (this.rtts.length) join.rtts = this.rtts;
       this._sendNow(join);
       this._lastRx = Date.now();
       clearInterval(this._ping);
@@ -178,6 +219,7 @@ export class Session extends EventTarget {
   }
 
   async _handle(msg) {
+    if (msg.type === 'redirect') return this._redirect(msg.url);
     if (!this.pub && msg.type !== 'welcome' && msg.type !== 'error') {
       // Nothing but the welcome should come first; keep anything else
       // until the PeerConnections exist.
@@ -263,7 +305,10 @@ export class Session extends EventTarget {
   async _welcome(msg) {
     this._dropAt = 0;
     this._retry = 0;
-    const wasJoined = this.joined;
+    this._redirects = 0;
+    // After a move to another node the PeerConnections are new: set them
+    // up and publish again, whether or not the node resumed the session.
+    const wasJoined = this.joined && !!this.pub;
     this.participant = msg.participant;
     this.secret = msg.secret;
     if (!msg.resumed) this.iceServers = msg.iceServers || [];
@@ -520,6 +565,57 @@ export class Session extends EventTarget {
     }
     this._emit('participants');
     this._connect(false);
+  }
+
+  /**
+   * Follows a redirect: the server chose another node for us (at join) or
+   * moves us there (draining). Close this socket, connect to the node at
+   * url and join again; once joined, with our resume secret, and new
+   * PeerConnections that publish the same media. No user action.
+   */
+  _redirect(url) {
+    const target = redirectTarget(url);
+    if (!target) {
+      this._fail('redirect', 'The server sent an invalid redirect.');
+      return;
+    }
+    if (++this._redirects > MAX_REDIRECTS) {
+      this._fail('redirect', 'The meeting servers keep redirecting: giving up.');
+      return;
+    }
+    const ws = this.ws;
+    this.ws = null; // its close event is ours, not a drop
+    clearInterval(this._ping);
+    if (ws) ws.close();
+    this.base = target;
+    if (!this.joined) {
+      this._connect(false);
+      return;
+    }
+    // Moved mid-meeting: the media go to the new node's bridge.
+    const waiter = this._pubWaiter;
+    this._pubWaiter = null;
+    this._pubBusy = false;
+    this._pubAgain = false;
+    if (waiter) waiter.reject(new Error('moved to another node'));
+    this._closePeerConnections();
+    for (const id of [...this.remote.keys()]) {
+      this.remote.delete(id);
+      this._emit('trackended', { trackId: id });
+    }
+    this._pending = { pub: [], sub: [] };
+    this._early = [];
+    this._subChain = Promise.resolve();
+    this._prefs.clear();
+    if (this.screen) {
+      for (const t of this.screen.stream.getTracks()) t.stop();
+      this.screen = null;
+      this._emit('screen', { on: false });
+    }
+    // Queue what is sent until the new node's welcome, as after a drop.
+    this._dropAt = Date.now();
+    this._queue = [];
+    this._connect(true);
   }
 
   _closePeerConnections() {

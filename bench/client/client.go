@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,18 +48,37 @@ type Options struct {
 	// OnTrack is called for each remote track on the sub PeerConnection.
 	// It runs on pion's goroutine; reading the track is the callee's job.
 	OnTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
+	// RTTs are sent with the join (placement, issue 12). With Probe set
+	// and RTTs empty, Join measures them itself (MeasureRTTs) while it
+	// dials.
+	RTTs  []wire.RegionRTT
+	Probe bool
+	// OnRedirect, when set, is called with the target URL of every
+	// redirect the client follows (at join and mid-meeting).
+	OnRedirect func(url string)
 }
+
+// maxRedirects bounds the redirects followed in a row without a welcome.
+const maxRedirects = 3
 
 // Client is one participant.
 type Client struct {
-	ws   *websocket.Conn
 	opts Options
 	api  *webrtc.API
+	room string // static
 
-	// Welcome is the server's answer to join. Static after Join.
+	// Welcome is the server's answer to join. Static after Join: a move to
+	// another node (redirect) delivers that node's welcome on Events.
 	Welcome *wire.Message
 
+	// mu guards ws, pub, sub and base, which a redirect replaces (on the
+	// readLoop goroutine, which alone writes them after Join).
+	mu       sync.Mutex
+	ws       *websocket.Conn
 	pub, sub *webrtc.PeerConnection
+	base     string // public base URL of the node now serving us
+	secret   string // resume secret; readLoop only
+	partID   string // participant ID; readLoop only
 
 	events chan *wire.Message // every message not handled internally
 	done   chan struct{}
@@ -70,54 +90,42 @@ type Client struct {
 	candMu  sync.Mutex
 	pending map[wire.PC][]webrtc.ICECandidateInit // candidates before remote description
 	hasDesc map[wire.PC]bool
+
+	rttWait chan []wire.RegionRTT // MeasureRTTs running during Join
 }
 
 // Join dials the node at baseURL (http://host:port), joins room and starts
-// publishing Options.Tracks. It returns once welcome has arrived.
+// publishing Options.Tracks. It returns once welcome has arrived. When the
+// node answers with a redirect, Join follows it (at most maxRedirects in
+// a row) to the node it names.
 func Join(ctx context.Context, baseURL, room string, opts Options) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, err
-	}
-	switch u.Scheme {
-	case "https":
-		u.Scheme = "wss"
-	default:
-		u.Scheme = "ws"
-	}
-	u.Path = "/ws"
-	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	ws.SetReadLimit(wire.MaxFrameBytes)
 	c := &Client{
-		ws:      ws,
 		opts:    opts,
+		room:    room,
 		events:  make(chan *wire.Message, 1024),
 		done:    make(chan struct{}),
 		pending: map[wire.PC][]webrtc.ICECandidateInit{},
 		hasDesc: map[wire.PC]bool{},
 	}
-	if err := c.Send(ctx, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, Name: opts.Name}); err != nil {
-		ws.CloseNow()
-		return nil, err
+	rtts := opts.RTTs
+	if len(rtts) == 0 && opts.Probe {
+		// Measured while the first socket opens, bounded so a region that
+		// does not answer delays the join little.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ch := make(chan []wire.RegionRTT, 1)
+		go func() { r, _ := MeasureRTTs(pctx, baseURL); ch <- r }()
+		defer func() { cancel() }()
+		c.rttWait = ch
 	}
-	m, err := c.read(ctx)
+	c.opts.RTTs = rtts
+	ws, m, base, err := c.connect(ctx, baseURL, nil)
 	if err != nil {
-		ws.CloseNow()
 		return nil, err
 	}
-	if m.Type == wire.TypeError {
-		ws.CloseNow()
-		return nil, m.Error
-	}
-	if m.Type != wire.TypeWelcome {
-		ws.CloseNow()
-		return nil, fmt.Errorf("expected welcome, got %s", m.Type)
-	}
+	c.ws, c.base = ws, base
 	c.Welcome = m
-	if err := c.setupPCs(); err != nil {
+	c.secret, c.partID = m.Secret, m.Participant
+	if err := c.setupPCs(m.ICEServers); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -131,7 +139,173 @@ func Join(ctx context.Context, baseURL, room string, opts Options) (*Client, err
 	return c, nil
 }
 
-func (c *Client) setupPCs() error {
+// connect dials base's /ws and joins (resuming when resume is set),
+// following redirects. It returns the socket, the welcome and the base URL
+// of the node that sent it.
+func (c *Client) connect(ctx context.Context, base string, resume *wire.Resume) (*websocket.Conn, *wire.Message, string, error) {
+	for hop := 0; ; hop++ {
+		ws, err := dialWS(ctx, base)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		join := &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: c.room, Name: c.opts.Name, Resume: resume}
+		if resume == nil {
+			if c.rttWait != nil {
+				c.opts.RTTs = <-c.rttWait
+				c.rttWait = nil
+			}
+			join.RTTs = c.opts.RTTs
+		}
+		if err := writeMsg(ctx, ws, join); err != nil {
+			ws.CloseNow()
+			return nil, nil, "", err
+		}
+		m, err := readMsg(ctx, ws)
+		if err != nil {
+			ws.CloseNow()
+			return nil, nil, "", err
+		}
+		switch m.Type {
+		case wire.TypeWelcome:
+			return ws, m, base, nil
+		case wire.TypeError:
+			ws.CloseNow()
+			return nil, nil, "", m.Error
+		case wire.TypeRedirect:
+			ws.CloseNow()
+			if hop >= maxRedirects {
+				return nil, nil, "", errors.New("client: too many redirects")
+			}
+			if err := ValidRedirect(m.URL); err != nil {
+				return nil, nil, "", err
+			}
+			if c.opts.OnRedirect != nil {
+				c.opts.OnRedirect(m.URL)
+			}
+			base = m.URL
+		default:
+			ws.CloseNow()
+			return nil, nil, "", fmt.Errorf("expected welcome, got %s", m.Type)
+		}
+	}
+}
+
+// ValidRedirect checks the url of a redirect: an absolute http or https
+// URL with a host, no user info, query or fragment, at most
+// wire.MaxURLBytes.
+func ValidRedirect(s string) error {
+	bad := errors.New("client: invalid redirect URL")
+	if s == "" || len(s) > wire.MaxURLBytes {
+		return bad
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return bad
+	}
+	return nil
+}
+
+// dialWS opens base's signaling WebSocket.
+func dialWS(ctx context.Context, base string) (*websocket.Conn, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	default:
+		u.Scheme = "ws"
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/ws"
+	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	ws.SetReadLimit(wire.MaxFrameBytes)
+	return ws, nil
+}
+
+func writeMsg(ctx context.Context, ws *websocket.Conn, m *wire.Message) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, data)
+}
+
+func readMsg(ctx context.Context, ws *websocket.Conn) (*wire.Message, error) {
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m wire.Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("server sent bad JSON: %w", err)
+	}
+	return &m, nil
+}
+
+// move follows a redirect mid-meeting (the node drains): join the node at
+// target with the resume secret, then new PeerConnections that publish the
+// same tracks. The old socket and PeerConnections close. Runs on readLoop.
+func (c *Client) move(target string) error {
+	if err := ValidRedirect(target); err != nil {
+		return err
+	}
+	if c.opts.OnRedirect != nil {
+		c.opts.OnRedirect(target)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, m, base, err := c.connect(ctx, target, &wire.Resume{Participant: c.partID, Secret: c.secret})
+	if err != nil {
+		return fmt.Errorf("client: moving to another node: %w", err)
+	}
+	ice := m.ICEServers
+	if len(ice) == 0 {
+		ice = c.Welcome.ICEServers
+	}
+	c.mu.Lock()
+	old, oldPub, oldSub := c.ws, c.pub, c.sub
+	c.ws, c.base = ws, base
+	c.pub, c.sub = nil, nil
+	c.mu.Unlock()
+	old.CloseNow()
+	for _, pc := range []*webrtc.PeerConnection{oldPub, oldSub} {
+		if pc != nil {
+			pc.Close()
+		}
+	}
+	c.candMu.Lock()
+	c.pending = map[wire.PC][]webrtc.ICECandidateInit{}
+	c.hasDesc = map[wire.PC]bool{}
+	c.candMu.Unlock()
+	if m.Secret != "" {
+		c.secret, c.partID = m.Secret, m.Participant
+	}
+	if err := c.setupPCs(ice); err != nil {
+		return err
+	}
+	select {
+	case c.events <- m:
+	default:
+	}
+	if len(c.opts.Tracks) > 0 || len(c.opts.Simulcast) > 0 {
+		return c.publish(ctx)
+	}
+	return nil
+}
+
+// Node returns the public base URL of the node serving the client now.
+func (c *Client) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base
+}
+
+func (c *Client) setupPCs(ice []wire.ICEServer) error {
 	se := c.opts.SettingEngine
 	if se == nil {
 		se = &webrtc.SettingEngine{}
@@ -165,25 +339,32 @@ func (c *Client) setupPCs() error {
 	}
 	c.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*se))
 	var servers []webrtc.ICEServer
-	for _, s := range c.Welcome.ICEServers {
+	for _, s := range ice {
 		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
 	cfg := webrtc.Configuration{ICEServers: servers, ICETransportPolicy: c.opts.ICETransportPolicy}
-	var err error
-	if c.sub, err = c.api.NewPeerConnection(cfg); err != nil {
+	sub, err := c.api.NewPeerConnection(cfg)
+	if err != nil {
 		return err
 	}
-	c.trickle(c.sub, wire.PCSub)
-	c.sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	c.mu.Lock()
+	c.sub = sub
+	c.mu.Unlock()
+	c.trickle(sub, wire.PCSub)
+	sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if c.opts.OnTrack != nil {
 			c.opts.OnTrack(t, r)
 		}
 	})
 	if len(c.opts.Tracks) > 0 || len(c.opts.Simulcast) > 0 {
-		if c.pub, err = c.api.NewPeerConnection(cfg); err != nil {
+		pub, err := c.api.NewPeerConnection(cfg)
+		if err != nil {
 			return err
 		}
-		c.trickle(c.pub, wire.PCPub)
+		c.mu.Lock()
+		c.pub = pub
+		c.mu.Unlock()
+		c.trickle(pub, wire.PCPub)
 	}
 	return nil
 }
@@ -196,6 +377,9 @@ func (c *Client) trickle(pc *webrtc.PeerConnection, which wire.PC) {
 		ci := cand.ToJSON()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if c.Pub() != pc && c.Sub() != pc {
+			return // a PeerConnection of the node we left
+		}
 		c.Send(ctx, &wire.Message{Type: wire.TypeCandidate, PC: which, Candidate: &wire.Candidate{
 			Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex,
 		}})
@@ -204,15 +388,16 @@ func (c *Client) trickle(pc *webrtc.PeerConnection, which wire.PC) {
 
 // publish adds the local tracks to pub and sends its offer.
 func (c *Client) publish(ctx context.Context) error {
+	pub := c.Pub()
 	for _, t := range c.opts.Tracks {
-		s, err := c.pub.AddTrack(t)
+		s, err := pub.AddTrack(t)
 		if err != nil {
 			return err
 		}
 		go c.readRTCP(s)
 	}
 	if len(c.opts.Simulcast) > 0 {
-		s, err := c.pub.AddTrack(c.opts.Simulcast[0])
+		s, err := pub.AddTrack(c.opts.Simulcast[0])
 		if err != nil {
 			return err
 		}
@@ -224,11 +409,11 @@ func (c *Client) publish(ctx context.Context) error {
 		}
 		go c.readRTCP(s)
 	}
-	offer, err := c.pub.CreateOffer(nil)
+	offer, err := pub.CreateOffer(nil)
 	if err != nil {
 		return err
 	}
-	if err := c.pub.SetLocalDescription(offer); err != nil {
+	if err := pub.SetLocalDescription(offer); err != nil {
 		return err
 	}
 	return c.Send(ctx, &wire.Message{Type: wire.TypeOffer, PC: wire.PCPub, SDP: offer.SDP})
@@ -270,7 +455,7 @@ func (c *Client) Ext() *HeaderExt { return c.ext.Load() }
 
 func (c *Client) negotiatedExt() *HeaderExt {
 	e := &HeaderExt{}
-	for _, tr := range c.pub.GetTransceivers() {
+	for _, tr := range c.Pub().GetTransceivers() {
 		s := tr.Sender()
 		if s == nil || s.Track() == nil {
 			continue
@@ -292,28 +477,23 @@ func (c *Client) negotiatedExt() *HeaderExt {
 
 // Send writes one message.
 func (c *Client) Send(ctx context.Context, m *wire.Message) error {
-	data, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return c.ws.Write(ctx, websocket.MessageText, data)
+	return writeMsg(ctx, c.conn(), m)
 }
 
 // SendRaw writes one frame as is (tests of malformed input).
 func (c *Client) SendRaw(ctx context.Context, data []byte) error {
-	return c.ws.Write(ctx, websocket.MessageText, data)
+	return c.conn().Write(ctx, websocket.MessageText, data)
+}
+
+// conn is the current socket.
+func (c *Client) conn() *websocket.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws
 }
 
 func (c *Client) read(ctx context.Context) (*wire.Message, error) {
-	_, data, err := c.ws.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var m wire.Message
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("server sent bad JSON: %w", err)
-	}
-	return &m, nil
+	return readMsg(ctx, c.conn())
 }
 
 // readLoop handles negotiation messages and passes everything else to
@@ -327,34 +507,43 @@ func (c *Client) readLoop() {
 			c.setErr(err)
 			return
 		}
+		if m.Type == wire.TypeRedirect {
+			if err := c.move(m.URL); err != nil {
+				c.setErr(err)
+				c.conn().Close(websocket.StatusInternalError, "client error")
+				return
+			}
+			continue
+		}
 		if err := c.handle(m); err != nil {
 			c.setErr(err)
-			c.ws.Close(websocket.StatusInternalError, "client error")
+			c.conn().Close(websocket.StatusInternalError, "client error")
 			return
 		}
 	}
 }
 
 func (c *Client) handle(m *wire.Message) error {
+	pub, sub := c.Pub(), c.Sub()
 	switch m.Type {
 	case wire.TypeAnswer:
-		if c.pub == nil {
+		if pub == nil {
 			return errors.New("answer without a pub PeerConnection")
 		}
-		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+		if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			return fmt.Errorf("pub answer: %w", err)
 		}
 		c.ext.Store(c.negotiatedExt())
-		return c.remoteDescSet(c.pub, wire.PCPub)
+		return c.remoteDescSet(pub, wire.PCPub)
 	case wire.TypeOffer:
-		if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		if err := sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 			return fmt.Errorf("sub offer: %w", err)
 		}
-		answer, err := c.sub.CreateAnswer(nil)
+		answer, err := sub.CreateAnswer(nil)
 		if err != nil {
 			return err
 		}
-		if err := c.sub.SetLocalDescription(answer); err != nil {
+		if err := sub.SetLocalDescription(answer); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -362,11 +551,11 @@ func (c *Client) handle(m *wire.Message) error {
 		if err := c.Send(ctx, &wire.Message{Type: wire.TypeAnswer, PC: wire.PCSub, SDP: answer.SDP}); err != nil {
 			return err
 		}
-		return c.remoteDescSet(c.sub, wire.PCSub)
+		return c.remoteDescSet(sub, wire.PCSub)
 	case wire.TypeCandidate:
-		pc := c.sub
+		pc := sub
 		if m.PC == wire.PCPub {
-			pc = c.pub
+			pc = pub
 		}
 		if pc == nil {
 			return nil
@@ -427,8 +616,16 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Pub and Sub return the PeerConnections (Pub is nil when publishing
 // nothing).
-func (c *Client) Pub() *webrtc.PeerConnection { return c.pub }
-func (c *Client) Sub() *webrtc.PeerConnection { return c.sub }
+func (c *Client) Pub() *webrtc.PeerConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pub
+}
+func (c *Client) Sub() *webrtc.PeerConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sub
+}
 
 // Leave says leave and closes everything.
 //
@@ -449,15 +646,18 @@ func (c *Client) Leave(ctx context.Context) error {
 
 // Close closes the socket and both PeerConnections without a leave.
 func (c *Client) Close() {
-	c.ws.CloseNow()
-	if c.pub != nil {
-		c.pub.Close()
+	c.mu.Lock()
+	ws, pub, sub := c.ws, c.pub, c.sub
+	c.mu.Unlock()
+	ws.CloseNow()
+	if pub != nil {
+		pub.Close()
 	}
-	if c.sub != nil {
-		c.sub.Close()
+	if sub != nil {
+		sub.Close()
 	}
 }
 
 // DropSocket closes only the WebSocket, keeping the PeerConnections, as a
 // network change would (tests of resume).
-func (c *Client) DropSocket() { c.ws.CloseNow() }
+func (c *Client) DropSocket() { c.conn().CloseNow() }
