@@ -24,7 +24,7 @@ func bad(format string, args ...any) error {
 // exact spellings and no key twice.
 var knownKeys = func() map[string]bool {
 	keys := map[string]bool{}
-	for _, v := range []any{Message{}, Resume{}, Candidate{}, Muted{}, ICEServer{}, Participant{}, Track{}, Error{}, RegionRTT{}} {
+	for _, v := range []any{Message{}, Resume{}, Candidate{}, Muted{}, ICEServer{}, Participant{}, Track{}, Error{}, RegionRTT{}, SpeakerStat{}} {
 		t := reflect.TypeOf(v)
 		for i := range t.NumField() {
 			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")

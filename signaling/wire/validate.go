@@ -24,6 +24,8 @@ const (
 	fMaxHeight
 	fPin
 	fMuted
+	fParticipant
+	fLobby
 	fRTTs
 	fServerOnly // any field only the server sends
 )
@@ -40,6 +42,15 @@ var clientFields = map[Type]struct{ must, may field }{
 	TypeAnswer:    {must: fPC | fSDP},
 	TypeCandidate: {must: fPC | fCandidate},
 	TypeChat:      {must: fText},
+
+	TypeMuteParticipant:   {must: fParticipant},
+	TypeStopCamera:        {must: fParticipant},
+	TypeRemoveParticipant: {must: fParticipant},
+	TypeEndMeeting:        {},
+	TypeSetLobby:          {must: fLobby},
+	TypeAdmit:             {must: fParticipant},
+	TypeDeny:              {must: fParticipant},
+	TypeSpeakerStats:      {},
 }
 
 func (m *Message) fields() field {
@@ -64,7 +75,10 @@ func (m *Message) fields() field {
 	set(m.Pin, fPin)
 	set(m.Muted != nil, fMuted)
 	set(m.RTTs != nil, fRTTs)
-	set(m.TS != 0 || m.Participant != "" || m.Secret != "" ||
+	set(m.Participant != "", fParticipant)
+	set(m.Lobby != nil, fLobby)
+	set(m.Action != "" || m.By != "" || m.Stats != nil, fServerOnly)
+	set(m.TS != 0 || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
 		m.Track != nil || m.Error != nil || m.URL != "", fServerOnly)
 	return f
@@ -111,6 +125,10 @@ func (m *Message) Validate() error {
 		}
 		if err := validRTTs(m.RTTs); err != nil {
 			return err
+		}
+	case TypeMuteParticipant, TypeStopCamera, TypeRemoveParticipant, TypeAdmit, TypeDeny:
+		if !validID(m.Participant) {
+			return bad("%s: malformed participant", m.Type)
 		}
 	case TypeOffer, TypeAnswer:
 		if m.PC != PCPub && m.PC != PCSub {

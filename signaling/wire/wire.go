@@ -84,6 +84,68 @@ const (
 	TypeState Type = "state" // own media state: audio/video muted
 )
 
+// Moderation, client to server (docs/protocol.md, docs/security.md). Under
+// soft moderation (the default) every participant may send them; with
+// --auth jwt only moderators may, and anyone else gets a not-allowed error.
+const (
+	// TypeMuteParticipant asks participant to mute its microphone (it may
+	// unmute itself).
+	TypeMuteParticipant Type = "mute-participant"
+	// TypeStopCamera asks participant to stop its camera.
+	TypeStopCamera Type = "stop-camera"
+	// TypeRemoveParticipant removes participant from the meeting for good.
+	TypeRemoveParticipant Type = "remove-participant"
+	// TypeEndMeeting removes everyone, waiting people included.
+	TypeEndMeeting Type = "end-meeting"
+	// TypeSetLobby turns the lobby on (lobby true) or off.
+	TypeSetLobby Type = "set-lobby"
+	// TypeAdmit lets a waiting participant in; TypeDeny turns it away.
+	TypeAdmit Type = "admit"
+	TypeDeny  Type = "deny"
+)
+
+// Moderation and lobby, server to client.
+const (
+	// TypeModeration tells everyone in the meeting what a moderator did:
+	// action (one of the Action constants), by (who), participant (to
+	// whom, absent for lobby-on, lobby-off and end).
+	TypeModeration Type = "moderation"
+	// TypeWaiting is the answer to a join while the lobby is on: wait for
+	// a moderator. Nothing about the meeting follows until the welcome
+	// (admitted) or a refused error (denied).
+	TypeWaiting Type = "waiting"
+	// TypeLobby tells those who may moderate whether the lobby is on and
+	// who waits in it, on every bridge of the meeting (participants: id
+	// and name, the whole list each time).
+	TypeLobby Type = "lobby"
+)
+
+// Actions of a moderation message.
+const (
+	ActionMute       = "mute"
+	ActionStopCamera = "stop-camera"
+	ActionRemove     = "remove"
+	ActionEnd        = "end"
+	ActionLobbyOn    = "lobby-on"
+	ActionLobbyOff   = "lobby-off"
+	ActionAdmit      = "admit"
+	ActionDeny       = "deny"
+)
+
+// TypeSpeakerStats, from a client, asks for the meeting's speaker stats;
+// the server answers with the same type and stats.
+const TypeSpeakerStats Type = "speaker-stats"
+
+// MaxSpeakerStats bounds the entries of a speaker-stats answer.
+const MaxSpeakerStats = 1000
+
+// SpeakerStat is one participant's speaking time in the meeting so far:
+// how long it was the dominant speaker, in milliseconds.
+type SpeakerStat struct {
+	Participant string `json:"participant"`
+	MS          int64  `json:"ms"`
+}
+
 // Both directions.
 const (
 	TypeOffer     Type = "offer"
@@ -167,6 +229,14 @@ type Message struct {
 	// track-published, track-unpublished
 	Track *Track `json:"track,omitempty"`
 
+	// moderation: what was done (Action constants) and by whom.
+	Action string `json:"action,omitempty"`
+	By     string `json:"by,omitempty"`
+	// set-lobby and lobby: whether the lobby is on.
+	Lobby *bool `json:"lobby,omitempty"`
+	// speaker-stats from the server.
+	Stats []SpeakerStat `json:"stats,omitempty"`
+
 	// error
 	Error *Error `json:"error,omitempty"`
 	// redirect: the target node's public base URL (http or https, at most
@@ -245,6 +315,9 @@ const (
 	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)
 	CodeTooSlow      = "too-slow"      // the client read too slowly to keep up with negotiation and room events (fatal)
 	CodeChatLimited  = "chat-limited"  // the room's chat budget is spent: the message was not sent (not fatal)
+	// CodeRemoved: a moderator removed this participant, or ended the
+	// meeting for all; its session cannot be resumed (fatal).
+	CodeRemoved = "removed"
 )
 
 // Error is the body of an error message.
