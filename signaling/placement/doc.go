@@ -16,6 +16,9 @@
 //     capacity, each corrected for the joins placed on it since its last
 //     gossiped load report, so a join storm spreads over the region
 //     instead of piling onto the node that looked idlest.
+//     The node the client reached (Input.ReachedBridge) ranks
+//     Input.ReachedSlack lower and wins ties: equally loaded bridges do
+//     not redirect clients to each other.
 //  4. A region is full when every live bridge in it has stress >= 1;
 //     the next region is then tried. A pinned room fails with
 //     ErrPinnedFull instead of leaving its regions.

@@ -48,6 +48,13 @@ type Input struct {
 	RTTs map[string]time.Duration
 	// ReachedRegion is the region of the node the client reached.
 	ReachedRegion string
+	// ReachedBridge is the name of the node the client reached. Among the
+	// bridges of a region it ranks ReachedSlack lower in stress than it is
+	// and wins ties, so that equally loaded bridges do not redirect
+	// clients to each other (a redirect costs a reconnect). It never makes
+	// a full or draining bridge eligible.
+	ReachedBridge string
+	ReachedSlack  float64
 	// Client position, a tie-breaker only.
 	HasClientGeo         bool
 	ClientLat, ClientLon float64
@@ -149,7 +156,8 @@ func Decide(in Input) (Decision, error) {
 	for _, region := range regions {
 		if d, ok := in.inRegion(region, thr); ok {
 			// Not the first region, or the reached one had no usable bridge.
-			d.Spilled = !first || (len(in.RTTs) == 0 && in.ReachedRegion != "" && region != in.ReachedRegion)
+			// A pinned room reached outside its regions has not spilled.
+			d.Spilled = !first || (len(in.RTTs) == 0 && in.ReachedRegion != "" && allowed(in.ReachedRegion) && region != in.ReachedRegion)
 			return d, nil
 		}
 		first = false
@@ -163,7 +171,7 @@ func Decide(in Input) (Decision, error) {
 // inRegion chooses within one region; ok is false when it is full.
 func (in *Input) inRegion(region string, thr float64) (Decision, bool) {
 	var best *Bridge
-	var bestStress, bestDist float64
+	var bestStress, bestRank, bestDist float64
 	for i := range in.Bridges {
 		b := &in.Bridges[i]
 		if b.Draining || b.Region != region {
@@ -176,10 +184,14 @@ func (in *Input) inRegion(region string, thr float64) (Decision, bool) {
 		if _, holds := in.Room[b.Name]; holds && s < thr {
 			return decision(b, s, true), true
 		}
+		rank := s
+		if b.Name == in.ReachedBridge {
+			rank = s - in.ReachedSlack
+		}
 		dist := in.clientDist(b)
-		if best == nil || s < bestStress ||
-			(s == bestStress && (dist < bestDist || dist == bestDist && b.Name < best.Name)) {
-			best, bestStress, bestDist = b, s, dist
+		if best == nil || rank < bestRank ||
+			(rank == bestRank && in.preferOnTie(b, best, dist, bestDist)) {
+			best, bestStress, bestRank, bestDist = b, s, rank, dist
 		}
 	}
 	if best == nil {
@@ -187,6 +199,18 @@ func (in *Input) inRegion(region string, thr float64) (Decision, bool) {
 	}
 	_, holds := in.Room[best.Name]
 	return decision(best, bestStress, holds), true
+}
+
+// preferOnTie breaks an equal rank: the reached bridge, then the one
+// nearer the client, then the lower name.
+func (in *Input) preferOnTie(b, best *Bridge, dist, bestDist float64) bool {
+	if r, rb := b.Name == in.ReachedBridge, best.Name == in.ReachedBridge; r != rb {
+		return r
+	}
+	if dist != bestDist {
+		return dist < bestDist
+	}
+	return b.Name < best.Name
 }
 
 func decision(b *Bridge, s float64, holder bool) Decision {

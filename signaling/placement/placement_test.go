@@ -217,6 +217,65 @@ func TestDecide(t *testing.T) {
 			want: "us1",
 		},
 		{
+			name: "equal stress: the reached bridge, no redirect",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 10, 100), br("eu2", "eu", 10, 100)},
+				ReachedRegion: "eu", ReachedBridge: "eu2",
+			},
+			want: "eu2",
+		},
+		{
+			name: "reached bridge within its slack stays",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 10, 100), br("eu2", "eu", 14, 100)},
+				ReachedRegion: "eu", ReachedBridge: "eu2", ReachedSlack: 0.05,
+			},
+			want: "eu2",
+		},
+		{
+			name: "reached bridge past its slack: the least stressed",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 10, 100), br("eu2", "eu", 16, 100)},
+				ReachedRegion: "eu", ReachedBridge: "eu2", ReachedSlack: 0.05,
+			},
+			want: "eu1",
+		},
+		{
+			name: "reached bridge in the wrong region by RTT: redirected",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 80 * ms, "us": 10 * ms},
+				ReachedRegion: "eu", ReachedBridge: "eu1", ReachedSlack: 0.05,
+			},
+			want: "us1",
+		},
+		{
+			name: "holder beats the reached bridge",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 30, 100), br("eu2", "eu", 0, 100)},
+				Room:          map[string]int{"eu1": 2},
+				ReachedRegion: "eu", ReachedBridge: "eu2", ReachedSlack: 0.05,
+			},
+			want: "eu1",
+		},
+		{
+			name: "full reached bridge is never kept by its slack",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 50, 100), br("eu2", "eu", 100, 100)},
+				ReachedRegion: "eu", ReachedBridge: "eu2", ReachedSlack: 0.5,
+			},
+			want: "eu1",
+		},
+		{
+			name: "pinned room reached through a node outside its regions",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				ReachedRegion: "us", ReachedBridge: "us1", ReachedSlack: 0.05,
+				Pin: []string{"eu"},
+			},
+			want: "eu1",
+		},
+		{
 			name: "reached region has only draining bridges: spill",
 			in: Input{
 				Bridges:       []Bridge{{Name: "eu1", Region: "eu", Capacity: 100, Draining: true}, br("us1", "us", 0, 100)},
@@ -272,6 +331,32 @@ func TestJoinStorm(t *testing.T) {
 		if placed[name] != n {
 			t.Fatalf("placed %v, want %v", placed, want)
 		}
+	}
+}
+
+// TestJoinStormThroughOneNode: a storm arriving through one node spreads
+// over its region once the node is ReachedSlack ahead of the others.
+func TestJoinStormThroughOneNode(t *testing.T) {
+	in := Input{
+		Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("eu2", "eu", 0, 100), br("eu3", "eu", 0, 100)},
+		ReachedRegion: "eu", ReachedBridge: "eu1", ReachedSlack: 0.05,
+	}
+	placed := map[string]int{}
+	for i := 0; i < 60; i++ {
+		d, err := Decide(in)
+		if err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+		placed[d.Bridge]++
+		for j := range in.Bridges {
+			if in.Bridges[j].Name == d.Bridge {
+				in.Bridges[j].PlacedSinceReport++
+			}
+		}
+	}
+	// eu1 keeps 5 more than the others: 25, 18 and 17 (or 18).
+	if placed["eu1"] > 26 || placed["eu2"] < 16 || placed["eu3"] < 16 {
+		t.Fatalf("placed %v: the storm piled onto the reached node", placed)
 	}
 }
 
