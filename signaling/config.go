@@ -103,6 +103,14 @@ type Config struct {
 	// carried a moderator token. Set by --auth jwt. False: soft moderation,
 	// everyone moderates (moderation.go).
 	StrongModeration bool
+	// Auth, when set, checks a JWT on every join (--auth jwt, auth.go):
+	// without a valid token for the room the join is refused. Nil: --auth
+	// none, tokens are ignored.
+	Auth *Authenticator
+	// AuthCreateOnly relaxes Auth: a token is needed only to create a
+	// room; a join without one enters a live room as a guest (never a
+	// moderator). Requires Auth.
+	AuthCreateOnly bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -167,6 +175,8 @@ func (c Config) Validate() error {
 		return errors.New("signaling: Bridge is required")
 	case c.Relay != nil && c.RelayAddr == nil:
 		return errors.New("signaling: RelayAddr is required with Relay")
+	case c.AuthCreateOnly && c.Auth == nil:
+		return errors.New("signaling: AuthCreateOnly requires Auth")
 	case c.PeerGrace < 0:
 		return errors.New("signaling: PeerGrace must not be negative")
 	case c.MaxParticipants < 0 || c.MaxRoomParticipants < 0 || c.MaxPerSource < 0 || c.MaxUnjoined < 0 ||

@@ -95,6 +95,9 @@ type participant struct {
 	// before the participant is shown to anyone; static after). Only read
 	// under Config.StrongModeration (moderation.go).
 	moderator bool
+	// regionPin are the regions the join's token pins it to (none: no
+	// pin). Static.
+	regionPin []string
 }
 
 // send queues a message for the participant's socket. It never blocks: a
@@ -140,6 +143,9 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	if m.Resume != nil {
 		return s.resume(c, key, m.Resume)
 	}
+	if err := s.admit(ctx, c, key, m); err != nil { // token, password (auth.go)
+		return nil, err
+	}
 	// Caps are checked and taken in one step, before the directory call:
 	// concurrent joins cannot all pass a check and then all insert.
 	if err := s.sources.addParticipant(c.src); err != nil {
@@ -183,6 +189,9 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		name:    m.Name,
 		out:     make(chan *wire.Message, sendQueue),
 		conn:    c,
+
+		moderator: c.grant.moderator,
+		regionPin: c.grant.regionPin,
 	}
 	// From here on the session exists for ICEServers: every path out of
 	// join goes through leave, which calls SessionEnded.

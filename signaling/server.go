@@ -30,11 +30,13 @@ type Server struct {
 
 	events  *eventQueue // room events from the bridge, handled by Run
 	sources *sources    // per-source limits
+	guesses *guesses    // password guessing limits (password.go)
 
 	chatBytes   atomic.Int64  // chatCost of every room's history
 	chatRefused atomic.Uint64 // chat refused by a room's budget
 	chatDropped atomic.Uint64 // chat not queued for a slow reader
 	cascadeBad  atomic.Uint64 // cascade messages refused or over a bound
+	refusals    atomic.Uint64 // joins refused (refuse.go)
 	ready       atomic.Bool   // accepting participants
 	done        chan struct{}
 	doneOnce    sync.Once
@@ -75,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		words:        words,
 		events:       newEventQueue(),
 		sources:      newSources(cfg),
+		guesses:      newGuesses(),
 		done:         make(chan struct{}),
 		rooms:        map[mesh.RoomKey]*room{},
 		conferences:  map[string]*room{},
@@ -99,6 +102,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-sweep.C:
 			s.sources.sweep()
+			s.guesses.sweep()
 		case <-s.events.wake:
 			for _, f := range s.events.drain() {
 				f()

@@ -95,6 +95,8 @@ type conn struct {
 	// unjoined is true until the first message arrives. Owned by the
 	// goroutine of handleWS and serveConn.
 	unjoined bool
+	// grant is what admit allowed the join (auth.go). Owned like unjoined.
+	grant grant
 }
 
 func (c *conn) close(code websocket.StatusCode, reason string) {
@@ -265,6 +267,8 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 	case wire.TypePrefs:
 		p.media.SetMaxHeight(m.TrackID, m.MaxHeight)
 		p.media.Pin(m.TrackID, m.Pin)
+	case wire.TypeSetPassword:
+		return s.setPassword(p, m.Password)
 	}
 	return nil
 }

@@ -43,6 +43,9 @@ var clientFields = map[Type]struct{ must, may field }{
 	TypeCandidate: {must: fPC | fCandidate},
 	TypeChat:      {must: fText},
 
+	// A moderator's: no password removes it.
+	TypeSetPassword: {may: fPassword},
+
 	TypeMuteParticipant:   {must: fParticipant},
 	TypeStopCamera:        {must: fParticipant},
 	TypeRemoveParticipant: {must: fParticipant},
@@ -80,7 +83,7 @@ func (m *Message) fields() field {
 	set(m.Action != "" || m.By != "" || m.Stats != nil, fServerOnly)
 	set(m.TS != 0 || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
-		m.Track != nil || m.Error != nil || m.URL != "", fServerOnly)
+		m.Track != nil || m.Error != nil || m.PasswordSet != nil || m.URL != "", fServerOnly)
 	return f
 }
 
@@ -109,14 +112,14 @@ func (m *Message) Validate() error {
 				return err
 			}
 		}
-		// Accepted and ignored, a password or token would let a client
-		// believe a room is protected: refuse them until they mean
-		// something.
-		if m.Password != "" {
-			return bad("password: room passwords are not supported yet")
+		if err := validPassword(m.Password); err != nil {
+			return err
 		}
-		if m.Token != "" {
-			return bad("token: authentication tokens are not supported yet")
+		if len(m.Token) > MaxTokenBytes {
+			return bad("token longer than %d bytes", MaxTokenBytes)
+		}
+		if hasControl(m.Token) {
+			return bad("token contains control characters")
 		}
 		if r := m.Resume; r != nil {
 			if !validID(r.Participant) || !validID(r.Secret) {
@@ -129,6 +132,10 @@ func (m *Message) Validate() error {
 	case TypeMuteParticipant, TypeStopCamera, TypeRemoveParticipant, TypeAdmit, TypeDeny:
 		if !validID(m.Participant) {
 			return bad("%s: malformed participant", m.Type)
+		}
+	case TypeSetPassword:
+		if err := validPassword(m.Password); err != nil {
+			return err
 		}
 	case TypeOffer, TypeAnswer:
 		if m.PC != PCPub && m.PC != PCSub {
@@ -215,6 +222,18 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// validPassword checks a room password: at most MaxPasswordBytes, no
+// control character. The error never quotes it.
+func validPassword(pw string) error {
+	if len(pw) > MaxPasswordBytes {
+		return bad("password longer than %d bytes", MaxPasswordBytes)
+	}
+	if hasControl(pw) {
+		return bad("password contains control characters")
+	}
+	return nil
 }
 
 func hasControl(s string) bool {

@@ -51,9 +51,9 @@ const (
 	MaxCandidateBytes = 512
 	// MaxIDBytes bounds participant, track and secret identifiers.
 	MaxIDBytes = 64
-	// MaxPasswordBytes will bound a room password (refused for now).
+	// MaxPasswordBytes bounds a room password.
 	MaxPasswordBytes = 256
-	// MaxTokenBytes will bound a JWT (refused for now).
+	// MaxTokenBytes bounds a JWT.
 	MaxTokenBytes = 4096
 	// MaxDepth bounds JSON nesting.
 	MaxDepth = 4
@@ -82,6 +82,9 @@ const (
 	TypePing  Type = "ping"  // keepalive; answered by pong
 	TypePrefs Type = "prefs" // subscriber preference for one video track
 	TypeState Type = "state" // own media state: audio/video muted
+	// TypeSetPassword sets the room's password (password) or removes it
+	// (no password). A moderator's message (docs/security.md).
+	TypeSetPassword Type = "set-password"
 )
 
 // Moderation, client to server (docs/protocol.md, docs/security.md). Under
@@ -164,6 +167,7 @@ const (
 	TypeTrackPublished     Type = "track-published"
 	TypeTrackUnpublished   Type = "track-unpublished"
 	TypeSpeaker            Type = "speaker"
+	TypeSecurity           Type = "security" // the room's password was set or removed
 	TypeError              Type = "error"
 	// TypeRedirect tells the client to continue on another node: close
 	// this socket, open URL's /ws and send join again (same room, name and,
@@ -191,8 +195,8 @@ type Message struct {
 	Version  int     `json:"version,omitempty"`
 	Room     string  `json:"room,omitempty"`
 	Name     string  `json:"name,omitempty"`     // display name; also in chat from server
-	Password string  `json:"password,omitempty"` // reserved: refused until room passwords exist
-	Token    string  `json:"token,omitempty"`    // reserved: refused until JWT auth exists
+	Password string  `json:"password,omitempty"` // the room's password; also set-password
+	Token    string  `json:"token,omitempty"`    // a JWT (--auth jwt)
 	Resume   *Resume `json:"resume,omitempty"`
 	// RTTs are the client's measured round trips to each region's probe
 	// URL (GET /regions lists them), at most MaxRTTs; optional.
@@ -225,6 +229,10 @@ type Message struct {
 	Participants []Participant `json:"participants,omitempty"`
 	Tracks       []Track       `json:"tracks,omitempty"`
 	Resumed      bool          `json:"resumed,omitempty"`
+
+	// security: whether the room has a password now (participant: who
+	// changed it).
+	PasswordSet *bool `json:"passwordSet,omitempty"`
 
 	// track-published, track-unpublished
 	Track *Track `json:"track,omitempty"`
@@ -315,6 +323,13 @@ const (
 	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)
 	CodeTooSlow      = "too-slow"      // the client read too slowly to keep up with negotiation and room events (fatal)
 	CodeChatLimited  = "chat-limited"  // the room's chat budget is spent: the message was not sent (not fatal)
+	// CodeRefused is the one answer to every refused join: wrong or
+	// missing password, token, lock, lobby, guessing too fast. It never
+	// says which, so it cannot tell whether a room exists (fatal).
+	CodeRefused = "refused"
+	// CodeNotAllowed: a moderator's action from a participant who may not
+	// moderate (not fatal).
+	CodeNotAllowed = "not-allowed"
 	// CodeRemoved: a moderator removed this participant, or ended the
 	// meeting for all; its session cannot be resumed (fatal).
 	CodeRemoved = "removed"
