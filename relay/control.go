@@ -40,6 +40,23 @@ import (
 //	NACK             track uvarint, layer u8, count u8, seqs u16...
 //	LinkStats        RTT µs uvarint, loss ‰ uvarint, bitrate bit/s uvarint
 //	RoomMessage      conference string, data bytes
+//	SubscribeLayers  track uvarint, layer set u8 (bit i: layer i; 0x80 type)
+//	LayerCap         layer u8 (0x81 type)
+//
+// Layer sets (ignorable types, added in version 1 without a new ALPN). A
+// node that wants several layers of a track sends Subscribe with the
+// highest of them followed at once by SubscribeLayers with the whole set;
+// Unsubscribe when it wants none. A receiver that knows SubscribeLayers
+// subscribes exactly the layers of the set (each crosses the link once)
+// and, once a peer has sent it one, ignores that peer's plain Subscribe
+// messages on the link (each is followed by its set). A receiver that does
+// not know it skips it and forwards the highest layer only, as the first
+// version did; a sender that never sends it (the first version) is served
+// the one layer of each Subscribe. LayerCap tells the receiving node the
+// highest layer the sender forwards on the link now (its bandwidth
+// estimate); the receiver treats higher layers of the link's tracks as
+// inactive, so its subscribers move down to a layer that crosses. A node
+// that does not know LayerCap skips it.
 
 // MsgType is the type byte of a control message.
 type MsgType uint8
@@ -59,6 +76,10 @@ const (
 	MsgRoomMessage      MsgType = 0x0b
 
 	msgIgnorable MsgType = 0x80
+
+	// Ignorable additions (see "Layer sets" above).
+	MsgSubscribeLayers MsgType = 0x80
+	MsgLayerCap        MsgType = 0x81
 )
 
 // Bounds of control messages.
@@ -107,8 +128,9 @@ type Message struct {
 	Node       string // Hello
 	Conference string // RoomAttach, RoomDetach, TrackPublished, RoomMessage
 
-	Track uint32 // link-local track number
-	Layer uint8
+	Track    uint32 // link-local track number
+	Layer    uint8
+	LayerSet uint8 // SubscribeLayers: bit i for layer i, i <= MaxLayer
 
 	// TrackPublished
 	TrackID     string
@@ -207,6 +229,14 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		track()
 	case MsgSubscribe, MsgKeyframeRequest:
 		track()
+		layer()
+	case MsgSubscribeLayers:
+		track()
+		if m.LayerSet >= 1<<MaxLayers {
+			err = ErrMalformed
+		}
+		b = append(b, m.LayerSet)
+	case MsgLayerCap:
 		layer()
 	case MsgNACK:
 		track()
@@ -369,6 +399,14 @@ func (m *Message) Unmarshal(typ MsgType, body []byte) error {
 		m.Track = d.track()
 	case MsgSubscribe, MsgKeyframeRequest:
 		m.Track = d.track()
+		m.Layer = d.layer()
+	case MsgSubscribeLayers:
+		m.Track = d.track()
+		m.LayerSet = d.u8()
+		if m.LayerSet >= 1<<MaxLayers {
+			d.fail(ErrMalformed)
+		}
+	case MsgLayerCap:
 		m.Layer = d.layer()
 	case MsgNACK:
 		m.Track = d.track()

@@ -39,20 +39,38 @@ func (s *simulcast) frame(key bool) {
 	}
 }
 
-// exportLayer returns the layer a's export of track forwards to b.
+// exportLayer returns the highest layer a's exports forward to peer, or
+// -2 when none flows.
 func exportLayer(a *node, peer string) int {
-	l := linkTo(a, peer)
-	if l == nil {
+	d := exportLayers(a, peer)
+	if d == 0 {
 		return -2
 	}
+	return d.Highest()
+}
+
+// exportLayers returns the layers a's exports forward to peer now (each
+// subscription past its first keyframe).
+func exportLayers(a *node, peer string) bridge.Demand {
+	l := linkTo(a, peer)
+	if l == nil {
+		return 0
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	exps := make([]*exportTrack, 0, len(l.exports))
 	for _, e := range l.exports {
-		if s := e.subscription(); s != nil {
-			return s.Layer()
+		exps = append(exps, e)
+	}
+	l.mu.Unlock()
+	var d bridge.Demand
+	for _, e := range exps {
+		for i := range MaxLayers {
+			if s := e.subscription(i); s != nil && s.Layer() >= 0 {
+				d |= 1 << s.Layer()
+			}
 		}
 	}
-	return -2
+	return d
 }
 
 // TestLayerCapFollowsLinkPressure: send-queue drops on a link lower the

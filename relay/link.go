@@ -69,12 +69,15 @@ type link struct {
 	lastIn    uint64
 	cur       LinkStats
 	layerCap  atomic.Int32 // highest layer sent on this link
+	peerCap   atomic.Int32 // highest layer the peer sends on it (LayerCap)
+	layerSets atomic.Bool  // the peer sends SubscribeLayers
 	calm      int          // ticks without pressure, owned by tick
 	dropsSeen uint64       // queue drops at the last tick, owned by tick
 
 	bytesOut, bytesIn atomic.Uint64 // datagram bytes on this link
 	datagrams         atomic.Uint64
 	queueDrops        atomic.Uint64
+	layerIn           [MaxLayers]atomic.Uint64 // datagrams received per layer for an import
 }
 
 func newLink(r *Relay, c *quic.Conn, dialled bool) *link {
@@ -91,6 +94,7 @@ func newLink(r *Relay, c *quic.Conn, dialled bool) *link {
 	}
 	l.imports.Store(&map[uint32]*importTrack{})
 	l.layerCap.Store(MaxLayer)
+	l.peerCap.Store(MaxLayer)
 	return l
 }
 
@@ -355,7 +359,7 @@ func (l *link) stats() linkState {
 	l.mu.Unlock()
 	st := linkState{LinkStats: s, exports: len(exps)}
 	for _, e := range exps {
-		if e.subscription() != nil {
+		if e.sending() != 0 {
 			st.subscribed++
 		}
 	}

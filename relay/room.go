@@ -319,7 +319,7 @@ func (l *link) export(rm *room, trackID string) {
 	}
 	num := l.nextNum
 	l.nextNum++
-	e := &exportTrack{l: l, num: num, key: key, br: rm.br, video: params.Kind == webrtc.RTPCodecTypeVideo, want: -1}
+	e := &exportTrack{l: l, num: num, key: key, br: rm.br, video: params.Kind == webrtc.RTPCodecTypeVideo, layers: max(1, len(params.Layers))}
 	l.exports[num] = e
 	l.exportByKey[key] = e
 	l.mu.Unlock()
@@ -362,78 +362,133 @@ func (l *link) unexport(key importKey, tell bool) {
 	e.unsubscribe()
 }
 
-// exportTrack is a local track sent to one peer: a bridge subscription
-// whose sink is the link. It exists from TrackPublished on; the
-// subscription only while the peer subscribes.
+// exportTrack is a local track sent to one peer: one bridge subscription
+// per layer the peer wants, whose sink is the link. It exists from
+// TrackPublished on; the subscriptions only while the peer subscribes.
 type exportTrack struct {
-	l     *link        // static
-	num   uint32       // static: this node's track number on l
-	key   importKey    // static
-	br    *bridge.Room // static
-	video bool         // static
+	l      *link        // static
+	num    uint32       // static: this node's track number on l
+	key    importKey    // static
+	br     *bridge.Room // static
+	video  bool         // static
+	layers int          // static: simulcast layers of the track (1 without)
 
 	// mu guards the following fields; bridge calls under it never call
 	// back into the export.
 	mu   sync.Mutex
-	sub  *bridge.Subscription
-	want int // layer the peer asked for; -1 none
+	subs [MaxLayers]*bridge.Subscription // by layer sent
+	want bridge.Demand                   // layers the peer asked for; 0 none
 }
 
 var _ bridge.TrackSink = (*exportTrack)(nil)
 
-// WriteRTP queues the packet on the link; called by the subscription's
-// writer goroutine.
+// WriteRTP queues the packet on the link; called by the subscriptions'
+// writer goroutines, each with its own layer.
 func (e *exportTrack) WriteRTP(layer int, pkt []byte) { e.l.sendRTP(e.num, layer, pkt) }
 
-// subscribe starts or retargets the subscription at layer, capped by the
-// link's bandwidth.
-func (e *exportTrack) subscribe(layer int) {
+// setWant records the layers the peer wants (0: none) and applies them.
+func (e *exportTrack) setWant(d bridge.Demand) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.want = layer
-	eff := min(layer, int(e.l.layerCap.Load()))
-	if e.sub != nil {
-		select {
-		case <-e.sub.Done():
-			e.sub = nil
-		default:
-			e.sub.SetLayer(eff)
-			return
-		}
-	}
-	sub, err := e.br.Subscribe(e.key.trackID, eff, e)
-	if err != nil {
-		return
-	}
-	e.sub = sub
+	e.want = d & (1<<MaxLayers - 1)
+	e.applyLocked()
 }
 
-// applyCap re-applies the link's layer cap to a video subscription.
+// sendSet returns the layers sent for want under the link's layer cap: a
+// wanted layer above the cap (or above the track's layers) is replaced by
+// the highest allowed one, so lower layers are chosen before any is
+// dropped, and each layer is sent once however many wanted layers map to
+// it. Audio and single-layer video send layer 0.
+func sendSet(want bridge.Demand, layers int, video bool, layerCap int) bridge.Demand {
+	if want == 0 {
+		return 0
+	}
+	if !video || layers <= 1 {
+		return 1
+	}
+	top := max(0, min(layerCap, layers-1))
+	var d bridge.Demand
+	for i := 0; i < MaxLayers; i++ {
+		if want.Has(i) {
+			d |= 1 << min(i, top)
+		}
+	}
+	return d
+}
+
+// applyLocked opens a subscription for each layer to send and closes the
+// others. Closing waits for the subscription's writer, which never takes
+// e.mu. Caller holds e.mu.
+func (e *exportTrack) applyLocked() {
+	send := sendSet(e.want, e.layers, e.video, int(e.l.layerCap.Load()))
+	for i := range e.subs {
+		s := e.subs[i]
+		if s != nil {
+			select {
+			case <-s.Done():
+				s, e.subs[i] = nil, nil
+			default:
+			}
+		}
+		switch {
+		case send.Has(i) && s == nil:
+			sub, err := e.br.Subscribe(e.key.trackID, i, e)
+			if err != nil {
+				return // unpublished meanwhile
+			}
+			e.subs[i] = sub
+		case !send.Has(i) && s != nil:
+			e.subs[i] = nil
+			s.Close()
+		}
+	}
+}
+
+// applyCap re-applies the link's layer cap to a video export.
 func (e *exportTrack) applyCap() {
-	if !e.video {
+	if !e.video || e.layers <= 1 {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sub != nil && e.want >= 0 {
-		e.sub.SetLayer(min(e.want, int(e.l.layerCap.Load())))
+	if e.want != 0 {
+		e.applyLocked()
 	}
 }
 
 func (e *exportTrack) unsubscribe() {
 	e.mu.Lock()
-	sub := e.sub
-	e.sub, e.want = nil, -1
+	subs := e.subs
+	e.subs, e.want = [MaxLayers]*bridge.Subscription{}, 0
 	e.mu.Unlock()
-	if sub != nil {
-		sub.Close()
+	for _, s := range subs {
+		if s != nil {
+			s.Close()
+		}
 	}
 }
 
-func (e *exportTrack) subscription() *bridge.Subscription {
+// subscription returns the subscription that sends layer, or nil.
+func (e *exportTrack) subscription(layer int) *bridge.Subscription {
+	if layer < 0 || layer >= MaxLayers {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.sub
+	return e.subs[layer]
+}
+
+// sending returns the layers sent on the link now.
+func (e *exportTrack) sending() bridge.Demand {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var d bridge.Demand
+	for i, s := range e.subs {
+		if s != nil {
+			d |= 1 << i
+		}
+	}
+	return d
 }
 
 // applyLayerCap re-applies l's layer cap to its video exports.
@@ -444,10 +499,14 @@ func (r *Relay) applyLayerCap(l *link) {
 		exps = append(exps, e)
 	}
 	l.mu.Unlock()
+	c := l.layerCap.Load()
 	for _, e := range exps {
 		e.applyCap()
 	}
-	r.log.Debug("relay layer cap", "peer", l.peerName, "cap", l.layerCap.Load())
+	// Tell the peer, so that its subscribers of layers above the cap
+	// move down to one that crosses.
+	l.send(&Message{Type: MsgLayerCap, Layer: uint8(max(0, min(c, MaxLayer)))})
+	r.log.Debug("relay layer cap", "peer", l.peerName, "cap", c)
 }
 
 // keyframeInterval is the least time between two keyframe requests sent
@@ -471,6 +530,13 @@ type importTrack struct {
 	num    atomic.Uint32        // the peer's track number on linkp
 	demand atomic.Uint32        // bridge.Demand
 
+	// declared are the layers as the publisher's bridge described them
+	// in TrackPublished; the link's layer cap marks those above it
+	// inactive in pub. Guarded by capMu.
+	capMu    sync.Mutex
+	declared []bridge.LayerInfo
+	capped   int // layer cap applied to pub; MaxLayer: none
+
 	feedMu sync.Mutex // WriteRTP calls must not overlap across links
 
 	orphanedAt time.Time // guarded by Relay.mu
@@ -483,11 +549,16 @@ var _ bridge.TrackSource = (*importTrack)(nil)
 
 // write feeds one packet from link l. Called by l's datagram loop.
 func (imp *importTrack) write(l *link, layer int, pkt []byte) {
+	if layer >= 0 && layer < MaxLayers {
+		l.layerIn[layer].Add(1)
+	}
 	if imp.linkp.Load() != l {
 		imp.r.ctr.drop(DropUnknownTrack)
 		return
 	}
-	if imp.demand.Load() == 0 {
+	// A layer below a wanted one may stand in for it (the link's layer
+	// cap); a layer above every wanted one is not wanted any more.
+	if imp.demand.Load()>>uint(layer) == 0 {
 		imp.r.ctr.drop(DropNotWanted)
 		return
 	}
@@ -496,7 +567,7 @@ func (imp *importTrack) write(l *link, layer int, pkt []byte) {
 	imp.feedMu.Unlock()
 }
 
-// SetDemand subscribes upstream at the highest layer wanted here, or
+// SetDemand subscribes upstream to every layer wanted here, or
 // unsubscribes when nobody here wants the track.
 func (imp *importTrack) SetDemand(d bridge.Demand) {
 	imp.demand.Store(uint32(d))
@@ -508,9 +579,13 @@ func (imp *importTrack) sendDemand() {
 	if l == nil {
 		return
 	}
-	d := bridge.Demand(imp.demand.Load())
+	d := bridge.Demand(imp.demand.Load()) & (1<<MaxLayers - 1)
 	if h := d.Highest(); h >= 0 {
-		l.send(&Message{Type: MsgSubscribe, Track: imp.num.Load(), Layer: uint8(min(h, MaxLayer))})
+		// Subscribe with the highest layer for a peer that does not know
+		// layer sets, then the set (see "Layer sets" in control.go).
+		num := imp.num.Load()
+		l.send(&Message{Type: MsgSubscribe, Track: num, Layer: uint8(h)})
+		l.send(&Message{Type: MsgSubscribeLayers, Track: num, LayerSet: uint8(d)})
 	} else {
 		l.send(&Message{Type: MsgUnsubscribe, Track: imp.num.Load()})
 	}
@@ -548,6 +623,25 @@ func (imp *importTrack) RequestRetransmit(layer int, seqs []uint16) {
 		imp.r.ctr.nackedOut.Add(uint64(n))
 		l.send(&Message{Type: MsgNACK, Track: imp.num.Load(), Layer: uint8(layer), Seqs: seqs[:n]})
 		seqs = seqs[n:]
+	}
+}
+
+// applyCap marks the layers above layerCap inactive in the publication
+// (the peer does not send them on the link now), and restores what the
+// publisher's bridge declared for the others, so that the bridge's layer
+// choice moves subscribers to a layer that crosses.
+func (imp *importTrack) applyCap(layerCap int) {
+	imp.capMu.Lock()
+	defer imp.capMu.Unlock()
+	if imp.pub == nil || len(imp.declared) <= 1 || imp.capped == layerCap {
+		return
+	}
+	imp.capped = layerCap
+	for i, info := range imp.declared {
+		if i > layerCap {
+			info.Inactive = true
+		}
+		imp.pub.SetLayerInfo(i, info)
 	}
 }
 
@@ -621,7 +715,10 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 		return r.importTrack(l, m)
 	case MsgTrackUnpublished:
 		r.dropImports(l, func(imp *importTrack) bool { return imp.num.Load() == m.Track })
-	case MsgSubscribe, MsgUnsubscribe, MsgKeyframeRequest, MsgNACK:
+	case MsgSubscribe, MsgSubscribeLayers, MsgUnsubscribe, MsgKeyframeRequest, MsgNACK:
+		if m.Type == MsgSubscribeLayers {
+			l.layerSets.Store(true)
+		}
 		l.mu.Lock()
 		e := l.exports[m.Track]
 		l.mu.Unlock()
@@ -630,19 +727,36 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 		}
 		switch m.Type {
 		case MsgSubscribe:
-			e.subscribe(int(m.Layer))
+			// A peer that sends layer sets follows each Subscribe
+			// with its set; one that does not wants this layer only.
+			if !l.layerSets.Load() {
+				e.setWant(1 << m.Layer)
+			}
+		case MsgSubscribeLayers:
+			e.setWant(bridge.Demand(m.LayerSet))
 		case MsgUnsubscribe:
 			e.unsubscribe()
 		case MsgKeyframeRequest:
 			r.ctr.keyframesIn.Add(1)
-			if s := e.subscription(); s != nil {
+			if s := e.subscription(int(m.Layer)); s != nil {
 				s.RequestKeyframe()
 			}
 		case MsgNACK:
 			r.ctr.nackedIn.Add(uint64(len(m.Seqs)))
-			if s := e.subscription(); s != nil {
+			if s := e.subscription(int(m.Layer)); s != nil {
 				s.Retransmit(int(m.Layer), m.Seqs)
 			}
+		}
+	case MsgLayerCap:
+		l.peerCap.Store(int32(m.Layer))
+		l.mu.Lock()
+		imps := make([]*importTrack, 0, len(l.importsW))
+		for _, imp := range l.importsW {
+			imps = append(imps, imp)
+		}
+		l.mu.Unlock()
+		for _, imp := range imps {
+			imp.applyCap(int(m.Layer))
 		}
 	case MsgLinkStats:
 		l.peerStats(m)
@@ -681,7 +795,7 @@ func (r *Relay) importTrack(l *link, m *Message) error {
 	imp := p.imports[key]
 	r.mu.Unlock()
 	if imp == nil {
-		imp = &importTrack{r: r, key: key, peer: p, rm: rm}
+		imp = &importTrack{r: r, key: key, peer: p, rm: rm, capped: MaxLayer}
 		pub, err := rm.br.Publish(publishParams(m), imp)
 		if err != nil {
 			r.log.Debug("relay import refused by the room", "peer", p.name, "err", err)
@@ -719,6 +833,12 @@ func (r *Relay) importTrack(l *link, m *Message) error {
 	l.importsW[m.Track] = imp
 	l.publishImportsLocked()
 	l.mu.Unlock()
+	// The layers as declared now, under this link's cap.
+	imp.capMu.Lock()
+	imp.declared = publishParams(m).Layers
+	imp.capped = -1
+	imp.capMu.Unlock()
+	imp.applyCap(int(l.peerCap.Load()))
 	if imp.demand.Load() != 0 {
 		imp.sendDemand()
 	}
