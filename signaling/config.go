@@ -10,6 +10,7 @@ import (
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/relay"
+	"github.com/meshmeet/meshmeet/signaling/placement"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -42,6 +43,19 @@ type Config struct {
 	// request without any signaling lock held; must not block. Nil: the
 	// list is empty.
 	Regions func() []RegionProbe
+	// Bridges returns the cluster's bridges with their gossiped load and
+	// public URLs, this node included, for placement at join (place.go):
+	// a join that placement puts on another node is redirected there.
+	// Called per join without any signaling lock held; must not block.
+	// Nil: every join stays on the node it reached.
+	Bridges func() []placement.Bridge
+	// RegionPin, when not empty, pins the rooms joined through this node
+	// to these regions (data residency): placement never puts them
+	// elsewhere and refuses a join when they are full.
+	RegionPin []string
+	// PlaceThreshold is the stress past which the bridge already holding
+	// a meeting stops being preferred [placement.DefaultThreshold].
+	PlaceThreshold float64
 	// Admin, when set, is mounted at /admin/.
 	Admin http.Handler
 	// ResumeWindow is how long a participant whose WebSocket dropped is kept

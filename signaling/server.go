@@ -30,6 +30,7 @@ type Server struct {
 
 	events  *eventQueue // room events from the bridge, handled by Run
 	sources *sources    // per-source limits
+	plc     placeState  // placement at join (place.go)
 	guesses *guesses    // password guessing limits (password.go)
 
 	chatBytes   atomic.Int64  // chatCost of every room's history

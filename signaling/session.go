@@ -42,7 +42,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	busy := s.sources.connect(src)
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	// Pages of the cluster's other nodes connect here after a redirect.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}, OriginPatterns: s.clusterOrigins()})
 	if err != nil {
 		if busy == nil {
 			s.sources.disconnect(src, true)
@@ -177,6 +178,12 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 		if p == nil {
 			if m.Type != wire.TypeJoin {
 				fatal(errNotJoined)
+				return
+			}
+			if err := s.place(ctx, c, m); err != nil { // place.go
+				if !errors.Is(err, errPlacedElsewhere) {
+					fatal(err)
+				}
 				return
 			}
 			if p, err = s.join(ctx, c, m); err != nil {

@@ -1,0 +1,188 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/placement"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// cluster is two or more test nodes sharing one directory, each seeing
+// the others through Config.Bridges as gossip would show them.
+type cluster struct {
+	dir *mesh.LocalDirectory
+	mu  sync.Mutex
+	bs  []placement.Bridge
+}
+
+func (cl *cluster) bridges() []placement.Bridge {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return append([]placement.Bridge(nil), cl.bs...)
+}
+
+func (cl *cluster) set(bs ...placement.Bridge) {
+	cl.mu.Lock()
+	cl.bs = bs
+	cl.mu.Unlock()
+}
+
+func (cl *cluster) node(t *testing.T, name, region string, pin ...string) *node {
+	return startNode(t, func(c *signaling.Config) {
+		c.NodeName, c.Region, c.Directory = name, region, cl.dir
+		c.Bridges = cl.bridges
+		c.RegionPin = pin
+	})
+}
+
+func bridgeOf(name, region, url string) placement.Bridge {
+	return placement.Bridge{Name: name, Region: region, PublicURL: url, Capacity: 100}
+}
+
+// TestPlacementRedirect: a client entering through the eu node whose
+// round trips say us is nearer is redirected to the us node and joins
+// there; without round trips the node it reached keeps it.
+func TestPlacementRedirect(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu")
+	us := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var redirects []string
+	c, err := client.Join(ctx, eu.URL, "PlacementRoomOne", client.Options{
+		Name:       "Ada",
+		RTTs:       []wire.RegionRTT{{Region: "eu", MS: 90}, {Region: "us", MS: 8}},
+		OnRedirect: func(u string) { redirects = append(redirects, u) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Node() != us.URL || len(redirects) != 1 || redirects[0] != us.URL {
+		t.Fatalf("client on %s after redirects %v; want on the us node %s", c.Node(), redirects, us.URL)
+	}
+	r, ok, _ := cl.dir.Lookup(ctx, mesh.NewRoomKey(testRoomKey, "PlacementRoomOne"))
+	if !ok || r.Bridges["us1"] != 1 || r.Bridges["eu1"] != 0 {
+		t.Fatalf("directory holds %+v, want the participant on us1 only", r.Bridges)
+	}
+	if _, away, _ := eu.Srv.Placed(); away != 1 {
+		t.Fatalf("eu node redirected %d joins, want 1", away)
+	}
+
+	// No round trips: the reached node's region counts.
+	c2, err := client.Join(ctx, eu.URL, "PlacementRoomTwo", client.Options{OnRedirect: func(u string) { t.Errorf("redirected to %s", u) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Node() != eu.URL {
+		t.Fatalf("client without RTTs on %s, want %s", c2.Node(), eu.URL)
+	}
+
+	// The meeting on us1 draws a late joiner of its region through eu.
+	c3, err := client.Join(ctx, eu.URL, "PlacementRoomOne", client.Options{RTTs: []wire.RegionRTT{{Region: "us", MS: 20}, {Region: "eu", MS: 70}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if c3.Node() != us.URL || len(c3.Welcome.Participants) != 1 {
+		t.Fatalf("late joiner on %s seeing %d others; want us node seeing Ada", c3.Node(), len(c3.Welcome.Participants))
+	}
+}
+
+// TestPlacementPinned: a node's --region-pin keeps its rooms in its
+// regions whatever the client measured, and a pinned room whose regions
+// are full is refused with a clear error instead of spilling.
+func TestPlacementPinned(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu", "eu")
+	us := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nearUS := client.Options{RTTs: []wire.RegionRTT{{Region: "us", MS: 5}, {Region: "eu", MS: 90}}}
+
+	c, err := client.Join(ctx, eu.URL, "PinnedRoom", nearUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Node() != eu.URL {
+		t.Fatalf("pinned join ended on %s, want the eu node", c.Node())
+	}
+
+	full := bridgeOf("eu1", "eu", eu.URL)
+	full.Participants = 100
+	cl.set(full, bridgeOf("us1", "us", us.URL))
+	_, err = client.Join(ctx, eu.URL, "PinnedRoomFull", nearUS)
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeFull || we.Message == "" {
+		t.Fatalf("join of a pinned room with its region full: %v; want a full error", err)
+	}
+	if _, _, refused := eu.Srv.Placed(); refused != 1 {
+		t.Fatalf("refused %d, want 1", refused)
+	}
+}
+
+// TestRedirectOnlyToMembers: a member gossiping a public URL a client
+// must not be sent to (another scheme, credentials, a query) is never
+// redirected to; the join stays on the node reached.
+func TestRedirectOnlyToMembers(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, bad := range []string{"javascript:alert(1)", "http://user:pw@evil.example", "https://evil.example/?x=1", "ftp://evil.example", "//evil.example"} {
+		cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", bad))
+		c, err := client.Join(ctx, eu.URL, "MembersOnly"+string(rune('A'+i)), client.Options{
+			RTTs:       []wire.RegionRTT{{Region: "us", MS: 1}, {Region: "eu", MS: 99}},
+			OnRedirect: func(u string) { t.Errorf("redirected to %q", u) },
+		})
+		if err != nil {
+			t.Fatalf("%q: %v", bad, err)
+		}
+		if c.Node() != eu.URL {
+			t.Fatalf("%q: client on %s", bad, c.Node())
+		}
+		c.Close()
+	}
+}
+
+// TestRedirectedPageOrigin: a page served by one node opens its WebSocket
+// to another node after a redirect; the upgrade accepts the cluster's
+// origins and refuses others.
+func TestRedirectedPageOrigin(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu")
+	us := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dial := func(origin string) error {
+		h := http.Header{}
+		h.Set("Origin", origin)
+		ws, _, err := websocket.Dial(ctx, "ws"+us.URL[len("http"):]+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}, HTTPHeader: h})
+		if err == nil {
+			ws.CloseNow()
+		}
+		return err
+	}
+	if err := dial(eu.URL); err != nil {
+		t.Fatalf("upgrade from the eu node's page refused: %v", err)
+	}
+	if err := dial("http://evil.example"); err == nil {
+		t.Fatal("upgrade from another origin accepted")
+	}
+}
