@@ -239,19 +239,19 @@ func ReadJWTPublicKey(path string) (crypto.PublicKey, error) {
 }
 
 // grant is what a join is allowed, from its token or as a guest. It is set
-// on the socket by admit and copied into the participant by join.
+// on the socket by authorize and copied into the participant by join.
 type grant struct {
 	moderator bool
 	regionPin []string
 }
 
-// admit decides, before the directory counts it, whether a new join (not
+// authorize decides, before the directory counts it, whether a new join (not
 // a resume) may enter the room key: its token under --auth jwt, the
 // room's password. It may replace m.Name with the token's. Every refusal
 // is the one generic errRefused, after the same work (refuse.go): a
 // never-used name, a wrong password and a missing token cannot be told
 // apart by the answer.
-func (s *Server) admit(ctx context.Context, c *conn, key mesh.RoomKey, m *wire.Message) error {
+func (s *Server) authorize(ctx context.Context, c *conn, key mesh.RoomKey, m *wire.Message) error {
 	c.grant = grant{}
 	tokened := false
 	if a := s.cfg.Auth; a != nil {

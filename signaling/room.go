@@ -143,7 +143,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	if m.Resume != nil {
 		return s.resume(c, key, m.Resume)
 	}
-	if err := s.admit(ctx, c, key, m); err != nil { // token, password (auth.go)
+	if err := s.authorize(ctx, c, key, m); err != nil { // token, password (auth.go)
 		return nil, err
 	}
 	// Caps are checked and taken in one step, before the directory call:

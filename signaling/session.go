@@ -96,7 +96,7 @@ type conn struct {
 	// unjoined is true until the first message arrives. Owned by the
 	// goroutine of handleWS and serveConn.
 	unjoined bool
-	// grant is what admit allowed the join (auth.go). Owned like unjoined.
+	// grant is what authorize allowed the join (auth.go). Owned like unjoined.
 	grant grant
 }
 
