@@ -171,6 +171,9 @@ func (r *room) sendStateLocked() {
 	if len(chunk) > 0 {
 		r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeChatT, C: chunk})
 	}
+	if len(r.lobby) > 0 {
+		r.sendLobbyLocked()
+	}
 }
 
 // detachLocked ends the room's cascade when its last local participant
@@ -325,6 +328,10 @@ func (r *room) apply(node string, m *cascadeMsg) {
 		for _, c := range m.C {
 			r.remoteChatLocked(c)
 		}
+	case cascadeMod:
+		r.remoteModerationLocked(node, m)
+	case cascadeLobby:
+		r.remoteLobbyLocked(node, m.P)
 	}
 }
 
@@ -388,6 +395,9 @@ func (r *room) dropNode(node string) {
 		if r.casc.remote[id].node == node {
 			r.removeRemoteLocked(id)
 		}
+	}
+	if r.dropLobbyOfLocked(node) {
+		r.tellLobbyLocked()
 	}
 }
 

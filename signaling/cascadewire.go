@@ -29,14 +29,24 @@ import (
 //	{"v":1,"t":"chat","c":[{"id":..,"participant":..,"name":..,"text":..,"ts":..}]}
 //	    chat messages, new or the sender's history for a late joiner;
 //	    each ID is shown once per room
+//	{"v":1,"t":"mod","a":"remove","by":"..","id":".."}
+//	    a moderation action of one of the sender's participants (by):
+//	    mute, stop-camera, remove, admit or deny participant id; end,
+//	    lobby-on or lobby-off without id (moderation.go, lobby.go)
+//	{"v":1,"t":"lobby","p":[{"id":..,"name":..,"muted":{..}}]}
+//	    the sender's waiting people, the whole list (empty: none)
 //
 // Protocol flow: node C creates its side of a room and attaches it with
 // the directory's other bridges A and B; the relay sends RoomAttach; A and
 // B call back RoomAttached and send C a roster and their chat history; C
 // sends its roster when its link comes up (LinkUp). From then on each
-// node sends upsert, left and chat deltas. A version other than
-// cascadeVersion is refused and counted: a node on the next version must
-// send this one to nodes that speak only it.
+// node sends upsert, left and chat deltas, and mod and lobby messages. A
+// version other than cascadeVersion is refused and counted: a node on the
+// next version must send this one to nodes that speak only it. Types are
+// only ever added within a version; a node that does not know a type
+// refuses and counts that message alone (a node from before mod and lobby
+// neither shows nor carries out the other bridges' moderation: its own
+// participants are removed only by actions taken on it).
 const (
 	cascadeVersion = 1
 
@@ -44,6 +54,8 @@ const (
 	cascadeUpsert = "upsert"
 	cascadeLeft   = "left"
 	cascadeChatT  = "chat"
+	cascadeMod    = "mod"
+	cascadeLobby  = "lobby"
 
 	// maxCascadeParticipants bounds the participants of one message (a
 	// roster goes in chunks): 100 of the largest fit in a room message.
@@ -64,6 +76,16 @@ type cascadeMsg struct {
 	P    []wire.Participant `json:"p,omitempty"`
 	ID   string             `json:"id,omitempty"`
 	C    []cascadeChat      `json:"c,omitempty"`
+	A    string             `json:"a,omitempty"`  // mod: the action (wire.Action*)
+	By   string             `json:"by,omitempty"` // mod: the participant who acted
+}
+
+// cascadeModActions are the actions of a mod message, and whether each
+// names a participant.
+var cascadeModActions = map[string]bool{
+	wire.ActionMute: true, wire.ActionStopCamera: true, wire.ActionRemove: true,
+	wire.ActionAdmit: true, wire.ActionDeny: true,
+	wire.ActionEnd: false, wire.ActionLobbyOn: false, wire.ActionLobbyOff: false,
 }
 
 // cascadeChat is one chat message as the room keeps it.
@@ -115,12 +137,37 @@ func decodeCascade(data []byte) (*cascadeMsg, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	// An empty list is no list: what decodes encodes to itself.
+	if len(m.P) == 0 {
+		m.P = nil
+	}
+	if len(m.C) == 0 {
+		m.C = nil
+	}
 	return &m, nil
 }
 
 // validate checks which fields the type takes and bounds each.
 func (m *cascadeMsg) validate() error {
+	if m.T != cascadeMod && (m.A != "" || m.By != "") {
+		return badCascade("field not allowed")
+	}
 	switch m.T {
+	case cascadeMod:
+		named, ok := cascadeModActions[m.A]
+		if !ok || m.Gen != 0 || m.Last || len(m.P) != 0 || len(m.C) != 0 || !validCascadeID(m.By) ||
+			named != (m.ID != "") || (named && !validCascadeID(m.ID)) {
+			return badCascade("bad mod")
+		}
+	case cascadeLobby:
+		if m.Gen != 0 || m.Last || m.ID != "" || len(m.C) != 0 || len(m.P) > maxLobby {
+			return badCascade("bad lobby")
+		}
+		for _, p := range m.P {
+			if !validCascadeID(p.ID) || wire.ValidDisplayName(p.Name) != nil {
+				return badCascade("bad lobby")
+			}
+		}
 	case cascadeRoster, cascadeUpsert:
 		if m.ID != "" || len(m.C) != 0 {
 			return badCascade("field not allowed")

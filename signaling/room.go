@@ -61,6 +61,15 @@ type room struct {
 	closed       bool
 	casc         *cascadeRoom // the meeting on other bridges (cascade.go)
 	attached     bool         // attached to the relay
+
+	// The lobby (lobby.go): whether it is on, as this node last learned
+	// it; who waits in it on this node; and who waits on the meeting's
+	// other bridges, by ID, in arrival order.
+	lobbyOn          bool
+	lobby            []*participant
+	remoteLobby      map[string]*remoteParticipant
+	remoteLobbyOrder []string
+	talk             speakerStats // speakerstats.go
 }
 
 // chatEntry is a kept chat message and its ID, unique in the meeting
@@ -95,6 +104,12 @@ type participant struct {
 	// before the participant is shown to anyone; static after). Only read
 	// under Config.StrongModeration (moderation.go).
 	moderator bool
+	// ready and gone are made for a participant that waits in the lobby
+	// (lobby.go): ready is closed once it is admitted and has its media,
+	// gone when it leaves. Static; nil for everyone else.
+	ready, gone chan struct{}
+	// waiting is true while it waits in the lobby; guarded by mu.
+	waiting bool
 	// regionPin are the regions the join's token pins it to (none: no
 	// pin). Static.
 	regionPin []string
@@ -215,6 +230,17 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	s.participants[p.id] = p
 
 	r.mu.Lock()
+	if waits, err := s.enterLobbyLocked(r, p, info, created); waits || err != nil {
+		r.mu.Unlock()
+		s.mu.Unlock()
+		if err != nil {
+			s.leave(p, err)
+			return nil, err
+		}
+		go s.writeLoop(p, c)
+		p.log.Debug("participant waits in the lobby")
+		return p, nil
+	}
 	welcome := s.welcomeLocked(r, p, ice, false)
 	p.out <- welcome // the queue is empty: this cannot block
 	for _, h := range r.history {
@@ -230,26 +256,13 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	r.participants = append(r.participants, p)
 	r.attachLocked(info.Bridges)
 	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeUpsert, P: []wire.Participant{p.info()}})
+	r.showLobbyLocked(p)
 	r.mu.Unlock()
 	s.mu.Unlock()
 
 	// The bridge may offer as soon as the participant exists: the welcome
 	// is already queued ahead of it.
-	media, err := r.media.Join(p.id, bridge.ParticipantEvents{
-		Candidate: func(pc bridge.PC, ci *webrtc.ICECandidateInit) {
-			if ci == nil {
-				return
-			}
-			p.send(&wire.Message{Type: wire.TypeCandidate, PC: wirePC(pc), Candidate: wireCandidate(ci)})
-		},
-		Offer: func(sdp string) {
-			p.send(&wire.Message{Type: wire.TypeOffer, PC: wire.PCSub, SDP: sdp})
-		},
-		Failed: func(err error) {
-			p.log.Debug("media failed", "reason", logReason(err))
-			go p.fail(errMediaFailed)
-		},
-	})
+	media, err := s.joinMedia(r, p)
 	if err != nil {
 		p.log.Error("bridge join", "err", err)
 		s.leave(p, err)
@@ -352,6 +365,11 @@ func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, re
 // room, its media flowing, for the resume window.
 func (s *Server) detach(p *participant, c *conn) {
 	c.close(1001, "")
+	if p.waitingNow() {
+		// Waiting people have no secret to resume with.
+		s.leave(p, errResumeExpired)
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn != c || p.closed {
@@ -378,6 +396,9 @@ func (s *Server) leave(p *participant, cause error) {
 		return
 	}
 	p.closed = true
+	if p.gone != nil {
+		close(p.gone)
+	}
 	if p.timer != nil {
 		p.timer.Stop()
 	}
@@ -400,8 +421,11 @@ func (s *Server) leave(p *participant, cause error) {
 			break
 		}
 	}
-	last := len(r.participants) == 0
-	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeLeft, ID: p.id})
+	waited := r.removeWaitingLocked(p)
+	last := len(r.participants) == 0 && len(r.lobby) == 0
+	if !waited {
+		r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeLeft, ID: p.id})
+	}
 	if last {
 		r.detachLocked()
 		r.closed = true
@@ -415,9 +439,11 @@ func (s *Server) leave(p *participant, cause error) {
 			delete(s.conferences, r.conference)
 		}
 	}
-	left := &wire.Message{Type: wire.TypeParticipantLeft, Participant: p.id}
-	for _, o := range r.participants {
-		o.send(left)
+	if !waited {
+		left := &wire.Message{Type: wire.TypeParticipantLeft, Participant: p.id}
+		for _, o := range r.participants {
+			o.send(left)
+		}
 	}
 	r.mu.Unlock()
 	s.mu.Unlock()
@@ -535,6 +561,7 @@ func (r *room) broadcast(m *wire.Message, except string) {
 func (r *room) setSpeaker(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.noteSpeakerLocked(id, time.Now())
 	r.speaker = id
 	m := &wire.Message{Type: wire.TypeSpeaker, Participant: id}
 	for _, o := range r.participants {

@@ -233,7 +233,17 @@ func (s *Server) writeLoop(p *participant, c *conn) {
 
 // handle applies one validated message from a joined participant.
 func (s *Server) handle(p *participant, m *wire.Message) error {
+	if err := p.awaitAdmission(m.Type); err != nil {
+		return err // left the lobby
+	}
 	switch m.Type {
+	case wire.TypeMuteParticipant, wire.TypeStopCamera, wire.TypeRemoveParticipant,
+		wire.TypeEndMeeting, wire.TypeAdmit, wire.TypeDeny:
+		return s.moderate(p, moderationAction[m.Type], m.Participant)
+	case wire.TypeSetLobby:
+		return s.setLobby(p, *m.Lobby)
+	case wire.TypeSpeakerStats:
+		p.room.speakerStats(p)
 	case wire.TypeJoin:
 		return badMessage("already joined")
 	case wire.TypeLeave:
