@@ -1,6 +1,9 @@
 package mesh
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // refreshMeta re-reads the load and gossips the metadata when it changed.
 func (n *Node) refreshMeta() {
@@ -16,6 +19,7 @@ func (n *Node) refreshMeta() {
 	n.meta.Participants = max(l.Participants, 0)
 	n.meta.BitrateBps = max(l.BitrateBps, 0)
 	n.meta.CPU = float64(int(cpu*100)) / 100
+	n.meta.Cores = min(runtime.GOMAXPROCS(0), maxCores)
 	changed := old != n.meta
 	n.mu.Unlock()
 	if changed {

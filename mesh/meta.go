@@ -23,10 +23,12 @@ type Load struct {
 // NodeMeta is what a node gossips about itself (memberlist node metadata,
 // at most memberlist.MetaMaxSize bytes encoded).
 type NodeMeta struct {
-	Region       string  `json:"rg,omitempty"`
-	HasGeo       bool    `json:"g,omitempty"`
-	Lat          float64 `json:"la,omitempty"`
-	Lon          float64 `json:"lo,omitempty"`
+	Region string  `json:"rg,omitempty"`
+	HasGeo bool    `json:"g,omitempty"`
+	Lat    float64 `json:"la,omitempty"`
+	Lon    float64 `json:"lo,omitempty"`
+	// SignalingURL is the node's public base URL (serve --public-url):
+	// where clients are redirected to and where its /probe is timed.
 	SignalingURL string  `json:"su,omitempty"`
 	WebRTCAddr   string  `json:"wa,omitempty"`
 	RelayAddr    string  `json:"ra,omitempty"`
@@ -35,7 +37,10 @@ type NodeMeta struct {
 	Participants int     `json:"p,omitempty"`
 	CPU          float64 `json:"cpu,omitempty"`
 	BitrateBps   int64   `json:"br,omitempty"`
-	Draining     bool    `json:"d,omitempty"`
+	// Cores is the CPU cores the process may use (GOMAXPROCS): the
+	// capacity CPU is measured against in placement's stress.
+	Cores    int  `json:"co,omitempty"`
+	Draining bool `json:"d,omitempty"`
 	// RaftID is this process's raft server ID (fresh at every start).
 	RaftID   string `json:"ri,omitempty"`
 	RaftAddr string `json:"rad,omitempty"`
@@ -51,6 +56,9 @@ type NodeMeta struct {
 // maxAddrLen bounds every address and URL in NodeMeta so the encoding fits
 // in memberlist.MetaMaxSize.
 const maxAddrLen = 64
+
+// maxCores bounds NodeMeta.Cores.
+const maxCores = 1 << 16
 
 func (m *NodeMeta) encode() []byte {
 	b, _ := json.Marshal(m)
@@ -91,7 +99,7 @@ func (m *NodeMeta) validate() error {
 		return errBadMeta
 	case m.Lat < -90 || m.Lat > 90 || m.Lon < -180 || m.Lon > 180:
 		return errBadMeta
-	case m.Capacity < 0 || m.Participants < 0 || m.CPU < 0 || m.BitrateBps < 0:
+	case m.Capacity < 0 || m.Participants < 0 || m.CPU < 0 || m.BitrateBps < 0 || m.Cores < 0 || m.Cores > maxCores:
 		return errBadMeta
 	}
 	return nil

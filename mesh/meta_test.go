@@ -12,7 +12,7 @@ func realMeta() NodeMeta {
 		Region: "eu-central", HasGeo: true, Lat: 50.11, Lon: 8.68,
 		SignalingURL: "https://eu-1.meet.example.org:443", WebRTCAddr: "203.0.113.7:7882",
 		RelayAddr: "203.0.113.7:7443", TURNAddr: "203.0.113.7:3478",
-		Capacity: 1000, Participants: 412, CPU: 1.37, BitrateBps: 183_000_000,
+		Capacity: 1000, Participants: 412, CPU: 1.37, BitrateBps: 183_000_000, Cores: 16,
 		RaftID: "eu-1.9f3a0c2d", RaftAddr: "203.0.113.7:7947", Voter: true, InCluster: true,
 	}
 }
@@ -46,4 +46,18 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("decode→encode→decode differs:\n%+v\n%+v", m, m2)
 		}
 	})
+}
+
+// TestMetaCores: the gossiped core count round-trips and is bounded.
+func TestMetaCores(t *testing.T) {
+	m := realMeta()
+	got, err := decodeMeta(m.encode())
+	if err != nil || got.Cores != 16 {
+		t.Fatalf("decode: %+v, %v", got, err)
+	}
+	for _, bad := range []string{`{"co":-1}`, `{"co":65537}`} {
+		if _, err := decodeMeta([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
 }
