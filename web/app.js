@@ -11,8 +11,10 @@
 //       ?simulcast=0      send one video layer only
 //       ?turn=1           media only through the node's TURN server
 //                         (iceTransportPolicy "relay"), to check TURN
+//       ?e2eeprobe=1      keep hashes of encrypted frames (tests)
 //       #name=<display name>&e2ee=<passphrase>
-// The fragment never reaches the server. e2ee is parsed but not used yet.
+// The fragment never reaches the server. e2ee is the end-to-end encryption
+// passphrase (e2ee.js, e2ee-ui.js; docs/e2ee.md).
 //
 // window.meshmeet exposes the state for tests and for debugging.
 
@@ -23,6 +25,7 @@ import { People } from './people.js';
 import { Chat } from './chat.js';
 import { Controls } from './controls.js';
 import { initDialogs, showBanner, showLeft, showView } from './dialogs.js';
+import * as e2eeUI from './e2ee-ui.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -73,7 +76,10 @@ const hooks = {
   /** The maxHeight last sent per remote video track ID. */
   get prefs() { return state.session ? state.session.prefs() : {}; },
   get session() { return state.session; },
-  e2ee: !!url.e2ee, // a passphrase was given; E2EE itself is not implemented yet
+  /** End-to-end encryption: {passphrase, support, active, mode, required, stats}. */
+  get e2ee() { return e2eeUI.hookState(state.session, url); },
+  /** For tests: hashes of the frames encrypted and received ({tx, rx}), with ?e2eeprobe=1. */
+  e2eeProbe: () => (state.session && state.session.e2ee ? state.session.e2ee.readProbe() : Promise.resolve(null)),
   sendChat: (text) => chat.send(text),
 };
 window.meshmeet = hooks;
@@ -99,6 +105,8 @@ function parseURL() {
     turn: q.get('turn') === '1',
     name: cleanName(f.get('name') || ''),
     e2ee: f.get('e2ee') || '',
+    e2eeProbe: q.get('e2eeprobe') === '1',
+    e2eeRequired: q.get('e2eerequired') === '1',
   };
 }
 
@@ -112,6 +120,17 @@ initDialogs({
     location.assign(`/${encodeURIComponent(room)}?prejoin=0${location.hash}`);
   },
 });
+e2eeUI.initSecurity(
+  () => state.session,
+  (passphrase) => {
+    // A new passphrase: join again with it (in the fragment, never sent).
+    const f = new URLSearchParams(location.hash.slice(1));
+    f.set('e2ee', passphrase);
+    const room = state.session ? state.session.room : url.room;
+    if (state.session) state.session.leave();
+    location.assign(`/${encodeURIComponent(room)}?prejoin=0#${f.toString()}`);
+  },
+);
 
 // ---------------------------------------------------------------- pre-join
 
@@ -213,7 +232,9 @@ function join(room, name) {
   $('room-title').textContent = room;
   showView('meeting');
 
-  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn });
+  const { e2ee, warning } = e2eeUI.makeE2EE(room, url);
+  if (warning) showBanner(warning);
+  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn, e2ee });
   session.muted = { audio: !state.wantAudio, video: !state.wantVideo };
   state.session = session;
   session.addEventListener('joined', (ev) => {
@@ -229,13 +250,17 @@ function join(room, name) {
   session.addEventListener('screen', renderAll);
   session.addEventListener('error', (ev) => {
     state.errors.push(ev.detail);
+    if (ev.detail.code === 'e2ee-required') state.e2eeRefused = true;
     showBanner(ev.detail.message);
   });
   session.addEventListener('ended', (ev) => onEnded(ev.detail.reason));
-  session.start();
-  if (url.e2ee) {
-    showBanner('End-to-end encryption is not available yet: this meeting is encrypted between you and the server only.');
-  }
+  session.addEventListener('security', renderAll);
+  e2ee.addEventListener('stats', () => tiles.render(state.session, state.stream));
+  // Our key is derived before the join: no frame waits for it.
+  e2ee.ready.then(() => session.start(), (e) => {
+    console.warn('meshmeet: E2EE key derivation failed', e);
+    session.start();
+  });
 
   renderAll();
   state.timers.push(setInterval(() => controls.sampleQuality(), 2000));
@@ -250,6 +275,7 @@ function renderSpeaker() {
 
 function renderAll() {
   tiles.render(state.session, state.stream);
+  e2eeUI.render(state.session);
   people.render(state.session);
   controls.render();
   renderSpeaker();
@@ -273,6 +299,11 @@ window.addEventListener('pagehide', () => {
 });
 
 function onEnded(reason) {
+  if (state.e2eeRefused && state.session) {
+    // Back to the pre-join screen, which says the room requires E2EE.
+    location.assign(`/${encodeURIComponent(state.session.room)}?e2eerequired=1${location.hash}`);
+    return;
+  }
   for (const t of state.timers) clearInterval(t);
   state.timers = [];
   audio.clear();
@@ -287,6 +318,7 @@ function onEnded(reason) {
 
 async function main() {
   $('display-name').value = url.name;
+  e2eeUI.initPrejoin(url);
   $('room').value = url.room;
   hooks.ready = roomname
     .loadWords()

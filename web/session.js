@@ -15,6 +15,7 @@
 //	status        {state: 'connecting'|'connected'|'reconnecting'|'closed'}
 //	error         {code, message, fatal}
 //	ended         {reason}                  the session is over
+//	security      {e2eeRequired, passwordSet, participant}  the room's security changed
 
 const PING_INTERVAL_MS = 10_000;
 // How long to keep trying to resume after the WebSocket drops. The server
@@ -79,8 +80,14 @@ export class Session extends EventTarget {
    * @param {Array<{region:string,ms:number}>} [opts.rtts]  measured round
    *        trips to each region (probe.js), sent with the join
    */
-  constructor({ room, name, stream, simulcast = true, turnOnly = false, rtts = null }) {
+  constructor({ room, name, stream, simulcast = true, turnOnly = false, rtts = null, e2ee = null }) {
     super();
+    /** The page's end-to-end encryption (e2ee.js), or null. */
+    this.e2ee = e2ee;
+    /** The room's security state from the server: {e2eeRequired, passwordSet}. */
+    this.security = {};
+    /** RTCRtpReceivers by remote track ID, to retarget their decryption. */
+    this._rx = new Map();
     this.room = room;
     this.name = name || '';
     this.stream = stream || null;
@@ -147,6 +154,7 @@ export class Session extends EventTarget {
     ws.onopen = () => {
       const join = { type: 'join', version: 1, room: this.room };
       if (this.name) join.name = this.name;
+      if (this.e2ee && this.e2ee.active) join.e2ee = true;
       if (resume) join.resume = { participant: this.participant, secret: this.secret };
       else if (this.rtts.length) join.rtts = this.rtts;
       this._sendNow(join);
@@ -252,6 +260,7 @@ export class Session extends EventTarget {
       case 'track-published':
         if (msg.track && msg.track.participant !== this.participant) {
           this.tracks.set(msg.track.id, msg.track);
+          this._protectReceiver(msg.track.id);
           this._emit('participants');
         }
         return;
@@ -269,6 +278,12 @@ export class Session extends EventTarget {
           text: msg.text || '',
           ts: msg.ts || Date.now(),
         });
+        return;
+      case 'security':
+        // The room's password or E2EE requirement changed.
+        if (msg.e2eeRequired !== undefined) this.security = { ...this.security, e2eeRequired: !!msg.e2eeRequired };
+        if (msg.passwordSet !== undefined) this.security = { ...this.security, passwordSet: !!msg.passwordSet };
+        this._emit('security', { ...this.security, participant: msg.participant || '' });
         return;
       case 'pong':
         return;
@@ -297,6 +312,7 @@ export class Session extends EventTarget {
 
   _removeTrack(id) {
     this.tracks.delete(id);
+    this._rx.delete(id);
     this._prefs.delete(id);
     if (this.remote.delete(id)) this._emit('trackended', { trackId: id });
     this._emit('participants');
@@ -311,6 +327,8 @@ export class Session extends EventTarget {
     const wasJoined = this.joined && !!this.pub;
     this.participant = msg.participant;
     this.secret = msg.secret;
+    if (this.e2ee) this.e2ee.setParticipant(msg.participant);
+    if (msg.e2eeRequired !== undefined) this.security = { ...this.security, e2eeRequired: !!msg.e2eeRequired };
     if (!msg.resumed) this.iceServers = msg.iceServers || [];
 
     // The welcome lists the room as it is now: replace what we had.
@@ -319,7 +337,10 @@ export class Session extends EventTarget {
     for (const p of msg.participants || []) this._setParticipant(p);
     this.tracks.clear();
     for (const t of msg.tracks || []) {
-      if (t.participant !== this.participant) this.tracks.set(t.id, t);
+      if (t.participant !== this.participant) {
+        this.tracks.set(t.id, t);
+        this._protectReceiver(t.id);
+      }
     }
     for (const id of before) {
       if (!this.tracks.has(id) && this.remote.delete(id)) this._emit('trackended', { trackId: id });
@@ -358,6 +379,7 @@ export class Session extends EventTarget {
       iceTransportPolicy: this.turnOnly ? 'relay' : 'all',
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
+      ...(this.e2ee ? this.e2ee.pcConfig() : {}),
     };
     this.pub = new RTCPeerConnection(config);
     this.sub = new RTCPeerConnection(config);
@@ -394,6 +416,8 @@ export class Session extends EventTarget {
       }
     }
     this.remote.set(id, track);
+    this._rx.set(id, ev.receiver);
+    this._protectReceiver(id, participant, track.kind);
     const stream = ev.streams[0];
     if (stream) {
       stream.addEventListener('removetrack', (e) => {
@@ -406,6 +430,30 @@ export class Session extends EventTarget {
     this._emit('track', { trackId: id, participant, track });
   }
 
+  /**
+   * Attaches decryption to the receiver of remote track id. Until the
+   * server describes the track, it is taken as encrypted (frames that do
+   * not decrypt are dropped, never shown); track-published retargets it.
+   */
+  _protectReceiver(id, participant, kind) {
+    const rx = this._rx.get(id);
+    if (!this.e2ee || !rx) return;
+    const t = this.tracks.get(id);
+    this.e2ee.protectReceiver(rx, {
+      participant: t ? t.participant : participant || '',
+      trackId: id,
+      kind: t ? t.kind : kind || '',
+      e2ee: t ? !!t.e2ee : true,
+    });
+  }
+
+  /** Encrypts what a transceiver of ours sends, when we encrypt. */
+  _protectSender(tr, kind) {
+    if (!this.e2ee || !tr) return;
+    if (kind === 'video') this.e2ee.preferCodecs(tr);
+    this.e2ee.protectSender(tr.sender, kind);
+  }
+
   _publish() {
     const s = this.stream;
     // Without a microphone or camera we are muted, whatever was asked.
@@ -414,11 +462,11 @@ export class Session extends EventTarget {
     if (!s) return;
     let added = 0;
     for (const track of s.getAudioTracks()) {
-      this.pub.addTransceiver(track, { direction: 'sendonly', streams: [s] });
+      this._protectSender(this.pub.addTransceiver(track, { direction: 'sendonly', streams: [s] }), 'audio');
       added++;
     }
     for (const track of s.getVideoTracks()) {
-      this._addVideo(track, s, this.simulcast && cameraAllowsSimulcast(track));
+      this._protectSender(this._addVideo(track, s, this.simulcast && cameraAllowsSimulcast(track)), 'video');
       added++;
     }
     if (added) this._negotiatePub();
@@ -619,6 +667,7 @@ export class Session extends EventTarget {
   }
 
   _closePeerConnections() {
+    this._rx.clear();
     for (const pc of [this.pub, this.sub]) {
       if (pc) pc.close();
     }
@@ -695,12 +744,18 @@ export class Session extends EventTarget {
     return Object.fromEntries(this._prefs);
   }
 
+  /** Asks that the room require end-to-end encryption, or not (a moderator's action). */
+  setE2EERequired(on) {
+    this.send({ type: 'set-e2ee', e2eeRequired: !!on });
+  }
+
   /** Publishes a screen (from getDisplayMedia) as an extra video track. */
   async startScreenShare(stream) {
     if (!this.pub || this.screen) return;
     const track = stream.getVideoTracks()[0];
     if (!track) return;
     const tr = this.pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    this._protectSender(tr, 'video');
     this.screen = { stream, sender: tr.sender };
     track.addEventListener('ended', () => this.stopScreenShare());
     this._emit('screen', { on: true, stream });

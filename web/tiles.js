@@ -4,6 +4,14 @@
 // layer; and the <audio> elements that play the others' microphones.
 
 import { displayName } from './people.js';
+import { tileState } from './e2ee-ui.js';
+
+// What a tile says of its media's end-to-end encryption (e2ee-ui.js).
+const E2EE_LABELS = {
+  e2ee: 'E2EE',
+  failing: 'Encrypted: no key to decrypt',
+  clear: 'Not E2EE',
+};
 
 // The bridge sends the highest simulcast layer no taller than maxHeight:
 // ask for the next usual layer height at or above the tile's height, so a
@@ -81,6 +89,7 @@ export class Tiles {
       audioMuted: s.muted.audio,
       mirror: true,
       participant: s.participant,
+      e2ee: s.e2ee ? (s.e2ee.active ? 'e2ee' : 'clear') : '',
     });
     if (s.screen) {
       want.add('local-screen');
@@ -88,6 +97,7 @@ export class Tiles {
         name: 'Your screen',
         stream: s.screen.stream,
         participant: s.participant,
+        e2ee: s.e2ee ? (s.e2ee.active ? 'e2ee' : 'clear') : '',
       });
     }
 
@@ -106,6 +116,7 @@ export class Tiles {
         audioMuted: p.muted.audio,
         participant: p.id,
         trackId: cam && cam.id,
+        e2ee: tileState(s, p.id, cam && cam.id),
       });
       for (const t of videos.slice(1)) {
         const k = `t:${t.id}`;
@@ -115,6 +126,7 @@ export class Tiles {
           stream: this._streamOf(t.id, s.remote.get(t.id)),
           participant: p.id,
           trackId: t.id,
+          e2ee: tileState(s, p.id, t.id),
         });
       }
     }
@@ -157,7 +169,7 @@ export class Tiles {
   }
 }
 
-function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, trackId }) {
+function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, trackId, e2ee = '' }) {
   const v = el.querySelector('video');
   if (v.srcObject !== stream) v.srcObject = stream;
   v.classList.toggle('mirror', !!mirror);
@@ -168,6 +180,12 @@ function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, 
   avatar.textContent = initials(name);
   el.querySelector('.tile-name').textContent = name;
   el.querySelector('.tile-muted').hidden = !audioMuted;
+  const lock = el.querySelector('.tile-e2ee');
+  if (lock) {
+    lock.textContent = E2EE_LABELS[e2ee] || '';
+    lock.hidden = !e2ee;
+  }
+  el.dataset.e2ee = e2ee;
   el.setAttribute('aria-label', `${name}${audioMuted ? ', muted' : ''}${off ? ', camera off' : ''}`);
   el.setAttribute('role', 'group');
   el.dataset.participant = participant || '';

@@ -27,13 +27,15 @@ const (
 	fParticipant
 	fLobby
 	fRTTs
+	fE2EE
+	fE2EERequired
 	fServerOnly // any field only the server sends
 )
 
 // clientFields says, per client message type, which fields it must and may
 // carry.
 var clientFields = map[Type]struct{ must, may field }{
-	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume | fRTTs},
+	TypeJoin:      {must: fVersion | fRoom, may: fName | fPassword | fToken | fResume | fRTTs | fE2EE},
 	TypeLeave:     {},
 	TypePing:      {},
 	TypePrefs:     {must: fTrackID, may: fMaxHeight | fPin},
@@ -43,9 +45,6 @@ var clientFields = map[Type]struct{ must, may field }{
 	TypeCandidate: {must: fPC | fCandidate},
 	TypeChat:      {must: fText},
 
-	// A moderator's: no password removes it.
-	TypeSetPassword: {may: fPassword},
-
 	TypeMuteParticipant:   {must: fParticipant},
 	TypeStopCamera:        {must: fParticipant},
 	TypeRemoveParticipant: {must: fParticipant},
@@ -54,6 +53,10 @@ var clientFields = map[Type]struct{ must, may field }{
 	TypeAdmit:             {must: fParticipant},
 	TypeDeny:              {must: fParticipant},
 	TypeSpeakerStats:      {},
+
+	// A moderator's: no password removes it.
+	TypeSetPassword: {may: fPassword},
+	TypeSetE2EE:     {must: fE2EERequired},
 }
 
 func (m *Message) fields() field {
@@ -78,6 +81,8 @@ func (m *Message) fields() field {
 	set(m.Pin, fPin)
 	set(m.Muted != nil, fMuted)
 	set(m.RTTs != nil, fRTTs)
+	set(m.E2EE, fE2EE)
+	set(m.E2EERequired != nil, fE2EERequired)
 	set(m.Participant != "", fParticipant)
 	set(m.Lobby != nil, fLobby)
 	set(m.Action != "" || m.By != "" || m.Stats != nil, fServerOnly)
@@ -129,13 +134,13 @@ func (m *Message) Validate() error {
 		if err := validRTTs(m.RTTs); err != nil {
 			return err
 		}
-	case TypeMuteParticipant, TypeStopCamera, TypeRemoveParticipant, TypeAdmit, TypeDeny:
-		if !validID(m.Participant) {
-			return bad("%s: malformed participant", m.Type)
-		}
 	case TypeSetPassword:
 		if err := validPassword(m.Password); err != nil {
 			return err
+		}
+	case TypeMuteParticipant, TypeStopCamera, TypeRemoveParticipant, TypeAdmit, TypeDeny:
+		if !validID(m.Participant) {
+			return bad("%s: malformed participant", m.Type)
 		}
 	case TypeOffer, TypeAnswer:
 		if m.PC != PCPub && m.PC != PCSub {

@@ -85,6 +85,9 @@ const (
 	// TypeSetPassword sets the room's password (password) or removes it
 	// (no password). A moderator's message (docs/security.md).
 	TypeSetPassword Type = "set-password"
+	// TypeSetE2EE makes the room require end-to-end encryption
+	// (e2eeRequired true) or not. A moderator's message (docs/e2ee.md).
+	TypeSetE2EE Type = "set-e2ee"
 )
 
 // Moderation, client to server (docs/protocol.md, docs/security.md). Under
@@ -167,7 +170,7 @@ const (
 	TypeTrackPublished     Type = "track-published"
 	TypeTrackUnpublished   Type = "track-unpublished"
 	TypeSpeaker            Type = "speaker"
-	TypeSecurity           Type = "security" // the room's password was set or removed
+	TypeSecurity           Type = "security" // the room's password was set or removed, or its E2EE requirement changed
 	TypeError              Type = "error"
 	// TypeRedirect tells the client to continue on another node: close
 	// this socket, open URL's /ws and send join again (same room, name and,
@@ -218,6 +221,12 @@ type Message struct {
 	// Pin: forward this track whatever the room's last-N says (absent:
 	// false, the track follows last-N).
 	Pin bool `json:"pin,omitempty"`
+
+	// join: the client encrypts its media end to end (docs/e2ee.md).
+	E2EE bool `json:"e2ee,omitempty"`
+	// set-e2ee, and from the server in welcome and security: the room
+	// requires end-to-end encryption.
+	E2EERequired *bool `json:"e2eeRequired,omitempty"`
 
 	// state and participant-updated
 	Muted *Muted `json:"muted,omitempty"`
@@ -306,6 +315,8 @@ type Track struct {
 	Participant string `json:"participant"`
 	Kind        string `json:"kind"`
 	Simulcast   bool   `json:"simulcast,omitempty"`
+	// E2EE: the publisher encrypts this track's media end to end.
+	E2EE bool `json:"e2ee,omitempty"`
 }
 
 // Error codes. The code is stable; the message is for humans.
@@ -323,6 +334,12 @@ const (
 	CodeShutdown     = "shutdown"      // the node is shutting down (fatal)
 	CodeTooSlow      = "too-slow"      // the client read too slowly to keep up with negotiation and room events (fatal)
 	CodeChatLimited  = "chat-limited"  // the room's chat budget is spent: the message was not sent (not fatal)
+	// CodeRemoved: a moderator removed this participant, or ended the
+	// meeting for all; its session cannot be resumed (fatal).
+	CodeRemoved = "removed"
+	// CodeE2EERequired: the room requires end-to-end encryption and the
+	// join did not say the client encrypts (fatal).
+	CodeE2EERequired = "e2ee-required"
 	// CodeRefused is the one answer to every refused join: wrong or
 	// missing password, token, lock, lobby, guessing too fast. It never
 	// says which, so it cannot tell whether a room exists (fatal).
@@ -330,9 +347,6 @@ const (
 	// CodeNotAllowed: a moderator's action from a participant who may not
 	// moderate (not fatal).
 	CodeNotAllowed = "not-allowed"
-	// CodeRemoved: a moderator removed this participant, or ended the
-	// meeting for all; its session cannot be resumed (fatal).
-	CodeRemoved = "removed"
 )
 
 // Error is the body of an error message.
