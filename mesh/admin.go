@@ -21,6 +21,29 @@ type Status struct {
 	// Rooms is the number of live rooms; -1 when the directory is
 	// unavailable.
 	Rooms int `json:"rooms"`
+	// RelayLinks are the answering node's relay links (one per peer node
+	// it shares a meeting with); absent when the node reports none.
+	RelayLinks []LinkStatus `json:"relay_links,omitempty"`
+}
+
+// LinkStatus is one relay link of the answering node in Status: the QUIC
+// connection to a peer node, as the relay measures it over its last
+// statistics interval. It names nodes, never rooms.
+type LinkStatus struct {
+	Peer    string `json:"peer"`
+	Dialled bool   `json:"dialled"` // this node dialled the link
+	// RTTMicros is QUIC's smoothed round-trip time in microseconds.
+	RTTMicros int64 `json:"rtt_us"`
+	// Loss is the fraction of QUIC packets lost, 0..1.
+	Loss float64 `json:"loss"`
+	// SendBps and RecvBps are the media bit rates each way.
+	SendBps uint64 `json:"send_bps"`
+	RecvBps uint64 `json:"recv_bps"`
+	// LayerCap is the highest simulcast layer sent on the link now (the
+	// relay lowers it under bandwidth pressure).
+	LayerCap int `json:"layer_cap"`
+	// Rooms is the number of meetings the peer shares on the link.
+	Rooms int `json:"rooms"`
 }
 
 // MemberStatus is one member in Status.
@@ -39,8 +62,11 @@ type MemberStatus struct {
 	SignalingURL string   `json:"signaling_url,omitempty"`
 }
 
-// Status returns the cluster's state as this node sees it.
-func (n *Node) Status(ctx context.Context) Status {
+// Status returns the cluster's state as this node sees it, with the relay
+// links of Config.RelayLinks.
+func (n *Node) Status(ctx context.Context) Status { return n.status(ctx, n.cfg.RelayLinks) }
+
+func (n *Node) status(ctx context.Context, relayLinks func() []LinkStatus) Status {
 	s := Status{Node: n.cfg.NodeName, Rooms: -1}
 	for _, m := range n.Members() {
 		ms := MemberStatus{Name: m.Name, State: string(m.State), Region: m.Meta.Region, Voter: m.Meta.Voter,
@@ -56,6 +82,9 @@ func (n *Node) Status(ctx context.Context) Status {
 	if c, err := n.Rooms(ctx); err == nil {
 		s.Rooms = c
 	}
+	if relayLinks != nil {
+		s.RelayLinks = relayLinks()
+	}
 	return s
 }
 
@@ -63,6 +92,13 @@ func (n *Node) Status(ctx context.Context) Status {
 // strips the prefix) to requests bearing the admin token. Anything else
 // gets 404 or 401 with no detail.
 func (n *Node) AdminHandler(token []byte) http.Handler {
+	return n.AdminHandlerWith(token, n.cfg.RelayLinks)
+}
+
+// AdminHandlerWith is AdminHandler with relayLinks in place of
+// Config.RelayLinks, for a caller whose relay starts after the node (the
+// relay's TLS comes from the node's PKI).
+func (n *Node) AdminHandlerWith(token []byte, relayLinks func() []LinkStatus) http.Handler {
 	want := []byte(AdminAuthorization(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
@@ -84,6 +120,6 @@ func (n *Node) AdminHandler(token []byte) http.Handler {
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(n.Status(ctx))
+		json.NewEncoder(w).Encode(n.status(ctx, relayLinks))
 	})
 }

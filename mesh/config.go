@@ -115,6 +115,12 @@ type Config struct {
 	// than any join takes from the directory's answer to the bridge.
 	GhostGrace time.Duration
 
+	// RelayLinks returns this node's relay links for the admin status
+	// answer (Status.RelayLinks); nil: none shown. mesh does not import
+	// the relay: cmd fills it from the relay's statistics. It must not
+	// block.
+	RelayLinks func() []LinkStatus
+
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 

@@ -148,7 +148,25 @@ func printStatus(w io.Writer, st mesh.Status) error {
 		fmt.Fprintf(w, "live rooms: %d\n", st.Rooms)
 	}
 	fmt.Fprintf(w, "answered by: %s\n", st.Node)
-	return nil
+	return printRelayLinks(w, st)
+}
+
+// printRelayLinks prints the answering node's relay links: the QUIC
+// connection to each node it shares a meeting with, as measured over the
+// relay's last statistics interval.
+func printRelayLinks(w io.Writer, st mesh.Status) error {
+	if len(st.RelayLinks) == 0 {
+		_, err := fmt.Fprintf(w, "\nrelay links of %s: none\n", st.Node)
+		return err
+	}
+	fmt.Fprintf(w, "\nrelay links of %s:\n", st.Node)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tDIALLED\tRTT\tLOSS\tSEND\tRECEIVE\tLAYER CAP\tMEETINGS")
+	for _, l := range st.RelayLinks {
+		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%.1f %%\t%s\t%s\t%d\t%d\n", l.Peer, l.Dialled, float64(l.RTTMicros)/1000,
+			l.Loss*100, formatBitrate(int64(min(l.SendBps, 1<<62))), formatBitrate(int64(min(l.RecvBps, 1<<62))), l.LayerCap, l.Rooms)
+	}
+	return tw.Flush()
 }
 
 func formatBitrate(bps int64) string {

@@ -145,6 +145,9 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	if err != nil {
 		return abort(err)
 	}
+	if n, ok := cp.Directory.(*mesh.Node); ok {
+		cp.Admin = n.AdminHandlerWith(cp.Keys.AdminToken, relayLinks(rel)) // cluster status shows the relay links
+	}
 
 	allowCandidate, err := remoteCandidatePolicy(cfg)
 	if err != nil {

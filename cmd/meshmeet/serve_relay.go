@@ -83,3 +83,19 @@ func startRelay(ctx context.Context, g *errgroup.Group, cfg *Config, pc net.Pack
 	g.Go(func() error { return r.Run(ctx) })
 	return r, nil
 }
+
+// relayLinks returns the relay's links for the admin status answer
+// (`meshmeet cluster status`).
+func relayLinks(r *relay.Relay) func() []mesh.LinkStatus {
+	return func() []mesh.LinkStatus {
+		st := r.Stats()
+		links := make([]mesh.LinkStatus, 0, len(st.PerLink))
+		for _, l := range st.PerLink {
+			links = append(links, mesh.LinkStatus{
+				Peer: l.Peer, Dialled: l.Dialled, RTTMicros: l.RTT.Microseconds(), Loss: l.Loss,
+				SendBps: l.SendBPS, RecvBps: l.RecvBPS, LayerCap: l.LayerCap, Rooms: l.Rooms,
+			})
+		}
+		return links
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/urfave/cli/v2"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/mesh"
+)
+
+// TestClusterStatusRelayLinks: two real nodes (serve in this process) share
+// a meeting whose participants entered through different nodes;
+// `meshmeet cluster status` asked of either node lists its relay link to
+// the other with a measured RTT, loss and bit rates, and --json carries
+// the same.
+func TestClusterStatusRelayLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two-node cluster with media; skipped in -short mode")
+	}
+	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
+	taken := map[int]bool{}
+	type nodeAddrs struct{ http, gossip string }
+	var addrs []nodeAddrs
+	for range 2 {
+		addrs = append(addrs, nodeAddrs{
+			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+		})
+	}
+	var cancels []context.CancelFunc
+	var wg sync.WaitGroup
+	var parsing sync.Mutex
+	for i, a := range addrs {
+		args := []string{"meshmeet", "serve",
+			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
+			"--http-addr", a.http,
+			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
+			"--gossip-addr", a.gossip,
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			"--raft-voter", "--bootstrap-expect", "2",
+			"--join", addrs[1-i].gossip,
+			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		app := newApp()
+		app.Writer = io.Discard
+		// urfave/cli parses flags through package-level state: the nodes
+		// parse one at a time (as in TestMeetingAcrossNodes).
+		parsing.Lock()
+		var once sync.Once
+		parsed := func() { once.Do(parsing.Unlock) }
+		for _, c := range app.Commands {
+			if c.Name == "serve" {
+				c.Before = func(*cli.Context) error { parsed(); return nil }
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer parsed()
+			if err := app.RunContext(ctx, args); err != nil {
+				t.Errorf("node %d: %v", i, err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+		wg.Wait()
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	joinAt := func(i int, tag uint32) {
+		t.Helper()
+		audio, err := client.NewAudio("a", fmt.Sprintf("s%d", tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := client.Options{Name: fmt.Sprintf("P%d", i), Tracks: []webrtc.TrackLocal{audio}}
+		for {
+			c, err := client.Join(ctx, "http://"+addrs[i].http, "RelayLinkStatusRoom", opts)
+			if err == nil {
+				t.Cleanup(c.Close)
+				src := &client.Synth{Sender: tag, Ext: c.Ext}
+				go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("join at n%d: %v", i, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	joinAt(0, 1)
+	joinAt(1, 2)
+
+	status := func(i int, extra ...string) (string, error) {
+		app := newApp()
+		var out bytes.Buffer
+		app.Writer, app.ErrWriter = &out, io.Discard
+		args := append([]string{"meshmeet", "cluster", "status", "--url", "http://" + addrs[i].http}, extra...)
+		err := app.RunContext(ctx, args)
+		return out.String(), err
+	}
+	for i := range 2 {
+		peer := fmt.Sprintf("n%d", 1-i)
+		var text string
+		waitFor(t, fmt.Sprintf("n%d's cluster status lists its relay link to %s with RTT and bit rates", i, peer), func() bool {
+			raw, err := status(i, "--json")
+			if err != nil {
+				return false
+			}
+			var st mesh.Status
+			if json.Unmarshal([]byte(raw), &st) != nil || len(st.RelayLinks) != 1 {
+				return false
+			}
+			l := st.RelayLinks[0]
+			if l.Peer != peer || l.RTTMicros <= 0 || l.SendBps == 0 || l.RecvBps == 0 || l.Rooms != 1 || l.Loss < 0 || l.Loss > 1 {
+				return false
+			}
+			text, err = status(i)
+			return err == nil
+		})
+		t.Logf("cluster status of n%d:\n%s", i, text)
+		_, links, ok := strings.Cut(text, fmt.Sprintf("relay links of n%d:\n", i))
+		if !ok {
+			t.Fatalf("no relay links section in:\n%s", text)
+		}
+		lines := strings.Split(strings.TrimSpace(links), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "PEER") {
+			t.Fatalf("relay links section:\n%s", links)
+		}
+		f := strings.Fields(lines[1])
+		// n1  true  0.3 ms  0.0 %  52 kb/s  50 kb/s  3  1
+		if len(f) < 12 || f[0] != peer || f[3] != "ms" || f[5] != "%" || !strings.HasSuffix(f[7], "/s") || !strings.HasSuffix(f[9], "/s") {
+			t.Fatalf("relay link row %q", lines[1])
+		}
+		if strings.Contains(text, "RelayLinkStatusRoom") {
+			t.Fatal("the room name appears in cluster status")
+		}
+	}
+}
