@@ -150,9 +150,9 @@ func TestFirstMessageMustBeJoin(t *testing.T) {
 		{`{"type":"chat","text":"hi"}`, wire.CodeNotJoined},
 		{`{"type":"join","version":2,"room":"r"}`, wire.CodeBadVersion},
 		{`{"type":"join","version":1,"room":"r","resume":{"participant":"nobody","secret":"nothing"}}`, wire.CodeResumeFailed},
-		// Reserved fields are refused until they mean something.
-		{`{"type":"join","version":1,"room":"r","password":"zqx-hunter2"}`, wire.CodeBadMessage},
-		{`{"type":"join","version":1,"room":"r","token":"zqx-eyJhbGciOi"}`, wire.CodeBadMessage},
+		// A password or token out of bounds is refused, never quoted.
+		{`{"type":"join","version":1,"room":"r","password":"zqx-hunter2\u0001"}`, wire.CodeBadMessage},
+		{`{"type":"join","version":1,"room":"r","token":"zqx-eyJhbGciOi\u0001"}`, wire.CodeBadMessage},
 		// Errors never echo what the client sent.
 		{`{"type":"zqx-launch"}`, wire.CodeBadMessage},
 		{`{"type":"join","version":1,"room":"r","zqx-field":1}`, wire.CodeBadMessage},

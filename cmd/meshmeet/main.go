@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			roomCommand(),
 			clusterCommand(),
 			benchCommand(),
+			tokenCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

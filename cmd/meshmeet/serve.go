@@ -40,6 +40,7 @@ type Config struct {
 	MaxParticipants, MaxRoomParticipants int
 
 	Mesh meshConfig // serve_mesh.go
+	Auth authConfig // token.go: --auth, --jwt-*, --trusted-proxy
 	TURN turnConfig // serve_turn.go
 }
 
@@ -68,6 +69,7 @@ func serveCommand() *cli.Command {
 			Usage: "text or json"},
 	}
 	flags = append(flags, meshFlags(cfg)...)
+	flags = append(flags, authFlags(cfg)...)
 	flags = append(flags, turnFlags(cfg)...)
 	flags = append(flags, relayFlags(cfg)...)
 	return &cli.Command{
@@ -99,6 +101,12 @@ func newLogger(cfg *Config) (*slog.Logger, error) {
 // accepting WebSockets, close the rooms, leave the cluster, stop TURN.
 func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (int, error) }) error {
 	log, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	// Access control is checked before anything starts: a bad or short
+	// secret stops startup.
+	auth, err := cfg.Auth.build()
 	if err != nil {
 		return err
 	}
@@ -215,6 +223,10 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		RelayAddr:           relayAddrs(members),
 		MaxParticipants:     cfg.MaxParticipants,
 		MaxRoomParticipants: cfg.MaxRoomParticipants,
+		Auth:                auth.auth,
+		AuthCreateOnly:      auth.createOnly,
+		StrongModeration:    auth.strong,
+		TrustedProxies:      auth.trustedProxies,
 		Logger:              log,
 	})
 	if err != nil {
