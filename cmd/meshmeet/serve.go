@@ -221,6 +221,9 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Admin:               cp.Admin,
 		Relay:               rel,
 		RelayAddr:           relayAddrs(members),
+		Regions:             placeRegions(members, cfg.NodeName), // serve_place.go
+		Bridges:             placeBridges(members),
+		RegionPin:           cfg.Mesh.pinned,
 		MaxParticipants:     cfg.MaxParticipants,
 		MaxRoomParticipants: cfg.MaxRoomParticipants,
 		Auth:                auth.auth,

@@ -44,6 +44,13 @@ type meshConfig struct {
 	// RelayAdvertise, set by serve, is the relay address gossiped to the
 	// cluster.
 	RelayAdvertise string
+	// PublicURL is this node's public base URL, gossiped for redirects and
+	// probes (serve_place.go); empty: derived from the HTTP address.
+	PublicURL string
+	// RegionPin pins the rooms joined through this node to regions;
+	// pinned is its checked value, set by startMesh.
+	RegionPin cli.StringSlice
+	pinned    []string
 }
 
 var (
@@ -92,6 +99,10 @@ func meshFlags(cfg *Config) []cli.Flag {
 			Usage: "gossip timings: wan, lan or local (default: wan with --join, local alone)"},
 		&cli.DurationFlag{Name: "raft-timeout", Value: 1500 * time.Millisecond, EnvVars: envVar("raft-timeout"), Destination: &m.RaftTimeout,
 			Usage: "raft heartbeat and election timeout; at least a few inter-region round trips"},
+		&cli.StringFlag{Name: "public-url", EnvVars: envVar("public-url"), Destination: &m.PublicURL,
+			Usage: "this node's own public base URL (per-node name, not the latency-routed one), e.g. https://eu-1.meet.example.org; clients are redirected to it (default: http:// and the public IP with the HTTP port, for dev)"},
+		&cli.StringSliceFlag{Name: "region-pin", EnvVars: envVar("region-pin"), Destination: &m.RegionPin,
+			Usage: "comma-separated regions the rooms joined through this node must stay in (data residency): they never spill elsewhere, a join is refused when those regions are full"},
 		&cli.DurationFlag{Name: "dead-grace", Value: 30 * time.Second, EnvVars: envVar("dead-grace"), Destination: &m.DeadGrace,
 			Usage: "how long a dead voter stays in the raft configuration"},
 	}
@@ -237,6 +248,13 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 	if pub == "" {
 		pub = httpHost
 	}
+	signalingURL, err := ownPublicURL(cfg, pub, httpPort)
+	if err != nil {
+		return nil, err
+	}
+	if m.pinned, err = regionPin(m.RegionPin.Value()); err != nil {
+		return nil, err
+	}
 	gossipLn, gossipPC, err := listenGossip(m.GossipAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--gossip-addr: %w", sysErr(err))
@@ -255,7 +273,8 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		HasGeo:          m.HasGeo || m.Lat != 0 || m.Lon != 0,
 		Lat:             m.Lat,
 		Lon:             m.Lon,
-		SignalingURL:    "http://" + net.JoinHostPort(pub, httpPort),
+		SignalingURL:    signalingURL,
+		Capacity:        cfg.MaxParticipants,
 		WebRTCAddr:      net.JoinHostPort(pub, strconv.Itoa(cfg.RTCPort)),
 		RelayAddr:       m.RelayAdvertise,
 		GossipListener:  gossipLn,
