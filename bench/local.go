@@ -111,7 +111,9 @@ func serveFlags(ctx context.Context, bin string) (map[string]bool, error) {
 // regions; each node then delays its relay packets to nodes of other
 // regions by it (the hidden serve flag --emulate-relay-delay), so that
 // bridge↔bridge traffic crosses the same emulated links as participants.
-func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, delay func(a, b string) time.Duration, log *slog.Logger) (*localCluster, error) {
+//
+// pin, when not nil, starts the (single) node on its CPU.
+func startLocal(ctx context.Context, bin string, n int, regions []string, extra []string, turn bool, delay func(a, b string) time.Duration, pin *pinPlan, log *slog.Logger) (*localCluster, error) {
 	flags, err := serveFlags(ctx, bin)
 	if err != nil {
 		return nil, err
@@ -203,7 +205,7 @@ func startLocal(ctx context.Context, bin string, n int, regions []string, extra 
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.Env = append(os.Environ(), "MESHMEET_CLUSTER_SECRET=") // never inherit a secret
 		cmd.SysProcAttr = nodeProcAttr()
-		if err := cmd.Start(); err != nil {
+		if err := pin.start(cmd); err != nil {
 			lf.Close()
 			lc.stop()
 			return nil, fmt.Errorf("start %s: %w", name, err)

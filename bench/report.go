@@ -63,6 +63,13 @@ type Report struct {
 	// MemPerParticipantKB is the nodes' resident memory growth per
 	// participant; null for remote nodes.
 	MemPerParticipantKB *float64 `json:"mem_per_participant_kb"`
+	// CPUPerBridgePacketUS is the nodes' CPU (µs) per packet their
+	// bridges counted as forwarded (meshmeet_bridge_forwarded_packets_total
+	// deltas over the window); null without local nodes that serve metrics.
+	CPUPerBridgePacketUS *float64 `json:"cpu_per_bridge_packet_us"`
+	// Floor is the raw loopback UDP cost measured on the node's CPU after
+	// the window (one pinned local node only); null otherwise.
+	Floor *Floor `json:"floor,omitempty"`
 
 	Generator Generator `json:"generator"`
 
@@ -456,6 +463,16 @@ func (r *runner) reportNodes(rep *Report, all []*participant, to time.Time, base
 		v := round3(cpu / float64(packets) * 1e6)
 		rep.CPUPerPacketUS = &v
 	}
+	var fwd float64
+	for _, nf := range rep.Nodes {
+		if nf.BridgeForwarded != nil {
+			fwd += *nf.BridgeForwarded
+		}
+	}
+	if fwd > 0 {
+		v := round3(cpu / fwd * 1e6)
+		rep.CPUPerBridgePacketUS = &v
+	}
 	if n := r.joined.Load() - r.churned.Load(); n > 0 {
 		v := round3(rssGrowth / 1024 / float64(n))
 		rep.MemPerParticipantKB = &v
@@ -681,6 +698,15 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	if rep.CPUPerPacketUS != nil {
 		fmt.Fprintf(tw, "cpu per forwarded packet\t%.1f µs\n", *rep.CPUPerPacketUS)
+	}
+	if rep.CPUPerBridgePacketUS != nil {
+		fmt.Fprintf(tw, "cpu per bridge-forwarded packet\t%.2f µs (node counters)\n", *rep.CPUPerBridgePacketUS)
+	}
+	if f := rep.Floor; f != nil {
+		fmt.Fprintf(tw, "raw floor (cpu %d)\t%.2f µs at 100 B, %.2f µs at 1000 B: %.2f µs at the mean %d B forwarded\n", f.CPU, f.US100, f.US1000, f.AtMeanUS, f.MeanBytes)
+		if f.Ratio > 0 {
+			fmt.Fprintf(tw, "ratio to the floor\t%.2f× (cpu per forwarded packet ÷ floor)\n", f.Ratio)
+		}
 	}
 	if rep.MemPerParticipantKB != nil {
 		fmt.Fprintf(tw, "memory per participant\t%.0f KB\n", *rep.MemPerParticipantKB)

@@ -56,6 +56,10 @@ type Params struct {
 	Fault *Fault
 	// Seed makes talk patterns and frame sizes repeatable; 0: random.
 	Seed uint64
+	// NoPin leaves a single local node and the generator unpinned (by
+	// default, with two or more CPUs, the node runs alone on the last one
+	// and the generator on the others) and skips the raw floor.
+	NoPin bool
 }
 
 // Fault makes one publisher drop its packets, as a broken path would.
@@ -88,6 +92,7 @@ type runner struct {
 	start   time.Time
 
 	roomNames []string // never logged
+	pin       *pinPlan // a single local node's CPU; nil: not pinned
 
 	fromNS, toNS atomic.Int64 // the steady window; MaxInt64 until it starts
 
@@ -163,10 +168,18 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 			}
 		}
 		log.Info("starting local nodes", "nodes", p.Local)
+		if p.Local == 1 && !p.NoPin {
+			// One node: it gets a CPU of its own, the generator the
+			// others, and the raw floor is measured on the node's CPU.
+			if r.pin = planPin(); r.pin != nil {
+				r.pin.pinGenerator()
+				defer r.pin.unpin()
+			}
+		}
 		lc, err := startLocal(ctx, bin, p.Local, scn.Regions, p.NodeArgs, scn.TURNOnly, func(a, b string) time.Duration {
 			l, _ := scn.linkFor(a, b)
 			return l.delay
-		}, log)
+		}, r.pin, log)
 		if err != nil {
 			return nil, err
 		}
@@ -366,6 +379,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	stopMedia()
 	joins.Wait()
 	rep := r.report(smp)
+	r.reportFloor(rep)
 	r.leaveAll()
 	stopSampler()
 	<-samplerDone

@@ -82,6 +82,16 @@ type Scenario struct {
 var Presets = map[string]Scenario{
 	// A few talkers, many listeners: the bridge's audio fan-out.
 	"audio-fanout": {Name: "audio-fanout", Rooms: 2, AudioPublishers: 2, Subscribers: 10, Talk: 0.5},
+	// The write path's audio fan-out (issue 15): 5 talkers heard by 95
+	// listeners, ~25k forwarded packets/s of ~100 B; 100 participants, as
+	// many as a node admits from one address, joining at the per-address
+	// rate it allows. Run it on one local node: the node then has a CPU of
+	// its own and the report gives its CPU per forwarded packet as a ratio
+	// to the raw floor measured on that CPU.
+	"audio-fanout-100": {Name: "audio-fanout-100", Rooms: 1, AudioPublishers: 5, Subscribers: 95, Talk: 1, JoinRate: 4, Settle: 5 * time.Second},
+	// The write path's livestream: one simulcast presenter, 50 viewers
+	// on its top layer, ~14k forwarded packets/s of ~900 B.
+	"livestream-50": {Name: "livestream-50", Rooms: 1, Publishers: 1, Subscribers: 50, Layout: 1, KeyframeInterval: 2 * time.Second, JoinRate: 4, Settle: 5 * time.Second},
 	// Everyone publishes audio and video and shows a 2x2 grid.
 	"meeting": {Name: "meeting", Rooms: 2, Publishers: 4, Layout: 4},
 	// One presenter, many viewers in full screen; periodic keyframes as a
