@@ -46,11 +46,6 @@ var (
 	errPlacedElsewhere = errors.New("placed on another node")
 )
 
-// tokenRegionPin returns the region pin of the join's token, nil without
-// one. Set by the authentication code when it verifies tokens; nil here
-// means tokens carry no pin.
-var tokenRegionPin func(s *Server, m *wire.Message) []string
-
 // placeState is the Server's placement state: the joins this node placed
 // on each bridge since the bridge's last load report
 // (placement.Bridge.PlacedSinceReport), and counters.
@@ -117,12 +112,7 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 		return nil
 	}
 	bridges := s.cfg.Bridges()
-	pin := s.cfg.RegionPin
-	if tokenRegionPin != nil {
-		if p := tokenRegionPin(s, m); len(p) > 0 {
-			pin = p
-		}
-	}
+	pin := s.joinPin(m)
 	if len(bridges) == 0 || (len(bridges) == 1 && bridges[0].Name == s.cfg.NodeName && len(pin) == 0) {
 		return nil
 	}
@@ -177,4 +167,37 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 // by placement, and those refused because every eligible bridge was full.
 func (s *Server) Placed() (here, away, refused uint64) {
 	return s.plc.here.Load(), s.plc.away.Load(), s.plc.refused.Load()
+}
+
+// joinPin is the region pin a join is placed under: the node's
+// (Config.RegionPin) and its token's regions claim (auth.go), the regions
+// in both when both pin. A token that does not verify pins nothing here;
+// the node that takes the join refuses it (admit).
+func (s *Server) joinPin(m *wire.Message) []string {
+	pin := s.cfg.RegionPin
+	if s.cfg.Auth == nil || m.Token == "" {
+		return pin
+	}
+	cl, err := s.cfg.Auth.Verify(m.Token, m.Room)
+	if err != nil || len(cl.Regions) == 0 {
+		return pin
+	}
+	if len(pin) == 0 {
+		return cl.Regions
+	}
+	both := make([]string, 0, len(pin))
+	for _, r := range pin {
+		for _, t := range cl.Regions {
+			if r == t {
+				both = append(both, r)
+				break
+			}
+		}
+	}
+	if len(both) == 0 {
+		// Disjoint pins: no region may hold the participant. A name no
+		// region has makes placement refuse with ErrPinnedFull.
+		return []string{"\x00none"}
+	}
+	return both
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
@@ -184,5 +185,48 @@ func TestRedirectedPageOrigin(t *testing.T) {
 	}
 	if err := dial("http://evil.example"); err == nil {
 		t.Fatal("upgrade from another origin accepted")
+	}
+}
+
+// TestPlacementTokenPin: a token's regions claim pins its holder's join
+// like --region-pin: it stays in the token's region however near another
+// region measures, while a join without the claim is placed by its
+// round trips.
+func TestPlacementTokenPin(t *testing.T) {
+	a, err := signaling.NewAuthenticator(signaling.AuthConfig{HMACSecret: testJWTSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	withAuth := func(name, region string) *node {
+		return startNode(t, func(c *signaling.Config) {
+			c.NodeName, c.Region, c.Directory = name, region, cl.dir
+			c.Bridges = cl.bridges
+			c.Auth = a
+		})
+	}
+	eu, us := withAuth("eu1", "eu"), withAuth("us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nearUS := []wire.RegionRTT{{Region: "us", MS: 5}, {Region: "eu", MS: 90}}
+
+	pinned := sign(t, jwt.SigningMethodHS256, testJWTSecret, claims("TokenPinnedRoom", func(c *signaling.Claims) { c.Regions = []string{"eu"} }))
+	c, err := client.Join(ctx, eu.URL, "TokenPinnedRoom", client.Options{Token: pinned, RTTs: nearUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Node() != eu.URL {
+		t.Fatalf("token pinned to eu ended on %s", c.Node())
+	}
+	free := sign(t, jwt.SigningMethodHS256, testJWTSecret, claims("TokenFreeRoom", nil))
+	c2, err := client.Join(ctx, eu.URL, "TokenFreeRoom", client.Options{Token: free, RTTs: nearUS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Node() != us.URL {
+		t.Fatalf("unpinned token ended on %s, want the us node", c2.Node())
 	}
 }

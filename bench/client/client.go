@@ -30,6 +30,8 @@ import (
 type Options struct {
 	// Name is the display name.
 	Name string
+	// Token is a JWT sent with the join (--auth jwt).
+	Token string
 	// Tracks are published on the pub PeerConnection at join. For simulcast,
 	// give the layers of one track in Simulcast instead.
 	Tracks []webrtc.TrackLocal
@@ -56,6 +58,17 @@ type Options struct {
 	// OnRedirect, when set, is called with the target URL of every
 	// redirect the client follows (at join and mid-meeting).
 	OnRedirect func(url string)
+	// Failover: when the socket breaks without a leave or a fatal error
+	// (the node died), resume on the same node or, when it does not
+	// answer, on one of Alternates, with the resume secret; publish again
+	// on the new node (failover.go).
+	Failover bool
+	// Alternates are other nodes' base URLs (of the same region first) to
+	// fail over to. Nil: those GET /alternates lists at join.
+	Alternates []string
+	// OnFailover, when set, is called with the base URL of the node the
+	// client resumed on after losing its node.
+	OnFailover func(url string)
 }
 
 // maxRedirects bounds the redirects followed in a row without a welcome.
@@ -92,6 +105,11 @@ type Client struct {
 	hasDesc map[wire.PC]bool
 
 	rttWait chan []wire.RegionRTT // MeasureRTTs running during Join
+
+	closing atomic.Bool // Leave or Close called: no failover
+	fatal   atomic.Bool // the server sent a fatal error: no failover
+	altMu   sync.Mutex
+	alts    []string // failover targets (failover.go); guarded by altMu
 }
 
 // Join dials the node at baseURL (http://host:port), joins room and starts
@@ -125,6 +143,9 @@ func Join(ctx context.Context, baseURL, room string, opts Options) (*Client, err
 	c.ws, c.base = ws, base
 	c.Welcome = m
 	c.secret, c.partID = m.Secret, m.Participant
+	if opts.Failover {
+		c.learnAlternates(ctx, base) // failover.go
+	}
 	if err := c.setupPCs(m.ICEServers); err != nil {
 		c.Close()
 		return nil, err
@@ -149,6 +170,9 @@ func (c *Client) connect(ctx context.Context, base string, resume *wire.Resume) 
 			return nil, nil, "", err
 		}
 		join := &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: c.room, Name: c.opts.Name, Resume: resume}
+		if resume == nil {
+			join.Token = c.opts.Token
+		}
 		if resume == nil {
 			if c.rttWait != nil {
 				c.opts.RTTs = <-c.rttWait
@@ -263,6 +287,13 @@ func (c *Client) move(target string) error {
 	if err != nil {
 		return fmt.Errorf("client: moving to another node: %w", err)
 	}
+	return c.adopt(ctx, ws, m, base)
+}
+
+// adopt makes ws, joined to the node at base with welcome m, the client's
+// session: new PeerConnections that publish the same tracks; the old
+// socket and PeerConnections close. Runs on readLoop.
+func (c *Client) adopt(ctx context.Context, ws *websocket.Conn, m *wire.Message, base string) error {
 	ice := m.ICEServers
 	if len(ice) == 0 {
 		ice = c.Welcome.ICEServers
@@ -351,6 +382,7 @@ func (c *Client) setupPCs(ice []wire.ICEServer) error {
 	c.sub = sub
 	c.mu.Unlock()
 	c.trickle(sub, wire.PCSub)
+	c.watchICE(sub) // failover.go
 	sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if c.opts.OnTrack != nil {
 			c.opts.OnTrack(t, r)
@@ -504,8 +536,14 @@ func (c *Client) readLoop() {
 	for {
 		m, err := c.read(context.Background())
 		if err != nil {
+			if c.failover() { // failover.go
+				continue
+			}
 			c.setErr(err)
 			return
+		}
+		if m.Type == wire.TypeError && m.Error != nil && m.Error.Fatal {
+			c.fatal.Store(true)
 		}
 		if m.Type == wire.TypeRedirect {
 			if err := c.move(m.URL); err != nil {
@@ -633,6 +671,7 @@ func (c *Client) Sub() *webrtc.PeerConnection {
 // leave: closing it first could reset the connection and lose the leave,
 // and the server would then keep the participant for its resume window.
 func (c *Client) Leave(ctx context.Context) error {
+	c.closing.Store(true)
 	err := c.Send(ctx, &wire.Message{Type: wire.TypeLeave})
 	if err == nil {
 		select {
@@ -646,6 +685,7 @@ func (c *Client) Leave(ctx context.Context) error {
 
 // Close closes the socket and both PeerConnections without a leave.
 func (c *Client) Close() {
+	c.closing.Store(true)
 	c.mu.Lock()
 	ws, pub, sub := c.ws, c.pub, c.sub
 	c.mu.Unlock()
