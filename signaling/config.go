@@ -56,6 +56,11 @@ type Config struct {
 	// PlaceThreshold is the stress past which the bridge already holding
 	// a meeting stops being preferred [placement.DefaultThreshold].
 	PlaceThreshold float64
+	// ClusterOrigins are hosts (host[:port]) of the names pages are served
+	// under besides the nodes' public URLs, e.g. the latency-routed name:
+	// their pages may open a WebSocket here after a redirect. Nil: only
+	// this node's own host and the cluster's public URLs.
+	ClusterOrigins []string
 	// Admin, when set, is mounted at /admin/.
 	Admin http.Handler
 	// ResumeWindow is how long a participant whose WebSocket dropped is kept

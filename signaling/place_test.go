@@ -167,7 +167,11 @@ func TestRedirectOnlyToMembers(t *testing.T) {
 func TestRedirectedPageOrigin(t *testing.T) {
 	cl := &cluster{dir: mesh.NewLocalDirectory()}
 	eu := cl.node(t, "eu1", "eu")
-	us := cl.node(t, "us1", "us")
+	us := startNode(t, func(c *signaling.Config) {
+		c.NodeName, c.Region, c.Directory = "us1", "us", cl.dir
+		c.Bridges = cl.bridges
+		c.ClusterOrigins = []string{"meet.example.org"}
+	})
 	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -182,6 +186,9 @@ func TestRedirectedPageOrigin(t *testing.T) {
 	}
 	if err := dial(eu.URL); err != nil {
 		t.Fatalf("upgrade from the eu node's page refused: %v", err)
+	}
+	if err := dial("https://meet.example.org"); err != nil {
+		t.Fatalf("upgrade from a page under the cluster's shared name refused: %v", err)
 	}
 	if err := dial("http://evil.example"); err == nil {
 		t.Fatal("upgrade from another origin accepted")

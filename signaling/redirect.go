@@ -53,16 +53,19 @@ func validRedirectURL(s string) bool {
 		u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }
 
-// clusterOrigins are the host patterns of the cluster's public URLs: a
-// page served by one node opens its WebSocket to another after a
-// redirect, and the WebSocket upgrade checks the page's origin against
-// them (besides the node's own host).
+// clusterOrigins are the host patterns of the cluster's public URLs and
+// Config.ClusterOrigins: a page served by one node (or under the
+// latency-routed name) opens its WebSocket to another after a redirect,
+// and the WebSocket upgrade checks the page's origin against them
+// (besides the node's own host). A page of any other site still cannot
+// open a session.
 func (s *Server) clusterOrigins() []string {
 	if s.cfg.Bridges == nil {
 		return nil
 	}
 	bs := s.cfg.Bridges()
-	out := make([]string, 0, len(bs))
+	out := make([]string, 0, len(bs)+len(s.cfg.ClusterOrigins))
+	out = append(out, s.cfg.ClusterOrigins...)
 	for _, b := range bs {
 		if !validRedirectURL(b.PublicURL) {
 			continue
