@@ -33,6 +33,23 @@ func TestDecodeCascade(t *testing.T) {
 		{"chat too long", `{"v":1,"t":"chat","c":[{"id":"c1","participant":"abc","name":"Ann","text":"` + strings.Repeat("é", wire.MaxChatRunes+1) + `","ts":1}]}`, false},
 		{"chat on left", `{"v":1,"t":"left","id":"abc","c":[{"id":"c1","participant":"abc","name":"Ann","text":"x","ts":1}]}`, false},
 		{"not json", `nope`, false},
+		{"mod remove", `{"v":1,"t":"mod","a":"remove","by":"abc","id":"def"}`, true},
+		{"mod end", `{"v":1,"t":"mod","a":"end","by":"abc"}`, true},
+		{"mod lobby-on", `{"v":1,"t":"mod","a":"lobby-on","by":"abc"}`, true},
+		{"mod unknown action", `{"v":1,"t":"mod","a":"ban","by":"abc","id":"def"}`, false},
+		{"mod without actor", `{"v":1,"t":"mod","a":"mute","id":"def"}`, false},
+		{"mod remove without target", `{"v":1,"t":"mod","a":"remove","by":"abc"}`, false},
+		{"mod end with target", `{"v":1,"t":"mod","a":"end","by":"abc","id":"def"}`, false},
+		{"mod bad target", `{"v":1,"t":"mod","a":"mute","by":"abc","id":"d e"}`, false},
+		{"mod with participants", `{"v":1,"t":"mod","a":"mute","by":"abc","id":"def","p":[{"id":"x","name":"","muted":{"audio":false,"video":false}}]}`, false},
+		{"actor on left", `{"v":1,"t":"left","id":"abc","by":"def"}`, false},
+		{"action on chat", `{"v":1,"t":"chat","a":"end","c":[{"id":"c1","participant":"abc","name":"Ann","text":"x","ts":1}]}`, false},
+		{"lobby", `{"v":1,"t":"lobby","p":[{"id":"abc","name":"Wanda","muted":{"audio":false,"video":false}}]}`, true},
+		{"empty lobby", `{"v":1,"t":"lobby"}`, true},
+		{"empty lobby list", `{"v":1,"t":"lobby","p":[]}`, true},
+		{"lobby with id", `{"v":1,"t":"lobby","id":"abc"}`, false},
+		{"lobby bad name", `{"v":1,"t":"lobby","p":[{"id":"abc","name":"a\u0001","muted":{"audio":false,"video":false}}]}`, false},
+		{"lobby too long", `{"v":1,"t":"lobby","p":[` + strings.TrimSuffix(strings.Repeat(`{"id":"abc","name":"","muted":{"audio":false,"video":false}},`, 101), ",") + `]}`, false},
 		{"not utf-8", "{\"v\":1,\"t\":\"left\",\"id\":\"\xff\"}", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +90,10 @@ func FuzzDecodeCascade(f *testing.F) {
 		`{"v":1,"t":"upsert","p":[{"id":"abc","name":"","muted":{"audio":false,"video":false}}]}`,
 		`{"v":1,"t":"left","id":"abc"}`,
 		`{"v":1,"t":"chat","c":[{"id":"c1","participant":"abc","name":"Ann","text":"hi","ts":1}]}`,
+		`{"v":1,"t":"mod","a":"remove","by":"abc","id":"def"}`,
+		`{"v":1,"t":"mod","a":"end","by":"abc"}`,
+		`{"v":1,"t":"lobby","p":[{"id":"abc","name":"Wanda","muted":{"audio":false,"video":false}}]}`,
+		`{"v":1,"t":"lobby","p":[]}`,
 	} {
 		f.Add([]byte(s))
 	}
