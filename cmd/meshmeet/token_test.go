@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/urfave/cli/v2"
+
+	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+const testSecret = "a-test-jwt-secret-that-is-long-enough-0123456789"
+
+func secretFile(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "jwt.secret")
+	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTokenCommand: meshmeet token mints a token the nodes' verifier
+// accepts, with the claims asked for; bad input stops it with a message.
+func TestTokenCommand(t *testing.T) {
+	f := secretFile(t, testSecret)
+	out, err := run(t, "token", "--jwt-secret-file", f, "--room", "Daily Standup", "--moderator", "--name", "Ada", "--ttl", "2h", "--jwt-audience", "meet")
+	if err != nil {
+		t.Fatalf("token: %v\n%s", err, out)
+	}
+	tok := strings.TrimSpace(out)
+	a, err := signaling.NewAuthenticator(signaling.AuthConfig{HMACSecret: []byte(testSecret), Audience: "meet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Verify(tok, "Daily Standup")
+	if err != nil {
+		t.Fatalf("minted token refused: %v", err)
+	}
+	if !c.Moderator || c.Name != "Ada" || c.ExpiresAt == nil || time.Until(c.ExpiresAt.Time) > 2*time.Hour+time.Minute || time.Until(c.ExpiresAt.Time) < 119*time.Minute {
+		t.Fatalf("claims: %+v", c)
+	}
+	if _, err := a.Verify(tok, "another room"); err == nil {
+		t.Fatal("the token admits to another room")
+	}
+
+	short := secretFile(t, "too-short")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"token", "--jwt-secret-file", short, "--room", "r"}, "at least 32 bytes"},
+		{[]string{"token", "--jwt-secret-file", secretFile(t, ""), "--room", "r"}, "empty"},
+		{[]string{"token", "--jwt-secret-file", f, "--room", "a/b"}, "--room"},
+		{[]string{"token", "--jwt-secret-file", f, "--room", "r", "--ttl", "-1h"}, "--ttl"},
+		{[]string{"token", "--jwt-secret-file", f}, "room"},
+	} {
+		out, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("%v: got %v (%s), want an error with %q", tc.args, err, out, tc.want)
+		}
+		if strings.Contains(err.Error()+out, testSecret) {
+			t.Errorf("%v: the error shows the secret", tc.args)
+		}
+	}
+}
+
+// TestServeAuthFlagsRefuseBadConfig: serve stops before starting anything
+// when access control is misconfigured, saying which flag is wrong.
+func TestServeAuthFlagsRefuseBadConfig(t *testing.T) {
+	short := secretFile(t, "short-secret")
+	good := secretFile(t, testSecret)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--auth", "jwt"}, "--jwt-secret-file or --jwt-public-key"},
+		{[]string{"--auth", "jwt", "--jwt-secret-file", short}, "at least 32 bytes"},
+		{[]string{"--auth", "jwt", "--jwt-secret-file", secretFile(t, "  ")}, "empty"},
+		{[]string{"--auth", "jwt", "--jwt-secret-file", filepath.Join(t.TempDir(), "missing")}, "--jwt-secret-file"},
+		{[]string{"--auth", "jwt", "--jwt-secret-file", good, "--jwt-public-key", good}, "not both"},
+		{[]string{"--auth", "jwt", "--jwt-public-key", good}, "--jwt-public-key"},
+		{[]string{"--auth", "password"}, "--auth must be none or jwt"},
+		{[]string{"--auth-create-only"}, "need --auth jwt"},
+		{[]string{"--jwt-secret-file", good}, "need --auth jwt"},
+		{[]string{"--trusted-proxy", "10.0.0.0/33"}, "--trusted-proxy"},
+		{[]string{"--trusted-proxy", "proxy.example"}, "--trusted-proxy"},
+	} {
+		out, err := run(t, append([]string{"serve", "--log-level", "error"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v (%s), want an error with %q", tc.args, err, out, tc.want)
+		}
+	}
+	var a authConfig
+	a.TrustedProxies = *cli.NewStringSlice("10.0.0.0/8", "192.0.2.7,2001:db8::/32")
+	s, err := a.build()
+	if err != nil || len(s.trustedProxies) != 3 || s.trustedProxies[1].String() != "192.0.2.7/32" || s.auth != nil || s.strong {
+		t.Fatalf("trusted proxies: %+v, %v", s, err)
+	}
+}
+
+// serveNodes starts n in-process serve nodes forming one cluster, every
+// one a raft voter, node i in region-i, with extra flags; it returns their
+// HTTP addresses. Cleanup stops them.
+func serveNodes(t *testing.T, n int, extra ...string) []string {
+	t.Helper()
+	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
+	taken := map[int]bool{}
+	type nodeAddrs struct{ http, gossip string }
+	var addrs []nodeAddrs
+	for range n {
+		addrs = append(addrs, nodeAddrs{
+			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+		})
+	}
+	var cancels []context.CancelFunc
+	var wg sync.WaitGroup
+	var parsing sync.Mutex
+	for i, a := range addrs {
+		var join []string
+		for j, b := range addrs {
+			if j != i {
+				join = append(join, b.gossip)
+			}
+		}
+		args := []string{"meshmeet", "serve",
+			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
+			"--http-addr", a.http,
+			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
+			"--gossip-addr", a.gossip,
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
+			"--raft-voter", "--bootstrap-expect", fmt.Sprint(n),
+			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
+		}
+		if len(join) > 0 {
+			args = append(args, "--join", strings.Join(join, ","))
+		}
+		args = append(args, extra...)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		app := newApp()
+		app.Writer = io.Discard
+		// urfave/cli parses through package state: one node at a time.
+		parsing.Lock()
+		var once sync.Once
+		parsed := func() { once.Do(parsing.Unlock) }
+		for _, c := range app.Commands {
+			if c.Name == "serve" {
+				c.Before = func(*cli.Context) error { parsed(); return nil }
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer parsed()
+			if err := app.RunContext(ctx, args); err != nil {
+				t.Errorf("node %d: %v", i, err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+		wg.Wait()
+	})
+	out := make([]string, n)
+	for i, a := range addrs {
+		out[i] = a.http
+		waitFor(t, "node ready", func() bool {
+			resp, err := http.Get("http://" + a.http + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
+	return out
+}
+
+// session is a raw signaling WebSocket for tests that speak the protocol
+// themselves (tokens and passwords are not bench client options).
+type session struct {
+	ws    *websocket.Conn
+	first []byte        // the server's first answer to join, as sent
+	msg   *wire.Message // the same, decoded
+	node  string        // host:port of the node that answered (after redirects)
+	in    chan *wire.Message
+}
+
+// joinRaw joins through the node at addr from the local address src (""
+// for any), following redirects. A welcomed session keeps reading (into
+// in) and pings until the test ends.
+func joinRaw(ctx context.Context, t *testing.T, addr, src string, m wire.Message) *session {
+	t.Helper()
+	m.Type, m.Version = wire.TypeJoin, wire.Version
+	for range 4 {
+		d := &net.Dialer{}
+		if src != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+		}
+		hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wire.Subprotocol}})
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
+		ws.SetReadLimit(wire.MaxFrameBytes)
+		data, _ := json.Marshal(&m)
+		if err := ws.Write(ctx, websocket.MessageText, data); err != nil {
+			t.Fatal(err)
+		}
+		_, first, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("no answer to join at %s: %v", addr, err)
+		}
+		var ans wire.Message
+		if err := json.Unmarshal(first, &ans); err != nil {
+			t.Fatal(err)
+		}
+		if ans.Type == "redirect" && ans.URL != "" {
+			ws.CloseNow()
+			u, err := url.Parse(ans.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = u.Host
+			continue
+		}
+		s := &session{ws: ws, first: first, msg: &ans, node: addr, in: make(chan *wire.Message, 256)}
+		if ans.Type != wire.TypeWelcome {
+			ws.CloseNow()
+			return s
+		}
+		rctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(func() { cancel(); ws.CloseNow() })
+		go func() {
+			defer close(s.in)
+			for {
+				_, data, err := ws.Read(rctx)
+				if err != nil {
+					return
+				}
+				var m wire.Message
+				if json.Unmarshal(data, &m) == nil {
+					select {
+					case s.in <- &m:
+					default:
+					}
+				}
+			}
+		}()
+		go func() {
+			tk := time.NewTicker(10 * time.Second)
+			defer tk.Stop()
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-tk.C:
+					ws.Write(rctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+				}
+			}
+		}()
+		return s
+	}
+	t.Fatal("too many redirects")
+	return nil
+}
+
+func (s *session) send(ctx context.Context, t *testing.T, raw string) {
+	t.Helper()
+	if err := s.ws.Write(ctx, websocket.MessageText, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// await returns the first message of type typ, skipping others.
+func (s *session) await(t *testing.T, typ wire.Type) *wire.Message {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-s.in:
+			if !ok {
+				t.Fatalf("session ended waiting for %s", typ)
+			}
+			if m.Type == typ {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", typ)
+		}
+	}
+}
+
+// nearRegion1 are the round trips of a client next to region-1.
+var nearRegion1 = []wire.RegionRTT{{Region: "region-1", MS: 2}, {Region: "region-0", MS: 250}}
+
+// refused is the one refusal every refused join gets, byte for byte.
+const refused = `{"type":"error","error":{"code":"refused","message":"could not join: wrong password, locked room or not allowed","fatal":true}}`
+
+// TestPasswordAcrossNodes: a password a participant sets through node n0
+// is in the raft directory, so a join through node n1 is refused without
+// it or with a wrong one (the same frame as any refusal) and admitted with
+// it; removing it opens the room again, and it dies with the room.
+func TestPasswordAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two-node cluster; skipped in -short mode")
+	}
+	nodes := serveNodes(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	room := roomname.New()
+	const pw = "zqx-password-canary-7731"
+
+	var alice *session
+	waitFor(t, "the cluster takes joins", func() bool {
+		s := joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Name: "Alice"})
+		if s.msg.Type == wire.TypeWelcome {
+			alice = s
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+		return false
+	})
+	alice.send(ctx, t, `{"type":"set-password","password":"`+pw+`"}`)
+	if ev := alice.await(t, wire.TypeSecurity); ev.PasswordSet == nil || !*ev.PasswordSet {
+		t.Fatalf("security event: %+v", ev)
+	}
+
+	answeredBy := map[string]int{}
+	for _, tc := range []struct {
+		name, password string
+		admitted       bool
+	}{
+		{"no password", "", false},
+		{"wrong password", "zqx-wrong", false},
+		{"right password", pw, true},
+	} {
+		// Bob is next to region-1: placement keeps him on n1, so the
+		// meeting spans both nodes and n1 checks the password.
+		s := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Bob", Password: tc.password, RTTs: nearRegion1})
+		answeredBy[s.node]++
+		if tc.admitted {
+			if s.msg.Type != wire.TypeWelcome {
+				t.Fatalf("%s: got %s", tc.name, s.first)
+			}
+			continue
+		}
+		if string(s.first) != refused {
+			t.Fatalf("%s: got %s, want %s", tc.name, s.first, refused)
+		}
+	}
+	if answeredBy[nodes[1]] != 3 {
+		t.Fatalf("joins answered by %v, want all by n1 (%s)", answeredBy, nodes[1])
+	}
+
+	alice.send(ctx, t, `{"type":"set-password"}`)
+	if ev := alice.await(t, wire.TypeSecurity); ev.PasswordSet == nil || *ev.PasswordSet {
+		t.Fatalf("security event after removal: %+v", ev)
+	}
+	if s := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Carol", RTTs: nearRegion1}); s.msg.Type != wire.TypeWelcome || s.node != nodes[1] {
+		t.Fatalf("join after the password was removed: %s", s.first)
+	}
+}
+
+// TestRefusalTiming is the existence oracle's timing half (issue 13, 7b):
+// under --auth jwt --auth-create-only, a wrong password on a live room
+// and a guest's join to a never-used name are refused with the same frame,
+// and their answer times come from one distribution: a two-sample
+// Kolmogorov-Smirnov test over 200 samples each, interleaved, each from
+// its own source address (so the guessing backoff never steps in), in
+// alternating order, reports
+// its p-value and fails below 0.001.
+func TestRefusalTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("400 password checks; skipped in -short mode")
+	}
+	f := secretFile(t, testSecret)
+	nodes := serveNodes(t, 1, "--auth", "jwt", "--jwt-secret-file", f, "--auth-create-only")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const samples = 200
+	const rooms = 10 // 20 wrong passwords each: the room's free failures
+	var live []string
+	for range rooms {
+		room := roomname.New()
+		out, err := run(t, "token", "--jwt-secret-file", f, "--room", room, "--moderator")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mod *session
+		waitFor(t, "the node takes joins", func() bool {
+			mod = joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: strings.TrimSpace(out)})
+			return mod.msg.Type == wire.TypeWelcome
+		})
+		mod.send(ctx, t, `{"type":"set-password","password":"the-right-one"}`)
+		mod.await(t, wire.TypeSecurity)
+		live = append(live, room)
+	}
+	var wrong, fresh []float64
+	for i := range samples {
+		for _, k := range [][2]int{{0, 1}, {1, 0}}[i%2] {
+			src := fmt.Sprintf("127.0.%d.%d", 10+k, i+1)
+			m := wire.Message{Room: roomname.New(), Password: "guess-" + fmt.Sprint(i)}
+			if k == 0 {
+				m.Room = live[i%rooms]
+			}
+			start := time.Now()
+			s := joinRaw(ctx, t, nodes[0], src, m)
+			d := time.Since(start).Seconds() * 1000
+			if string(s.first) != refused {
+				t.Fatalf("sample %d/%d: got %s", i, k, s.first)
+			}
+			if k == 0 {
+				wrong = append(wrong, d)
+			} else {
+				fresh = append(fresh, d)
+			}
+		}
+	}
+	dstat, p := ks2(wrong, fresh)
+	t.Logf("wrong password on a live room vs never-used name: median %.1f ms vs %.1f ms, KS D=%.3f, p=%.3g (n=%d each)",
+		median(wrong), median(fresh), dstat, p, samples)
+	if p < 0.001 {
+		t.Fatalf("the refusal times tell a live passworded room from a never-used name: p=%.3g", p)
+	}
+}
+
+func median(x []float64) float64 {
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// ks2 is the two-sample Kolmogorov-Smirnov statistic D and its asymptotic
+// p-value.
+func ks2(a, b []float64) (float64, float64) {
+	a, b = append([]float64(nil), a...), append([]float64(nil), b...)
+	sort.Float64s(a)
+	sort.Float64s(b)
+	var d float64
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		x := math.Min(a[i], b[j])
+		for i < len(a) && a[i] <= x {
+			i++
+		}
+		for j < len(b) && b[j] <= x {
+			j++
+		}
+		d = math.Max(d, math.Abs(float64(i)/float64(len(a))-float64(j)/float64(len(b))))
+	}
+	ne := float64(len(a)*len(b)) / float64(len(a)+len(b))
+	lambda := (math.Sqrt(ne) + 0.12 + 0.11/math.Sqrt(ne)) * d
+	p := 0.0
+	for k := 1; k <= 100; k++ {
+		p += 2 * math.Pow(-1, float64(k-1)) * math.Exp(-2*float64(k*k)*lambda*lambda)
+	}
+	return d, math.Max(0, math.Min(1, p))
+}
