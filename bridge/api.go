@@ -47,6 +47,11 @@ type Config struct {
 	// participant publishes; an offer sending more is refused with
 	// ErrTooManyTracks. 0 means DefaultMaxTracksPerParticipant.
 	MaxTracksPerParticipant int
+	// LastN is the number of most recent speakers whose video each
+	// participant receives when a room has more video publishers than
+	// that (plus the tracks it pinned; lastn.go). 0 means DefaultLastN;
+	// negative forwards all video. Room.SetLastN overrides it per room.
+	LastN int
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }

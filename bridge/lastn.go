@@ -24,16 +24,30 @@ const (
 )
 
 // DefaultLastN is the number of recent speakers whose video a subscriber
-// receives when the room has more video publishers than that.
+// receives when the room has more video publishers than that
+// (Config.LastN's default).
 const DefaultLastN = 25
 
-// SetLastN sets the room's N (0: DefaultLastN; negative: forward all
-// video). Takes effect at the next room tick.
+// SetLastN sets the room's N (0: the bridge's Config.LastN; negative:
+// forward all video). Takes effect at the next room tick.
 func (r *Room) SetLastN(n int) {
-	if n == 0 {
-		n = DefaultLastN
+	r.lastN.Store(int32(max(-1, min(n, maxLastN))))
+}
+
+// lastNValue returns the room's N: SetLastN's, else the bridge's
+// Config.LastN, else DefaultLastN; negative: forward all video.
+func (r *Room) lastNValue() int {
+	if n := int(r.lastN.Load()); n != 0 {
+		return n
 	}
-	r.lastN.Store(int32(n))
+	n := 0
+	if r.b != nil {
+		n = r.b.cfg.LastN
+	}
+	if n == 0 {
+		return DefaultLastN
+	}
+	return max(-1, min(n, maxLastN))
 }
 
 // Pin marks a track this participant subscribes to as pinned (always
@@ -72,17 +86,14 @@ func (r *Room) noteSpeakers(loud map[string]int32) {
 	}
 }
 
-// maxLastN bounds the recency list the room keeps.
+// maxLastN bounds N and the recency list the room keeps.
 const maxLastN = 256
 
 // applyLastN marks every participant's video downtracks in or out of
 // last-N and reruns the layer choice of those that changed. Owned by the
 // room loop.
 func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
-	n := int(r.lastN.Load())
-	if n == 0 {
-		n = DefaultLastN
-	}
+	n := r.lastNValue()
 	publishers := map[string]bool{}
 	speakers := map[string]bool{}
 	for _, up := range tracks {

@@ -77,8 +77,9 @@ export class Session extends EventTarget {
    * @param {MediaStream} [opts.stream]  local microphone and camera
    * @param {boolean} [opts.simulcast]   send three video layers (default true)
    * @param {boolean} [opts.turnOnly]    use TURN-relayed candidates only
-   * @param {Array<{region:string,ms:number}>} [opts.rtts]  measured round
-   *        trips to each region (probe.js), sent with the join
+   * @param {Array<{region:string,ms:number}>|Promise} [opts.rtts]  measured
+   *        round trips to each region (probe.js), sent with the join; a
+   *        promise makes start() wait for it
    */
   constructor({ room, name, stream, simulcast = true, turnOnly = false, rtts = null, e2ee = null }) {
     super();
@@ -94,6 +95,8 @@ export class Session extends EventTarget {
     this.simulcast = simulcast;
     this.turnOnly = turnOnly;
     this.rtts = Array.isArray(rtts) ? rtts.slice(0, 16) : [];
+    /** A promise of the round trips, still being measured. */
+    this._rttsPending = rtts && typeof rtts.then === 'function' ? rtts : null;
     /** Public base URL of the node we talk to; '' is the page's node. */
     this.base = '';
     this._redirects = 0;
@@ -128,6 +131,8 @@ export class Session extends EventTarget {
     this._dropAt = 0;
     this._retry = 0;
     this._prefs = new Map();
+    /** Remote video track IDs pinned past the room's last-N (setPin). */
+    this._pins = new Set();
     this._early = [];
     this._lastRx = 0;
   }
@@ -138,7 +143,22 @@ export class Session extends EventTarget {
 
   /** Opens the WebSocket and joins the room. */
   start() {
-    this._connect(false);
+    const pending = this._rttsPending;
+    this._rttsPending = null;
+    if (!pending) {
+      this._connect(false);
+      return;
+    }
+    // The region probes (probe.js) run during the pre-join screen and
+    // give up by their own deadline: wait for them, then join.
+    pending
+      .then((list) => {
+        if (Array.isArray(list)) this.rtts = list.slice(0, 16);
+      })
+      .catch(() => {})
+      .finally(() => {
+        if (!this._ended) this._connect(false);
+      });
   }
 
   _connect(resume) {
@@ -314,6 +334,7 @@ export class Session extends EventTarget {
     this.tracks.delete(id);
     this._rx.delete(id);
     this._prefs.delete(id);
+    this._pins.delete(id);
     if (this.remote.delete(id)) this._emit('trackended', { trackId: id });
     this._emit('participants');
   }
@@ -353,7 +374,7 @@ export class Session extends EventTarget {
       // Tell the server again what we want, in case it forgot.
       this._sendState();
       for (const [trackId, maxHeight] of this._prefs) {
-        this._sendNow({ type: 'prefs', trackId, maxHeight });
+        this._sendNow(this._prefsMsg(trackId, maxHeight));
       }
       this._emit('participants');
       this._emit('joined', { resumed: true });
@@ -606,6 +627,7 @@ export class Session extends EventTarget {
     this.participants.clear();
     this.tracks.clear();
     this._prefs.clear();
+    this._pins.clear();
     if (this.screen) {
       for (const t of this.screen.stream.getTracks()) t.stop();
       this.screen = null;
@@ -655,6 +677,7 @@ export class Session extends EventTarget {
     this._early = [];
     this._subChain = Promise.resolve();
     this._prefs.clear();
+    this._pins.clear();
     if (this.screen) {
       for (const t of this.screen.stream.getTracks()) t.stop();
       this.screen = null;
@@ -736,7 +759,34 @@ export class Session extends EventTarget {
     maxHeight = Math.max(0, Math.min(4320, Math.round(maxHeight)));
     if (!this.tracks.has(trackId) || this._prefs.get(trackId) === maxHeight) return;
     this._prefs.set(trackId, maxHeight);
-    this.send({ type: 'prefs', trackId, maxHeight });
+    this.send(this._prefsMsg(trackId, maxHeight));
+  }
+
+  /**
+   * Pins a remote video track (the bridge forwards it whatever the
+   * room's last-N says: a large meeting otherwise sends only the most
+   * recent speakers' video) or unpins it. Every prefs message carries the
+   * pin, since the server takes an absent pin as unpinned.
+   */
+  setPin(trackId, on) {
+    on = !!on;
+    if (!this.tracks.has(trackId) || this._pins.has(trackId) === on) return;
+    if (on) this._pins.add(trackId);
+    else this._pins.delete(trackId);
+    const maxHeight = this._prefs.has(trackId) ? this._prefs.get(trackId) : 720;
+    this._prefs.set(trackId, maxHeight);
+    this.send(this._prefsMsg(trackId, maxHeight));
+  }
+
+  /** Whether a remote video track is pinned (setPin). */
+  isPinned(trackId) {
+    return this._pins.has(trackId);
+  }
+
+  _prefsMsg(trackId, maxHeight) {
+    const m = { type: 'prefs', trackId, maxHeight };
+    if (this._pins.has(trackId)) m.pin = true;
+    return m;
   }
 
   /** The maxHeight last sent per remote video track ID, as a plain object (a copy). */

@@ -41,6 +41,8 @@ export class Tiles {
     this.tiles = new Map();
     /** A MediaStream holding one remote track, by track ID. */
     this.streams = new Map();
+    /** The session last rendered, for the pin controls. */
+    this.session = null;
   }
 
   _tileFor(key) {
@@ -48,10 +50,30 @@ export class Tiles {
     if (!el) {
       el = this.template.content.firstElementChild.cloneNode(true);
       el.dataset.key = key;
+      el.append(this._pinButton(el));
       this.tiles.set(key, el);
       this.grid.append(el);
     }
     return el;
+  }
+
+  // _pinButton makes a tile's pin control: a pinned video is forwarded
+  // whatever the room's last-N says (in a large meeting the bridge sends
+  // only the most recent speakers' video).
+  _pinButton(el) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'tile-pin';
+    b.hidden = true;
+    b.style.cssText = 'position:absolute;top:8px;right:8px;';
+    b.addEventListener('click', () => {
+      const s = this.session;
+      const trackId = el.dataset.track;
+      if (!s || !trackId) return;
+      s.setPin(trackId, !s.isPinned(trackId));
+      setPin(el, s.isPinned(trackId));
+    });
+    return b;
   }
 
   _remove(key) {
@@ -77,6 +99,7 @@ export class Tiles {
    */
   render(s, localStream) {
     if (!s) return;
+    this.session = s;
     const want = new Set();
 
     // Our own camera and screen.
@@ -130,8 +153,9 @@ export class Tiles {
         });
       }
     }
-    for (const key of [...this.tiles.keys()]) {
+    for (const [key, el] of this.tiles) {
       if (!want.has(key)) this._remove(key);
+      else setPin(el, !!el.dataset.track && s.isPinned(el.dataset.track));
     }
     this.grid.dataset.count = String(Math.min(this.tiles.size, 9));
   }
@@ -191,6 +215,19 @@ function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, 
   el.dataset.participant = participant || '';
   if (trackId) el.dataset.track = trackId;
   else delete el.dataset.track;
+}
+
+// setPin shows a tile's pin control for a remote video (hidden on our own
+// tiles and on tiles without video) in its pinned or unpinned state.
+function setPin(el, pinned) {
+  const b = el.querySelector('.tile-pin');
+  if (!b) return;
+  const remote = !!el.dataset.track;
+  b.hidden = !remote;
+  b.textContent = pinned ? 'Unpin' : 'Pin';
+  b.title = pinned ? 'Stop always showing this video' : 'Always show this video, even when others speak';
+  b.setAttribute('aria-pressed', String(pinned));
+  el.classList.toggle('pinned', pinned);
 }
 
 /**

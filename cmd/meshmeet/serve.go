@@ -38,6 +38,9 @@ type Config struct {
 	RelayAddr string
 	// MaxParticipants and MaxRoomParticipants are signaling's caps.
 	MaxParticipants, MaxRoomParticipants int
+	// LastN is how many recent speakers' video each participant gets
+	// (--last-n; 0: all video): serve_cascade.go.
+	LastN int
 
 	Mesh meshConfig // serve_mesh.go
 	Auth authConfig // token.go: --auth, --jwt-*, --trusted-proxy
@@ -61,6 +64,7 @@ func serveCommand() *cli.Command {
 			Usage: "participants this node accepts, over all its rooms"},
 		&cli.IntFlag{Name: "max-room-participants", Value: 100, EnvVars: envVar("max-room-participants"), Destination: &cfg.MaxRoomParticipants,
 			Usage: "participants of one meeting, counted over every bridge that holds it"},
+		lastNFlag(cfg),
 		&cli.StringFlag{Name: "metrics-addr", EnvVars: envVar("metrics-addr"), Destination: &cfg.MetricsAddr,
 			Usage: "serve Prometheus metrics (aggregate only) on this address, e.g. 127.0.0.1:9090; off unless set"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envVar("log-level"), Destination: &cfg.LogLevel,
@@ -186,6 +190,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		PublicIPs:            []string{cfg.PublicIP},
 		IncludeLoopback:      ip != nil && ip.IsLoopback(),
 		AllowRemoteCandidate: allowCandidate,
+		LastN:                bridgeLastN(cfg.LastN),
 		Logger:               log,
 	})
 	if err != nil {

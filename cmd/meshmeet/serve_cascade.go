@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"sync/atomic"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/relay"
 	"github.com/meshmeet/meshmeet/signaling"
@@ -55,4 +59,31 @@ func relayAddrs(members func() []mesh.Member) func(string) string {
 		}
 		return ""
 	}
+}
+
+// maxLastN is the largest --last-n: more video than that per participant
+// is "all" in practice.
+const maxLastN = 256
+
+// lastNFlag is serve's --last-n: in a meeting with more video publishers
+// than N, each participant receives the video of the N most recent
+// speakers plus the tracks it pinned; 0 turns last-N off.
+func lastNFlag(cfg *Config) cli.Flag {
+	return &cli.IntFlag{Name: "last-n", Value: bridge.DefaultLastN, EnvVars: envVar("last-n"), Destination: &cfg.LastN,
+		Usage: "video of the N most recent speakers per participant (plus its pins) when a meeting has more video; 0: all video",
+		Action: func(_ *cli.Context, n int) error {
+			if n < 0 || n > maxLastN {
+				return fmt.Errorf("--last-n must be between 0 (off) and %d", maxLastN)
+			}
+			return nil
+		}}
+}
+
+// bridgeLastN maps --last-n to bridge.Config.LastN (0 there is the
+// default, negative forwards all video).
+func bridgeLastN(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
