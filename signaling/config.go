@@ -43,6 +43,11 @@ type Config struct {
 	// request without any signaling lock held; must not block. Nil: the
 	// list is empty.
 	Regions func() []RegionProbe
+	// Alternates returns the base URLs of the other live, not draining
+	// nodes, this node's region first, for GET /alternates: where a
+	// client resumes when it loses this node (drain.go). Called per
+	// request without any signaling lock held; must not block. Nil: none.
+	Alternates func() []string
 	// Bridges returns the cluster's bridges with their gossiped load and
 	// public URLs, this node included, for placement at join (place.go):
 	// a join that placement puts on another node is redirected there.

@@ -196,9 +196,10 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		return nil, errFull
 	}
 
+	id, secret := s.newIdentity(c, key) // resume.go
 	p := &participant{
-		id:      randomID(12),
-		secret:  randomID(24),
+		id:      id,
+		secret:  secret,
 		session: randomID(18),
 		src:     c.src,
 		name:    m.Name,

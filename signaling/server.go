@@ -37,6 +37,7 @@ type Server struct {
 	chatRefused atomic.Uint64 // chat refused by a room's budget
 	chatDropped atomic.Uint64 // chat not queued for a slow reader
 	cascadeBad  atomic.Uint64 // cascade messages refused or over a bound
+	moves       moves         // draining and resume across nodes (drain.go, resume.go)
 	refusals    atomic.Uint64 // joins refused (refuse.go)
 	ready       atomic.Bool   // accepting participants
 	done        chan struct{}
@@ -161,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var reserved = map[string]bool{
 	"static": true, "ws": true, "api": true, "admin": true,
 	"healthz": true, "readyz": true, "favicon.ico": true, "robots.txt": true,
-	"probe": true, "regions": true,
+	"probe": true, "regions": true, "alternates": true,
 }
 
 func (s *Server) routes() {
@@ -169,7 +170,7 @@ func (s *Server) routes() {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
+		if !s.ready.Load() || s.Draining() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -178,6 +179,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /ws", s.handleWS)
 	s.mux.HandleFunc("GET /probe", s.handleProbe)
 	s.mux.HandleFunc("GET /regions", s.handleRegions)
+	s.mux.HandleFunc("GET /alternates", s.handleAlternates) // drain.go
 	s.mux.HandleFunc("GET /api/words", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=3600")

@@ -96,6 +96,9 @@ type conn struct {
 	// unjoined is true until the first message arrives. Owned by the
 	// goroutine of handleWS and serveConn.
 	unjoined bool
+	// movedID is the participant ID a checked resume from another node
+	// keeps (resume.go); "" for a new participant. Owned like unjoined.
+	movedID string
 	// grant is what authorize allowed the join (auth.go). Owned like unjoined.
 	grant grant
 }
@@ -152,7 +155,7 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 				return // shutdown: fail() already told the participant
 			}
 			if p != nil {
-				s.detach(p, c)
+				s.socketClosed(p, c)
 			}
 			return
 		}
@@ -186,7 +189,11 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 				}
 				return
 			}
-			if p, err = s.join(ctx, c, m); err != nil {
+			if p, err = s.joinSession(ctx, c, m); err != nil {
+				if errors.Is(err, errRedirected) {
+					c.close(websocket.StatusNormalClosure, "redirected")
+					return
+				}
 				fatal(err)
 				return
 			}

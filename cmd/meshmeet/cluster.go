@@ -28,6 +28,7 @@ func clusterCommand() *cli.Command {
 		Name:  "cluster",
 		Usage: "create a cluster secret or show a cluster's state",
 		Subcommands: []*cli.Command{
+			clusterDrainCommand(),
 			{
 				Name:  "init",
 				Usage: "print a new random cluster secret: (umask 077; meshmeet cluster init > cluster.secret)",

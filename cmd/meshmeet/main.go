@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -16,8 +15,11 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// SIGTERM drains a running serve (drain.go); other commands stop.
+	ctx, stopTerm := withTermSignal(ctx)
+	defer stopTerm()
 	if err := newApp().RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "meshmeet:", err)
 		os.Exit(1)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,6 +39,8 @@ type Config struct {
 	RelayAddr string
 	// MaxParticipants and MaxRoomParticipants are signaling's caps.
 	MaxParticipants, MaxRoomParticipants int
+	// DrainTimeout bounds a drain (SIGTERM, cluster drain): drain.go.
+	DrainTimeout time.Duration
 	// LastN is how many recent speakers' video each participant gets
 	// (--last-n; 0: all video): serve_cascade.go.
 	LastN int
@@ -71,6 +74,8 @@ func serveCommand() *cli.Command {
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: envVar("log-format"), Destination: &cfg.LogFormat,
 			Usage: "text or json"},
+		&cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, EnvVars: envVar("drain-timeout"), Destination: &cfg.DrainTimeout,
+			Usage: "on SIGTERM or `cluster drain`, how long to move participants to other nodes before stopping anyway"},
 	}
 	flags = append(flags, meshFlags(cfg)...)
 	flags = append(flags, authFlags(cfg)...)
@@ -212,6 +217,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 	// A meeting spans the bridges that hold it: signaling attaches its
 	// rooms to the relay, with the peers' gossiped relay addresses.
 	members := func() []mesh.Member { return nil }
+	var drainRef atomic.Pointer[drainer] // set once signaling exists
 	if m, ok := cp.Directory.(interface{ Members() []mesh.Member }); ok {
 		members = m.Members
 	}
@@ -223,7 +229,8 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Bridge:              br,
 		ICEServers:          tn.ICEServers,
 		SessionEnded:        tn.SessionEnded,
-		Admin:               cp.Admin,
+		Admin:               withDrainAdmin(cp.Admin, cp.Keys.AdminToken, cfg.NodeName, &drainRef, ctx),
+		Alternates:          alternates(cfg.NodeName, cfg.Region, members),
 		Relay:               rel,
 		RelayAddr:           relayAddrs(members),
 		Regions:             placeRegions(members, cfg.NodeName), // serve_place.go
@@ -241,6 +248,14 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(err)
 	}
 	hooks.sig.Store(sig)
+	dr := &drainer{sig: sig, turn: tn, self: cfg.NodeName, region: cfg.Region, timeout: cfg.DrainTimeout, stop: cancel, log: log}
+	if m, ok := cp.Directory.(drainMembers); ok {
+		dr.mesh = m
+	}
+	drainRef.Store(dr)
+	onTerm := func() { dr.request(ctx, "SIGTERM") }
+	termHandler.Store(&onTerm)
+	defer termHandler.Store(nil)
 	load.br.Store(br)
 	load.sig.Store(sig)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -88,8 +89,11 @@ func defaultTURNSockets(procs int) int {
 // to the cluster. With --no-turn it has no server and hands out nothing.
 type turnNode struct {
 	Server *turn.Server // nil with --no-turn
-	setup  *turnSetup
-	log    *slog.Logger
+	// draining: the node is draining (drain.go), so it mints no TURN
+	// credentials: no new session can allocate here.
+	draining atomic.Bool
+	setup    *turnSetup
+	log      *slog.Logger
 }
 
 // ICEServers is signaling's Config.ICEServers: the ICE servers handed to a
@@ -97,7 +101,7 @@ type turnNode struct {
 // of its session that only this node's TURN server accepts (username
 // "expiry:kid.node.sessionID", turn.Server.Credentials).
 func (n *turnNode) ICEServers(sessionID string) []wire.ICEServer {
-	if n.Server == nil {
+	if n.Server == nil || n.draining.Load() {
 		return nil
 	}
 	user, pass, err := n.Server.Credentials(sessionID, n.setup.ttl, time.Now())

@@ -1,0 +1,142 @@
+package signaling_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// TestDrainMovesParticipants: a draining node sends its participants, a few
+// at a time, to the node its Target names; each client follows the
+// redirect, resumes its identity there and gets the others' media again;
+// nobody sees an error; the drained node ends empty and reports not ready.
+func TestDrainMovesParticipants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media test skipped in -short mode")
+	}
+	a := startNode(t, func(c *signaling.Config) { c.NodeName = "a"; lenientSource(c) })
+	b := startNode(t, func(c *signaling.Config) { c.NodeName = "b"; lenientSource(c) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	room := roomname.New()
+	var ps []*publisher
+	ids := map[string]bool{}
+	for tag := uint32(1); tag <= 4; tag++ {
+		p := startPublisher(ctx, t, a, room, tag)
+		ps = append(ps, p)
+		ids[p.c.Welcome.Participant] = true
+	}
+	// The publishers' event loops read Events; errors would show there
+	// and end the session: watch Done instead.
+	var redirects sync.Map
+	for _, p := range ps {
+		go func() {
+			<-p.c.Done()
+			redirects.Store(p.tag, p.c.Err())
+		}()
+	}
+
+	if got := readyz(t, a); got != http.StatusOK {
+		t.Fatalf("readyz before drain = %d", got)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Srv.Drain(ctx, signaling.DrainOptions{
+			Target:   func() (string, bool) { return b.URL, true },
+			Batch:    2,
+			Interval: 200 * time.Millisecond,
+		})
+	}()
+	waitFor(t, 10*time.Second, "a not ready", func() bool { return readyz(t, a) == http.StatusServiceUnavailable })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("drain did not finish")
+	}
+	if n := a.Srv.Participants(); n != 0 {
+		t.Errorf("a still holds %d participants", n)
+	}
+	waitFor(t, 20*time.Second, "all on b", func() bool { return b.Srv.Participants() == 4 })
+	if got := a.Srv.Redirected(); got != 4 {
+		t.Errorf("Redirected = %d, want 4", got)
+	}
+	if got := b.Srv.Arrived(); got != 4 {
+		t.Errorf("Arrived = %d, want 4 (identities kept)", got)
+	}
+	redirects.Range(func(k, v any) bool {
+		t.Errorf("P%v's session ended: %v", k, v)
+		return true
+	})
+
+	// Media again, between everyone, on b: new packets after the move.
+	base := map[string]int{}
+	for _, p := range ps {
+		for _, o := range ps {
+			n, _ := p.count("audio", o.tag)
+			base[fmt.Sprint(p.tag, o.tag)] = n
+		}
+	}
+	for _, p := range ps {
+		for _, o := range ps {
+			if o == p {
+				continue
+			}
+			waitForf(t, 30*time.Second, func() string {
+				return fmt.Sprintf("P%d hears P%d after the move (%v)", p.tag, o.tag, p.debug())
+			}, func() bool {
+				n, _ := p.count("audio", o.tag)
+				return n >= base[fmt.Sprint(p.tag, o.tag)]+25
+			})
+		}
+	}
+
+	// A new join on the drained node goes to b too.
+	c := join(t, a, room, client.Options{Name: "Late"})
+	if !ids[c.Welcome.Participant] && b.Srv.Participants() != 5 {
+		t.Errorf("late join: b holds %d participants, want 5", b.Srv.Participants())
+	}
+}
+
+// TestDrainRefusesJoinsWithoutTarget: a draining node with nowhere to send
+// a new participant refuses it with unavailable, but a participant it
+// holds may still resume on it.
+func TestDrainRefusesJoinsWithoutTarget(t *testing.T) {
+	a := startNode(t, nil)
+	room := roomname.New()
+	held := join(t, a, room, client.Options{Name: "Ada"})
+	a.Srv.StartDrain()
+	if got := readyz(t, a); got != http.StatusServiceUnavailable {
+		t.Errorf("readyz while draining = %d, want 503", got)
+	}
+	m := joinAnswer(t, a, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room})
+	if m.Type != wire.TypeError || m.Error.Code != wire.CodeUnavailable {
+		t.Errorf("join while draining: got %s %+v, want unavailable", m.Type, m.Error)
+	}
+	held.DropSocket()
+	waitFor(t, 15*time.Second, "resume on the draining node", func() bool {
+		w := joinAnswer(t, a, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room,
+			Resume: &wire.Resume{Participant: held.Welcome.Participant, Secret: held.Welcome.Secret}})
+		return w.Type == wire.TypeWelcome && w.Resumed
+	})
+}
+
+func readyz(t *testing.T, n *node) int {
+	t.Helper()
+	resp, err := http.Get(n.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
