@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +236,29 @@ func TestPlacementTokenPin(t *testing.T) {
 	defer c2.Close()
 	if c2.Node() != us.URL {
 		t.Fatalf("unpinned token ended on %s, want the us node", c2.Node())
+	}
+}
+
+// TestPageCSPListsCluster: the page's connect-src lets it time the other
+// nodes' probes and open their WebSockets, and nothing a gossiped URL
+// could smuggle in.
+func TestPageCSPListsCluster(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", "https://us-1.meet.example.org"),
+		bridgeOf("x", "x", "https://evil.example;script-src"), bridgeOf("y", "y", "https://a.example/ x"))
+	resp, err := http.Get(eu.URL + "/SomeRoomName")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"connect-src 'self' ", "https://us-1.meet.example.org", "wss://us-1.meet.example.org", "ws://" + eu.URL[len("http://"):], "script-src 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("page CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "evil") || strings.Contains(csp, "a.example") {
+		t.Errorf("page CSP %q lists a malformed URL", csp)
 	}
 }

@@ -3,10 +3,12 @@ package signaling
 import (
 	"context"
 	"net/url"
+	"strings"
 
 	"github.com/coder/websocket"
 
 	"github.com/meshmeet/meshmeet/signaling/wire"
+	"github.com/meshmeet/meshmeet/web"
 )
 
 // Redirects (issue 12 item 3). A redirect sends a client to another node
@@ -75,4 +77,48 @@ func (s *Server) clusterOrigins() []string {
 		}
 	}
 	return out
+}
+
+// pageCSP is the web client's Content-Security-Policy for a page served
+// here: web.ContentSecurityPolicy with connect-src widened from 'self' to
+// the cluster's public URLs (fetch of their /probe, and their WebSocket
+// after a redirect), http(s) and ws(s) alike. Only URLs whose host is
+// made of host characters are listed, so gossip cannot add a directive.
+func (s *Server) pageCSP() string {
+	if s.cfg.Bridges == nil {
+		return web.ContentSecurityPolicy
+	}
+	srcs := []string{"'self'"}
+	seen := map[string]bool{}
+	for _, b := range s.cfg.Bridges() {
+		if !validRedirectURL(b.PublicURL) {
+			continue
+		}
+		u, err := url.Parse(b.PublicURL)
+		if err != nil || !cspHost(u.Host) || seen[u.Host+u.Scheme] {
+			continue
+		}
+		seen[u.Host+u.Scheme] = true
+		ws := "ws"
+		if u.Scheme == "https" {
+			ws = "wss"
+		}
+		srcs = append(srcs, u.Scheme+"://"+u.Host, ws+"://"+u.Host)
+	}
+	return strings.Replace(web.ContentSecurityPolicy, "connect-src 'self'", "connect-src "+strings.Join(srcs, " "), 1)
+}
+
+// cspHost reports whether h (host[:port]) has only letters, digits, '.',
+// '-', ':', '[' and ']'.
+func cspHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
 }

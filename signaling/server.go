@@ -208,6 +208,9 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	// The page times the other nodes' probes and follows redirects to
+	// them: its connect-src lists the cluster's public URLs (redirect.go).
+	h.Set("Content-Security-Policy", s.pageCSP())
 	h.Set("Cache-Control", "no-store")
 	w.Write(page)
 }

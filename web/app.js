@@ -20,6 +20,7 @@
 
 import * as roomname from './roomname.js';
 import { Session } from './session.js';
+import { measureRegions } from './probe.js';
 import { Tiles, RemoteAudio } from './tiles.js';
 import { People } from './people.js';
 import { Chat } from './chat.js';
@@ -73,6 +74,10 @@ const hooks = {
   get chat() { return chat.entries.map((m) => ({ ...m })); },
   get errors() { return [...state.errors]; },
   get resumes() { return state.resumes; },
+  /** Base URL of the node the session talks to after redirects ('' : the page's). */
+  get node() { return state.session ? state.session.base : ''; },
+  /** The round trips per region sent with the join. */
+  get rtts() { return state.session ? state.session.rtts.map((r) => ({ ...r })) : []; },
   /** The maxHeight last sent per remote video track ID. */
   get prefs() { return state.session ? state.session.prefs() : {}; },
   get session() { return state.session; },
@@ -234,7 +239,7 @@ function join(room, name) {
 
   const { e2ee, warning } = e2eeUI.makeE2EE(room, url);
   if (warning) showBanner(warning);
-  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn, e2ee });
+  const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn, e2ee, rtts: state.rtts });
   session.muted = { audio: !state.wantAudio, video: !state.wantVideo };
   state.session = session;
   session.addEventListener('joined', (ev) => {
@@ -317,6 +322,9 @@ function onEnded(reason) {
 // ---------------------------------------------------------------- start
 
 async function main() {
+  // Round trips to each region, measured while the pre-join screen shows
+  // (probe.js); the join waits for them, bounded by their deadline.
+  state.rtts = measureRegions();
   $('display-name').value = url.name;
   e2eeUI.initPrejoin(url);
   $('room').value = url.room;
