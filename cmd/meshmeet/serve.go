@@ -236,6 +236,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		Regions:             placeRegions(members, cfg.NodeName), // serve_place.go
 		Bridges:             placeBridges(members),
 		RegionPin:           cfg.Mesh.pinned,
+		ClusterOrigins:      cfg.Mesh.originHosts,
 		MaxParticipants:     cfg.MaxParticipants,
 		MaxRoomParticipants: cfg.MaxRoomParticipants,
 		Auth:                auth.auth,

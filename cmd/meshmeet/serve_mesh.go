@@ -51,6 +51,10 @@ type meshConfig struct {
 	// pinned is its checked value, set by startMesh.
 	RegionPin cli.StringSlice
 	pinned    []string
+	// ClusterURL are the shared names pages are served under (the
+	// latency-routed name); originHosts is their checked hosts.
+	ClusterURL  cli.StringSlice
+	originHosts []string
 }
 
 var (
@@ -103,6 +107,8 @@ func meshFlags(cfg *Config) []cli.Flag {
 			Usage: "this node's own public base URL (per-node name, not the latency-routed one), e.g. https://eu-1.meet.example.org; clients are redirected to it (default: http:// and the public IP with the HTTP port, for dev)"},
 		&cli.StringSliceFlag{Name: "region-pin", EnvVars: envVar("region-pin"), Destination: &m.RegionPin,
 			Usage: "comma-separated regions the rooms joined through this node must stay in (data residency): they never spill elsewhere, a join is refused when those regions are full"},
+		&cli.StringSliceFlag{Name: "cluster-url", EnvVars: envVar("cluster-url"), Destination: &m.ClusterURL,
+			Usage: "the cluster's shared name(s) clients open, e.g. https://meet.example.org (GeoDNS or latency routing); a page served under it may continue on any node after a redirect"},
 		&cli.DurationFlag{Name: "dead-grace", Value: 30 * time.Second, EnvVars: envVar("dead-grace"), Destination: &m.DeadGrace,
 			Usage: "how long a dead voter stays in the raft configuration"},
 	}
@@ -253,6 +259,9 @@ func startMesh(ctx context.Context, g *errgroup.Group, cfg *Config, log *slog.Lo
 		return nil, err
 	}
 	if m.pinned, err = regionPin(m.RegionPin.Value()); err != nil {
+		return nil, err
+	}
+	if m.originHosts, err = originHosts(m.ClusterURL.Value()); err != nil {
 		return nil, err
 	}
 	gossipLn, gossipPC, err := listenGossip(m.GossipAddr)

@@ -121,3 +121,23 @@ func placeRegions(members func() []mesh.Member, self string) func() []signaling.
 		return out
 	}
 }
+
+// originHosts checks --cluster-url and returns each URL's host[:port].
+func originHosts(urls []string) ([]string, error) {
+	var out []string
+	for _, s := range urls {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(s) > 256 {
+			return nil, fmt.Errorf("--cluster-url %q: an http or https URL, e.g. https://meet.example.org", s)
+		}
+		out = append(out, u.Host)
+	}
+	if len(out) > maxRegionPin {
+		return nil, fmt.Errorf("--cluster-url: more than %d", maxRegionPin)
+	}
+	return out, nil
+}
