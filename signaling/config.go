@@ -127,6 +127,10 @@ type Config struct {
 	// carried a moderator token. Set by --auth jwt. False: soft moderation,
 	// everyone moderates (moderation.go).
 	StrongModeration bool
+	// E2EERequired makes every room require end-to-end encryption: a
+	// client whose join does not say it encrypts is refused (e2ee.go). Set
+	// by --e2ee-required. False: a moderator may require it per room.
+	E2EERequired bool
 	// Auth, when set, checks a JWT on every join (--auth jwt, auth.go):
 	// without a valid token for the room the join is refused. Nil: --auth
 	// none, tokens are ignored.

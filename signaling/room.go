@@ -104,6 +104,9 @@ type participant struct {
 	// before the participant is shown to anyone; static after). Only read
 	// under Config.StrongModeration (moderation.go).
 	moderator bool
+	// e2ee: the client said at join that it encrypts its media end to
+	// end (e2ee.go). Static.
+	e2ee bool
 	// ready and gone are made for a participant that waits in the lobby
 	// (lobby.go): ready is closed once it is admitted and has its media,
 	// gone when it leaves. Static; nil for everyone else.
@@ -195,6 +198,12 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		}
 		return nil, errFull
 	}
+	if err := s.checkE2EE(info, m); err != nil {
+		if err := s.leaveDirectory(key, err); err != nil {
+			s.log.Warn("directory leave", "err", err)
+		}
+		return nil, err
+	}
 
 	id, secret := s.newIdentity(c, key) // resume.go
 	p := &participant{
@@ -203,6 +212,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		session: randomID(18),
 		src:     c.src,
 		name:    m.Name,
+		e2ee:    m.E2EE,
 		out:     make(chan *wire.Message, sendQueue),
 		conn:    c,
 
@@ -243,6 +253,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		return p, nil
 	}
 	welcome := s.welcomeLocked(r, p, ice, false)
+	welcome.E2EERequired = ptr(s.e2eeRequired(info))
 	p.out <- welcome // the queue is empty: this cannot block
 	for _, h := range r.history {
 		p.send(h.m)
@@ -350,7 +361,7 @@ func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, re
 	}
 	for _, t := range r.media.Tracks() {
 		if t.Participant != p.id {
-			w.Tracks = append(w.Tracks, wireTrack(t))
+			w.Tracks = append(w.Tracks, r.wireTrackLocked(t))
 		}
 	}
 	for _, o := range r.participants {
@@ -522,6 +533,7 @@ func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 	rel := s.cfg.Relay
 	r.media = s.cfg.Bridge.NewRoom(r.logID, bridge.RoomEvents{
 		TrackPublished: func(t bridge.TrackInfo) {
+			t = r.markE2EE(t)
 			if rel != nil {
 				rel.TrackPublished(conference, t) // does not block; ignores remote tracks
 			}
@@ -655,7 +667,7 @@ func wireTrack(t bridge.TrackInfo) wire.Track {
 	if t.Kind == webrtc.RTPCodecTypeAudio {
 		kind = wire.KindAudio
 	}
-	return wire.Track{ID: t.ID, Participant: t.Participant, Kind: kind, Simulcast: t.Simulcast}
+	return wire.Track{ID: t.ID, Participant: t.Participant, Kind: kind, Simulcast: t.Simulcast, E2EE: t.E2EE}
 }
 
 func wirePC(pc bridge.PC) wire.PC {

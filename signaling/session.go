@@ -291,6 +291,8 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 	case wire.TypePrefs:
 		p.media.SetMaxHeight(m.TrackID, m.MaxHeight)
 		p.media.Pin(m.TrackID, m.Pin)
+	case wire.TypeSetE2EE:
+		return s.setE2EE(p, *m.E2EERequired)
 	case wire.TypeSetPassword:
 		return s.setPassword(p, m.Password)
 	}

@@ -39,6 +39,8 @@ type Config struct {
 	RelayAddr string
 	// MaxParticipants and MaxRoomParticipants are signaling's caps.
 	MaxParticipants, MaxRoomParticipants int
+	// E2EERequired: every room requires end-to-end encryption.
+	E2EERequired bool
 	// DrainTimeout bounds a drain (SIGTERM, cluster drain): drain.go.
 	DrainTimeout time.Duration
 	// LastN is how many recent speakers' video each participant gets
@@ -74,6 +76,8 @@ func serveCommand() *cli.Command {
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: envVar("log-format"), Destination: &cfg.LogFormat,
 			Usage: "text or json"},
+		&cli.BoolFlag{Name: "e2ee-required", EnvVars: envVar("e2ee-required"), Destination: &cfg.E2EERequired,
+			Usage: "every room requires end-to-end encryption: clients that do not encrypt are refused (docs/e2ee.md)"},
 		&cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, EnvVars: envVar("drain-timeout"), Destination: &cfg.DrainTimeout,
 			Usage: "on SIGTERM or `cluster drain`, how long to move participants to other nodes before stopping anyway"},
 	}
@@ -243,6 +247,7 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		AuthCreateOnly:      auth.createOnly,
 		StrongModeration:    auth.strong,
 		TrustedProxies:      auth.trustedProxies,
+		E2EERequired:        cfg.E2EERequired,
 		Logger:              log,
 	})
 	if err != nil {
