@@ -319,6 +319,8 @@ func BenchmarkRate20k(b *testing.B) {
 		}
 		b.Logf("%s: drops %v, datagrams out %d in %d", n.name, st.Drops, st.DatagramsOut, st.DatagramsIn)
 	}
+	qa, qb := linkTo(h.a, "b").conn.ConnectionStats(), linkTo(h.b, "a").conn.ConnectionStats()
+	b.Logf("quic a->b: packets sent %d lost %d; b received %d", qa.PacketsSent, qa.PacketsLost, qb.PacketsReceived)
 	b.Logf("bridge b: %+v", h.b.br.Stats())
 	b.ReportMetric(float64(lost)/float64(b.N), "lost/op")
 	b.ReportMetric(float64(drops)/float64(b.N), "drops/op")

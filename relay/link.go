@@ -192,41 +192,9 @@ func (l *link) err() error {
 	return context.Cause(l.conn.Context())
 }
 
-// datagramLoop receives datagrams and hands each to its imported track. It
-// does nothing else, so quic-go's receive queue (128 datagrams) never
-// fills while the process has CPU.
-func (l *link) datagramLoop() {
-	ctr := &l.r.ctr
-	for {
-		b, err := l.conn.ReceiveDatagram(l.ctx)
-		if err != nil {
-			return
-		}
-		ctr.datagramsIn.Add(1)
-		ctr.bytesIn.Add(uint64(len(b)))
-		l.bytesIn.Add(uint64(len(b)))
-		var h FrameHeader
-		n, err := h.Unmarshal(b)
-		if err != nil {
-			ctr.drop(DropMalformed)
-			continue
-		}
-		if len(b)-n < 12 {
-			ctr.drop(DropMalformed) // shorter than an RTP header
-			continue
-		}
-		if len(b)-n > MaxRTPSize {
-			ctr.drop(DropTooLarge)
-			continue
-		}
-		imp := (*l.imports.Load())[h.Track]
-		if imp == nil {
-			ctr.drop(DropUnknownTrack)
-			continue
-		}
-		imp.write(l, int(h.Layer), b[n:])
-	}
-}
+// datagramLoop receives datagrams and hands each to its imported track:
+// one goroutine drains quic-go, another feeds the bridge (perf_recv.go).
+func (l *link) datagramLoop() { l.receiveDatagrams() }
 
 // sendRTP queues one RTP packet of track num for the send loop. It never
 // blocks; a full queue drops the packet.

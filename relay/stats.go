@@ -18,10 +18,11 @@ const (
 	DropNotWanted                      // datagram for a track nobody here subscribes to
 	DropControl                        // control message that could not be queued (NACK, keyframe, stats)
 	DropBadControl                     // malformed control message: the link was closed
+	DropRecvQueue                      // link receive queue full (datagrams arrive faster than the bridge takes them)
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"queue_full", "no_link", "too_large", "malformed", "unknown_track", "not_wanted", "control_queue_full", "bad_control"}
+var dropNames = [numDropReasons]string{"queue_full", "no_link", "too_large", "malformed", "unknown_track", "not_wanted", "control_queue_full", "bad_control", "recv_queue_full"}
 
 // String returns the reason's metric label.
 func (d DropReason) String() string {
