@@ -107,9 +107,28 @@ func (s *Server) joinSession(ctx context.Context, c *conn, m *wire.Message) (*pa
 	p, err := s.join(ctx, c, &fresh)
 	if err == nil {
 		s.moves.arrived.Add(1)
+		p.room.forgetRemote(id)
 		p.log.Debug("participant arrived from another node")
 	}
 	return p, err
+}
+
+// forgetRemote drops id from the room's remote participants without
+// telling anyone: the participant is local now (it moved here from another
+// node), and its old node's leave, arriving later, must not remove it.
+func (r *room) forgetRemote(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.casc.remote[id] == nil {
+		return
+	}
+	delete(r.casc.remote, id)
+	for i, o := range r.casc.remoteOrder {
+		if o == id {
+			r.casc.remoteOrder = append(r.casc.remoteOrder[:i], r.casc.remoteOrder[i+1:]...)
+			break
+		}
+	}
 }
 
 // holds reports whether participant id is on this node (joined or

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// serveProc is one `meshmeet serve` child process of a test cluster.
+type serveProc struct {
+	name string
+	url  string // http://host:port
+	cmd  *exec.Cmd
+	log  *syncbuf.Buffer
+	// exited is closed when the process has exited; err is Wait's answer.
+	exited chan struct{}
+	err    error
+}
+
+// buildBinary builds meshmeet into a temporary directory and writes a new
+// cluster secret file beside it.
+func buildBinary(t *testing.T) (bin, secretFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "meshmeet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	secret, err := exec.Command(bin, "cluster", "init").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile = filepath.Join(dir, "cluster.secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return bin, secretFile
+}
+
+// procSpec describes one node of a test cluster.
+type procSpec struct {
+	name, region string
+	voter        bool
+	extra        []string
+}
+
+// clusterPorts hands out ports to the test's processes.
+type clusterPorts struct {
+	mu    sync.Mutex
+	taken map[int]bool
+}
+
+func (cp *clusterPorts) port(t *testing.T) int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.taken == nil {
+		cp.taken = map[int]bool{}
+	}
+	return clusterFreePort(t, cp.taken)
+}
+
+// startServe starts one serve process that joins the gossip addresses
+// join (none for the first) and returns it with its own gossip address.
+func startServe(t *testing.T, bin, secretFile string, ports *clusterPorts, s procSpec, expect int, join []string) (*serveProc, string) {
+	t.Helper()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports.port(t))
+	gossip := fmt.Sprintf("127.0.0.1:%d", ports.port(t))
+	args := []string{"serve",
+		"--node-name", s.name, "--region", s.region,
+		"--http-addr", httpAddr,
+		"--rtc-port", fmt.Sprint(ports.port(t)),
+		"--gossip-addr", gossip,
+		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports.port(t)),
+		"--relay-addr", fmt.Sprintf("127.0.0.1:%d", ports.port(t)),
+		"--bootstrap-expect", fmt.Sprint(expect),
+		"--gossip-profile", "local",
+		"--cluster-secret-file", secretFile,
+		"--no-turn",
+	}
+	if s.voter {
+		args = append(args, "--raft-voter")
+	}
+	if len(join) > 0 {
+		args = append(args, "--join", strings.Join(join, ","))
+	}
+	args = append(args, s.extra...)
+	p := &serveProc{name: s.name, url: "http://" + httpAddr, log: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), "MESHMEET_CLUSTER_SECRET=")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-p.exited:
+		case <-time.After(30 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", p.name, p.log)
+		}
+	})
+	return p, gossip
+}
+
+// startServeCluster starts one process per spec, all joining each other,
+// and waits until each is ready and lists the others as alternates.
+func startServeCluster(t *testing.T, bin, secretFile string, ports *clusterPorts, specs []procSpec) ([]*serveProc, []string) {
+	t.Helper()
+	voters := 0
+	for _, s := range specs {
+		if s.voter {
+			voters++
+		}
+	}
+	var procs []*serveProc
+	var gossips []string
+	for _, s := range specs {
+		p, g := startServe(t, bin, secretFile, ports, s, voters, gossips)
+		procs = append(procs, p)
+		gossips = append(gossips, g)
+	}
+	for _, p := range procs {
+		waitClusterView(t, p, len(procs)-1)
+	}
+	return procs, gossips
+}
+
+// waitClusterView waits until p is ready and GET /alternates lists n other
+// nodes.
+func waitClusterView(t *testing.T, p *serveProc, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if len(alternatesOf(p.url)) == n && status(p.url+"/readyz") == http.StatusOK {
+			return
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: cluster did not form (alternates %v)\n%s", p.name, alternatesOf(p.url), p.log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func alternatesOf(base string) []string {
+	resp, err := http.Get(base + "/alternates")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct{ URLs []string }
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	return body.URLs
+}
+
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// talker is a bench participant that talks all the time, counts the audio
+// it receives per sender, fails over when its node is lost, and records
+// every error and welcome it is sent.
+type talker struct {
+	tag   uint32
+	c     *client.Client
+	audio *audioLog
+	id    string // participant ID at join
+
+	mu       sync.Mutex
+	errors   []string
+	welcomes []*wire.Message // welcomes after a move or failover
+}
+
+func startTalker(ctx context.Context, t *testing.T, base, room string, tag uint32) *talker {
+	t.Helper()
+	tk := &talker{tag: tag, audio: &audioLog{got: map[uint32][2]int{}}}
+	src := &client.Synth{Sender: tag}
+	audio, err := client.NewAudio("a", fmt.Sprintf("s%d", tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tk.c, err = client.Join(jctx, base, room, client.Options{
+		Name:     fmt.Sprintf("Talker %d", tag),
+		Tracks:   []webrtc.TrackLocal{audio},
+		OnTrack:  tk.audio.onTrack,
+		Failover: true,
+	})
+	if err != nil {
+		t.Fatalf("talker %d joins %s: %v", tag, base, err)
+	}
+	t.Cleanup(tk.c.Close)
+	tk.id = tk.c.Welcome.Participant
+	src.Ext = tk.c.Ext
+	go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
+	go func() {
+		for m := range tk.c.Events() {
+			tk.mu.Lock()
+			switch m.Type {
+			case wire.TypeError:
+				tk.errors = append(tk.errors, m.Error.Code)
+			case wire.TypeWelcome:
+				tk.welcomes = append(tk.welcomes, m)
+			}
+			tk.mu.Unlock()
+		}
+	}()
+	return tk
+}
+
+// hearsAll reports whether tk received at least n more audio packets from
+// each of others than base holds (sender tag → count).
+func (tk *talker) hearsAll(others []*talker, base map[uint32]int, n int) bool {
+	for _, o := range others {
+		if o != tk && tk.audio.count(o.tag)[0] < base[o.tag]+n {
+			return false
+		}
+	}
+	return true
+}
+
+func (tk *talker) counts(others []*talker) map[uint32]int {
+	out := map[uint32]int{}
+	for _, o := range others {
+		out[o.tag] = tk.audio.count(o.tag)[0]
+	}
+	return out
+}
+
+// TestDrainCluster: participants on node n0 of a three-node cluster; `meshmeet
+// cluster drain n0` moves them all to the other nodes, where each is the
+// same participant and hears everyone again; no participant is sent an
+// error or loses its session; n0 reports not ready and exits with status 0.
+func TestDrainCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary: skipped under -short")
+	}
+	bin, secretFile := buildBinary(t)
+	ports := &clusterPorts{}
+	procs, _ := startServeCluster(t, bin, secretFile, ports, []procSpec{
+		{name: "n0", region: "eu", voter: true, extra: []string{"--drain-timeout", "60s"}},
+		{name: "n1", region: "eu", voter: true},
+		{name: "n2", region: "eu", voter: true},
+	})
+	n0 := procs[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	room := roomname.New()
+	var ts []*talker
+	for tag := uint32(1); tag <= 4; tag++ {
+		tk := startTalker(ctx, t, n0.url, room, tag)
+		if tk.c.Node() != n0.url {
+			t.Fatalf("talker %d placed on %s, want n0", tag, tk.c.Node())
+		}
+		ts = append(ts, tk)
+	}
+	for _, tk := range ts {
+		waitFor(t, fmt.Sprintf("talker %d hears everyone on n0", tk.tag), func() bool {
+			return tk.hearsAll(ts, nil, 25)
+		})
+	}
+
+	start := time.Now()
+	out, err := exec.Command(bin, "cluster", "drain", "--url", procs[1].url, "--cluster-secret-file", secretFile, "n0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cluster drain: %v\n%s", err, out)
+	}
+	select {
+	case <-n0.exited:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("n0 did not exit after the drain\n%s", n0.log)
+	}
+	took := time.Since(start)
+	if n0.err != nil {
+		t.Fatalf("n0 exited with %v, want status 0\n%s", n0.err, n0.log)
+	}
+	if !strings.Contains(n0.log.String(), "drain: done") {
+		t.Errorf("n0 did not log a finished drain:\n%s", n0.log)
+	}
+	t.Logf("drain of %d participants took %v (command to exit)", len(ts), took.Round(time.Millisecond))
+
+	base := map[*talker]map[uint32]int{}
+	for _, tk := range ts {
+		base[tk] = tk.counts(ts)
+	}
+	for _, tk := range ts {
+		if node := tk.c.Node(); node == n0.url {
+			t.Errorf("talker %d is still on n0", tk.tag)
+		}
+		waitFor(t, fmt.Sprintf("talker %d hears everyone after the drain", tk.tag), func() bool {
+			return tk.hearsAll(ts, base[tk], 25)
+		})
+		select {
+		case <-tk.c.Done():
+			t.Errorf("talker %d's session ended: %v", tk.tag, tk.c.Err())
+		default:
+		}
+		tk.mu.Lock()
+		if len(tk.errors) > 0 {
+			t.Errorf("talker %d was sent errors %v", tk.tag, tk.errors)
+		}
+		for _, w := range tk.welcomes {
+			if w.Participant != tk.id {
+				t.Errorf("talker %d moved as %q, want its ID %q", tk.tag, w.Participant, tk.id)
+			}
+		}
+		if len(tk.welcomes) == 0 {
+			t.Errorf("talker %d got no welcome from another node", tk.tag)
+		}
+		tk.mu.Unlock()
+	}
+}
