@@ -259,6 +259,7 @@ func (c *client) answer(offer string) {
 			c.t.Errorf("%s: %s: %v", c.id, step, err)
 		}
 	}
+	waitTransportStarted(c.sub)
 	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		failed("set sub offer", err)
 		return
@@ -612,3 +613,16 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 func (c *client) String() string { return fmt.Sprintf("client %s", c.id) }
+
+// waitTransportStarted waits, for at most five seconds, until pc's ICE
+// transport has started after its first answer: pion starts it
+// asynchronously and takes a renegotiation applied before it has for an
+// ICE restart (see Participant.negotiateLocked).
+func waitTransportStarted(pc *webrtc.PeerConnection) {
+	if pc.CurrentRemoteDescription() == nil {
+		return
+	}
+	for i := 0; i < 1000 && pc.ICEConnectionState() == webrtc.ICEConnectionStateNew; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -129,8 +129,23 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 			}
 		})
 	}
+	p.subPC.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateChecking {
+			go p.transportStarted()
+		}
+	})
 	p.pubPC.OnTrack(p.onTrack)
 	return p, nil
+}
+
+// transportStarted sends the subscriber offer that negotiateLocked held
+// back until the subscriber PeerConnection's ICE transport had started.
+func (p *Participant) transportStarted() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.needOffer {
+		p.negotiateLocked()
+	}
 }
 
 // fail reports the first failure, unless the bridge itself is closing the
@@ -340,6 +355,18 @@ func (p *Participant) negotiateLocked() {
 		return
 	}
 	if p.offerPending {
+		p.needOffer = true
+		return
+	}
+	// pion starts a PeerConnection's ICE transport asynchronously after
+	// the first answer is applied, and until it has, the agent holds no
+	// remote credentials: a renegotiation applied in that window (a
+	// second track published a millisecond after the first) looks to pion
+	// like an ICE restart, on this side and on a pion client's, and left
+	// the two agents with different credentials, checking forever (seen
+	// in about one run of TestBridgeDialsNobody in ten on a busy machine).
+	// So the next offer waits for the transport (transportStarted).
+	if p.subPC.CurrentRemoteDescription() != nil && p.subPC.ICEConnectionState() == webrtc.ICEConnectionStateNew {
 		p.needOffer = true
 		return
 	}

@@ -125,6 +125,11 @@ func (c *pionClient) flushEarly() {
 }
 
 func (c *pionClient) answer(offer string) {
+	// pion takes a renegotiation applied before the first answer's ICE
+	// transport started for an ICE restart (bridge.Participant.negotiateLocked).
+	for i := 0; i < 1000 && c.sub.CurrentRemoteDescription() != nil && c.sub.ICEConnectionState() == webrtc.ICEConnectionStateNew; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return
 	}

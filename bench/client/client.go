@@ -574,6 +574,7 @@ func (c *Client) handle(m *wire.Message) error {
 		c.ext.Store(c.negotiatedExt())
 		return c.remoteDescSet(pub, wire.PCPub)
 	case wire.TypeOffer:
+		waitTransportStarted(sub)
 		if err := sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 			return fmt.Errorf("sub offer: %w", err)
 		}
@@ -701,3 +702,17 @@ func (c *Client) Close() {
 // DropSocket closes only the WebSocket, keeping the PeerConnections, as a
 // network change would (tests of resume).
 func (c *Client) DropSocket() { c.conn().CloseNow() }
+
+// waitTransportStarted waits, for at most five seconds, until pc's ICE
+// transport has started after its first answer. pion starts it
+// asynchronously, and a renegotiation applied before it has is taken for
+// an ICE restart (the agent has no remote credentials yet to compare),
+// which leaves the two sides with different credentials.
+func waitTransportStarted(pc *webrtc.PeerConnection) {
+	if pc.CurrentRemoteDescription() == nil {
+		return
+	}
+	for i := 0; i < 1000 && pc.ICEConnectionState() == webrtc.ICEConnectionStateNew; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -353,6 +353,12 @@ func newClientWith(t *testing.T, n *vnet.Net, room *bridge.Room, id string, conf
 		},
 		Offer: func(sdp string) {
 			c.do(func() {
+				// pion takes a renegotiation applied before the first
+				// answer's ICE transport started for an ICE restart
+				// (bridge.Participant.negotiateLocked).
+				for i := 0; i < 1000 && c.sub.CurrentRemoteDescription() != nil && c.sub.ICEConnectionState() == webrtc.ICEConnectionStateNew; i++ {
+					time.Sleep(5 * time.Millisecond)
+				}
 				if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 					if !closing(err) {
 						t.Errorf("%s: sub offer: %v", id, err)
