@@ -381,7 +381,9 @@ func (dt *DownTrack) writeLoop() {
 			return
 		case <-dt.wake:
 		}
+		out.begin()
 		dt.drain()
+		out.end()
 	}
 }
 

@@ -153,6 +153,11 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux, lite boo
 		se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
 	}
 	se.DisableActiveTCP(true)
+	if !lite {
+		// The subscriber side carries the forwarded media: its RTP
+		// leaves in batches (batch.go).
+		udpMux = b.batchUDPMux(udpMux)
+	}
 	se.SetICEUDPMux(udpMux)
 	v4, v6 := true, true
 	if len(b.public) > 0 {

@@ -1,0 +1,223 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rtpDatagram builds an RTP-looking datagram of stream ssrc with sequence
+// number seq.
+func rtpDatagram(ssrc uint32, seq uint16, size int) []byte {
+	p := make([]byte, size)
+	p[0], p[1] = 0x80, 111
+	binary.BigEndian.PutUint16(p[2:], seq)
+	binary.BigEndian.PutUint32(p[8:], ssrc)
+	return p
+}
+
+// TestEgressBatchOrderAndBound sends streams through a private egress over
+// real loopback sockets, from concurrent writers in rounds, and checks by
+// construction what batching promises: the batch never holds more than
+// maxBatch datagrams, holds none once a round has ended, batches nothing
+// outside a round, and the packets of each stream arrive complete and in
+// order. An IPv4 socket and a dual-stack IPv6 socket (IPv4 as v4-mapped)
+// are both covered.
+func TestEgressBatchOrderAndBound(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("sendmmsg batching is Linux only")
+	}
+	for _, tc := range []struct{ name, network, laddr string }{
+		{"ipv4", "udp4", "127.0.0.1:0"},
+		{"dual-stack", "udp", "[::]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snd, err := net.ListenPacket(tc.network, tc.laddr)
+			if err != nil {
+				t.Skip(err)
+			}
+			defer snd.Close()
+			rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rcv.Close()
+			_ = rcv.SetReadBuffer(8 << 20)
+			var st counters
+			s := newEgressSock(snd, &st)
+			if s == nil {
+				t.Fatal("no egress socket for a UDP socket")
+			}
+			to := rcv.LocalAddr().(*net.UDPAddr).AddrPort()
+			to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+
+			const writers, streams, perStream = 2, 3, 600
+			total := writers * streams * perStream
+			got := map[uint32][]uint16{}
+			recvDone := make(chan struct{})
+			go func() {
+				defer close(recvDone)
+				buf := make([]byte, 2048)
+				_ = rcv.SetReadDeadline(time.Now().Add(30 * time.Second))
+				for n := 0; n < total; n++ {
+					k, err := rcv.Read(buf)
+					if err != nil {
+						return
+					}
+					if k < 12 {
+						continue
+					}
+					ssrc := binary.BigEndian.Uint32(buf[8:])
+					got[ssrc] = append(got[ssrc], binary.BigEndian.Uint16(buf[2:]))
+				}
+			}()
+
+			var e egress
+			if e.offer(s, rtpDatagram(1, 0, 100), to) {
+				t.Fatal("batched outside a round")
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var fails []string
+			fail := func(f string) {
+				mu.Lock()
+				fails = append(fails, f)
+				mu.Unlock()
+			}
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					seq := 0
+					for seq < perStream {
+						// One round: a burst of each stream, as a
+						// writer serves its ready list.
+						e.begin()
+						burst := 1 + seq%37
+						for i := 0; i < burst && seq < perStream; i++ {
+							for k := range streams {
+								ssrc := uint32(100*w + k)
+								if !e.offer(s, rtpDatagram(ssrc, uint16(seq), 100+900*(k%2)), to) {
+									fail("offer refused within a round")
+								}
+								if now, _ := e.held(); now > maxBatch {
+									fail("batch holds more than maxBatch")
+								}
+							}
+							seq++
+						}
+						e.end()
+						// Time between rounds: nothing of this writer may
+						// still be held, the other's may.
+						runtime.Gosched()
+					}
+				}()
+			}
+			wg.Wait()
+			if now, most := e.held(); now != 0 || most > maxBatch || most < 2 {
+				t.Errorf("held %d after the last round, at most %d (want 0, 2..%d)", now, most, maxBatch)
+			}
+			<-recvDone
+			for _, f := range fails {
+				t.Error(f)
+			}
+			if st.dropWriteError.Load() != 0 {
+				t.Errorf("%d write errors", st.dropWriteError.Load())
+			}
+			e.mu.Lock()
+			batches, datagrams := e.batches, e.datagrams
+			e.mu.Unlock()
+			if datagrams != uint64(total) || batches >= datagrams {
+				t.Errorf("%d datagrams in %d batches, want %d in fewer", datagrams, batches, total)
+			}
+			for w := range writers {
+				for k := range streams {
+					ssrc := uint32(100*w + k)
+					seqs := got[ssrc]
+					if len(seqs) != perStream {
+						t.Errorf("stream %d: %d packets received, want %d", ssrc, len(seqs), perStream)
+						continue
+					}
+					for i, q := range seqs {
+						if int(q) != i {
+							t.Errorf("stream %d: packet %d has sequence number %d: reordered", ssrc, i, q)
+							break
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestEgressEndSendsEverything: each round's end leaves nothing held, for
+// any number of datagrams in it (below, at and above maxBatch).
+func TestEgressEndSendsEverything(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("sendmmsg batching is Linux only")
+	}
+	snd, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	_ = rcv.SetReadBuffer(4 << 20)
+	var st counters
+	s := newEgressSock(snd, &st)
+	to := rcv.LocalAddr().(*net.UDPAddr).AddrPort()
+	var e egress
+	buf := make([]byte, 2048)
+	seq := uint16(0)
+	for _, n := range []int{1, maxBatch - 1, maxBatch, maxBatch + 1, 3*maxBatch + 5} {
+		e.begin()
+		for i := 0; i < n; i++ {
+			if !e.offer(s, rtpDatagram(7, seq+uint16(i), 200), to) {
+				t.Fatal("offer refused within a round")
+			}
+		}
+		if now, _ := e.held(); now != n%maxBatch {
+			t.Errorf("%d written: %d held before the end, want %d (a full batch leaves at once)", n, now, n%maxBatch)
+		}
+		e.end()
+		if now, _ := e.held(); now != 0 {
+			t.Errorf("%d written: %d still held after the round", n, now)
+		}
+		_ = rcv.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for i := 0; i < n; i++ {
+			k, err := rcv.Read(buf)
+			if err != nil {
+				t.Fatalf("%d written: %d received: %v", n, i, err)
+			}
+			if q := binary.BigEndian.Uint16(buf[2:]); k != 200 || q != seq+uint16(i) {
+				t.Fatalf("%d written: datagram %d is seq %d (%d bytes)", n, i, q, k)
+			}
+		}
+		seq += uint16(n)
+	}
+}
+
+// TestIsRTP: RTP is batched; RTCP, STUN and DTLS are not.
+func TestIsRTP(t *testing.T) {
+	rtcp := rtpDatagram(1, 1, 40)
+	rtcp[1] = 200 // sender report
+	stun := make([]byte, 20)
+	dtls := make([]byte, 20)
+	dtls[0] = 22
+	for _, c := range []struct {
+		p    []byte
+		want bool
+	}{{rtpDatagram(1, 1, 40), true}, {rtcp, false}, {stun, false}, {dtls, false}, {[]byte{0x80}, false}} {
+		if got := isRTP(c.p); got != c.want {
+			t.Errorf("isRTP(% x…) = %v", c.p[:min(len(c.p), 2)], got)
+		}
+	}
+}
