@@ -26,11 +26,14 @@ import { People } from './people.js';
 import { Chat } from './chat.js';
 import { Controls } from './controls.js';
 import { initDialogs, showBanner, showLeft, showView } from './dialogs.js';
+import { initPasswordControls, renderPassword, showRefused, takeToken } from './dialogs.js';
 import * as e2eeUI from './e2ee-ui.js';
 
 const $ = (id) => document.getElementById(id);
 
 const url = parseURL();
+// A token given as ?jwt= leaves the address bar at once (dialogs.js).
+const token = takeToken();
 const state = {
   words: null,
   stream: null, // local microphone + camera
@@ -112,6 +115,7 @@ function parseURL() {
     e2ee: f.get('e2ee') || '',
     e2eeProbe: q.get('e2eeprobe') === '1',
     e2eeRequired: q.get('e2eerequired') === '1',
+    refused: q.get('refused') === '1', // the last join was refused
   };
 }
 
@@ -241,6 +245,8 @@ function join(room, name) {
   if (warning) showBanner(warning);
   const session = new Session({ room, name, stream: state.stream, simulcast: url.simulcast, turnOnly: url.turn, e2ee, rtts: state.rtts });
   session.muted = { audio: !state.wantAudio, video: !state.wantVideo };
+  session.password = $('room-password').value;
+  session.token = token;
   state.session = session;
   session.addEventListener('joined', (ev) => {
     if (ev.detail.resumed) state.resumes++;
@@ -256,6 +262,7 @@ function join(room, name) {
   session.addEventListener('error', (ev) => {
     state.errors.push(ev.detail);
     if (ev.detail.code === 'e2ee-required') state.e2eeRefused = true;
+    if (ev.detail.code === 'refused') state.refused = true;
     showBanner(ev.detail.message);
   });
   session.addEventListener('ended', (ev) => onEnded(ev.detail.reason));
@@ -283,6 +290,7 @@ function renderAll() {
   e2eeUI.render(state.session);
   people.render(state.session);
   controls.render();
+  renderPassword(state.session);
   renderSpeaker();
 }
 
@@ -304,6 +312,11 @@ window.addEventListener('pagehide', () => {
 });
 
 function onEnded(reason) {
+  if (state.refused && state.session) {
+    // Back to the pre-join screen, which offers the password field.
+    location.assign(`/${encodeURIComponent(state.session.room)}?refused=1${location.hash}`);
+    return;
+  }
   if (state.e2eeRefused && state.session) {
     // Back to the pre-join screen, which says the room requires E2EE.
     location.assign(`/${encodeURIComponent(state.session.room)}?e2eerequired=1${location.hash}`);
@@ -326,6 +339,8 @@ async function main() {
   // (probe.js); the join waits for them, bounded by their deadline.
   state.rtts = measureRegions();
   $('display-name').value = url.name;
+  initPasswordControls(() => state.session);
+  if (url.refused) showRefused();
   e2eeUI.initPrejoin(url);
   $('room').value = url.room;
   hooks.ready = roomname

@@ -174,6 +174,10 @@ export class Session extends EventTarget {
     ws.onopen = () => {
       const join = { type: 'join', version: 1, room: this.room };
       if (this.name) join.name = this.name;
+      // Set by the page (app.js): the room password typed at pre-join and
+      // the token given as ?jwt=. Neither is kept beyond this object.
+      if (this.password) join.password = this.password;
+      if (this.token) join.token = this.token;
       if (this.e2ee && this.e2ee.active) join.e2ee = true;
       if (resume) join.resume = { participant: this.participant, secret: this.secret };
       else if (this.rtts.length) join.rtts = this.rtts;

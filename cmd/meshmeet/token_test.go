@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 	"github.com/meshmeet/meshmeet/signaling/wire"
+	"github.com/meshmeet/meshmeet/web"
 )
 
 const testSecret = "a-test-jwt-secret-that-is-long-enough-0123456789"
@@ -478,4 +481,88 @@ func ks2(a, b []float64) (float64, float64) {
 		p += 2 * math.Pow(-1, float64(k-1)) * math.Exp(-2*float64(k*k)*lambda*lambda)
 	}
 	return d, math.Max(0, math.Min(1, p))
+}
+
+// TestNoThirdPartyHost (issue 13, 7d): a node in its default configuration
+// (dev mode; only its ports moved so tests run side by side) names no host
+// outside the deployment in anything it serves: the page, every web
+// client asset as served over HTTP, every response header, /api/words,
+// /regions, and the ICE servers of a welcome.
+func TestNoThirdPartyHost(t *testing.T) {
+	taken := map[int]bool{}
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)) }
+	httpAddr := addr()
+	args := []string{"meshmeet", "serve", "--http-addr", httpAddr, "--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
+		"--gossip-addr", addr(), "--raft-addr", addr(), "--relay-addr", addr(), "--turn-addr", addr(), "--log-level", "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		app := newApp()
+		app.Writer = io.Discard
+		if err := app.RunContext(ctx, args); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + httpAddr
+	waitFor(t, "node ready", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	// Any scheme://host (or stun:/turn: host) must be the deployment's.
+	ref := regexp.MustCompile(`(?i)\b(?:https?|wss?|stuns?|turns?):(?://)?(\[[0-9a-f:.]+\]|[a-z0-9][a-z0-9.-]*)`)
+	checked := 0
+	check := func(where, text string) {
+		for _, m := range ref.FindAllStringSubmatch(text, -1) {
+			checked++
+			if h := strings.Trim(m[1], "[]"); h != "127.0.0.1" && h != "localhost" {
+				t.Errorf("%s names a host outside the deployment: %s", where, m[0])
+			}
+		}
+	}
+	paths := []string{"/", "/" + url.PathEscape(roomname.New()), "/api/words", "/regions"}
+	fs.WalkDir(web.Assets, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			paths = append(paths, "/static/"+p)
+		}
+		return err
+	})
+	for _, p := range paths {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %s", p, resp.Status)
+		}
+		check(p, string(body))
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				check(p+" header "+k, v)
+			}
+		}
+	}
+	jctx, jcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer jcancel()
+	s := joinRaw(jctx, t, httpAddr, "", wire.Message{Room: roomname.New()})
+	if s.msg.Type != wire.TypeWelcome {
+		t.Fatalf("join: %s", s.first)
+	}
+	if len(s.msg.ICEServers) == 0 {
+		t.Error("the default configuration hands out no ICE server (TURN is on by default)")
+	}
+	for _, ice := range s.msg.ICEServers {
+		for _, u := range ice.URLs {
+			check("welcome iceServers", u)
+		}
+	}
+	t.Logf("%d paths served, %d host references checked", len(paths), checked)
 }
