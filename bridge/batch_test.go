@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // rtpDatagram builds an RTP-looking datagram of stream ssrc with sequence
@@ -219,5 +222,89 @@ func TestIsRTP(t *testing.T) {
 		if got := isRTP(c.p); got != c.want {
 			t.Errorf("isRTP(% x…) = %v", c.p[:min(len(c.p), 2)], got)
 		}
+	}
+}
+
+// TestGroupWriteNoAlloc: the writer-group path (enqueue, schedule into the
+// group's ready list, the writer's turn, serve) and a batched send through
+// a real socket allocate nothing per packet.
+func TestGroupWriteNoAlloc(t *testing.T) {
+	u := testUpTrack(webrtc.RTPCodecTypeAudio, 1)
+	var ws [3]countingWriter
+	g := &wgroup{wake: make(chan struct{}, 1)} // no writer goroutine: the test takes its turns
+	var dts []*DownTrack
+	for i := range ws {
+		dt := testDownTrack(u, &ws[i])
+		dt.grp.Store(g)
+		dts = append(dts, dt)
+	}
+	pb := &packetBuilder{buf: make([]byte, 1500)}
+	pb.build(1, 0, audioPayload(7), true)
+	pkt := append([]byte(nil), pb.buf[:pb.pkt.MarshalSize()]...)
+	var hdr rtp.Header
+	seq := uint16(1)
+	var turn []*DownTrack
+	forward := func() {
+		binary.BigEndian.PutUint16(pkt[2:], seq)
+		binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*960)
+		seq++
+		u.handlePacket(0, pkt, &hdr)
+		g.mu.Lock()
+		turn, g.ready = g.ready, turn[:0]
+		g.mu.Unlock()
+		for i, dt := range turn {
+			dt.serve()
+			turn[i] = nil
+		}
+	}
+	forward()
+	if allocs := testing.AllocsPerRun(1000, forward); allocs != 0 {
+		t.Fatalf("%.1f allocations per forwarded packet, want 0", allocs)
+	}
+	for i, w := range ws {
+		if w.packets != 1002 {
+			t.Errorf("writer %d: %d packets written, want 1002", i, w.packets)
+		}
+	}
+
+	if runtime.GOOS != "linux" {
+		return
+	}
+	snd, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	_ = rcv.SetReadBuffer(8 << 20)
+	var st counters
+	s := newEgressSock(snd, &st)
+	to := rcv.LocalAddr().(*net.UDPAddr).AddrPort()
+	var e egress
+	p := rtpDatagram(9, 1, 1000)
+	send := func() {
+		e.begin()
+		for range 10 {
+			e.offer(s, p, to)
+		}
+		e.end()
+	}
+	send()
+	buf := make([]byte, 2048)
+	drain := func() {
+		_ = rcv.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for range 10 {
+			if _, err := rcv.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drain()
+	if allocs := testing.AllocsPerRun(100, func() { send(); drain() }); allocs != 0 {
+		t.Fatalf("%.1f allocations per batched round of 10 (and its reception), want 0", allocs)
 	}
 }

@@ -75,9 +75,19 @@ type DownTrack struct {
 	pinned    atomic.Bool  // Participant.Pin: forwarded whatever last-N says
 	lastNOff  atomic.Bool  // outside the room's last-N (set by the room loop)
 
-	wake chan struct{} // capacity 1
+	wake chan struct{} // capacity 1; the own writer's (sinks, tests)
 	done chan struct{} // closed by stop
 	once sync.Once
+
+	// A participant's DownTrack is written by a writer group
+	// (batch_writers.go): grp is set while its writeLoop runs; sched is
+	// set while it is in the group's ready list (or about to be); wmu is
+	// held by the group's writer while it writes, and gone, under wmu,
+	// tells the writer that the DownTrack stopped.
+	grp   atomic.Pointer[wgroup]
+	sched atomic.Bool
+	wmu   sync.Mutex
+	gone  bool
 
 	// qmu guards the queue.
 	qmu    sync.Mutex
@@ -263,10 +273,7 @@ func (dt *DownTrack) replayKeyframe(li int) bool {
 		dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: first + uint16(i), layer: uint8(li), flags: flags}
 		dt.qLen++
 	}
-	select {
-	case dt.wake <- struct{}{}:
-	default:
-	}
+	dt.signal()
 	return true
 }
 
@@ -329,10 +336,7 @@ func (dt *DownTrack) enqueue(li uint8, seq uint16, flags uint8) {
 	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, layer: li, flags: flags}
 	dt.qLen++
 	dt.qmu.Unlock()
-	select {
-	case dt.wake <- struct{}{}:
-	default:
-	}
+	dt.signal()
 }
 
 // enqueueNACK queues a retransmission of output sequence number seq (a
@@ -352,10 +356,7 @@ func (dt *DownTrack) enqueueRetransmit(li uint8, seq uint16) {
 	dt.q[(dt.qHead+dt.qLen)%queueLen] = qEntry{seq: seq, layer: li, flags: flagNACK}
 	dt.qLen++
 	dt.qmu.Unlock()
-	select {
-	case dt.wake <- struct{}{}:
-	default:
-	}
+	dt.signal()
 }
 
 // dequeue moves up to len(dst) entries into dst.
@@ -372,9 +373,64 @@ func (dt *DownTrack) dequeue(dst []qEntry) int {
 	return n
 }
 
-// writeLoop is the subscriber's writer. Run by the owner's wait group.
+// signal tells the writer that entries are queued: the group's writer
+// (scheduling dt once until it is served), or the own one. Never blocks;
+// allocates nothing (but when a group's ready list grows past its largest
+// size so far).
+func (dt *DownTrack) signal() {
+	if g := dt.grp.Load(); g != nil {
+		if !dt.sched.Swap(true) {
+			g.schedule(dt)
+		}
+		return
+	}
+	select {
+	case dt.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serve is dt's turn in its group's writer: at most groupDrainMax entries,
+// the rest at its next turn.
+func (dt *DownTrack) serve() {
+	dt.sched.Store(false) // an entry queued from now on schedules dt again
+	dt.wmu.Lock()
+	defer dt.wmu.Unlock()
+	if dt.gone {
+		return
+	}
+	for done := 0; done < groupDrainMax; {
+		n := dt.dequeue(dt.batch[:])
+		if n == 0 {
+			return
+		}
+		for i := 0; i < n; i++ {
+			dt.writeEntry(dt.batch[i])
+		}
+		done += n
+	}
+	dt.signal() // more queued than one turn takes
+}
+
+// writeLoop runs while the subscription lasts. Run by the owner's wait
+// group. A participant's DownTrack joins a writer group and waits for its
+// stop; when it returns, the group's writer no longer touches it. A sink's
+// DownTrack writes here itself, woken per packet.
 func (dt *DownTrack) writeLoop() {
 	defer dt.wg.Done()
+	if dt.sink == nil {
+		g := pickGroup()
+		g.attach()
+		dt.grp.Store(g)
+		dt.signal() // what was queued before
+		<-dt.done
+		dt.grp.Store(nil)
+		dt.wmu.Lock()
+		dt.gone = true
+		dt.wmu.Unlock()
+		g.detach()
+		return
+	}
 	for {
 		select {
 		case <-dt.done:
