@@ -25,6 +25,7 @@ import { Tiles, RemoteAudio } from './tiles.js';
 import { People } from './people.js';
 import { Chat } from './chat.js';
 import { Controls } from './controls.js';
+import { Moderation } from './moderation.js';
 import { initDialogs, showBanner, showLeft, showView } from './dialogs.js';
 import { initPasswordControls, renderPassword, showRefused, takeToken } from './dialogs.js';
 import * as e2eeUI from './e2ee-ui.js';
@@ -55,6 +56,7 @@ const controls = new Controls({
   changed: renderAll,
   notify: showBanner,
 });
+const moderation = new Moderation({ session: () => state.session, notify: showBanner, changed: renderAll });
 
 // ---------------------------------------------------------------- test hooks
 
@@ -248,6 +250,7 @@ function join(room, name) {
   session.password = $('room-password').value;
   session.token = token;
   state.session = session;
+  moderation.attach(session);
   session.addEventListener('joined', (ev) => {
     if (ev.detail.resumed) state.resumes++;
     renderAll();

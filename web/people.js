@@ -1,5 +1,9 @@
 // The participant list beside the tiles, and the names the other modules
-// show for a participant.
+// show for a participant. Each other participant has the moderation
+// buttons, and people waiting in the lobby are listed with Admit and Deny
+// (moderation.js).
+
+import { participantActions, lobbyActions } from './moderation.js';
 
 /** The name to show for a participant: its display name or "Guest". */
 export function displayName(p) {
@@ -43,6 +47,17 @@ export class People {
         if (p.muted.video) f.push('camera off');
         flags.textContent = f.join(', ');
         li.append(name, flags);
+        if (p.id !== s.participant) li.append(participantActions(p.id, () => s));
+        return li;
+      }),
+      ...((s.lobby && s.lobby.waiting) || []).map((w) => {
+        const li = document.createElement('li');
+        li.dataset.waiting = w.id;
+        li.className = 'waiting';
+        const name = document.createElement('span');
+        name.className = 'person-name';
+        name.textContent = `${displayName(w)} (waiting in the lobby)`;
+        li.append(name, lobbyActions(w.id, () => s));
         return li;
       }),
     );

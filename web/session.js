@@ -16,6 +16,10 @@
 //	error         {code, message, fatal}
 //	ended         {reason}                  the session is over
 //	security      {e2eeRequired, passwordSet, participant}  the room's security changed
+//	waiting       {}                        in the lobby: a moderator must let us in
+//	moderation    {action, by, participant} someone moderated (moderation.js)
+//	lobby         {on, waiting: [{id, name}]}  the lobby, for those who may moderate
+//	speakerstats  {stats: [{participant, ms}]}  answer to requestSpeakerStats
 
 const PING_INTERVAL_MS = 10_000;
 // How long to keep trying to resume after the WebSocket drops. The server
@@ -252,6 +256,12 @@ export class Session extends EventTarget {
 
   async _handle(msg) {
     if (msg.type === 'redirect') return this._redirect(msg.url);
+    if (msg.type === 'waiting') {
+      // The lobby: nothing else comes until the welcome, or a refusal.
+      this.waiting = true;
+      this._emit('waiting');
+      return;
+    }
     if (!this.pub && msg.type !== 'welcome' && msg.type !== 'error') {
       // Nothing but the welcome should come first; keep anything else
       // until the PeerConnections exist.
@@ -260,6 +270,7 @@ export class Session extends EventTarget {
     }
     switch (msg.type) {
       case 'welcome':
+        this.waiting = false;
         return this._welcome(msg);
       case 'offer':
         if (msg.pc === 'sub') return this._subOffer(msg.sdp);
@@ -308,6 +319,18 @@ export class Session extends EventTarget {
         if (msg.e2eeRequired !== undefined) this.security = { ...this.security, e2eeRequired: !!msg.e2eeRequired };
         if (msg.passwordSet !== undefined) this.security = { ...this.security, passwordSet: !!msg.passwordSet };
         this._emit('security', { ...this.security, participant: msg.participant || '' });
+        return;
+      case 'moderation':
+        return this._moderation(msg);
+      case 'lobby':
+        this.lobby = {
+          on: !!msg.lobby,
+          waiting: (msg.participants || []).slice(0, 100).map((p) => ({ id: String(p.id || ''), name: String(p.name || '') })),
+        };
+        this._emit('lobby', this.lobby);
+        return;
+      case 'speaker-stats':
+        this._emit('speakerstats', { stats: (msg.stats || []).slice(0, 1000) });
         return;
       case 'pong':
         return;
@@ -796,6 +819,60 @@ export class Session extends EventTarget {
   /** The maxHeight last sent per remote video track ID, as a plain object (a copy). */
   prefs() {
     return Object.fromEntries(this._prefs);
+  }
+
+  // Moderation (docs/protocol.md). Under soft moderation everyone may; with
+  // --auth jwt the server answers a non-moderator with a not-allowed error.
+
+  /** Asks participant id to mute its microphone (it can unmute). */
+  muteParticipant(id) {
+    this.send({ type: 'mute-participant', participant: id });
+  }
+
+  /** Asks participant id to stop its camera. */
+  stopCamera(id) {
+    this.send({ type: 'stop-camera', participant: id });
+  }
+
+  /** Removes participant id from the meeting. */
+  removeParticipant(id) {
+    this.send({ type: 'remove-participant', participant: id });
+  }
+
+  /** Lets a waiting person in, or turns it away. */
+  admit(id, yes = true) {
+    this.send({ type: yes ? 'admit' : 'deny', participant: id });
+  }
+
+  /** Ends the meeting for everyone. */
+  endMeeting() {
+    this.send({ type: 'end-meeting' });
+  }
+
+  /** Turns the lobby on or off. */
+  setLobby(on) {
+    this.send({ type: 'set-lobby', lobby: !!on });
+  }
+
+  /** Asks for the speaker stats (answered by a speakerstats event). */
+  requestSpeakerStats() {
+    if (this.joined) this.send({ type: 'speaker-stats' });
+  }
+
+  _moderation(msg) {
+    const ev = { action: String(msg.action || ''), by: String(msg.by || ''), participant: String(msg.participant || '') };
+    if (!this.moderationLog) this.moderationLog = [];
+    this.moderationLog.push(ev);
+    if (this.moderationLog.length > 100) this.moderationLog.shift();
+    if (ev.participant && ev.participant === this.participant) {
+      // Soft moderation: we comply, and may change our mind.
+      if (ev.action === 'mute' && !this.muted.audio) this.setMuted('audio', true);
+      if (ev.action === 'stop-camera' && !this.muted.video) this.setMuted('video', true);
+    }
+    if (ev.action === 'lobby-on' || ev.action === 'lobby-off') {
+      this.lobby = { waiting: [], ...this.lobby, on: ev.action === 'lobby-on' };
+    }
+    this._emit('moderation', ev);
   }
 
   /** Asks that the room require end-to-end encryption, or not (a moderator's action). */

@@ -4,6 +4,7 @@
 // layer; and the <audio> elements that play the others' microphones.
 
 import { displayName } from './people.js';
+import { participantActions } from './moderation.js';
 import { tileState } from './e2ee-ui.js';
 
 // What a tile says of its media's end-to-end encryption (e2ee-ui.js).
@@ -51,6 +52,12 @@ export class Tiles {
       el = this.template.content.firstElementChild.cloneNode(true);
       el.dataset.key = key;
       el.append(this._pinButton(el));
+      // Another participant's camera tile: the moderation buttons.
+      if (key.startsWith('p:')) {
+        const mod = participantActions(key.slice(2), () => this.session);
+        mod.style.cssText = 'position:absolute;bottom:36px;right:8px;display:flex;gap:4px;';
+        el.append(mod);
+      }
       this.tiles.set(key, el);
       this.grid.append(el);
     }
