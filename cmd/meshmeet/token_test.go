@@ -209,6 +209,8 @@ type session struct {
 	msg   *wire.Message // the same, decoded
 	node  string        // host:port of the node that answered (after redirects)
 	in    chan *wire.Message
+	raw   chan []byte // the same messages as sent
+	last  []byte      // the message await returned, as sent
 }
 
 // joinRaw joins through the node at addr from the local address src (""
@@ -249,8 +251,8 @@ func joinRaw(ctx context.Context, t *testing.T, addr, src string, m wire.Message
 			addr = u.Host
 			continue
 		}
-		s := &session{ws: ws, first: first, msg: &ans, node: addr, in: make(chan *wire.Message, 256)}
-		if ans.Type != wire.TypeWelcome {
+		s := &session{ws: ws, first: first, msg: &ans, node: addr, in: make(chan *wire.Message, 256), raw: make(chan []byte, 256)}
+		if ans.Type != wire.TypeWelcome && ans.Type != wire.TypeWaiting {
 			ws.CloseNow()
 			return s
 		}
@@ -267,6 +269,7 @@ func joinRaw(ctx context.Context, t *testing.T, addr, src string, m wire.Message
 				if json.Unmarshal(data, &m) == nil {
 					select {
 					case s.in <- &m:
+						s.raw <- data
 					default:
 					}
 				}
@@ -307,7 +310,9 @@ func (s *session) await(t *testing.T, typ wire.Type) *wire.Message {
 			if !ok {
 				t.Fatalf("session ended waiting for %s", typ)
 			}
+			raw := <-s.raw
 			if m.Type == typ {
+				s.last = raw
 				return m
 			}
 		case <-timeout:
@@ -325,7 +330,8 @@ const refused = `{"type":"error","error":{"code":"refused","message":"could not 
 // TestPasswordAcrossNodes: a password a participant sets through node n0
 // is in the raft directory, so a join through node n1 is refused without
 // it or with a wrong one (the same frame as any refusal) and admitted with
-// it; removing it opens the room again, and it dies with the room.
+// it; removing it opens the room again. A lobby denial across the nodes
+// ends in the same frame.
 func TestPasswordAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two-node cluster; skipped in -short mode")
@@ -384,6 +390,26 @@ func TestPasswordAcrossNodes(t *testing.T) {
 	}
 	if s := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Carol", RTTs: nearRegion1}); s.msg.Type != wire.TypeWelcome || s.node != nodes[1] {
 		t.Fatalf("join after the password was removed: %s", s.first)
+	}
+
+	// A lobby denial, across the nodes too, ends in the very same frame.
+	alice.send(ctx, t, `{"type":"set-lobby","lobby":true}`)
+	dave := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Dave", RTTs: nearRegion1})
+	if dave.msg.Type != wire.TypeWaiting {
+		t.Fatalf("join into the lobby: %s", dave.first)
+	}
+	var daveID string
+	for daveID == "" {
+		for _, p := range alice.await(t, wire.TypeLobby).Participants {
+			if p.Name == "Dave" {
+				daveID = p.ID
+			}
+		}
+	}
+	alice.send(ctx, t, `{"type":"deny","participant":"`+daveID+`"}`)
+	dave.await(t, wire.TypeError)
+	if string(dave.last) != refused {
+		t.Fatalf("lobby denial: got %s, want %s", dave.last, refused)
 	}
 }
 
