@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/mesh"
+	"github.com/meshmeet/meshmeet/signaling/placement"
 )
 
 // clusterCommand is `meshmeet cluster init|status`.
@@ -112,9 +114,18 @@ func printStatus(w io.Writer, st mesh.Status) error {
 	for _, v := range st.Voters {
 		voters[v] = true
 	}
+	// Nodes by region (then name), each region's totals after its nodes.
+	members := append([]mesh.MemberStatus(nil), st.Members...)
+	sort.SliceStable(members, func(i, j int) bool {
+		if members[i].Region != members[j].Region {
+			return members[i].Region < members[j].Region
+		}
+		return members[i].Name < members[j].Name
+	})
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREGION\tSTATE\tRAFT\tPARTICIPANTS\tCAPACITY\tCPU\tBITRATE\tDRAINING")
-	for _, m := range st.Members {
+	fmt.Fprintln(tw, "NODE\tREGION\tSTATE\tRAFT\tPARTICIPANTS\tCAPACITY\tSTRESS\tCPU\tBITRATE\tDRAINING")
+	var sum regionSum
+	for i, m := range members {
 		role := "-"
 		switch {
 		case m.Name == st.Leader:
@@ -132,8 +143,14 @@ func printStatus(w io.Writer, st mesh.Status) error {
 		if m.Capacity > 0 {
 			capacity = fmt.Sprint(m.Capacity)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%v\n", m.Name, region, m.State, role,
-			m.Participants, capacity, m.CPU, formatBitrate(m.BitrateBps), m.Draining)
+		stress := memberStress(m)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.2f\t%s\t%v\n", m.Name, region, m.State, role,
+			m.Participants, capacity, formatStress(stress, m.Capacity), m.CPU, formatBitrate(m.BitrateBps), m.Draining)
+		sum.add(m, stress)
+		if i == len(members)-1 || members[i+1].Region != m.Region {
+			sum.print(tw, m.Region)
+			sum = regionSum{}
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -180,4 +197,50 @@ func formatBitrate(bps int64) string {
 		return fmt.Sprintf("%.0f kb/s", float64(bps)/1e3)
 	}
 	return fmt.Sprintf("%d b/s", bps)
+}
+
+// memberStress is a member's stress as placement measures it
+// (placement.Stress) from what the status carries: participants against
+// capacity.
+func memberStress(m mesh.MemberStatus) float64 {
+	return placement.Stress(placement.Bridge{Participants: m.Participants, Capacity: m.Capacity})
+}
+
+func formatStress(s float64, capacity int) string {
+	if capacity <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", s)
+}
+
+// regionSum totals one region's nodes for printStatus.
+type regionSum struct {
+	nodes, alive, draining, participants, capacity int
+	bitrate                                        int64
+	maxStress                                      float64
+}
+
+func (r *regionSum) add(m mesh.MemberStatus, stress float64) {
+	r.nodes++
+	if m.State != string(mesh.MemberAlive) {
+		return
+	}
+	r.alive++
+	if m.Draining {
+		r.draining++
+	}
+	r.participants += m.Participants
+	r.capacity += m.Capacity
+	r.bitrate += m.BitrateBps
+	r.maxStress = max(r.maxStress, stress)
+}
+
+// print writes the region's line: its live nodes and their load.
+func (r *regionSum) print(w io.Writer, region string) {
+	capacity := "-"
+	if r.capacity > 0 {
+		capacity = fmt.Sprint(r.capacity)
+	}
+	fmt.Fprintf(w, "\t%s total\t%d/%d alive\t\t%d\t%s\tmax %.2f\t\t%s\t%d draining\n",
+		region, r.alive, r.nodes, r.participants, capacity, r.maxStress, formatBitrate(r.bitrate), r.draining)
 }

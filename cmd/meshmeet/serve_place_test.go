@@ -222,3 +222,48 @@ func TestPublicURLAndRegionPinFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintStatusByRegion: cluster status lists nodes region by region,
+// with each node's stress and each region's totals.
+func TestPrintStatusByRegion(t *testing.T) {
+	var b strings.Builder
+	err := printStatus(&b, mesh.Status{Node: "eu-1", Leader: "eu-1", Voters: []string{"eu-1", "us-1"}, Rooms: 3, Members: []mesh.MemberStatus{
+		{Name: "us-1", State: "alive", Region: "us", Participants: 10, Capacity: 100, CPU: 0.5, BitrateBps: 3e6},
+		{Name: "eu-2", State: "alive", Region: "eu", Participants: 80, Capacity: 100, CPU: 1.5, BitrateBps: 30e6, Draining: true},
+		{Name: "eu-1", State: "alive", Region: "eu", Participants: 20, Capacity: 100, CPU: 0.7, BitrateBps: 5e6},
+		{Name: "ap-1", State: "dead", Region: "ap"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Log("\n" + out)
+	var order []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (strings.HasSuffix(f[0], "-1") || strings.HasSuffix(f[0], "-2") || f[1] == "total") {
+			order = append(order, f[0]+" "+f[1])
+		}
+	}
+	want := []string{"ap-1 ap", "ap total", "eu-1 eu", "eu-2 eu", "eu total", "us-1 us", "us total"}
+	if strings.Join(order, ",") != strings.Join(want, ",") {
+		t.Fatalf("rows %v, want %v", order, want)
+	}
+	for _, want := range []string{"STRESS", "0.80", "2/2 alive", "max 0.80", "35.0 Mb/s", "1 draining", "0/1 alive"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+}
+
+func TestClusterURLFlag(t *testing.T) {
+	got, err := originHosts([]string{"https://meet.example.org", " http://127.0.0.1:7880/ "})
+	if err != nil || len(got) != 2 || got[0] != "meet.example.org" || got[1] != "127.0.0.1:7880" {
+		t.Fatalf("originHosts = %v, %v", got, err)
+	}
+	for _, bad := range []string{"meet.example.org", "ftp://x", "https://u@x"} {
+		if _, err := originHosts([]string{bad}); err == nil {
+			t.Errorf("--cluster-url %q accepted", bad)
+		}
+	}
+}
