@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
@@ -96,4 +98,88 @@ func TestSetE2EEValidation(t *testing.T) {
 			t.Errorf("%s: err = %v, want ok=%v", tc.in, err, tc.ok)
 		}
 	}
+}
+
+// readE2EEType reads from ws until a message of type typ arrives.
+func readE2EEType(ctx context.Context, t *testing.T, ws *websocket.Conn, typ wire.Type) (*wire.Message, string) {
+	t.Helper()
+	for {
+		m, raw := readJSON(ctx, t, ws)
+		if m.Type == typ {
+			return m, raw
+		}
+		if m.Type == wire.TypeError && typ != wire.TypeError {
+			t.Fatalf("waiting for %s: got %s", typ, raw)
+		}
+	}
+}
+
+// TestSetE2EERequired: a moderator's set-e2ee stores the requirement in
+// the directory and tells the room; a clear client is then refused, and
+// admitted again once it is turned off; it cannot be turned on while a
+// participant does not encrypt.
+func TestSetE2EERequired(t *testing.T) {
+	n, sd := startModNode(t, nil, nil)
+	room := roomname.New()
+	key := mesh.NewRoomKey(testRoomKey, room)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	joinWS := func(e2ee bool) (*websocket.Conn, *wire.Message) {
+		ws := dialWS(ctx, t, n)
+		writeJSON(ctx, t, ws, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, E2EE: e2ee})
+		m, raw := readJSON(ctx, t, ws)
+		if m.Type != wire.TypeWelcome {
+			t.Fatalf("join (e2ee %v): got %s", e2ee, raw)
+		}
+		return ws, m
+	}
+	alice, aw := joinWS(true)
+	if aw.E2EERequired == nil || *aw.E2EERequired {
+		t.Fatalf("first welcome: e2eeRequired %v, want false", aw.E2EERequired)
+	}
+	bob, _ := joinWS(true)
+
+	on, off := true, false
+	writeJSON(ctx, t, alice, &wire.Message{Type: wire.TypeSetE2EE, E2EERequired: &on})
+	for _, ws := range []*websocket.Conn{alice, bob} {
+		m, raw := readE2EEType(ctx, t, ws, wire.TypeSecurity)
+		if m.E2EERequired == nil || !*m.E2EERequired || m.Participant != aw.Participant {
+			t.Fatalf("security after set-e2ee true: %s", raw)
+		}
+	}
+	if info, _, _ := sd.Lookup(ctx, key); !info.E2EERequired {
+		t.Fatalf("directory: E2EERequired false after set-e2ee true")
+	}
+	_, err := client.Join(ctx, n.URL, room, client.Options{})
+	var werr *wire.Error
+	if !errors.As(err, &werr) || werr.Code != wire.CodeE2EERequired {
+		t.Fatalf("clear join after set-e2ee true: %v, want %s", err, wire.CodeE2EERequired)
+	}
+	_, cw := joinWS(true)
+	if cw.E2EERequired == nil || !*cw.E2EERequired {
+		t.Fatalf("welcome in a marked room: e2eeRequired %v, want true", cw.E2EERequired)
+	}
+
+	writeJSON(ctx, t, bob, &wire.Message{Type: wire.TypeSetE2EE, E2EERequired: &off})
+	if m, raw := readE2EEType(ctx, t, alice, wire.TypeSecurity); m.E2EERequired == nil || *m.E2EERequired {
+		t.Fatalf("security after set-e2ee false: %s", raw)
+	}
+	clear, err := client.Join(ctx, n.URL, room, client.Options{})
+	if err != nil {
+		t.Fatalf("clear join after set-e2ee false: %v", err)
+	}
+	defer clear.Close()
+
+	// A clear participant is here: turning it on is refused, not fatal.
+	writeJSON(ctx, t, alice, &wire.Message{Type: wire.TypeSetE2EE, E2EERequired: &on})
+	m, raw := readE2EEType(ctx, t, alice, wire.TypeError)
+	if m.Error.Code != wire.CodeNotAllowed || m.Error.Fatal {
+		t.Fatalf("set-e2ee with a clear participant present: %s, want a non-fatal %s", raw, wire.CodeNotAllowed)
+	}
+	if info, _, _ := sd.Lookup(ctx, key); info.E2EERequired {
+		t.Fatalf("directory: E2EERequired set although a participant does not encrypt")
+	}
+	writeJSON(ctx, t, alice, &wire.Message{Type: wire.TypePing})
+	readE2EEType(ctx, t, alice, wire.TypePong)
 }
