@@ -37,6 +37,11 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 	}
 	gauge("participants", "Participants on this node.", func() float64 { return float64(sig.Stats().Participants) })
 	gauge("rooms", "Rooms with a participant on this node.", func() float64 { return float64(sig.Stats().Rooms) })
+	counter("signaling_busy_refused_total", "Sockets and joins refused as busy by the per-source and not-yet-joined limits.", func() float64 { return float64(sig.Stats().BusyRefused) })
+	counter("signaling_source_throttled_total", "Client messages whose reading waited for their source's message budget.", func() float64 { return float64(sig.Stats().SourceThrottled) })
+	counter("signaling_chat_refused_total", "Chat messages refused by a room's chat budget.", func() float64 { return float64(sig.Stats().ChatRefused) })
+	counter("signaling_chat_dropped_total", "Chat deliveries dropped for a participant that read too slowly.", func() float64 { return float64(sig.Stats().ChatDropped) })
+	gauge("signaling_chat_history_bytes", "Bytes of chat history kept for late joiners, over all rooms.", func() float64 { return float64(sig.Stats().ChatHistoryBytes) })
 	counter("bridge_received_packets_total", "RTP packets received from publishers.", func() float64 { return float64(br.Stats().ReceivedPackets) })
 	counter("bridge_forwarded_packets_total", "RTP packets forwarded to subscribers.", func() float64 { return float64(br.Stats().ForwardedPackets) })
 	counter("bridge_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", func() float64 { return float64(br.Stats().ForwardedBytes) })
@@ -66,6 +71,7 @@ func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
 		"queue_full": d.QueueFull, "wait_keyframe": d.WaitKeyframe, "too_big": d.TooBig,
 		"malformed": d.Malformed, "evicted": d.Evicted, "unbound": d.Unbound,
 		"write_error": d.WriteError, "nack_miss": d.NACKMiss,
+		"nack_queue_full": d.NACKQueueFull, "unpublished": d.Unpublished,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
 	}

@@ -40,6 +40,30 @@ meshmeet_participants 0
 `), "meshmeet_participants"); err != nil {
 		t.Fatal(err)
 	}
+	// Every drop and refusal the bridge and signaling count is exported.
+	names := map[string]bool{}
+	reasons := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		if mf.GetName() == "meshmeet_bridge_dropped_packets_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					reasons[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"meshmeet_signaling_busy_refused_total", "meshmeet_signaling_source_throttled_total",
+		"meshmeet_signaling_chat_refused_total", "meshmeet_signaling_chat_dropped_total", "meshmeet_signaling_chat_history_bytes"} {
+		if !names[want] {
+			t.Errorf("no metric %s", want)
+		}
+	}
+	for _, want := range []string{"queue_full", "wait_keyframe", "too_big", "malformed", "evicted", "unbound", "write_error", "nack_miss", "nack_queue_full", "unpublished"} {
+		if !reasons[want] {
+			t.Errorf("meshmeet_bridge_dropped_packets_total has no reason %q", want)
+		}
+	}
 }
 
 // testMetrics is the registry of a node with an idle bridge and signaling
