@@ -3,7 +3,11 @@ package signaling_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/placement"
@@ -261,4 +266,90 @@ func TestPageCSPListsCluster(t *testing.T) {
 	if strings.Contains(csp, "evil") || strings.Contains(csp, "a.example") {
 		t.Errorf("page CSP %q lists a malformed URL", csp)
 	}
+}
+
+// BenchmarkJoinRedirect measures the join time a redirect adds: joins
+// (WebSocket, join, welcome; no media) through the node placement keeps
+// them on, against joins through the other region's node that redirects
+// them. On loopback the difference is the redirect's own cost: one more
+// WebSocket and join, and the placement decision; over a network add the
+// round trips of a new connection to the target node.
+func BenchmarkJoinRedirect(b *testing.B) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := benchNode(b, cl, "eu1", "eu")
+	us := benchNode(b, cl, "us1", "us")
+	// No capacity: the static load here never reports the joins, which
+	// would otherwise fill the bridges as placement counts them.
+	cl.set(placement.Bridge{Name: "eu1", Region: "eu", PublicURL: eu.URL}, placement.Bridge{Name: "us1", Region: "us", PublicURL: us.URL})
+	nearUS := []wire.RegionRTT{{Region: "us", MS: 5}, {Region: "eu", MS: 90}}
+	for _, c := range []struct {
+		name, via, want string
+	}{{"direct", us.URL, us.URL}, {"redirected", eu.URL, us.URL}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			i := 0
+			var joining time.Duration
+			for b.Loop() {
+				i++
+				start := time.Now()
+				cli, err := client.Join(ctx, c.via, fmt.Sprintf("BenchRoom%s%d", c.name, i), client.Options{RTTs: nearUS})
+				joining += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if cli.Node() != c.want {
+					b.Fatalf("on %s", cli.Node())
+				}
+				cli.Leave(ctx)
+			}
+			// The join alone (dial to welcome), without the leave.
+			b.ReportMetric(float64(joining.Microseconds())/float64(i), "join-µs")
+		})
+	}
+}
+
+// benchNode is startNode for a benchmark: a real bridge on loopback and
+// signaling behind a real HTTP listener, placed by cl.
+func benchNode(b *testing.B, cl *cluster, name, region string) *node {
+	b.Helper()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := signaling.New(signaling.Config{
+		NodeName: name, Region: region, RoomKey: testRoomKey, Directory: cl.dir, Bridge: br,
+		Bridges: cl.bridges, SourceJoinRate: 1e6, SourceJoinBurst: 1e6, MaxPerSource: 1e6,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); br.Run(ctx) }()
+	go func() { defer wg.Done(); srv.Run(ctx) }()
+	hs := httptest.NewServer(srv)
+	b.Cleanup(func() {
+		cancel()
+		hs.CloseClientConnections()
+		hs.Close()
+		wg.Wait()
+		udp.Close()
+	})
+	for {
+		resp, err := http.Get(hs.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &node{URL: hs.URL, Dir: cl.dir, Srv: srv, Br: br}
 }
