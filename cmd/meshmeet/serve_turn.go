@@ -125,8 +125,9 @@ func (n *turnNode) SessionEnded(sessionID string) {
 const bridgeRefresh = 2 * time.Second
 
 // followBridges keeps the TURN server's peer set equal to the media
-// addresses of the cluster's live bridges (members alive or suspect, from
-// gossip) plus this node's own, until ctx ends.
+// addresses of the cluster's live bridges (members gossip shows alive:
+// memberlist's suspicion is not a state of mesh.Member) plus this node's
+// own, until ctx ends.
 func (n *turnNode) followBridges(ctx context.Context, members func() []mesh.Member) {
 	if n.Server == nil || members == nil {
 		return
@@ -148,7 +149,7 @@ func (n *turnNode) followBridges(ctx context.Context, members func() []mesh.Memb
 func bridgeAddrs(members []mesh.Member, own []netip.AddrPort) []netip.AddrPort {
 	out := slices.Clone(own)
 	for _, m := range members {
-		if m.State != "alive" && m.State != "suspect" {
+		if m.State != mesh.MemberAlive {
 			continue
 		}
 		ap, err := netip.ParseAddrPort(m.Meta.WebRTCAddr)

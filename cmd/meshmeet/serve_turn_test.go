@@ -361,17 +361,17 @@ func TestTURNSessionChurn(t *testing.T) {
 }
 
 // TestTURNFollowsBridges: the TURN peer set is this node's bridge plus the
-// WebRTC address of every member gossip shows alive or suspect, and it
+// WebRTC address of every member gossip shows alive, and it
 // follows membership: a bridge that left is dropped.
 func TestTURNFollowsBridges(t *testing.T) {
 	own := netip.MustParseAddrPort("127.0.0.1:7882")
 	members := []mesh.Member{
-		{Name: "a", State: "alive", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.1:7882"}},
-		{Name: "b", State: "suspect", Meta: mesh.NodeMeta{WebRTCAddr: "[2001:db8::2]:7882"}},
-		{Name: "c", State: "dead", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.3:7882"}},
-		{Name: "d", State: "left", Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.4:7882"}},
-		{Name: "e", State: "alive", Meta: mesh.NodeMeta{WebRTCAddr: "bridge.example:7882"}},
-		{Name: "f", State: "alive"},
+		{Name: "a", State: mesh.MemberAlive, Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.1:7882"}},
+		{Name: "b", State: mesh.MemberAlive, Meta: mesh.NodeMeta{WebRTCAddr: "[2001:db8::2]:7882"}},
+		{Name: "c", State: mesh.MemberDead, Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.3:7882"}},
+		{Name: "d", State: mesh.MemberLeft, Meta: mesh.NodeMeta{WebRTCAddr: "198.51.100.4:7882"}},
+		{Name: "e", State: mesh.MemberAlive, Meta: mesh.NodeMeta{WebRTCAddr: "bridge.example:7882"}},
+		{Name: "f", State: mesh.MemberAlive},
 	}
 	got := bridgeAddrs(members, []netip.AddrPort{own})
 	want := []netip.AddrPort{own, netip.MustParseAddrPort("198.51.100.1:7882"), netip.MustParseAddrPort("[2001:db8::2]:7882")}
