@@ -20,9 +20,9 @@ import (
 // same node first, where a welcome with resumed keeps its media, then on
 // each alternate node, where its resume secret makes it the same
 // participant again with new PeerConnections that publish its tracks. It
-// keeps trying for failoverWindow. A sub PeerConnection whose ICE fails
-// closes the socket, so a node that vanished without a TCP reset is
-// noticed too.
+// keeps trying for failoverWindow. A sub PeerConnection whose ICE is
+// disconnected (about 5 s without an answer) closes the socket, so a node
+// that vanished without a TCP reset is noticed too.
 
 const (
 	// failoverWindow is how long a client tries to resume somewhere; the
@@ -144,7 +144,10 @@ func (c *Client) watchICE(pc *webrtc.PeerConnection) {
 		return
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s != webrtc.PeerConnectionStateFailed || c.closing.Load() {
+		// Disconnected comes after about 5 s without an answer to ICE
+		// checks (failed only after 25 s): long enough to be more than a
+		// hiccup. A live node resumes the socket with the media kept.
+		if (s != webrtc.PeerConnectionStateDisconnected && s != webrtc.PeerConnectionStateFailed) || c.closing.Load() {
 			return
 		}
 		c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -244,6 +245,43 @@ func startTalker(ctx context.Context, t *testing.T, base, room string, tag uint3
 	return tk
 }
 
+// startListener joins a participant that publishes nothing and counts
+// the audio it receives. A join refused as busy (the per-source join rate:
+// every test client comes from 127.0.0.1) is tried again.
+func startListener(ctx context.Context, t *testing.T, base, room string, tag uint32) *talker {
+	t.Helper()
+	l := &talker{tag: tag, audio: &audioLog{got: map[uint32][2]int{}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		c, err := client.Join(jctx, base, room, client.Options{Name: fmt.Sprintf("Listener %d", tag), OnTrack: l.audio.onTrack, Failover: true})
+		cancel()
+		if err == nil {
+			l.c = c
+			break
+		}
+		if !strings.Contains(err.Error(), wire.CodeBusy) || time.Now().After(deadline) {
+			t.Fatalf("listener %d joins: %v", tag, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Cleanup(l.c.Close)
+	l.id = l.c.Welcome.Participant
+	go func() {
+		for m := range l.c.Events() {
+			l.mu.Lock()
+			switch m.Type {
+			case wire.TypeError:
+				l.errors = append(l.errors, m.Error.Code)
+			case wire.TypeWelcome:
+				l.welcomes = append(l.welcomes, m)
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
 // hearsAll reports whether tk received at least n more audio packets from
 // each of others than base holds (sender tag → count).
 func (tk *talker) hearsAll(others []*talker, base map[uint32]int, n int) bool {
@@ -295,6 +333,25 @@ func TestDrainCluster(t *testing.T) {
 			return tk.hearsAll(ts, nil, 25)
 		})
 	}
+	// MESHMEET_DRAIN_PARTICIPANTS=N fills the meeting up to N participants
+	// with listeners (they publish nothing) for the drain-time figure.
+	var ls []*talker
+	if v := os.Getenv("MESHMEET_DRAIN_PARTICIPANTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < len(ts) {
+			t.Fatalf("MESHMEET_DRAIN_PARTICIPANTS=%q", v)
+		}
+		for tag := uint32(100); len(ts)+len(ls) < n; tag++ {
+			l := startListener(ctx, t, n0.url, room, tag)
+			if l.c.Node() != n0.url {
+				t.Fatalf("listener %d placed on %s, want n0", tag, l.c.Node())
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			waitFor(t, fmt.Sprintf("listener %d hears the talkers", l.tag), func() bool { return l.hearsAll(ts, nil, 25) })
+		}
+	}
 
 	start := time.Now()
 	out, err := exec.Command(bin, "cluster", "drain", "--url", procs[1].url, "--cluster-secret-file", secretFile, "n0").CombinedOutput()
@@ -313,7 +370,19 @@ func TestDrainCluster(t *testing.T) {
 	if !strings.Contains(n0.log.String(), "drain: done") {
 		t.Errorf("n0 did not log a finished drain:\n%s", n0.log)
 	}
-	t.Logf("drain of %d participants took %v (command to exit)", len(ts), took.Round(time.Millisecond))
+	t.Logf("drain of %d participants took %v (command to exit)", len(ts)+len(ls), took.Round(time.Millisecond))
+	for _, l := range ls {
+		b := l.counts(ts)
+		waitFor(t, fmt.Sprintf("listener %d hears the talkers after the drain", l.tag), func() bool { return l.hearsAll(ts, b, 25) })
+		if l.c.Node() == n0.url {
+			t.Errorf("listener %d is still on n0", l.tag)
+		}
+		l.mu.Lock()
+		if len(l.errors) > 0 {
+			t.Errorf("listener %d was sent errors %v", l.tag, l.errors)
+		}
+		l.mu.Unlock()
+	}
 
 	base := map[*talker]map[uint32]int{}
 	for _, tk := range ts {
