@@ -212,8 +212,9 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 }
 
 // warmUp joins and leaves a throwaway room on every node, so that join
-// times measure joining, not a node that has just started (a fresh cluster
-// elects its directory leader after /readyz already answers).
+// times measure joining, not a node that has just started (its first join
+// sets up the bridge's sockets, the relay and the directory's connection to
+// the leader; /readyz waits for a leader only).
 func (r *runner) warmUp(ctx context.Context) error {
 	var g errgroup.Group
 	for _, t := range r.targets {

@@ -60,8 +60,9 @@ type Scenario struct {
 	// the emulated link between the two.
 	Spread bool `yaml:"spread" json:"spread"`
 	// CrossNode spreads each room's participants over the regions' nodes
-	// (each participant enters a node of its own region). That needs the
-	// cascade between bridges; without it each room lives on one node.
+	// (each participant enters a node of its own region); the cascade
+	// between bridges joins them into one meeting. Without it each room
+	// lives on one node.
 	CrossNode bool `yaml:"cross_node" json:"cross_node"`
 	// LinkDelay is the one-way delay between two regions ("eu-us": 40ms),
 	// emulated on the paths between participants and nodes of different
@@ -99,7 +100,7 @@ var Presets = map[string]Scenario{
 	"livestream": {Name: "livestream", Rooms: 1, Publishers: 1, Subscribers: 10, Layout: 1, KeyframeInterval: 2 * time.Second},
 	// Everybody arrives at once: join time and time to first frame.
 	"join-storm": {Name: "join-storm", Rooms: 4, Publishers: 1, Subscribers: 6, Layout: 1, JoinRate: 50, Duration: 10 * time.Second},
-	// Three regions, rooms spanning them: needs the cascade.
+	// Three regions, rooms spanning them over the cascade.
 	"global": {Name: "global", Rooms: 3, Publishers: 3, Subscribers: 3, Layout: 4,
 		Regions: []string{"eu", "us", "ap"}, Spread: true, CrossNode: true,
 		LinkDelay: map[string]time.Duration{"eu-us": 40 * time.Millisecond, "us-ap": 60 * time.Millisecond, "eu-ap": 110 * time.Millisecond}},
