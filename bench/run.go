@@ -212,9 +212,9 @@ func Run(ctx context.Context, p Params) (*Report, error) {
 }
 
 // warmUp joins and leaves a throwaway room on every node, so that join
-// times measure joining, not a node that has just started (its first join
-// sets up the bridge's sockets, the relay and the directory's connection to
-// the leader; /readyz waits for a leader only).
+// times measure joining, not a node that has just started (a node's first
+// join is slower than the rest: first use of its directory connections and
+// bridge).
 func (r *runner) warmUp(ctx context.Context) error {
 	var g errgroup.Group
 	for _, t := range r.targets {
