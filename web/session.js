@@ -32,6 +32,11 @@ const MAX_QUEUED = 256;
 const MAX_REDIRECT_URL = 256;
 // Redirects in a row without a welcome before giving up (a loop).
 const MAX_REDIRECTS = 3;
+// A WebSocket that has not opened after this long is given up: its node is
+// gone (killed, machine lost) and the session fails over to another node.
+const CONNECT_TIMEOUT_MS = 4_000;
+// Alternates kept from GET /alternates.
+const MAX_ALTERNATES = 8;
 
 /**
  * The signaling WebSocket URL of base (a node's public base URL), or of
@@ -104,6 +109,9 @@ export class Session extends EventTarget {
     /** Public base URL of the node we talk to; '' is the page's node. */
     this.base = '';
     this._redirects = 0;
+    /** Other nodes to resume on when ours is lost (GET /alternates). */
+    this.alternates = [];
+    this._failedOver = new Set();
 
     this.ws = null;
     this.joined = false;
@@ -175,7 +183,13 @@ export class Session extends EventTarget {
       return;
     }
     this.ws = ws;
+    let opened = false;
+    const openTimer = setTimeout(() => {
+      if (!opened && this.ws === ws) ws.close();
+    }, CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
+      opened = true;
+      clearTimeout(openTimer);
       const join = { type: 'join', version: 1, room: this.room };
       if (this.name) join.name = this.name;
       // Set by the page (app.js): the room password typed at pre-join and
@@ -211,6 +225,7 @@ export class Session extends EventTarget {
       this._handle(msg).catch((e) => console.error('meshmeet: handling', msg.type, e));
     };
     ws.onclose = () => {
+      clearTimeout(openTimer);
       if (this.ws !== ws) return;
       clearInterval(this._ping);
       this.ws = null;
@@ -219,6 +234,9 @@ export class Session extends EventTarget {
         this._fail('connect', 'Could not reach the meeting server.');
         return;
       }
+      // Our node does not answer any more (killed, machine gone): go on
+      // through another node of the cluster with our resume secret.
+      if (!opened && this._dropAt && this._failover()) return;
       // Unexpected drop: keep the PeerConnections and resume.
       if (!this._dropAt) this._dropAt = Date.now();
       if (Date.now() - this._dropAt > RESUME_WINDOW_MS) {
@@ -370,6 +388,8 @@ export class Session extends EventTarget {
     this._dropAt = 0;
     this._retry = 0;
     this._redirects = 0;
+    this._failedOver.clear();
+    this._learnAlternates();
     // After a move to another node the PeerConnections are new: set them
     // up and publish again, whether or not the node resumed the session.
     const wasJoined = this.joined && !!this.pub;
@@ -443,6 +463,11 @@ export class Session extends EventTarget {
       };
       pc.onconnectionstatechange = () => {
         this._emit('pcstate', { pc: name, state: pc.connectionState });
+        // Media lost while the socket looks open: the node may be gone
+        // without a TCP reset. Resuming tells: a live node keeps us, a
+        // dead one does not answer and we fail over.
+        const lost = pc.connectionState === 'failed' || pc.connectionState === 'disconnected';
+        if (lost && pc === this.sub && this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
       };
     }
     this.sub.ontrack = (ev) => this._onTrack(ev);
@@ -714,6 +739,36 @@ export class Session extends EventTarget {
     this._dropAt = Date.now();
     this._queue = [];
     this._connect(true);
+  }
+
+  /** Fetches the page node's GET /alternates (best effort). */
+  _learnAlternates() {
+    fetch('/alternates', { cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body) => {
+        if (!body || !Array.isArray(body.urls)) return;
+        this.alternates = body.urls.map(redirectTarget).filter(Boolean).slice(0, MAX_ALTERNATES);
+      })
+      .catch(() => {});
+  }
+
+  /**
+   * Our node is lost: move to the page's own node or one of the
+   * alternates not tried since the last welcome, as a redirect would
+   * (resume secret, new PeerConnections). Returns false when every node
+   * was tried.
+   */
+  _failover() {
+    this._failedOver.add(this.base || location.origin);
+    for (const url of [location.origin, ...this.alternates]) {
+      if (this._failedOver.has(url)) continue;
+      this._failedOver.add(url);
+      this._redirects = 0; // bounded by the list, not MAX_REDIRECTS
+      this._emit('status', { state: 'reconnecting' });
+      this._redirect(url);
+      return true;
+    }
+    return false;
   }
 
   _closePeerConnections() {
