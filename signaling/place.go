@@ -3,6 +3,9 @@ package signaling
 import (
 	"context"
 	"errors"
+	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +115,13 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 		return nil
 	}
 	bridges := s.cfg.Bridges()
+	if c.secure {
+		// An https page cannot follow a redirect to an http URL (mixed
+		// content): only https members, and this node, are candidates.
+		bridges = slices.DeleteFunc(bridges, func(b placement.Bridge) bool {
+			return b.Name != s.cfg.NodeName && !strings.HasPrefix(b.PublicURL, "https://")
+		})
+	}
 	pin := s.joinPin(m)
 	if len(bridges) == 0 || (len(bridges) == 1 && bridges[0].Name == s.cfg.NodeName && len(pin) == 0) {
 		return nil
@@ -200,4 +210,13 @@ func (s *Server) joinPin(m *wire.Message) []string {
 		return []string{"\x00none"}
 	}
 	return both
+}
+
+// securePage reports whether r came from an https page or over https: its
+// Origin is https, the connection is TLS, or (behind a TLS-terminating
+// load balancer) X-Forwarded-Proto says https. Only used to avoid sending
+// such a client to an http URL it could not open; not a security check.
+func securePage(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(r.Header.Get("Origin"), "https://") ||
+		strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/meshmeet/meshmeet/bench/client"
@@ -352,4 +353,43 @@ func benchNode(b *testing.B, cl *cluster, name, region string) *node {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return &node{URL: hs.URL, Dir: cl.dir, Srv: srv, Br: br}
+}
+
+// TestNoRedirectFromHTTPSToHTTP: a page loaded over https cannot open an
+// http URL, so placement does not consider the members whose public URL
+// is http for it (a cluster behind a TLS load balancer without per-node
+// https URLs keeps every join where it arrived).
+func TestNoRedirectFromHTTPSToHTTP(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu := cl.node(t, "eu1", "eu")
+	us := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	join := func(origin string) wire.Type {
+		h := http.Header{}
+		h.Set("Origin", origin)
+		ws, _, err := websocket.Dial(ctx, "ws"+eu.URL[len("http"):]+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}, HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		if err := wsjson.Write(ctx, ws, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: "SecurePageRoom" + origin[:5],
+			RTTs: []wire.RegionRTT{{Region: "us", MS: 3}, {Region: "eu", MS: 99}}}); err != nil {
+			t.Fatal(err)
+		}
+		var m wire.Message
+		if err := wsjson.Read(ctx, ws, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Type
+	}
+	if got := join(eu.URL); got != wire.TypeRedirect {
+		t.Fatalf("an http page nearest to us got %s, want a redirect", got)
+	}
+	cl.set(bridgeOf("eu1", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	// The origin must be allowed: the cluster's shared name.
+	if got := join("https://" + eu.URL[len("http://"):]); got != wire.TypeWelcome {
+		t.Fatalf("an https page nearest to an http-only node got %s, want to stay (welcome)", got)
+	}
 }

@@ -63,7 +63,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		ws.CloseNow()
 		return
 	}
-	c := &conn{ws: ws, src: src, unjoined: true, done: make(chan struct{})}
+	c := &conn{ws: ws, src: src, unjoined: true, done: make(chan struct{}), secure: securePage(r)}
 	defer func() { s.sources.disconnect(src, c.unjoined) }()
 	if ws.Subprotocol() != wire.Subprotocol {
 		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+wire.Subprotocol+" required")
@@ -93,6 +93,9 @@ type conn struct {
 	done chan struct{} // closed when the socket is finished
 	once sync.Once
 
+	// secure: the page (or client) reached this node over https, so it
+	// can only be redirected to https URLs (place.go). Static.
+	secure bool
 	// unjoined is true until the first message arrives. Owned by the
 	// goroutine of handleWS and serveConn.
 	unjoined bool
