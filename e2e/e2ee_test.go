@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/crypto/hkdf"
@@ -314,17 +315,44 @@ func TestBrowserE2EE(t *testing.T) {
 		t.Logf("%s: tiles %v", b.name, tiles)
 	}
 
+	// Screen share is encrypted too: Bob decodes it, its tile says E2EE.
+	alice.do(t, chromedp.Click(chromedp.ID("btn-screen")))
+	sharing := waitFor(t, alice, "screen share started (or refused)", 30*time.Second,
+		`(() => { const s = window.meshmeet.session; return s.screen ? 'on' : (window.meshmeet.errors.length ? 'error' : ''); })()`,
+		func(s string) bool { return s != "" })
+	if sharing != "on" {
+		t.Fatalf("screen share did not start: %s", sharing)
+	}
+	screen := waitFor(t, bob, "Alice's screen decrypted and shown, its tile saying E2EE", 60*time.Second,
+		`(() => { const el = [...document.querySelectorAll('#tiles .tile')].find((e) => e.querySelector('.tile-name').textContent === 'Alice (screen)');
+		  if (!el) return null;
+		  const st = window.meshmeet.e2ee.stats.tracks[el.dataset.track] || {};
+		  return { width: el.querySelector('video').videoWidth, e2ee: el.dataset.e2ee, decrypted: st.decrypted || 0, failed: st.failed || 0 }; })()`,
+		func(s *struct {
+			Width     int    `json:"width"`
+			E2EE      string `json:"e2ee"`
+			Decrypted int    `json:"decrypted"`
+			Failed    int    `json:"failed"`
+		}) bool {
+			return s != nil && s.Width > 0 && s.E2EE == "e2ee" && s.Decrypted > 10
+		})
+	t.Logf("bob: Alice's screen share %+v", *screen)
+	if screen.Failed > 0 {
+		t.Errorf("bob: %d frames of Alice's screen failed to decrypt", screen.Failed)
+	}
+	alice.do(t, chromedp.Click(chromedp.ID("btn-screen")))
+
 	// A wrong passphrase: Carol decodes nothing of theirs, they nothing of hers.
 	carol.navigate(t, page+"#name=Carol&e2ee=wrong")
 	ids[carol] = waitFor(t, carol, "joined", 30*time.Second, `window.meshmeet.joined ? window.meshmeet.participant : ''`,
 		func(id string) bool { return id != "" })
-	cst := waitFor(t, carol, "Alice's and Bob's frames failing", 60*time.Second, `window.meshmeet.e2ee`,
+	waitFor(t, carol, "Alice's and Bob's frames failing", 60*time.Second, `window.meshmeet.e2ee`,
 		func(s e2eeState) bool {
 			_, fail := s.perParticipant()
 			return fail[ids[alice]] > 100 && fail[ids[bob]] > 100
 		})
 	time.Sleep(3 * time.Second) // let more arrive, to see that none decodes
-	cst = waitFor(t, carol, "E2EE stats", 10*time.Second, `window.meshmeet.e2ee`, func(e2eeState) bool { return true })
+	cst := waitFor(t, carol, "E2EE stats", 10*time.Second, `window.meshmeet.e2ee`, func(e2eeState) bool { return true })
 	cm := waitFor(t, carol, "media stats", 10*time.Second, mediaExpr, func(mediaStats) bool { return true })
 	dec, fail := cst.perParticipant()
 	t.Logf("carol (wrong passphrase): decrypted %v, failed %v, media %+v", dec, fail, cm)
@@ -342,7 +370,7 @@ func TestBrowserE2EE(t *testing.T) {
 				return fail[ids[carol]] > 50
 			})
 		if dec, _ := st.perParticipant(); dec[ids[carol]] != 0 {
-			t.Errorf("%s decrypted %d of Carol's frames (wrong passphrase)", b.name, dec[ids[carol]])
+			t.Errorf("%s decrypted %d of Carol's frames (wrong passphrase); per track %+v", b.name, dec[ids[carol]], st.Stats.Tracks)
 		}
 	}
 

@@ -44,10 +44,13 @@ let dirty = false;
 const transforms = new Map(); // id → options (mutable on m-line reuse)
 let probe = null; // {tx: [], rx: []}: hashes of encrypted frames, for tests
 
-function trackStats(id) {
+// The counts of a remote track, as long as it belongs to participant: a
+// receiver reused for another participant's track starts from zero, so
+// that no frame is counted for the wrong sender.
+function trackStats(id, participant) {
   let t = stats.tracks[id];
-  if (!t) {
-    t = { decrypted: 0, failed: 0, clear: 0, participant: '' };
+  if (!t || t.participant !== participant) {
+    t = { decrypted: 0, failed: 0, clear: 0, participant };
     stats.tracks[id] = t;
   }
   return t;
@@ -165,18 +168,19 @@ async function decrypt(frame, ctl, opts) {
     ctl.enqueue(frame);
     return;
   }
-  const t = trackStats(opts.trackId);
-  t.participant = opts.participant;
+  // What this frame is taken to be, whatever a retarget changes meanwhile.
+  const { participant, trackId } = opts;
+  const t = () => trackStats(trackId, participant);
   dirty = true;
   if (!opts.e2ee) {
     // The publisher does not encrypt (the tile says so).
-    t.clear++;
+    t().clear++;
     stats.clear++;
     ctl.enqueue(frame);
     return;
   }
   if (probe) record(probe.rx, data);
-  const key = await keyFor(opts.participant);
+  const key = await keyFor(participant);
   const n = clearBytes(codecOf(frame, opts), data);
   if (key && n >= 0 && data.length >= n + TAG + TRAILER && data[data.length - 1] === secret.index) {
     const end = data.length - TRAILER;
@@ -192,7 +196,7 @@ async function decrypt(frame, ctl, opts) {
       out.set(data.subarray(0, n), 0);
       out.set(pt, n);
       frame.data = out.buffer;
-      t.decrypted++;
+      t().decrypted++;
       stats.decrypted++;
       ctl.enqueue(frame);
       return;
@@ -200,7 +204,7 @@ async function decrypt(frame, ctl, opts) {
       // fall through: dropped
     }
   }
-  t.failed++;
+  t().failed++;
   stats.failed++;
 }
 

@@ -98,6 +98,8 @@ export class Session extends EventTarget {
     this.security = {};
     /** RTCRtpReceivers by remote track ID, to retarget their decryption. */
     this._rx = new Map();
+    /** ontrack events of reused receivers whose track is not announced yet. */
+    this._unmatched = [];
     this.room = room;
     this.name = name || '';
     this.stream = stream || null;
@@ -314,6 +316,9 @@ export class Session extends EventTarget {
         if (msg.track && msg.track.participant !== this.participant) {
           this.tracks.set(msg.track.id, msg.track);
           this._protectReceiver(msg.track.id);
+          const waiting = this._unmatched;
+          this._unmatched = [];
+          for (const ev of waiting) this._onTrack(ev);
           this._emit('participants');
         }
         return;
@@ -477,16 +482,27 @@ export class Session extends EventTarget {
     const track = ev.track;
     const participant = ev.streams[0] ? ev.streams[0].id : '';
     let id = track.id;
-    if (!this.tracks.has(id)) {
-      // The track ID did not survive (a browser may make up its own):
+    const known = this.tracks.get(id);
+    if (!known || known.participant !== participant) {
+      // The track ID did not survive (a browser may make up its own, and
+      // a receiver the bridge reuses keeps the ID of its first track):
       // take the first published track of that participant and kind that
       // has no media yet.
+      let found = '';
       for (const t of this.tracks.values()) {
         if (t.participant === participant && t.kind === track.kind && !this.remote.has(t.id)) {
-          id = t.id;
+          found = t.id;
           break;
         }
       }
+      if (!found && known) {
+        // A reused receiver whose new track is not announced yet:
+        // decrypt nothing as the old one's, wait for track-published.
+        this._unmatched.push(ev);
+        if (this.e2ee) this.e2ee.protectReceiver(ev.receiver, { participant, trackId: '', kind: track.kind, e2ee: true });
+        return;
+      }
+      if (found) id = found;
     }
     this.remote.set(id, track);
     this._rx.set(id, ev.receiver);
@@ -773,6 +789,7 @@ export class Session extends EventTarget {
 
   _closePeerConnections() {
     this._rx.clear();
+    this._unmatched = [];
     for (const pc of [this.pub, this.sub]) {
       if (pc) pc.close();
     }
