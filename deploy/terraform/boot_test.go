@@ -223,6 +223,7 @@ func TestBootScriptFixedVoter(t *testing.T) {
 		"meshmeet-bootstrap-expect": "3",
 		"meshmeet-eip-allocation":   "eipalloc-own",
 		"meshmeet-join":             "203.0.113.7:7946 198.51.100.2:7946 192.0.2.3:7946",
+		"meshmeet-public-url":       "https://ap-southeast-1-1.meet.example.com",
 	}
 	for k, v := range tags {
 		w.write(t, "imds/meta-data/tags/instance/"+k, v)
@@ -259,6 +260,8 @@ func TestBootScriptFixedVoter(t *testing.T) {
 		"MESHMEET_LAT":              "-33.8688",
 		"MESHMEET_LON":              "151.2093",
 		"MESHMEET_LOG_LEVEL":        "info",
+		"MESHMEET_PUBLIC_URL":       "https://ap-southeast-1-1.meet.example.com",
+		"MESHMEET_CLUSTER_URL":      "https://meet.example.com",
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -309,6 +312,11 @@ func TestBootScriptAutoscaledNode(t *testing.T) {
 	}
 	if env["MESHMEET_NODE_NAME"] != "ap-southeast-1-i-0123456789abcdef0" {
 		t.Errorf("node name %q", env["MESHMEET_NODE_NAME"])
+	}
+	// No name of its own: it keeps serve's default public URL (placement
+	// does not send https pages to it); the shared name is set.
+	if _, ok := env["MESHMEET_PUBLIC_URL"]; ok || env["MESHMEET_CLUSTER_URL"] != "https://meet.example.com" {
+		t.Errorf("autoscaled node: public URL %q, cluster URL %q", env["MESHMEET_PUBLIC_URL"], env["MESHMEET_CLUSTER_URL"])
 	}
 	if got := strings.TrimSpace(string(mustRead(t, filepath.Join(w.state, "assoc/eipalloc-a-busy")))); got != "i-another" {
 		t.Errorf("the busy address was taken over (now %q)", got)

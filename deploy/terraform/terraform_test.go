@@ -504,6 +504,7 @@ func renderUserDataWith(t *testing.T, region *tfcheck.Module, ports cty.Value, o
 		"lon":                 cty.StringVal("151.2093"),
 		"log_level":           cty.StringVal("info"),
 		"drain_hook":          cty.StringVal("meshmeet-drain"),
+		"cluster_url":         cty.StringVal("https://meet.example.com"),
 	}
 	for k, v := range overrides {
 		samples[k] = v
@@ -1003,5 +1004,72 @@ func TestDocsPortTable(t *testing.T) {
 		if !want[p] {
 			t.Errorf("docs/deploy.md's port table lists %d, which is not a default port", p)
 		}
+	}
+}
+
+// TestNodeOwnURLs: every fixed node gets a name of its own,
+// <node name>.<domain>, on a load balancer of its own that terminates TLS on
+// 443 and forwards to that node's HTTP port only, and gossips it as its
+// --public-url (instance tag read by the boot script): placement redirects
+// participants there (docs/cluster.md, Placement).
+func TestNodeOwnURLs(t *testing.T) {
+	region := mustLoad(t, "modules/region")
+	ports := evalLocal(t, region, "ports")
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"local": cty.ObjectVal(map[string]cty.Value{"ports": ports})}}
+	text := func(b *hclsyntax.Block, attr string) string {
+		t.Helper()
+		a := b.Body.Attributes[attr]
+		if a == nil {
+			t.Fatalf("%s.%s has no %s", b.Labels[0], b.Labels[1], attr)
+		}
+		return string(a.Expr.Range().SliceBytes(mustRead(t, a.Expr.Range().Filename)))
+	}
+	need := func(typ, name string) *hclsyntax.Block {
+		t.Helper()
+		b := region.Resource(typ, name)
+		if b == nil {
+			t.Fatalf("no %s.%s", typ, name)
+		}
+		if got := text(b, "count"); got != "length(var.nodes)" {
+			t.Errorf("%s.%s count = %s, want one per fixed node", typ, name, got)
+		}
+		return b
+	}
+	lb := need("aws_lb", "node")
+	if got := text(lb, "load_balancer_type"); got != `"network"` {
+		t.Errorf("per-node load balancer type %s", got)
+	}
+	if got := text(lb, "security_groups"); got != "[aws_security_group.lb.id]" {
+		t.Errorf("per-node load balancer security groups %s, want the region's lb group (443 only)", got)
+	}
+	ln := need("aws_lb_listener", "node")
+	v, diags := ln.Body.Attributes["port"].Expr.Value(ctx)
+	if diags.HasErrors() || asInt(t, v, "port") != httpsPort || text(ln, "protocol") != `"TLS"` {
+		t.Errorf("per-node listener: port %v protocol %s, want TLS on %d", v, text(ln, "protocol"), httpsPort)
+	}
+	if got := text(ln, "load_balancer_arn"); got != "aws_lb.node[count.index].arn" {
+		t.Errorf("per-node listener on %s", got)
+	}
+	tg := need("aws_lb_target_group", "node")
+	v, diags = tg.Body.Attributes["port"].Expr.Value(ctx)
+	if diags.HasErrors() || asInt(t, v, "port") != defaults.HTTPPort {
+		t.Errorf("per-node target group port %v, want %d", v, defaults.HTTPPort)
+	}
+	att := need("aws_lb_target_group_attachment", "node_own")
+	if got := text(att, "target_id"); got != "aws_instance.node[count.index].id" {
+		t.Errorf("per-node target group holds %s, want that node only", got)
+	}
+	if got := text(att, "target_group_arn"); got != "aws_lb_target_group.node[count.index].arn" {
+		t.Errorf("per-node attachment to %s", got)
+	}
+	rec := need("aws_route53_record", "node")
+	if got := text(rec, "name"); got != `"${var.nodes[count.index].name}.${var.domain}"` {
+		t.Errorf("per-node DNS name %s", got)
+	}
+	// The instance tag the boot script turns into MESHMEET_PUBLIC_URL
+	// names the same host.
+	inst := region.Resource("aws_instance", "node")
+	if inst == nil || !strings.Contains(text(inst, "tags"), `meshmeet-public-url = "https://${var.nodes[count.index].name}.${var.domain}"`) {
+		t.Error("fixed nodes' meshmeet-public-url tag is not https://<node name>.<domain>")
 	}
 }

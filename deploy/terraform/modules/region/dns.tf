@@ -45,3 +45,19 @@ resource "aws_route53_record" "latency" {
     evaluate_target_health = true
   }
 }
+
+# <node name>.<domain> reaches that fixed node only (its own load balancer,
+# lb.tf): its --public-url.
+resource "aws_route53_record" "node" {
+  count = length(var.nodes)
+
+  zone_id = var.zone_id
+  name    = "${var.nodes[count.index].name}.${var.domain}"
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.node[count.index].dns_name
+    zone_id                = aws_lb.node[count.index].zone_id
+    evaluate_target_health = false
+  }
+}

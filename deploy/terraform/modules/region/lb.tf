@@ -96,3 +96,89 @@ resource "aws_lb_listener" "https" {
 
   tags = local.tags
 }
+
+# Each fixed node also answers on a name of its own, <node name>.<domain>,
+# through a small load balancer of its own (TLS on 443 with the region's
+# certificate, which covers *.<domain>) that forwards to that node only.
+# The node gossips it as its --public-url: placement redirects participants
+# to the node that should hold them, and their pages time its /probe
+# (docs/cluster.md, Placement). Autoscaled nodes have no name of their own:
+# they serve the participants the region's load balancer hands them, and
+# placement never redirects an https page to them.
+resource "aws_lb" "node" {
+  count = length(var.nodes)
+
+  region             = var.region
+  name               = "mm-${substr(md5("${var.name}/${var.region}/${var.nodes[count.index].name}"), 0, 20)}"
+  load_balancer_type = "network"
+  subnets            = [aws_subnet.public[count.index % length(aws_subnet.public)].id]
+  security_groups    = [aws_security_group.lb.id]
+  tags               = merge(local.tags, { Name = "${local.prefix}-${var.nodes[count.index].name}" })
+}
+
+resource "aws_lb_target_group" "node" {
+  count = length(var.nodes)
+
+  region               = var.region
+  name_prefix          = "mmn-"
+  port                 = local.ports.http
+  protocol             = "TCP"
+  vpc_id               = aws_vpc.this.id
+  target_type          = "instance"
+  preserve_client_ip   = true
+  deregistration_delay = var.drain_timeout_seconds
+
+  # Participants moved to this node, or placed on it, keep their
+  # WebSockets while it drains, as on the region's load balancer.
+  connection_termination = false
+
+  target_health_state {
+    enable_unhealthy_connection_termination = false
+    unhealthy_draining_interval             = var.drain_timeout_seconds
+  }
+
+  # Liveness only: placement, not the load balancer, decides who joins
+  # here (a draining node is never chosen).
+  health_check {
+    protocol            = "HTTP"
+    port                = "traffic-port"
+    path                = "/healthz"
+    matcher             = "200"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_lb_target_group_attachment" "node_own" {
+  count = length(var.nodes)
+
+  region           = var.region
+  target_group_arn = aws_lb_target_group.node[count.index].arn
+  target_id        = aws_instance.node[count.index].id
+  port             = local.ports.http
+}
+
+resource "aws_lb_listener" "node" {
+  count = length(var.nodes)
+
+  region            = var.region
+  load_balancer_arn = aws_lb.node[count.index].arn
+  port              = local.ports.https
+  protocol          = "TLS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn == null ? aws_acm_certificate_validation.web[0].certificate_arn : var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.node[count.index].arn
+  }
+
+  tags = local.tags
+}

@@ -119,6 +119,7 @@ resource "aws_launch_template" "node" {
     lon                 = var.location == null ? "" : tostring(var.location.lon)
     log_level           = var.log_level
     drain_hook          = local.drain_hook
+    cluster_url         = "https://${var.domain}"
   }))
 
   iam_instance_profile {
@@ -181,12 +182,19 @@ resource "aws_instance" "node" {
     meshmeet-voter            = var.nodes[count.index].voter ? "true" : "false"
     meshmeet-bootstrap-expect = tostring(var.bootstrap_expect)
     meshmeet-eip-allocation   = var.nodes[count.index].allocation_id
+    # Its own name (lb.tf, dns.tf), gossiped as --public-url.
+    meshmeet-public-url = "https://${var.nodes[count.index].name}.${var.domain}"
   })
 
   lifecycle {
     # A new binary or setting is a new launch template version: replace the
     # node (docs/deploy.md, "Upgrading", drains it first).
     replace_triggered_by = [aws_launch_template.node.latest_version]
+
+    precondition {
+      condition     = length("https://${var.nodes[count.index].name}.${var.domain}") <= 64 && var.nodes[count.index].name != var.region
+      error_message = "a node's own URL, https://<node name>.<domain>, must fit meshmeet's 64-byte --public-url, and a node may not be named like its region (<region>.<domain> is the region's name)."
+    }
   }
 }
 

@@ -3,6 +3,11 @@ output "url" {
   value       = "https://${aws_route53_record.region.fqdn}/"
 }
 
+output "node_urls" {
+  description = "Each fixed node's own URL (its --public-url), in the order of var.nodes."
+  value       = [for r in aws_route53_record.node : "https://${r.fqdn}"]
+}
+
 output "load_balancer_dns_name" {
   description = "DNS name of the region's network load balancer."
   value       = aws_lb.web.dns_name
