@@ -336,7 +336,10 @@ func (r *room) apply(node string, m *cascadeMsg) {
 }
 
 // upsertLocked adds or updates a remote participant and tells the local
-// ones. A participant ID that is local, or another node's, is ignored.
+// ones. A participant ID that is local is ignored; one that another node
+// held now belongs to node: the participant moved there with its resume
+// secret (a drain or a failover, resume.go), and the old node's leave or
+// death must not remove it.
 func (r *room) upsertLocked(node string, p wire.Participant, gen uint64) {
 	rp := r.casc.remote[p.ID]
 	if rp == nil {
@@ -357,9 +360,7 @@ func (r *room) upsertLocked(node string, p wire.Participant, gen uint64) {
 		}
 		return
 	}
-	if rp.node != node {
-		return
-	}
+	rp.node = node
 	rp.gen = gen
 	if rp.info == p {
 		return

@@ -205,6 +205,40 @@ type talker struct {
 	mu       sync.Mutex
 	errors   []string
 	welcomes []*wire.Message // welcomes after a move or failover
+	roster   map[string]bool // the others, by participant ID, as events say
+}
+
+// event records m: errors, welcomes and the roster.
+func (tk *talker) event(m *wire.Message) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	switch m.Type {
+	case wire.TypeError:
+		tk.errors = append(tk.errors, m.Error.Code)
+	case wire.TypeWelcome:
+		tk.welcomes = append(tk.welcomes, m)
+		tk.setRosterLocked(m.Participants)
+	case wire.TypeParticipantJoined:
+		for _, p := range m.Participants {
+			tk.roster[p.ID] = true
+		}
+	case wire.TypeParticipantLeft:
+		delete(tk.roster, m.Participant)
+	}
+}
+
+func (tk *talker) setRosterLocked(ps []wire.Participant) {
+	tk.roster = map[string]bool{}
+	for _, p := range ps {
+		tk.roster[p.ID] = true
+	}
+}
+
+// sees reports whether tk's roster lists participant id.
+func (tk *talker) sees(id string) bool {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return tk.roster[id]
 }
 
 func startTalker(ctx context.Context, t *testing.T, base, room string, tag uint32) *talker {
@@ -228,18 +262,12 @@ func startTalker(ctx context.Context, t *testing.T, base, room string, tag uint3
 	}
 	t.Cleanup(tk.c.Close)
 	tk.id = tk.c.Welcome.Participant
+	tk.setRosterLocked(tk.c.Welcome.Participants)
 	src.Ext = tk.c.Ext
 	go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
 	go func() {
 		for m := range tk.c.Events() {
-			tk.mu.Lock()
-			switch m.Type {
-			case wire.TypeError:
-				tk.errors = append(tk.errors, m.Error.Code)
-			case wire.TypeWelcome:
-				tk.welcomes = append(tk.welcomes, m)
-			}
-			tk.mu.Unlock()
+			tk.event(m)
 		}
 	}()
 	return tk
@@ -267,16 +295,10 @@ func startListener(ctx context.Context, t *testing.T, base, room string, tag uin
 	}
 	t.Cleanup(l.c.Close)
 	l.id = l.c.Welcome.Participant
+	l.setRosterLocked(l.c.Welcome.Participants)
 	go func() {
 		for m := range l.c.Events() {
-			l.mu.Lock()
-			switch m.Type {
-			case wire.TypeError:
-				l.errors = append(l.errors, m.Error.Code)
-			case wire.TypeWelcome:
-				l.welcomes = append(l.welcomes, m)
-			}
-			l.mu.Unlock()
+			l.event(m)
 		}
 	}()
 	return l
