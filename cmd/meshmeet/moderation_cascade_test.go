@@ -98,12 +98,19 @@ type rawSession struct {
 
 func rawJoin(ctx context.Context, t *testing.T, addr, room, name string) (*rawSession, *wire.Message) {
 	t.Helper()
+	return rawJoinMsg(ctx, t, addr, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, Name: name})
+}
+
+// rawJoinMsg sends join on a bare WebSocket, retrying while the directory
+// is unavailable, and returns the session and its first message.
+func rawJoinMsg(ctx context.Context, t *testing.T, addr string, join *wire.Message) (*rawSession, *wire.Message) {
+	t.Helper()
 	for {
 		ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
 		if err == nil {
 			t.Cleanup(func() { ws.CloseNow() })
 			s := &rawSession{ws: ws}
-			s.write(t, ctx, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, Name: name})
+			s.write(t, ctx, join)
 			m := s.read(t, ctx)
 			if m.Type == wire.TypeError && m.Error.Code == wire.CodeUnavailable {
 				ws.CloseNow()
