@@ -292,6 +292,9 @@ func (s *Server) authorize(ctx context.Context, c *conn, key mesh.RoomKey, m *wi
 		return nil
 	}
 	if !s.guesses.allow(c.src, key) {
+		if m.Password != "" {
+			s.guesses.failSource(c.src)
+		}
 		return s.refuse(ctx, "password: guessing too fast")
 	}
 	ok, err := verifyPassword(ctx, info.PasswordHash, m.Password)

@@ -138,8 +138,9 @@ func parseHash(s string) (salt, key []byte, t, m uint32, p uint8, err error) {
 // (an IPv4 address or IPv6 /64, limits.go) and per room; past the free
 // failures each further attempt waits out a backoff that doubles with
 // every failure, up to the cap. A join inside a backoff is refused without
-// checking the password (the answer is the same generic refusal). The
-// counts are forgotten guessForget after the last failure.
+// checking the password (the answer is the same generic refusal) and
+// counts as a failure of its source (failSource). The counts are forgotten
+// guessForget after the last failure.
 const (
 	guessFreeSource = 5
 	guessCapSource  = 5 * time.Minute
@@ -225,6 +226,19 @@ func entry[K comparable](m map[K]*guessCount, k K) *guessCount {
 		m[k] = c
 	}
 	return c
+}
+
+// failSource counts an attempt from src refused inside a backoff as a
+// failure of src only: a source that keeps hammering waits ever longer,
+// while a room's wait still ends at its cap (hammering a room must not
+// keep it closed to everyone).
+func (g *guesses) failSource(src netip.Prefix) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := entry(g.bySource, src); c != nil {
+		c.fails++
+		c.last = g.now()
+	}
 }
 
 // sweep forgets counts whose last failure is older than guessForget.

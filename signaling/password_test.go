@@ -89,6 +89,12 @@ func TestGuessBackoff(t *testing.T) {
 	if !g.allow(src, room) {
 		t.Fatal("attempt refused after the doubled backoff")
 	}
+	// An attempt inside the backoff counts against the source, not the room.
+	g.failSource(src)
+	if g.allow(src, room) || g.bySource[src].fails != 7 || g.byRoom[room].fails != 6 {
+		t.Fatalf("failSource: source %d fails, room %d", g.bySource[src].fails, g.byRoom[room].fails)
+	}
+	now = now.Add(4 * guessBase)
 	// Another source may still try this room (the room has its own, larger
 	// budget), and this source is capped, not locked out forever.
 	if !g.allow(netip.MustParsePrefix("198.51.100.0/32"), room) {

@@ -218,6 +218,12 @@ type session struct {
 // in) and pings until the test ends.
 func joinRaw(ctx context.Context, t *testing.T, addr, src string, m wire.Message) *session {
 	t.Helper()
+	return joinRawHeader(ctx, t, addr, src, nil, m)
+}
+
+// joinRawHeader is joinRaw with extra HTTP headers on the upgrade.
+func joinRawHeader(ctx context.Context, t *testing.T, addr, src string, hdr http.Header, m wire.Message) *session {
+	t.Helper()
 	m.Type, m.Version = wire.TypeJoin, wire.Version
 	for range 4 {
 		d := &net.Dialer{}
@@ -225,7 +231,7 @@ func joinRaw(ctx context.Context, t *testing.T, addr, src string, m wire.Message
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 		}
 		hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-		ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wire.Subprotocol}})
+		ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: hc, HTTPHeader: hdr, Subprotocols: []string{wire.Subprotocol}})
 		if err != nil {
 			t.Fatalf("dial %s: %v", addr, err)
 		}
@@ -591,4 +597,108 @@ func TestNoThirdPartyHost(t *testing.T) {
 		}
 	}
 	t.Logf("%d paths served, %d host references checked", len(paths), checked)
+}
+
+// TestModeratorTokenSkipsPassword: under --auth jwt a moderator's token
+// enters a room with a password without it; a participant's token, or a
+// guest under --auth-create-only, needs it.
+func TestModeratorTokenSkipsPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node; skipped in -short mode")
+	}
+	f := secretFile(t, testSecret)
+	nodes := serveNodes(t, 1, "--auth", "jwt", "--jwt-secret-file", f, "--auth-create-only")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	room := roomname.New()
+	token := func(args ...string) string {
+		out, err := run(t, append([]string{"token", "--jwt-secret-file", f, "--room", room}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	mod, member := token("--moderator"), token()
+	var first *session
+	waitFor(t, "the node takes joins", func() bool {
+		first = joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: mod})
+		return first.msg.Type == wire.TypeWelcome
+	})
+	first.send(ctx, t, `{"type":"set-password","password":"pw-for-guests"}`)
+	first.await(t, wire.TypeSecurity)
+	for _, tc := range []struct {
+		name  string
+		m     wire.Message
+		admit bool
+	}{
+		{"moderator token, no password", wire.Message{Room: room, Token: mod}, true},
+		{"participant token, no password", wire.Message{Room: room, Token: member}, false},
+		{"participant token, password", wire.Message{Room: room, Token: member, Password: "pw-for-guests"}, true},
+		{"guest, no password", wire.Message{Room: room}, false},
+		{"guest, password", wire.Message{Room: room, Password: "pw-for-guests"}, true},
+	} {
+		s := joinRaw(ctx, t, nodes[0], "", tc.m)
+		if tc.admit && s.msg.Type != wire.TypeWelcome || !tc.admit && string(s.first) != refused {
+			t.Errorf("%s: got %s", tc.name, s.first)
+		}
+	}
+	// A participant's set-password is refused (not fatal) and changes nothing.
+	m := joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: member, Password: "pw-for-guests"})
+	m.send(ctx, t, `{"type":"set-password"}`)
+	if e := m.await(t, wire.TypeError); e.Error.Code != wire.CodeNotAllowed || e.Error.Fatal {
+		t.Fatalf("participant's set-password: %+v", e.Error)
+	}
+	if s := joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room}); string(s.first) != refused {
+		t.Fatalf("the password is gone after a participant's set-password: %s", s.first)
+	}
+}
+
+// TestGuessingLimitsBySource: wrong passwords are counted per source, and
+// behind a --trusted-proxy the source is the X-Forwarded-For client: a
+// client past its free failures is refused even with the right password
+// while another client behind the same proxy gets in with it. Without
+// --trusted-proxy the header is ignored and the proxy's address is the
+// source.
+func TestGuessingLimitsBySource(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs nodes; skipped in -short mode")
+	}
+	for _, trusted := range []bool{true, false} {
+		var extra []string
+		if trusted {
+			extra = []string{"--trusted-proxy", "127.0.0.0/8"}
+		}
+		nodes := serveNodes(t, 1, extra...)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		room := roomname.New()
+		var alice *session
+		waitFor(t, "the node takes joins", func() bool {
+			alice = joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Name: "Alice"})
+			return alice.msg.Type == wire.TypeWelcome
+		})
+		alice.send(ctx, t, `{"type":"set-password","password":"right"}`)
+		alice.await(t, wire.TypeSecurity)
+		from := func(client string) http.Header { return http.Header{"X-Forwarded-For": {client}} }
+		// Mallory (203.0.113.9) guesses wrong ten times from behind the proxy
+		// (past the 5 free failures the wait doubles from 1 s: 32 s now).
+		for i := range 10 {
+			if s := joinRawHeader(ctx, t, nodes[0], "127.0.0.1", from("203.0.113.9"), wire.Message{Room: room, Password: fmt.Sprint("guess", i)}); string(s.first) != refused {
+				t.Fatalf("guess %d: %s", i, s.first)
+			}
+		}
+		// Now even the right password is refused for Mallory's source.
+		if s := joinRawHeader(ctx, t, nodes[0], "127.0.0.1", from("203.0.113.9"), wire.Message{Room: room, Password: "right"}); string(s.first) != refused {
+			t.Fatalf("trusted=%v: the right password from a source in backoff: %s", trusted, s.first)
+		}
+		// Bob behind the same proxy: in with the right password only when
+		// the proxy is trusted (otherwise he shares the proxy's backoff).
+		s := joinRawHeader(ctx, t, nodes[0], "127.0.0.1", from("198.51.100.4"), wire.Message{Room: room, Password: "right"})
+		if trusted && s.msg.Type != wire.TypeWelcome {
+			t.Fatalf("trusted proxy: another client with the right password: %s", s.first)
+		}
+		if !trusted && string(s.first) != refused {
+			t.Fatalf("untrusted proxy: X-Forwarded-For was believed: %s", s.first)
+		}
+		cancel()
+	}
 }
