@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -132,7 +131,7 @@ func (r *room) applyModerationLocked(action, by, target string) {
 	s := r.srv
 	switch action {
 	case wire.ActionRemove:
-		s.revokeResume(r.key, target)
+		s.RevokeResume(r.key, target)
 		for _, o := range r.participants {
 			if o.id == target {
 				go o.fail(errRemoved)
@@ -140,7 +139,7 @@ func (r *room) applyModerationLocked(action, by, target string) {
 		}
 	case wire.ActionEnd:
 		for _, o := range r.participants {
-			s.revokeResume(r.key, o.id)
+			s.RevokeResume(r.key, o.id)
 			go o.fail(errRemoved)
 		}
 		for _, w := range r.lobby {
@@ -179,14 +178,4 @@ func (r *room) remoteModerationLocked(node string, m *cascadeMsg) {
 		return
 	}
 	r.applyModerationLocked(m.A, m.By, m.ID)
-}
-
-// revokeResume refuses, on this node, any later resume of participant id
-// in the room key with its secret (resume.go's RevokeResume, which every
-// node can check a secret against). Without it a removed participant's
-// resume is refused anyway: it no longer exists on its node.
-func (s *Server) revokeResume(key mesh.RoomKey, id string) {
-	if rv, ok := any(s).(interface{ RevokeResume(mesh.RoomKey, string) }); ok {
-		rv.RevokeResume(key, id)
-	}
 }
