@@ -29,7 +29,7 @@ var (
 	// envMention is a MESHMEET_ variable.
 	envMention = regexp.MustCompile(`\bMESHMEET_[A-Z0-9_]*[A-Z0-9]\b`)
 	// commandMention names a meshmeet command on a line.
-	commandMention = regexp.MustCompile(`\bmeshmeet (serve|bench|cluster init|cluster status|cluster|room new|room check|room|token|version)\b`)
+	commandMention = regexp.MustCompile(`\bmeshmeet (serve|bench|cluster init|cluster status|cluster drain|cluster|room new|room check|room|token|version)\b`)
 	// foreignCommand names another program whose flags a line may give
 	// (the AWS CLI and the shell tools of the boot script, coturn, ...).
 	foreignCommand = regexp.MustCompile(`\b(aws|curl|sha256sum|sysctl|systemctl|coturn|turnserver|turnutils_[a-z]+|terraform|chromium|go (?:test|build|install|run|tool))\b`)

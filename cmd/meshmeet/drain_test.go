@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/internal/syncbuf"
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
@@ -435,5 +438,40 @@ func TestDrainCluster(t *testing.T) {
 			t.Errorf("talker %d got no welcome from another node", tk.tag)
 		}
 		tk.mu.Unlock()
+	}
+}
+
+// TestDrainAdminRefuses: POST /admin/drain needs the admin token, POST and
+// the receiving node's name; other admin paths pass through.
+func TestDrainAdminRefuses(t *testing.T) {
+	token := []byte("0123456789abcdef0123456789abcdef")
+	var ref atomic.Pointer[drainer]
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := withDrainAdmin(next, token, "n0", &ref, context.Background())
+	do := func(method, target, auth string) int {
+		req := httptest.NewRequest(method, target, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	good := mesh.AdminAuthorization(token)
+	for _, c := range []struct {
+		what, method, target, auth string
+		want                       int
+	}{
+		{"no token", "POST", "/admin/drain?node=n0", "", http.StatusUnauthorized},
+		{"another token", "POST", "/admin/drain?node=n0", mesh.AdminAuthorization([]byte("another token of 32 bytes 012345")), http.StatusUnauthorized},
+		{"GET", "GET", "/admin/drain?node=n0", good, http.StatusMethodNotAllowed},
+		{"another node", "POST", "/admin/drain?node=n1", good, http.StatusConflict},
+		{"no node", "POST", "/admin/drain", good, http.StatusConflict},
+		{"before signaling", "POST", "/admin/drain?node=n0", good, http.StatusServiceUnavailable},
+		{"status passes", "GET", "/admin/status", good, http.StatusTeapot},
+	} {
+		if got := do(c.method, c.target, c.auth); got != c.want {
+			t.Errorf("%s: %d, want %d", c.what, got, c.want)
+		}
 	}
 }
