@@ -471,3 +471,74 @@ func TestRemovedMediaStops(t *testing.T) {
 		t.Fatalf("Bob received %d more packets of the removed participant", now-last)
 	}
 }
+
+// TestStrongModerationWithTokens: under --auth jwt only a moderator
+// token's holder moderates. A guest's moderation (mute, admit) is refused
+// with not-allowed; the moderator turns the lobby on, and then guests
+// wait while a second moderator walks in; only moderators see the lobby;
+// the moderator admits a guest and removes another.
+func TestStrongModerationWithTokens(t *testing.T) {
+	a, err := signaling.NewAuthenticator(signaling.AuthConfig{HMACSecret: testJWTSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := startModNode(t, nil, func(c *signaling.Config) { c.Auth, c.StrongModeration = a, true })
+	room := roomname.New()
+	token := func(moderator bool) string {
+		tok, err := signaling.MintToken(testJWTSecret, claims(room, func(c *signaling.Claims) { c.Moderator = moderator }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	mod := join(t, n, room, client.Options{Name: "Mod", Token: token(true)})
+	guest := join(t, n, room, client.Options{Name: "Guest", Token: token(false)})
+	mID, gID := mod.Welcome.Participant, guest.Welcome.Participant
+
+	send(t, guest, &wire.Message{Type: wire.TypeMuteParticipant, Participant: mID})
+	if e := nextEvent(t, guest, wire.TypeError, wire.TypeModeration); e.Type != wire.TypeError || e.Error.Code != wire.CodeNotAllowed {
+		t.Fatalf("a guest's mute answered %+v", e)
+	}
+	send(t, mod, &wire.Message{Type: wire.TypeSetLobby, Lobby: ptrTo(true)})
+	for _, c := range []*client.Client{mod, guest} {
+		moderationEvent(t, c, wire.ActionLobbyOn, mID, "")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := dialWS(ctx, t, n)
+	writeJSON(ctx, t, ws, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, Name: "Late Guest", Token: token(false)})
+	if m, raw := readJSON(ctx, t, ws); m.Type != wire.TypeWaiting {
+		t.Fatalf("a guest's join with the lobby on answered %s", raw)
+	}
+	var wID string
+	for wID == "" {
+		for _, p := range nextEvent(t, mod, wire.TypeLobby).Participants {
+			if p.Name == "Late Guest" {
+				wID = p.ID
+			}
+		}
+	}
+	// A second moderator is not held in the lobby.
+	mod2 := join(t, n, room, client.Options{Name: "Mod Two", Token: token(true)})
+	if len(mod2.Welcome.Participants) != 2 {
+		t.Fatalf("the second moderator's welcome lists %+v", mod2.Welcome.Participants)
+	}
+	send(t, guest, &wire.Message{Type: wire.TypeAdmit, Participant: wID})
+	if e := nextEvent(t, guest, wire.TypeError, wire.TypeLobby); e.Type != wire.TypeError || e.Error.Code != wire.CodeNotAllowed {
+		t.Fatalf("a guest's admit answered %+v (guests must not see the lobby)", e)
+	}
+	send(t, mod, &wire.Message{Type: wire.TypeAdmit, Participant: wID})
+	if m, raw := readJSON(ctx, t, ws); m.Type != wire.TypeWelcome {
+		t.Fatalf("admitted guest got %s", raw)
+	}
+	// The guest sees the admitted one join, and never saw the lobby (a
+	// lobby message would have come before its error above).
+	if m := nextEvent(t, guest, wire.TypeParticipantJoined, wire.TypeLobby, wire.TypeModeration); m.Type != wire.TypeParticipantJoined || m.Participants[0].ID != wID {
+		t.Fatalf("guest got %+v", m)
+	}
+	send(t, mod, &wire.Message{Type: wire.TypeRemoveParticipant, Participant: gID})
+	if code := fatalError(t, guest); code != wire.CodeRemoved {
+		t.Fatalf("removed guest's error: %s", code)
+	}
+}
