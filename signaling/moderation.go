@@ -1,6 +1,8 @@
 package signaling
 
 import (
+	"context"
+
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -125,7 +127,9 @@ func (r *room) applyModerationLocked(action, by, target string) {
 		}
 	default:
 		for _, o := range r.participants {
-			o.send(ev)
+			if !removes(action, target, o) {
+				o.send(ev)
+			}
 		}
 	}
 	s := r.srv
@@ -134,13 +138,13 @@ func (r *room) applyModerationLocked(action, by, target string) {
 		s.RevokeResume(r.key, target)
 		for _, o := range r.participants {
 			if o.id == target {
-				go o.fail(errRemoved)
+				go o.removed(ev)
 			}
 		}
 	case wire.ActionEnd:
 		for _, o := range r.participants {
 			s.RevokeResume(r.key, o.id)
-			go o.fail(errRemoved)
+			go o.removed(ev)
 		}
 		for _, w := range r.lobby {
 			go w.fail(errLobbyDenied)
@@ -167,6 +171,25 @@ func (r *room) applyModerationLocked(action, by, target string) {
 		}
 		r.tellLobbyLocked()
 	}
+}
+
+// removes reports whether the action removes o from the meeting.
+func removes(action, target string, o *participant) bool {
+	return action == wire.ActionEnd || (action == wire.ActionRemove && o.id == target)
+}
+
+// removed ends p's session after telling it, ahead of anything still
+// queued for it, who removed it (ev).
+func (p *participant) removed(ev *wire.Message) {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		writeNow(ctx, c.ws, ev)
+		cancel()
+	}
+	p.fail(errRemoved)
 }
 
 // remoteModerationLocked applies a moderation action another bridge

@@ -161,8 +161,8 @@ func TestSoftModeration(t *testing.T) {
 	}
 
 	send(t, carol, &wire.Message{Type: wire.TypeRemoveParticipant, Participant: bID})
-	// Bob's session ends at once, with the error before whatever was
-	// queued for him.
+	// Bob is told who removed him, then his session ends.
+	moderationEvent(t, bob, wire.ActionRemove, cID, bID)
 	if code := fatalError(t, bob); code != wire.CodeRemoved {
 		t.Fatalf("removed participant's error = %s, want %s", code, wire.CodeRemoved)
 	}
@@ -216,8 +216,8 @@ func TestEndMeetingForAll(t *testing.T) {
 	}
 
 	send(t, bob, &wire.Message{Type: wire.TypeEndMeeting})
-	// Each session ends at once: its error may overtake the event.
 	for _, c := range []*client.Client{alice, bob} {
+		moderationEvent(t, c, wire.ActionEnd, bob.Welcome.Participant, "")
 		if code := fatalError(t, c); code != wire.CodeRemoved {
 			t.Fatalf("error = %s, want %s", code, wire.CodeRemoved)
 		}
