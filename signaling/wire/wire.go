@@ -16,6 +16,12 @@
 //	  ◀── participant-joined / participant-left / participant-updated
 //	  ◀── track-published / track-unpublished / speaker
 //	  ◀─▶ chat {text} / chat {participant, name, text, ts}
+//	  ── mute-participant / stop-camera / remove-participant {participant},
+//	     end-meeting, set-lobby {lobby}, admit / deny {participant} ──▶
+//	  ◀── moderation {action, by, participant?}            to everyone
+//	  ◀── lobby {lobby, participants}                      to moderators
+//	  ── speaker-stats ──▶ ◀── speaker-stats {stats}
+//	  (lobby on: join ──▶ ◀── waiting, then welcome or error refused)
 //	  ── ping ──▶ ◀── pong                                keepalive
 //	  ── leave ──▶                                        then the server closes
 //	  ◀── error {error:{code, message}}                    then, if fatal, close
