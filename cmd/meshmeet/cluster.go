@@ -241,6 +241,7 @@ func (r *regionSum) print(w io.Writer, region string) {
 	if r.capacity > 0 {
 		capacity = fmt.Sprint(r.capacity)
 	}
-	fmt.Fprintf(w, "\t%s total\t%d/%d alive\t\t%d\t%s\tmax %.2f\t\t%s\t%d draining\n",
+	// "live", not "alive": a member's STATE cell is the only " alive ".
+	fmt.Fprintf(w, "\t%s total\t%d/%d live\t\t%d\t%s\tmax %.2f\t\t%s\t%d draining\n",
 		region, r.alive, r.nodes, r.participants, capacity, r.maxStress, formatBitrate(r.bitrate), r.draining)
 }

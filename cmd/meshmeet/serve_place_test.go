@@ -249,10 +249,14 @@ func TestPrintStatusByRegion(t *testing.T) {
 	if strings.Join(order, ",") != strings.Join(want, ",") {
 		t.Fatalf("rows %v, want %v", order, want)
 	}
-	for _, want := range []string{"STRESS", "0.80", "2/2 alive", "max 0.80", "35.0 Mb/s", "1 draining", "0/1 alive"} {
+	for _, want := range []string{"STRESS", "0.80", "2/2 live", "max 0.80", "35.0 Mb/s", "1 draining", "0/1 live"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q", want)
 		}
+	}
+	// Scripts count members by their " alive " state cell.
+	if n := strings.Count(out, " alive "); n != 3 {
+		t.Errorf("%d \" alive \" in the status, want one per live member (3)", n)
 	}
 }
 
