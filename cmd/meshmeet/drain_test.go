@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/bench/client"
@@ -473,5 +474,100 @@ func TestDrainAdminRefuses(t *testing.T) {
 		if got := do(c.method, c.target, c.auth); got != c.want {
 			t.Errorf("%s: %d, want %d", c.what, got, c.want)
 		}
+	}
+}
+
+// TestDrainSignals: SIGTERM starts a drain (readyz 503 at once, the
+// draining flag in every node's cluster status); a participant that does
+// not follow its redirect keeps the drain going, and a second SIGTERM stops
+// the node at once, long before --drain-timeout.
+func TestDrainSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary: skipped under -short")
+	}
+	bin, secretFile := buildBinary(t)
+	ports := &clusterPorts{}
+	procs, _ := startServeCluster(t, bin, secretFile, ports, []procSpec{
+		{name: "n0", region: "eu", voter: true, extra: []string{"--drain-timeout", "10m"}},
+		{name: "n1", region: "eu", voter: true},
+		{name: "n2", region: "eu", voter: true},
+	})
+	n0 := procs[0]
+	// A raw client: it joins and then reads without ever acting on what
+	// it is told.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n0.url, "http")+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	join, _ := json.Marshal(&wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: roomname.New()})
+	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatal(err)
+	}
+	redirected := make(chan string, 1)
+	go func() {
+		for {
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var m wire.Message
+			if json.Unmarshal(data, &m) == nil && m.Type == wire.TypeRedirect {
+				select {
+				case redirected <- m.URL:
+				default:
+				}
+			}
+		}
+	}()
+	waitFor(t, "the participant on n0", func() bool {
+		out, err := exec.Command(bin, "cluster", "status", "--json", "--url", n0.url, "--cluster-secret-file", secretFile).Output()
+		return err == nil && strings.Contains(string(out), `"participants":1`)
+	})
+
+	n0.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "n0 not ready", func() bool { return status(n0.url+"/readyz") == http.StatusServiceUnavailable })
+	waitFor(t, "n1 sees n0 draining", func() bool {
+		out, err := exec.Command(bin, "cluster", "status", "--json", "--url", procs[1].url, "--cluster-secret-file", secretFile).Output()
+		if err != nil {
+			return false
+		}
+		var st struct {
+			Members []struct {
+				Name     string
+				Draining bool
+			}
+		}
+		json.Unmarshal(out, &st)
+		for _, m := range st.Members {
+			if m.Name == "n0" {
+				return m.Draining
+			}
+		}
+		return false
+	})
+	select {
+	case u := <-redirected:
+		if u != procs[1].url && u != procs[2].url {
+			t.Errorf("redirected to %q, not to n1 or n2", u)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the participant was not redirected")
+	}
+	select {
+	case <-n0.exited:
+		t.Fatalf("n0 exited while a participant was left: %v", n0.err)
+	case <-time.After(2 * time.Second):
+	}
+	n0.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n0.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("n0 did not stop on the second SIGTERM\n%s", n0.log)
+	}
+	if !strings.Contains(n0.log.String(), "drain: stopping at once") {
+		t.Errorf("n0 did not log the stop:\n%s", n0.log)
 	}
 }
