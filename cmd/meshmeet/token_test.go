@@ -22,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/urfave/cli/v2"
 
+	"github.com/meshmeet/meshmeet/internal/syncbuf"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
@@ -701,4 +702,88 @@ func TestGuessingLimitsBySource(t *testing.T) {
 		}
 		cancel()
 	}
+}
+
+// TestAccessSecretsNotLogged: at debug level, a meeting with a password
+// set, wrong passwords, bad and good tokens leaves no password, token, room
+// or display name in the node's log (raft, memberlist, pion and quic-go
+// log through the same handler), and the log says why joins were refused.
+func TestAccessSecretsNotLogged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node; skipped in -short mode")
+	}
+	// serve's logger writes to os.Stderr as it is when the node starts:
+	// point it at a pipe for as long as the node starts.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncbuf.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&logs, r); close(copied) }()
+	t.Cleanup(func() { // registered first: runs after the node stopped
+		w.Close()
+		<-copied
+		r.Close()
+	})
+	f := secretFile(t, testSecret)
+	room := "zqx-room-" + roomname.New()
+	stderr := os.Stderr
+	os.Stderr = w
+	nodes := serveNodes(t, 1, "--auth", "jwt", "--jwt-secret-file", f, "--auth-create-only", "--log-level", "debug")
+	os.Stderr = stderr
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := run(t, "token", "--jwt-secret-file", f, "--room", room, "--moderator", "--name", "zqx-name-mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(out)
+	out, err = run(t, "token", "--jwt-secret-file", secretFile(t, "another-secret-another-secret-another-secret"), "--room", room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.TrimSpace(out)
+	var mod *session
+	waitFor(t, "the node takes joins", func() bool {
+		mod = joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: tok})
+		return mod.msg.Type == wire.TypeWelcome
+	})
+	mod.send(ctx, t, `{"type":"set-password","password":"zqx-pass-right"}`)
+	mod.await(t, wire.TypeSecurity)
+	for _, m := range []wire.Message{
+		{Room: room, Password: "zqx-pass-wrong"},
+		{Room: room, Token: forged},
+		{Room: room, Token: "zqx-not-a-token"},
+		{Room: "zqx-room-never-used", Password: "zqx-pass-other"},
+	} {
+		if s := joinRaw(ctx, t, nodes[0], "", m); string(s.first) != refused {
+			t.Fatalf("got %s", s.first)
+		}
+	}
+	if s := joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Name: "zqx-name-guest", Password: "zqx-pass-right"}); s.msg.Type != wire.TypeWelcome {
+		t.Fatalf("right password: %s", s.first)
+	}
+	mod.send(ctx, t, `{"type":"set-password"}`)
+	mod.await(t, wire.TypeSecurity)
+
+	waitFor(t, "the refusals logged", func() bool { return strings.Count(logs.String(), "join refused") >= 4 })
+	text := logs.String()
+	secrets := []string{"zqx", testSecret}
+	for _, tk := range []string{tok, forged} {
+		parts := strings.Split(tk, ".")
+		secrets = append(secrets, parts[1][:16], parts[1][len(parts[1])-16:], parts[2][:16])
+	}
+	for _, secret := range secrets {
+		if i := strings.Index(text, secret); i >= 0 {
+			t.Errorf("the log holds %q: …%s…", secret, text[max(0, i-200):min(len(text), i+100)])
+		}
+	}
+	for _, reason := range []string{`reason="password: wrong or missing"`, `reason="token: token signature is invalid"`, `reason="token: token is malformed"`, `reason="token: needed to create a room"`} {
+		if !strings.Contains(text, reason) {
+			t.Errorf("no log line with %s", reason)
+		}
+	}
+	t.Logf("%d bytes of debug log checked", len(text))
 }
