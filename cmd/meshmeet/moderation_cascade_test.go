@@ -286,6 +286,16 @@ func TestModerationAcrossNodes(t *testing.T) {
 		t.Fatalf("Eve, denied from n1: %+v", m)
 	}
 
+	// Alice (n0) mutes Bob (n1): Bob and Carol are told, across the nodes.
+	if err := alice.Send(ctx, &wire.Message{Type: wire.TypeMuteParticipant, Participant: bID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*watcher{bw, cw} {
+		w.wait(t, "the mute of Bob (n1) by Alice (n0) seen", func(m *wire.Message) bool {
+			return m.Type == wire.TypeModeration && m.Action == wire.ActionMute && m.By == aID && m.Participant == bID
+		})
+	}
+
 	// Alice (n0) removes Bob (n1).
 	if err := alice.Send(ctx, &wire.Message{Type: wire.TypeRemoveParticipant, Participant: bID}); err != nil {
 		t.Fatal(err)
