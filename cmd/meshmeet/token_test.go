@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/internal/syncbuf"
@@ -786,4 +792,57 @@ func TestAccessSecretsNotLogged(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes of debug log checked", len(text))
+}
+
+// TestServePublicKeyAuth: with --jwt-public-key (an Ed25519 PEM) a node
+// admits EdDSA tokens of the matching private key and refuses, with the
+// one refusal, an HS256 token keyed with the public key file's bytes (the
+// algorithm confusion attack), an unsigned one and one of another key.
+func TestServePublicKeyAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node; skipped in -short mode")
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	keyFile := filepath.Join(t.TempDir(), "jwt.pub")
+	if err := os.WriteFile(keyFile, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nodes := serveNodes(t, 1, "--auth", "jwt", "--jwt-public-key", keyFile, "--jwt-issuer", "portal")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	room := roomname.New()
+	claims := func() signaling.Claims {
+		now := time.Now()
+		return signaling.Claims{Room: room, RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: "portal", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		}}
+	}
+	sign := func(m jwt.SigningMethod, key any) string {
+		s, err := jwt.NewWithClaims(m, claims()).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	b64 := base64.RawURLEncoding
+	body, _ := json.Marshal(claims())
+	unsigned := b64.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64.EncodeToString(body) + "."
+
+	good := sign(jwt.SigningMethodEdDSA, priv)
+	waitFor(t, "the node admits an EdDSA token", func() bool {
+		return joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: good}).msg.Type == wire.TypeWelcome
+	})
+	for name, tok := range map[string]string{
+		"HS256 keyed with the public key PEM": sign(jwt.SigningMethodHS256, pemBytes),
+		"HS256 keyed with the public key":     sign(jwt.SigningMethodHS256, []byte(pub)),
+		"alg none":                            unsigned,
+		"another Ed25519 key":                 sign(jwt.SigningMethodEdDSA, other),
+	} {
+		if s := joinRaw(ctx, t, nodes[0], "", wire.Message{Room: room, Token: tok}); string(s.first) != refused {
+			t.Errorf("%s: got %s", name, s.first)
+		}
+	}
 }
