@@ -161,7 +161,7 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 		s.plc.here.Add(1)
 		return nil
 	}
-	if !validRedirectURL(d.PublicURL) {
+	if !s.memberURL(d.PublicURL) {
 		// A member without a usable public URL cannot be redirected to;
 		// this node takes the join rather than refuse it.
 		s.log.Warn("placement chose a node without a valid public URL; keeping the join here", "node", d.Bridge)
