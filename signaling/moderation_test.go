@@ -144,6 +144,9 @@ func TestSoftModeration(t *testing.T) {
 	bobSession := sessions.last()
 	carol := join(t, n, room, client.Options{Name: "Carol"})
 	aID, bID, cID := alice.Welcome.Participant, bob.Welcome.Participant, carol.Welcome.Participant
+	if !alice.Welcome.Moderator || !bob.Welcome.Moderator {
+		t.Fatal("under soft moderation a welcome must say its participant may moderate")
+	}
 
 	send(t, alice, &wire.Message{Type: wire.TypeMuteParticipant, Participant: bID})
 	for _, c := range []*client.Client{alice, bob, carol} {
@@ -494,6 +497,9 @@ func TestStrongModerationWithTokens(t *testing.T) {
 	mod := join(t, n, room, client.Options{Name: "Mod", Token: token(true)})
 	guest := join(t, n, room, client.Options{Name: "Guest", Token: token(false)})
 	mID, gID := mod.Welcome.Participant, guest.Welcome.Participant
+	if !mod.Welcome.Moderator || guest.Welcome.Moderator {
+		t.Fatalf("welcome's moderator: moderator %v, guest %v", mod.Welcome.Moderator, guest.Welcome.Moderator)
+	}
 
 	send(t, guest, &wire.Message{Type: wire.TypeMuteParticipant, Participant: mID})
 	if e := nextEvent(t, guest, wire.TypeError, wire.TypeModeration); e.Type != wire.TypeError || e.Error.Code != wire.CodeNotAllowed {

@@ -357,6 +357,7 @@ func (s *Server) welcomeLocked(r *room, p *participant, ice []wire.ICEServer, re
 		Secret:      p.secret,
 		ICEServers:  ice,
 		Resumed:     resumed,
+		Moderator:   p.mayModerate(),
 		TS:          time.Now().UnixMilli(),
 	}
 	for _, t := range r.media.Tracks() {

@@ -58,6 +58,8 @@ export function participantActions(id, session) {
   const box = document.createElement('span');
   box.className = 'mod-actions';
   box.dataset.participant = id;
+  const s0 = session();
+  box.hidden = !(s0 && s0.mayModerate);
   const act = (f) => () => {
     const s = session();
     if (s && s.joined) f(s);
@@ -227,7 +229,10 @@ export class Moderation {
   /** Follows session s's moderation events. */
   attach(s) {
     s.addEventListener('waiting', () => this._showWaiting(true));
-    s.addEventListener('joined', () => this._showWaiting(false));
+    s.addEventListener('joined', () => {
+      this._showWaiting(false);
+      this.render();
+    });
     s.addEventListener('moderation', (ev) => {
       const text = describe(s, ev.detail);
       if (text) this.notify(text);
@@ -255,11 +260,19 @@ export class Moderation {
     for (const el of document.querySelectorAll('#meeting > .stage, #meeting > .controls, #meeting > .topbar')) el.hidden = on;
   }
 
-  /** Renders the lobby toggle from the session's state. */
+  /**
+   * Renders the lobby toggle from the session's state, and shows the
+   * meeting-wide controls only to those who may moderate.
+   */
   render() {
     const s = this.session();
     const box = $('lobby-on');
     if (box && s) box.checked = !!(s.lobby && s.lobby.on);
+    const may = !!(s && s.mayModerate);
+    for (const id of ['btn-end-all', 'security-lobby']) {
+      const el = $(id);
+      if (el) el.hidden = !may;
+    }
   }
 
   _pollStats() {

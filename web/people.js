@@ -47,7 +47,7 @@ export class People {
         if (p.muted.video) f.push('camera off');
         flags.textContent = f.join(', ');
         li.append(name, flags);
-        if (p.id !== s.participant) li.append(participantActions(p.id, () => s));
+        if (p.id !== s.participant && s.mayModerate) li.append(participantActions(p.id, () => s));
         return li;
       }),
       ...((s.lobby && s.lobby.waiting) || []).map((w) => {

@@ -291,6 +291,8 @@ export class Session extends EventTarget {
     switch (msg.type) {
       case 'welcome':
         this.waiting = false;
+        // Whether we may moderate: always under soft moderation.
+        this.mayModerate = !!msg.moderator;
         return this._welcome(msg);
       case 'offer':
         if (msg.pc === 'sub') return this._subOffer(msg.sdp);

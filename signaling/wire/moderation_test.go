@@ -33,6 +33,7 @@ func TestModerationMessages(t *testing.T) {
 		{"stats from a client", `{"type":"speaker-stats","stats":[]}`, false},
 		{"participant on chat", `{"type":"chat","text":"hi","participant":"abc"}`, false},
 		{"lobby on ping", `{"type":"ping","lobby":true}`, false},
+		{"moderator claimed in join", `{"type":"join","version":1,"room":"r","moderator":true}`, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := Decode([]byte(tt.in))

@@ -85,7 +85,7 @@ func (m *Message) fields() field {
 	set(m.E2EERequired != nil, fE2EERequired)
 	set(m.Participant != "", fParticipant)
 	set(m.Lobby != nil, fLobby)
-	set(m.Action != "" || m.By != "" || m.Stats != nil, fServerOnly)
+	set(m.Action != "" || m.By != "" || m.Stats != nil || m.Moderator, fServerOnly)
 	set(m.TS != 0 || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
 		m.Track != nil || m.Error != nil || m.PasswordSet != nil || m.URL != "", fServerOnly)

@@ -244,6 +244,9 @@ type Message struct {
 	Participants []Participant `json:"participants,omitempty"`
 	Tracks       []Track       `json:"tracks,omitempty"`
 	Resumed      bool          `json:"resumed,omitempty"`
+	// Moderator (welcome): you may moderate this meeting (always under
+	// soft moderation; with --auth jwt, with a moderator token).
+	Moderator bool `json:"moderator,omitempty"`
 
 	// security: whether the room has a password now (participant: who
 	// changed it).
