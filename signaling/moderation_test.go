@@ -448,6 +448,7 @@ func TestRemovedMediaStops(t *testing.T) {
 		return got >= 20 && intact == got
 	})
 
+	removedAt := time.Now()
 	send(t, carol, &wire.Message{Type: wire.TypeRemoveParticipant, Participant: aID})
 	unpublished := 0
 	for unpublished < 2 {
@@ -456,10 +457,14 @@ func TestRemovedMediaStops(t *testing.T) {
 			unpublished++
 		}
 	}
+	unpublishedAfter := time.Since(removedAt)
 	waitFor(t, 30*time.Second, "Alice's PeerConnection closed by the bridge", func() bool {
 		s := alice.c.Pub().ConnectionState()
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})
+	// A figure for docs and reports, not a check of speed.
+	t.Logf("removal: tracks unpublished for Bob after %v, Alice's PeerConnection %s after %v",
+		unpublishedAfter, alice.c.Pub().ConnectionState(), time.Since(removedAt))
 	// Alice's client still sends; none of it reaches Bob any more.
 	var last int
 	waitFor(t, 30*time.Second, "Alice's audio stops reaching Bob", func() bool {
