@@ -212,11 +212,12 @@ type e2eeState struct {
 	Mode     string `json:"mode"`
 	Required bool   `json:"required"`
 	Stats    *struct {
-		Encrypted int `json:"encrypted"`
-		Decrypted int `json:"decrypted"`
-		Failed    int `json:"failed"`
-		Clear     int `json:"clear"`
-		Dropped   int `json:"dropped"`
+		Encrypted int              `json:"encrypted"`
+		Decrypted int              `json:"decrypted"`
+		Failed    int              `json:"failed"`
+		Clear     int              `json:"clear"`
+		Dropped   int              `json:"dropped"`
+		Keys      map[string][]int `json:"keys"`
 		Tracks    map[string]struct {
 			Decrypted   int    `json:"decrypted"`
 			Failed      int    `json:"failed"`
@@ -552,34 +553,7 @@ func TestBrowserE2EECascade(t *testing.T) {
 	}
 	bin := os.Getenv(envServer)
 	chromium := os.Getenv(envChromium)
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	regions := []string{"eu", "us"}
-	gossip := []string{
-		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-	}
-	nodes := make([]*server, 2)
-	for i, region := range regions {
-		nodes[i] = startServer(t, bin,
-			"--node-name", "node-"+region,
-			"--region", region,
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", gossip[1-i],
-			"--bootstrap-expect", "2",
-			"--raft-voter",
-		)
-	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
+	nodes := startTwoNodes(t, bin)
 
 	const pass = "cascade passphrase"
 	room := roomname.New()
@@ -670,6 +644,171 @@ func TestBrowserE2EECascade(t *testing.T) {
 	t.Logf("bob on node-us: %d of the last %d encrypted frames received are byte-identical to frames Alice sent on node-eu", len(recent)-missing, len(recent))
 	if missing > 0 || len(recent) < 100 {
 		t.Errorf("bob: %d of %d received frames differ from every frame Alice sent", missing, len(recent))
+	}
+	for _, b := range []*browser{alice, bob} {
+		b.checkConsole(t)
+	}
+}
+
+// startTwoNodes runs a two-node cluster (regions eu and us: cluster
+// secret, raft voters, gossip join, the relay on loopback).
+func startTwoNodes(t *testing.T, bin string) []*server {
+	t.Helper()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	regions := []string{"eu", "us"}
+	gossip := []string{
+		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
+		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
+	}
+	nodes := make([]*server, 2)
+	for i, region := range regions {
+		nodes[i] = startServer(t, bin,
+			"--node-name", "node-"+region,
+			"--region", region,
+			"--cluster-secret-file", secretFile,
+			"--gossip-addr", gossip[i],
+			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
+			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
+			"--join", gossip[1-i],
+			"--bootstrap-expect", "2",
+			"--raft-voter",
+		)
+	}
+	for _, n := range nodes {
+		waitReady(t, n)
+	}
+	return nodes
+}
+
+// managedState is window.meshmeet.e2ee with managed keys.
+type managedState struct {
+	e2eeState
+	Managed *struct {
+		Index    int               `json:"index"`
+		SAS      map[string]string `json:"sas"`
+		Verified []string          `json:"verified"`
+	} `json:"managed"`
+}
+
+// counts of a page: frames of sender decrypted and failed.
+func (s managedState) of(sender string) (decrypted, failed int) {
+	d, f := s.perParticipant()
+	return d[sender], f[sender]
+}
+
+// TestBrowserE2EEManaged: managed keys, no passphrase, over two nodes.
+// Alice (node-eu) and Bob (node-us) exchange sender keys over ECDH
+// channels whose blobs the servers relay, across the relay between the
+// bridges; each decrypts the other's audio and video, and both show the
+// same four emoji for their pair. When Carol joins (node-eu) both ratchet
+// their keys (the key index moves on) and Carol decrypts them, while they
+// keep decrypting each other; when Carol leaves both rotate to new keys
+// and keep decrypting each other.
+func TestBrowserE2EEManaged(t *testing.T) {
+	if !inNamespace(t, "TestBrowserE2EEManaged") {
+		return
+	}
+	bin := os.Getenv(envServer)
+	chromium := os.Getenv(envChromium)
+	nodes := startTwoNodes(t, bin)
+	room := roomname.New()
+	path := "/" + url.PathEscape(room) + "?prejoin=0#e2ee-managed=1"
+	alice := newBrowser(t, chromium, "alice", true)
+	bob := newBrowser(t, chromium, "bob", true)
+	carol := newBrowser(t, chromium, "carol", true)
+	ids := map[*browser]string{}
+	join := func(b *browser, n *server, name string) {
+		b.navigate(t, n.URL+path+"&name="+name)
+		ids[b] = waitFor(t, b, "joined with managed keys", 60*time.Second,
+			`window.meshmeet.joined && window.meshmeet.e2ee.active && window.meshmeet.e2ee.managed ? window.meshmeet.participant : ''`,
+			func(id string) bool { return id != "" })
+	}
+	state := func(b *browser) managedState {
+		return waitFor(t, b, "E2EE state", 10*time.Second, `window.meshmeet.e2ee`, func(managedState) bool { return true })
+	}
+	// decrypting waits until b decrypts sender's frames again and again
+	// with no new failure: returns b's counts then.
+	decrypting := func(b, sender *browser, what string) managedState {
+		t.Helper()
+		var last managedState
+		lastFail := -1
+		stable := 0
+		logged := time.Now()
+		waitFor(t, b, what, 90*time.Second, `window.meshmeet.e2ee`, func(s managedState) bool {
+			if time.Since(logged) > 15*time.Second {
+				logged = time.Now()
+				t.Logf("%s: still waiting (%s): tracks %+v, keys %v, own index %d", b.name, what, s.Stats.Tracks, s.Stats.Keys, s.Managed.Index)
+			}
+			d, f := s.of(ids[sender])
+			if d > 0 && f == lastFail {
+				stable++
+			} else {
+				stable = 0
+			}
+			lastFail = f
+			last = s
+			return stable >= 8 && d > 50 // two seconds without a failure
+		})
+		return last
+	}
+
+	join(alice, nodes[0], "Alice")
+	join(bob, nodes[1], "Bob")
+	for _, p := range [][2]*browser{{alice, bob}, {bob, alice}} {
+		s := decrypting(p[0], p[1], "the other's frames decrypted with exchanged keys, across the relay")
+		d, f := s.of(ids[p[1]])
+		t.Logf("%s: decrypts %s's frames (%d, %d failed before the keys arrived); own key index %d", p[0].name, p[1].name, d, f, s.Managed.Index)
+	}
+	waitFor(t, bob, "Alice's video decoded", 60*time.Second, mediaExpr, func(s mediaStats) bool { return s.FramesDecoded > 30 && s.AudioSamples > 0 })
+	sa, sb := state(alice), state(bob)
+	if sa.Managed.SAS[ids[bob]] == "" || sa.Managed.SAS[ids[bob]] != sb.Managed.SAS[ids[alice]] {
+		t.Errorf("emoji differ: Alice shows %q for Bob, Bob shows %q for Alice", sa.Managed.SAS[ids[bob]], sb.Managed.SAS[ids[alice]])
+	}
+	t.Logf("Alice and Bob compare %s", sa.Managed.SAS[ids[bob]])
+
+	// Carol joins: Alice and Bob ratchet; Carol reads them, they each other.
+	ia, ib := sa.Managed.Index, sb.Managed.Index
+	join(carol, nodes[0], "Carol")
+	for _, b := range []*browser{alice, bob} {
+		old := map[*browser]int{alice: ia, bob: ib}[b]
+		waitFor(t, b, "own key ratcheted on Carol's join", 30*time.Second, `window.meshmeet.e2ee.managed.index`,
+			func(i int) bool { return i == (old+1)&0xff })
+	}
+	for _, p := range [][2]*browser{{carol, alice}, {carol, bob}} {
+		decrypting(p[0], p[1], "Carol decrypts "+p[1].name+"'s ratcheted key")
+	}
+	before := state(bob)
+	d0, _ := before.of(ids[alice])
+	s := decrypting(bob, alice, "Bob still decrypts Alice after her ratchet")
+	if d, _ := s.of(ids[alice]); d < d0+50 {
+		t.Errorf("bob: %d frames of Alice decrypted after the ratchet, want 50 more than %d", d, d0)
+	}
+
+	// Carol leaves: Alice and Bob rotate to new random keys.
+	sa, sb = state(alice), state(bob)
+	carol.navigate(t, "about:blank")
+	for _, p := range []struct {
+		b   *browser
+		old int
+	}{{alice, sa.Managed.Index}, {bob, sb.Managed.Index}} {
+		waitFor(t, p.b, "own key rotated on Carol's leave", 30*time.Second, `window.meshmeet.e2ee.managed.index`,
+			func(i int) bool { return i == (p.old+1)&0xff })
+	}
+	time.Sleep(2 * time.Second) // the rotation takes effect after a second
+	for _, p := range [][2]*browser{{alice, bob}, {bob, alice}} {
+		before := state(p[0])
+		d0, _ := before.of(ids[p[1]])
+		s := decrypting(p[0], p[1], "the other's rotated key decrypts")
+		d, f := s.of(ids[p[1]])
+		t.Logf("%s: after the rotation decrypts %s's frames (%d, was %d; %d failed in all)", p[0].name, p[1].name, d, d0, f)
+		if d < d0+50 {
+			t.Errorf("%s: %d frames of %s decrypted after the rotation, want 50 more than %d", p[0].name, d, p[1].name, d0)
+		}
 	}
 	for _, b := range []*browser{alice, bob} {
 		b.checkConsole(t)

@@ -332,6 +332,8 @@ func (r *room) apply(node string, m *cascadeMsg) {
 		r.remoteModerationLocked(node, m)
 	case cascadeLobby:
 		r.remoteLobbyLocked(node, m.P)
+	case cascadeKey:
+		r.remoteE2EEKeyLocked(node, m)
 	}
 }
 

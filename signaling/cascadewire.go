@@ -35,6 +35,10 @@ import (
 //	    lobby-on or lobby-off without id (moderation.go, lobby.go)
 //	{"v":1,"t":"lobby","p":[{"id":..,"name":..,"muted":{..}}]}
 //	    the sender's waiting people, the whole list (empty: none)
+//	{"v":1,"t":"key","by":"..","id":"..","k":".."}
+//	    an e2ee-key blob (opaque, wire.ValidE2EEKeyBlob) from the
+//	    sender's participant by to participant id; the node that holds id
+//	    delivers it (e2ee.go)
 //
 // Protocol flow: node C creates its side of a room and attaches it with
 // the directory's other bridges A and B; the relay sends RoomAttach; A and
@@ -56,6 +60,7 @@ const (
 	cascadeChatT  = "chat"
 	cascadeMod    = "mod"
 	cascadeLobby  = "lobby"
+	cascadeKey    = "key"
 
 	// maxCascadeParticipants bounds the participants of one message (a
 	// roster goes in chunks): 100 of the largest fit in a room message.
@@ -77,7 +82,8 @@ type cascadeMsg struct {
 	ID   string             `json:"id,omitempty"`
 	C    []cascadeChat      `json:"c,omitempty"`
 	A    string             `json:"a,omitempty"`  // mod: the action (wire.Action*)
-	By   string             `json:"by,omitempty"` // mod: the participant who acted
+	By   string             `json:"by,omitempty"` // mod: the participant who acted; key: the sender
+	K    string             `json:"k,omitempty"`  // key: the e2ee-key blob
 }
 
 // cascadeModActions are the actions of a mod message, and whether each
@@ -149,10 +155,15 @@ func decodeCascade(data []byte) (*cascadeMsg, error) {
 
 // validate checks which fields the type takes and bounds each.
 func (m *cascadeMsg) validate() error {
-	if m.T != cascadeMod && (m.A != "" || m.By != "") {
+	if m.T != cascadeMod && m.A != "" || m.T != cascadeMod && m.T != cascadeKey && m.By != "" || m.T != cascadeKey && m.K != "" {
 		return badCascade("field not allowed")
 	}
 	switch m.T {
+	case cascadeKey:
+		if m.Gen != 0 || m.Last || len(m.P) != 0 || len(m.C) != 0 || !validCascadeID(m.By) || !validCascadeID(m.ID) ||
+			!wire.ValidE2EEKeyBlob(m.K) {
+			return badCascade("bad key")
+		}
 	case cascadeMod:
 		named, ok := cascadeModActions[m.A]
 		if !ok || m.Gen != 0 || m.Last || len(m.P) != 0 || len(m.C) != 0 || !validCascadeID(m.By) ||

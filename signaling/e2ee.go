@@ -48,23 +48,31 @@ func (s *Server) checkE2EE(info mesh.Room, m *wire.Message) error {
 	return nil
 }
 
-// encryptsLocked reports whether the participant with this ID, on this
-// node, said at join that it encrypts. r.mu is held.
+// encryptsLocked reports whether the participant with this ID said at
+// join that it encrypts: one on this node, or one of another bridge of the
+// meeting, whose roster entries carry the flag (wire.Participant.E2EE).
+// r.mu is held.
 func (r *room) encryptsLocked(id string) bool {
 	for _, o := range r.participants {
 		if o.id == id {
 			return o.e2ee
 		}
 	}
+	if rp := r.casc.remote[id]; rp != nil {
+		return rp.info.E2EE
+	}
 	return false
 }
 
-// markE2EE sets t.E2EE for a local participant's track when its client
-// encrypts (the bridge cannot know; a track imported over the relay
-// carries the flag already). Called from the bridge's event goroutines:
-// it takes r.mu only briefly.
+// markE2EE sets t.E2EE when its publisher's client encrypts. The bridge
+// cannot know (the flag would reach it only through
+// bridge.PublishParams.E2EE of a track the relay imports, and the relay
+// exports a local track with the bridge's own, unmarked, parameters), so
+// signaling marks tracks from the participants' join flag, on every
+// bridge. Called from the bridge's event goroutines: it takes r.mu only
+// briefly.
 func (r *room) markE2EE(t bridge.TrackInfo) bridge.TrackInfo {
-	if t.E2EE || t.Remote {
+	if t.E2EE {
 		return t
 	}
 	r.mu.Lock()
@@ -73,11 +81,11 @@ func (r *room) markE2EE(t bridge.TrackInfo) bridge.TrackInfo {
 	return t
 }
 
-// wireTrackLocked is wireTrack with the E2EE flag of a local
-// participant's track. r.mu is held.
+// wireTrackLocked is wireTrack with the E2EE flag of the track's
+// publisher. r.mu is held.
 func (r *room) wireTrackLocked(t bridge.TrackInfo) wire.Track {
 	w := wireTrack(t)
-	w.E2EE = t.E2EE || (!t.Remote && r.encryptsLocked(t.Participant))
+	w.E2EE = t.E2EE || r.encryptsLocked(t.Participant)
 	return w
 }
 
@@ -142,4 +150,40 @@ func (s *Server) setE2EE(p *participant, required bool) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// relayE2EEKey handles e2ee-key: an opaque blob of the managed-key
+// exchange from p to participant to, on this node or, over the cascade,
+// on another bridge of the meeting. The server never reads the blob. A
+// recipient that is not in the meeting (it left) is not an error: the
+// blob is dropped.
+func (s *Server) relayE2EEKey(p *participant, to, blob string) {
+	r := p.room
+	m := &wire.Message{Type: wire.TypeE2EEKey, Participant: p.id, Blob: blob}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.participants {
+		if o.id == to && o != p {
+			o.send(m)
+			return
+		}
+	}
+	if r.casc.remote[to] != nil {
+		r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeKey, By: p.id, ID: to, K: blob})
+	}
+}
+
+// remoteE2EEKeyLocked delivers a key blob another bridge relayed, when its
+// recipient is here and its sender is that bridge's participant. r.mu is
+// held.
+func (r *room) remoteE2EEKeyLocked(node string, m *cascadeMsg) {
+	if rp := r.casc.remote[m.By]; rp == nil || rp.node != node {
+		return
+	}
+	for _, o := range r.participants {
+		if o.id == m.ID {
+			o.send(&wire.Message{Type: wire.TypeE2EEKey, Participant: m.By, Blob: m.K})
+			return
+		}
+	}
 }

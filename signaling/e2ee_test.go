@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +183,56 @@ func TestSetE2EERequired(t *testing.T) {
 	}
 	writeJSON(ctx, t, alice, &wire.Message{Type: wire.TypePing})
 	readE2EEType(ctx, t, alice, wire.TypePong)
+}
+
+// TestE2EEKeyRelay: an e2ee-key blob goes to the one participant it names,
+// from the server with the sender's ID, and to nobody else; a blob for a
+// participant not in the meeting is dropped; a malformed blob closes only
+// its sender's session.
+func TestE2EEKeyRelay(t *testing.T) {
+	n := startNode(t, nil)
+	room := roomname.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	joinWS := func() (*websocket.Conn, string) {
+		ws := dialWS(ctx, t, n)
+		writeJSON(ctx, t, ws, &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, E2EE: true})
+		m, raw := readJSON(ctx, t, ws)
+		if m.Type != wire.TypeWelcome {
+			t.Fatalf("join: %s", raw)
+		}
+		return ws, m.Participant
+	}
+	a, aID := joinWS()
+	b, bID := joinWS()
+	c, _ := joinWS()
+
+	writeJSON(ctx, t, a, &wire.Message{Type: wire.TypeE2EEKey, Participant: "nobody-here", Blob: "eyJ0IjoiaCJ9"})
+	writeJSON(ctx, t, a, &wire.Message{Type: wire.TypeE2EEKey, Participant: bID, Blob: "eyJ0IjoiaCJ9"})
+	m, raw := readE2EEType(ctx, t, b, wire.TypeE2EEKey)
+	if m.Participant != aID || m.Blob != "eyJ0IjoiaCJ9" {
+		t.Fatalf("Bob got %s, want Alice's blob", raw)
+	}
+	// Carol got nothing of it: her next message is the pong she asks for.
+	writeJSON(ctx, t, c, &wire.Message{Type: wire.TypePing})
+	for {
+		m, raw := readJSON(ctx, t, c)
+		if m.Type == wire.TypeE2EEKey {
+			t.Fatalf("Carol received a blob meant for Bob: %s", raw)
+		}
+		if m.Type == wire.TypePong {
+			break
+		}
+	}
+
+	// A blob that is not base64url, or too long, ends only its sender's session.
+	for _, blob := range []string{"not base64!", strings.Repeat("A", wire.MaxE2EEKeyBytes+1)} {
+		ws, _ := joinWS()
+		writeJSON(ctx, t, ws, &wire.Message{Type: wire.TypeE2EEKey, Participant: bID, Blob: blob})
+		if m, raw := readE2EEType(ctx, t, ws, wire.TypeError); m.Error.Code != wire.CodeBadMessage || !m.Error.Fatal {
+			t.Fatalf("bad blob: %s", raw)
+		}
+	}
+	writeJSON(ctx, t, b, &wire.Message{Type: wire.TypePing})
+	readE2EEType(ctx, t, b, wire.TypePong)
 }

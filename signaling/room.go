@@ -104,9 +104,6 @@ type participant struct {
 	// before the participant is shown to anyone; static after). Only read
 	// under Config.StrongModeration (moderation.go).
 	moderator bool
-	// e2ee: the client said at join that it encrypts its media end to
-	// end (e2ee.go). Static.
-	e2ee bool
 	// ready and gone are made for a participant that waits in the lobby
 	// (lobby.go): ready is closed once it is admitted and has its media,
 	// gone when it leaves. Static; nil for everyone else.
@@ -116,6 +113,9 @@ type participant struct {
 	// regionPin are the regions the join's token pins it to (none: no
 	// pin). Static.
 	regionPin []string
+	// e2ee: the client said at join that it encrypts its media end to
+	// end (e2ee.go). Static.
+	e2ee bool
 }
 
 // send queues a message for the participant's socket. It never blocks: a
@@ -145,7 +145,7 @@ func (p *participant) fail(err error) {
 }
 
 func (p *participant) info() wire.Participant {
-	return wire.Participant{ID: p.id, Name: p.name, Muted: p.muted}
+	return wire.Participant{ID: p.id, Name: p.name, Muted: p.muted, E2EE: p.e2ee}
 }
 
 // join handles the first message of a session: a new participant, or the

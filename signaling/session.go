@@ -294,10 +294,12 @@ func (s *Server) handle(p *participant, m *wire.Message) error {
 	case wire.TypePrefs:
 		p.media.SetMaxHeight(m.TrackID, m.MaxHeight)
 		p.media.Pin(m.TrackID, m.Pin)
-	case wire.TypeSetE2EE:
-		return s.setE2EE(p, *m.E2EERequired)
 	case wire.TypeSetPassword:
 		return s.setPassword(p, m.Password)
+	case wire.TypeSetE2EE:
+		return s.setE2EE(p, *m.E2EERequired)
+	case wire.TypeE2EEKey:
+		s.relayE2EEKey(p, m.Participant, m.Blob)
 	}
 	return nil
 }

@@ -116,6 +116,7 @@ function parseURL() {
     name: cleanName(f.get('name') || ''),
     e2ee: f.get('e2ee') || '',
     e2eeProbe: q.get('e2eeprobe') === '1',
+    e2eeManaged: f.get('e2ee-managed') === '1',
     e2eeRequired: q.get('e2eerequired') === '1',
     refused: q.get('refused') === '1', // the last join was refused
   };
@@ -270,7 +271,10 @@ function join(room, name) {
   });
   session.addEventListener('ended', (ev) => onEnded(ev.detail.reason));
   session.addEventListener('security', renderAll);
-  e2ee.addEventListener('stats', () => tiles.render(state.session, state.stream));
+  e2ee.addEventListener('stats', () => {
+    tiles.render(state.session, state.stream);
+    e2eeUI.render(state.session);
+  });
   // Our key is derived before the join: no frame waits for it.
   e2ee.ready.then(() => session.start(), (e) => {
     console.warn('meshmeet: E2EE key derivation failed', e);

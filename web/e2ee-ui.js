@@ -4,6 +4,7 @@
 // toggle, a new passphrase). e2ee.js does the cryptography.
 
 import { E2EE, support } from './e2ee.js';
+import { displayName } from './people.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const MESSAGES = {
 /** Fills the pre-join passphrase field from the URL fragment (#e2ee=). */
 export function initPrejoin(url) {
   if (url.e2ee) $('e2ee-passphrase').value = url.e2ee;
+  if (url.e2eeManaged) $('e2ee-managed').checked = true;
   if (url.e2eeRequired) showRequired();
 }
 
@@ -29,8 +31,9 @@ export function showRequired() {
 /** The E2EE state of a join: the passphrase typed on the pre-join screen, else the fragment's. */
 export function makeE2EE(room, url) {
   const passphrase = $('e2ee-passphrase').value || url.e2ee || '';
-  const e2ee = new E2EE({ passphrase, room, probe: url.e2eeProbe });
-  return { e2ee, warning: passphrase && !e2ee.active ? MESSAGES.noBrowser : '' };
+  const managed = !passphrase && ($('e2ee-managed').checked || !!url.e2eeManaged);
+  const e2ee = new E2EE({ passphrase, room, probe: url.e2eeProbe, managed });
+  return { e2ee, warning: (passphrase || managed) && !e2ee.active ? MESSAGES.noBrowser : '' };
 }
 
 /** Wires the security dialog. rejoin(passphrase) joins again with a new passphrase. */
@@ -72,8 +75,40 @@ export function render(s) {
   } else {
     text = 'You do not encrypt: enter the meeting passphrase below to rejoin encrypted.';
   }
+  if (on && e.keys) {
+    text += ' Keys are exchanged between the browsers (no passphrase): compare the four emoji with each person by voice; if they match, nobody sits in between.';
+  }
   if (required) text += ' This room requires end-to-end encryption.';
   $('security-e2ee-text').textContent = text;
+  renderSAS(s);
+}
+
+// The emoji of each pair (managed keys), with a "verified" checkbox each.
+function renderSAS(s) {
+  const list = $('e2ee-sas');
+  const keys = s.e2ee && s.e2ee.keys;
+  const st = keys ? keys.state() : { sas: {}, verified: [] };
+  const want = Object.keys(st.sas);
+  list.hidden = !want.length;
+  for (const li of [...list.children]) if (!st.sas[li.dataset.participant]) li.remove();
+  for (const id of want) {
+    let li = [...list.children].find((el) => el.dataset.participant === id);
+    if (!li) {
+      li = document.createElement('li');
+      li.dataset.participant = id;
+      const label = document.createElement('label');
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.addEventListener('change', () => keys.setVerified(id, box.checked));
+      const text = document.createElement('span');
+      label.append(box, text);
+      li.append(label);
+      list.append(li);
+    }
+    const p = s.participants.get(id);
+    li.querySelector('span').textContent = ` ${p ? displayName(p) : id}: ${st.sas[id]} (verified)`;
+    li.querySelector('input').checked = st.verified.includes(id);
+  }
 }
 
 /**
@@ -87,6 +122,7 @@ export function tileState(s, participant, trackId) {
     const t = s.tracks.get(id);
     if (!t) continue;
     const st = s.e2ee.mode ? s.e2ee.trackState(id, !!t.e2ee) : t.e2ee ? 'failing' : 'clear';
+    if (st === 'e2ee' && s.e2ee.keys && s.e2ee.keys.verified.has(participant)) return 'verified';
     if (st) return st;
   }
   return '';
@@ -102,5 +138,6 @@ export function hookState(s, url) {
     mode: e ? e.mode : support(),
     required: !!(s && s.security.e2eeRequired),
     stats: e ? JSON.parse(JSON.stringify(e.stats)) : null,
+    managed: e && e.keys ? e.keys.state() : null,
   };
 }

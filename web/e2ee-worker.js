@@ -23,6 +23,13 @@
 // HKDF-SHA-256(secret, salt empty, info "meshmeet-e2ee-v1 sender " + its
 // participant ID).
 //
+// Managed keys (e2ee-keys.js): the page posts our sender key ({type:
+// 'own-key', index, raw}) and each sender's ({type:'peer-key', participant,
+// index, raw}); the key index in the trailer picks the receiver's key, and
+// a frame whose index is up to 8 ahead of the newest known key of its
+// sender is read with that key ratcheted forward (HKDF-SHA-256, info
+// "meshmeet-e2ee-v1 ratchet"), as every sender ratchets when someone joins.
+//
 // A frame that does not decrypt is dropped (never reaches the decoder)
 // and counted. Messages to the page: {type:'stats', stats}.
 
@@ -34,12 +41,19 @@ const INFO = 'meshmeet-e2ee-v1 sender ';
 const enc = new TextEncoder();
 
 let secret = null; // {index, base: Promise<CryptoKey>} (HKDF base key)
+let managed = false;
+let own = null; // managed: {index, key: Promise<CryptoKey>}
+const peerKeys = new Map(); // managed: participant → Map<index, {raw, key}>
+const RATCHET_INFO = 'meshmeet-e2ee-v1 ratchet';
+const MAX_AHEAD = 8;
+const KEEP_KEYS = 16;
 const senderKeys = new Map(); // participant → Promise<CryptoKey|null>
 let me = ''; // our participant ID
 const ivPrefix = crypto.getRandomValues(new Uint8Array(4));
 let counter = 0; // frames encrypted; below 2^53, so exact in a number
 
-const stats = { encrypted: 0, decrypted: 0, failed: 0, clear: 0, dropped: 0, tracks: {} };
+// keys: managed mode, the key indices known per sender.
+const stats = { encrypted: 0, decrypted: 0, failed: 0, clear: 0, dropped: 0, tracks: {}, keys: {} };
 let dirty = false;
 const transforms = new Map(); // id → options (mutable on m-line reuse)
 let probe = null; // {tx: [], rx: []}: hashes of encrypted frames, for tests
@@ -72,6 +86,49 @@ function keyFor(participant) {
     senderKeys.set(participant, k);
   }
   return k;
+}
+
+function aesKey(raw) {
+  return crypto.subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+}
+
+async function ratchet(raw) {
+  const base = await crypto.subtle.importKey('raw', raw, 'HKDF', false, ['deriveBits']);
+  return crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode(RATCHET_INFO) }, base, 256);
+}
+
+function setPeerKey(participant, index, raw) {
+  let m = peerKeys.get(participant);
+  if (!m) {
+    m = new Map();
+    peerKeys.set(participant, m);
+  }
+  m.delete(index);
+  m.set(index, { raw, key: aesKey(raw) });
+  while (m.size > KEEP_KEYS) m.delete(m.keys().next().value);
+  stats.keys[participant] = [...m.keys()];
+  dirty = true;
+  return m.get(index).key;
+}
+
+/** Managed mode: the key of participant at index, ratcheting forward when needed. */
+async function peerKey(participant, index) {
+  const m = peerKeys.get(participant);
+  if (!m) return null;
+  const have = m.get(index);
+  if (have) return have.key;
+  // The newest known key up to MAX_AHEAD behind index.
+  for (let d = 1; d <= MAX_AHEAD; d++) {
+    const base = m.get((index - d) & 0xff);
+    if (!base) continue;
+    let raw = base.raw;
+    for (let i = (index - d + 1) & 0xff; ; i = (i + 1) & 0xff) {
+      raw = await ratchet(raw);
+      if (!m.has(i)) setPeerKey(participant, i, raw);
+      if (i === index) return m.get(index).key;
+    }
+  }
+  return null;
 }
 
 function nextIV() {
@@ -139,7 +196,8 @@ async function encrypt(frame, ctl, opts) {
     ctl.enqueue(frame);
     return;
   }
-  const key = await keyFor(me);
+  const index = managed ? (own ? own.index : 0) : secret ? secret.index : 0;
+  const key = managed ? (own ? await own.key : null) : await keyFor(me);
   const n = clearBytes(codecOf(frame, opts), data);
   if (!key || n < 0) {
     stats.dropped++; // no key yet, or a codec we cannot encrypt: never send clear
@@ -154,7 +212,7 @@ async function encrypt(frame, ctl, opts) {
   out.set(data.subarray(0, n), 0);
   out.set(ct, n);
   out.set(iv, n + ct.length);
-  out[out.length - 1] = secret.index;
+  out[out.length - 1] = index;
   frame.data = out.buffer;
   if (probe) record(probe.tx, out);
   stats.encrypted++;
@@ -180,9 +238,10 @@ async function decrypt(frame, ctl, opts) {
     return;
   }
   if (probe) record(probe.rx, data);
-  const key = await keyFor(participant);
+  const index = data[data.length - 1];
+  const key = managed ? await peerKey(participant, index) : await keyFor(participant);
   const n = clearBytes(codecOf(frame, opts), data);
-  if (key && n >= 0 && data.length >= n + TAG + TRAILER && data[data.length - 1] === secret.index) {
+  if (key && n >= 0 && data.length >= n + TAG + TRAILER && (managed || index === secret.index)) {
     const end = data.length - TRAILER;
     try {
       const pt = new Uint8Array(
@@ -241,6 +300,21 @@ self.onmessage = (ev) => {
       secret = m.secret
         ? { index: m.index & 0xff, base: crypto.subtle.importKey('raw', m.secret, 'HKDF', false, ['deriveKey']) }
         : null;
+      return;
+    case 'managed':
+      managed = true;
+      return;
+    case 'own-key':
+      own = { index: m.index & 0xff, key: aesKey(m.raw) };
+      return;
+    case 'peer-key':
+      setPeerKey(m.participant, m.index & 0xff, m.raw);
+      return;
+    case 'forget':
+      peerKeys.delete(m.participant);
+      return;
+    case 'forget-all':
+      peerKeys.clear();
       return;
     case 'self':
       me = m.participant || '';

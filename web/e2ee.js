@@ -11,6 +11,8 @@
 // The passphrase never leaves the page: it comes from the security field or
 // the URL fragment (#e2ee=), which browsers do not send to the server.
 
+import { ManagedKeys } from './e2ee-keys.js';
+
 export const PBKDF2_ITERATIONS = 200_000;
 export const SALT_PREFIX = 'meshmeet-e2ee-v1 room ';
 
@@ -50,13 +52,16 @@ export class E2EE extends EventTarget {
    * @param {string} opts.passphrase  '' when the page does not encrypt
    * @param {string} opts.room
    * @param {boolean} [opts.probe]    keep hashes of encrypted frames (tests)
+   * @param {boolean} [opts.managed]  managed keys (e2ee-keys.js) when there is no passphrase
    */
-  constructor({ passphrase, room, probe = false }) {
+  constructor({ passphrase, room, probe = false, managed = false }) {
     super();
     this.mode = support();
     this.room = room;
     /** True when we encrypt what we send (a passphrase and a browser that can). */
-    this.active = !!passphrase && !!this.mode;
+    this.active = (!!passphrase || managed) && !!this.mode;
+    /** Managed keys (no passphrase): the key exchange, or null. */
+    this.keys = null;
     // Whether frames go through the worker at all. With the fallback,
     // every sender and receiver of a PeerConnection made with
     // encodedInsertableStreams must be attached, so without a passphrase
@@ -76,6 +81,11 @@ export class E2EE extends EventTarget {
     this.worker = new Worker('/static/e2ee-worker.js', { name: 'meshmeet-e2ee' });
     this.worker.onmessage = (ev) => this._onMessage(ev.data || {});
     if (probe) this.worker.postMessage({ type: 'probe', on: true });
+    if (!passphrase && managed) {
+      this.worker.postMessage({ type: 'managed' });
+      this.keys = new ManagedKeys(this.worker);
+      this.keys.addEventListener('change', () => this.dispatchEvent(new CustomEvent('stats')));
+    }
     this.ready = passphrase ? this._setPassphrase(passphrase) : Promise.resolve();
   }
 

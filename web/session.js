@@ -303,7 +303,10 @@ export class Session extends EventTarget {
       case 'candidate':
         return this._remoteCandidate(msg.pc, msg.candidate);
       case 'participant-joined':
-        for (const p of msg.participants || []) this._setParticipant(p);
+        for (const p of msg.participants || []) {
+          this._setParticipant(p);
+          if (this.e2ee && this.e2ee.keys && p && p.id && p.id !== this.participant) this.e2ee.keys.joined(p.id);
+        }
         this._emit('participants');
         return;
       case 'participant-updated':
@@ -312,6 +315,7 @@ export class Session extends EventTarget {
         return;
       case 'participant-left':
         this._removeParticipant(msg.participant);
+        if (this.e2ee && this.e2ee.keys && msg.participant) this.e2ee.keys.left(msg.participant);
         this._emit('participants');
         return;
       case 'track-published':
@@ -338,6 +342,9 @@ export class Session extends EventTarget {
           text: msg.text || '',
           ts: msg.ts || Date.now(),
         });
+        return;
+      case 'e2ee-key':
+        if (this.e2ee && this.e2ee.keys && msg.participant && msg.blob) this.e2ee.keys.receive(msg.participant, msg.blob);
         return;
       case 'security':
         // The room's password or E2EE requirement changed.
@@ -372,7 +379,10 @@ export class Session extends EventTarget {
       id: p.id,
       name: p.name || '',
       muted: { audio: !!(p.muted && p.muted.audio), video: !!(p.muted && p.muted.video) },
+      e2ee: !!p.e2ee,
     });
+    // Its tracks may have come before we learnt that it encrypts.
+    for (const t of this.tracks.values()) if (t.participant === p.id) this._protectReceiver(t.id);
   }
 
   _removeParticipant(id) {
@@ -403,6 +413,9 @@ export class Session extends EventTarget {
     this.participant = msg.participant;
     this.secret = msg.secret;
     if (this.e2ee) this.e2ee.setParticipant(msg.participant);
+    if (this.e2ee && this.e2ee.keys) {
+      this.e2ee.keys.send = (to, blob) => this.send({ type: 'e2ee-key', participant: to, blob });
+    }
     if (msg.e2eeRequired !== undefined) this.security = { ...this.security, e2eeRequired: !!msg.e2eeRequired };
     if (!msg.resumed) this.iceServers = msg.iceServers || [];
 
@@ -422,6 +435,7 @@ export class Session extends EventTarget {
     }
     this.joined = true;
     this._emit('status', { state: 'connected' });
+    if (this.e2ee && this.e2ee.keys) this.e2ee.keys.welcome(this.participant, [...this.participants.keys()]);
 
     if (msg.resumed && wasJoined) {
       this._flushQueue();
@@ -530,11 +544,13 @@ export class Session extends EventTarget {
     const rx = this._rx.get(id);
     if (!this.e2ee || !rx) return;
     const t = this.tracks.get(id);
+    const who = t ? t.participant : participant || '';
+    const p = this.participants.get(who);
     this.e2ee.protectReceiver(rx, {
-      participant: t ? t.participant : participant || '',
+      participant: who,
       trackId: id,
       kind: t ? t.kind : kind || '',
-      e2ee: t ? !!t.e2ee : true,
+      e2ee: t ? !!t.e2ee || !!(p && p.e2ee) : true,
     });
   }
 

@@ -10,6 +10,7 @@ import { tileState } from './e2ee-ui.js';
 // What a tile says of its media's end-to-end encryption (e2ee-ui.js).
 const E2EE_LABELS = {
   e2ee: 'E2EE',
+  verified: 'E2EE · verified',
   failing: 'Encrypted: no key to decrypt',
   clear: 'Not E2EE',
 };

@@ -29,6 +29,7 @@ const (
 	fRTTs
 	fE2EE
 	fE2EERequired
+	fBlob
 	fServerOnly // any field only the server sends
 )
 
@@ -57,6 +58,7 @@ var clientFields = map[Type]struct{ must, may field }{
 	// A moderator's: no password removes it.
 	TypeSetPassword: {may: fPassword},
 	TypeSetE2EE:     {must: fE2EERequired},
+	TypeE2EEKey:     {must: fParticipant | fBlob},
 }
 
 func (m *Message) fields() field {
@@ -83,6 +85,7 @@ func (m *Message) fields() field {
 	set(m.RTTs != nil, fRTTs)
 	set(m.E2EE, fE2EE)
 	set(m.E2EERequired != nil, fE2EERequired)
+	set(m.Blob != "", fBlob)
 	set(m.Participant != "", fParticipant)
 	set(m.Lobby != nil, fLobby)
 	set(m.Action != "" || m.By != "" || m.Stats != nil || m.Moderator, fServerOnly)
@@ -137,6 +140,13 @@ func (m *Message) Validate() error {
 	case TypeSetPassword:
 		if err := validPassword(m.Password); err != nil {
 			return err
+		}
+	case TypeE2EEKey:
+		if !validID(m.Participant) {
+			return bad("e2ee-key: malformed participant")
+		}
+		if !ValidE2EEKeyBlob(m.Blob) {
+			return bad("e2ee-key: blob must be 1 to %d base64url characters", MaxE2EEKeyBytes)
 		}
 	case TypeMuteParticipant, TypeStopCamera, TypeRemoveParticipant, TypeAdmit, TypeDeny:
 		if !validID(m.Participant) {
@@ -276,4 +286,19 @@ func validRTTs(rtts []RegionRTT) error {
 		}
 	}
 	return nil
+}
+
+// ValidE2EEKeyBlob checks the blob of an e2ee-key message: 1 to
+// MaxE2EEKeyBytes characters of base64url (no padding).
+func ValidE2EEKeyBlob(b string) bool {
+	if len(b) == 0 || len(b) > MaxE2EEKeyBytes {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

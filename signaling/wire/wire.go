@@ -65,6 +65,9 @@ const (
 	MaxDepth = 4
 	// MaxKeys bounds the number of object keys in one message.
 	MaxKeys = 64
+	// MaxE2EEKeyBytes bounds the blob of an e2ee-key message (a public
+	// key or a wrapped sender key, base64url).
+	MaxE2EEKeyBytes = 512
 	// MaxRTTs bounds the regions a join reports round trips for,
 	// MaxRegionBytes a region name in it, MaxRTTMillis one round trip.
 	MaxRTTs        = 16
@@ -164,6 +167,11 @@ const (
 	TypeAnswer    Type = "answer"
 	TypeCandidate Type = "candidate"
 	TypeChat      Type = "chat"
+	// TypeE2EEKey carries an opaque blob of the managed-key exchange
+	// (docs/e2ee.md) to one participant: from a client, participant is
+	// the recipient; from the server, the sender. Relayed across the
+	// cascade; the server never reads the blob.
+	TypeE2EEKey Type = "e2ee-key"
 )
 
 // Server to client.
@@ -233,6 +241,8 @@ type Message struct {
 	// set-e2ee, and from the server in welcome and security: the room
 	// requires end-to-end encryption.
 	E2EERequired *bool `json:"e2eeRequired,omitempty"`
+	// e2ee-key: the opaque blob, base64url, at most MaxE2EEKeyBytes.
+	Blob string `json:"blob,omitempty"`
 
 	// state and participant-updated
 	Muted *Muted `json:"muted,omitempty"`
@@ -309,6 +319,9 @@ type Participant struct {
 	ID    string `json:"id"`
 	Name  string `json:"name,omitempty"`
 	Muted Muted  `json:"muted"`
+	// E2EE: the participant's client said at join that it encrypts its
+	// media end to end; its tracks are marked so on every bridge.
+	E2EE bool `json:"e2ee,omitempty"`
 }
 
 // Track kinds and sources.
