@@ -25,6 +25,11 @@ import (
 // again and, with the same inputs, keeps it.
 
 const (
+	// rttSlack: the region a client reached keeps it unless another
+	// region measures more than this nearer (placement.Input.RTTSlack):
+	// probe noise, or a region a few milliseconds nearer, is not worth a
+	// redirect.
+	rttSlack = 20 * time.Millisecond
 	// reachedSlack: the node a client reached keeps the join while its
 	// stress is at most this much above the least stressed bridge of the
 	// region (placement.Input.ReachedSlack): a redirect costs the client
@@ -131,6 +136,7 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 		ReachedRegion: s.cfg.Region,
 		ReachedBridge: s.cfg.NodeName,
 		ReachedSlack:  reachedSlack,
+		RTTSlack:      rttSlack,
 		Pin:           pin,
 		Threshold:     s.cfg.PlaceThreshold,
 	}

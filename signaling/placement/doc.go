@@ -6,8 +6,10 @@
 // The rule, in order:
 //  1. Regions are ordered by the client's measured RTTs when it sent
 //     any, otherwise the region of the node it reached comes first; the
-//     rest follow by RTT, then by distance, then by name. A room pinned
-//     to regions considers only those.
+//     rest follow by RTT, then by distance, then by name. The reached
+//     region's RTT counts Input.RTTSlack lower: it keeps the client
+//     unless another region measures more than that nearer. A room
+//     pinned to regions considers only those.
 //  2. In the first region with room to spare, the bridge that already
 //     holds the meeting is chosen unless its stress is at or over
 //     Input.Threshold.

@@ -46,6 +46,12 @@ type Input struct {
 	Room map[string]int
 	// RTTs are the client's measured round trips per region (optional).
 	RTTs map[string]time.Duration
+	// RTTSlack: the reached region's measured RTT counts this much lower
+	// when regions are ordered, so that the region the client reached
+	// (GeoDNS or a latency-routed name chose it) keeps it unless another
+	// measures more than RTTSlack nearer: measurement noise, or a region
+	// a few milliseconds nearer, is not worth a redirect.
+	RTTSlack time.Duration
 	// ReachedRegion is the region of the node the client reached.
 	ReachedRegion string
 	// ReachedBridge is the name of the node the client reached. Among the
@@ -260,14 +266,23 @@ func sortRegions(regions []string, in Input, ref point) {
 			}
 		}
 	}
+	rtt := func(r string) (time.Duration, bool) {
+		d, ok := in.RTTs[r]
+		if ok && r == in.ReachedRegion {
+			d -= in.RTTSlack
+		}
+		return d, ok
+	}
 	less := func(a, b string) bool {
-		ra, oka := in.RTTs[a]
-		rb, okb := in.RTTs[b]
+		ra, oka := rtt(a)
+		rb, okb := rtt(b)
 		switch {
 		case oka && okb && ra != rb:
 			return ra < rb
 		case oka != okb:
 			return oka
+		case oka && (a == in.ReachedRegion) != (b == in.ReachedRegion):
+			return a == in.ReachedRegion // equal after the slack
 		}
 		if len(in.RTTs) == 0 && (a == in.ReachedRegion) != (b == in.ReachedRegion) {
 			return a == in.ReachedRegion

@@ -217,6 +217,46 @@ func TestDecide(t *testing.T) {
 			want: "us1",
 		},
 		{
+			name: "reached region within RTTSlack of the nearest: no redirect",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 14 * ms, "us": 2 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu",
+			},
+			want: "eu1",
+		},
+		{
+			name: "reached region exactly RTTSlack behind: kept",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 40 * ms, "us": 20 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu",
+			},
+			want: "eu1",
+		},
+		{
+			name: "another region more than RTTSlack nearer: redirected",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 41 * ms, "us": 20 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu",
+			},
+			want: "us1",
+		},
+		{
+			name: "RTTSlack favours only the reached region",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100), br("ap1", "ap", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 90 * ms, "us": 30 * ms, "ap": 20 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu",
+			},
+			want: "ap1",
+		},
+		{
 			name: "equal stress: the reached bridge, no redirect",
 			in: Input{
 				Bridges:       []Bridge{br("eu1", "eu", 10, 100), br("eu2", "eu", 10, 100)},
