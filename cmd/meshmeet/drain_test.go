@@ -84,8 +84,13 @@ func (cp *clusterPorts) port(t *testing.T) int {
 // join (none for the first) and returns it with its own gossip address.
 func startServe(t *testing.T, bin, secretFile string, ports *clusterPorts, s procSpec, expect int, join []string) (*serveProc, string) {
 	t.Helper()
+	return startServeAt(t, bin, secretFile, ports, s, expect, fmt.Sprintf("127.0.0.1:%d", ports.port(t)), join)
+}
+
+// startServeAt is startServe with its gossip address chosen by the caller.
+func startServeAt(t *testing.T, bin, secretFile string, ports *clusterPorts, s procSpec, expect int, gossip string, join []string) (*serveProc, string) {
+	t.Helper()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports.port(t))
-	gossip := fmt.Sprintf("127.0.0.1:%d", ports.port(t))
 	args := []string{"serve",
 		"--node-name", s.name, "--region", s.region,
 		"--http-addr", httpAddr,
@@ -141,12 +146,22 @@ func startServeCluster(t *testing.T, bin, secretFile string, ports *clusterPorts
 			voters++
 		}
 	}
+	// Every node joins every other: whichever starts first, each finds
+	// the others (a join retried only every 10 s would slow the test).
+	gossips := make([]string, len(specs))
+	for i := range gossips {
+		gossips[i] = fmt.Sprintf("127.0.0.1:%d", ports.port(t))
+	}
 	var procs []*serveProc
-	var gossips []string
-	for _, s := range specs {
-		p, g := startServe(t, bin, secretFile, ports, s, voters, gossips)
+	for i, s := range specs {
+		var join []string
+		for j, g := range gossips {
+			if j != i {
+				join = append(join, g)
+			}
+		}
+		p, _ := startServeAt(t, bin, secretFile, ports, s, voters, gossips[i], join)
 		procs = append(procs, p)
-		gossips = append(gossips, g)
 	}
 	for _, p := range procs {
 		waitClusterView(t, p, len(procs)-1)
