@@ -6,6 +6,12 @@
 // names, chat, mute, the active speaker) and the same meeting with
 // ?turn=1, where both pages may use only TURN-relayed candidates and so reach
 // the bridge through meshmeet's own TURN server.
+// TestBrowserE2EE, TestBrowserE2EECascade and TestBrowserE2EEManaged
+// cover end-to-end encryption (docs/e2ee.md): pages that decrypt each
+// other, a wrong passphrase that decrypts nothing, a pion participant that
+// checks the frames' GCM tags with keys derived in Go, byte-identical frames
+// through one bridge and through two, managed keys with ratchet and
+// rotation, and clear clients refused under --e2ee-required.
 //
 // The tests skip, saying why, where Chromium is missing or where they cannot
 // make a network namespace (they need root on Linux). Run them with

@@ -770,6 +770,13 @@ func TestBrowserE2EEManaged(t *testing.T) {
 		t.Errorf("emoji differ: Alice shows %q for Bob, Bob shows %q for Alice", sa.Managed.SAS[ids[bob]], sb.Managed.SAS[ids[alice]])
 	}
 	t.Logf("Alice and Bob compare %s", sa.Managed.SAS[ids[bob]])
+	// Alice confirms the emoji in the security dialog: Bob's tile says verified.
+	alice.do(t, chromedp.Click(chromedp.ID("btn-security")))
+	alice.do(t, chromedp.Click(chromedp.CSS(`#e2ee-sas li[data-participant="`+ids[bob]+`"] input`)))
+	alice.do(t, chromedp.Click(chromedp.ID("security-close")))
+	waitFor(t, alice, "Bob's tile marked verified", 10*time.Second,
+		`[...document.querySelectorAll('#tiles .tile')].filter((el) => el.dataset.participant === '`+ids[bob]+`').map((el) => el.dataset.e2ee + ':' + el.querySelector('.tile-e2ee').textContent)`,
+		func(s []string) bool { return len(s) > 0 && s[0] == "verified:E2EE · verified" })
 
 	// Carol joins: Alice and Bob ratchet; Carol reads them, they each other.
 	ia, ib := sa.Managed.Index, sb.Managed.Index
