@@ -67,8 +67,11 @@ func TestRecvQueueDropsCounted(t *testing.T) {
 	const ring = 16
 	a := startNode(t, ca, "a")
 	b := startNode(t, ca, "b", func(c *Config) { c.SendQueue = ring })
+	// Only a lists its peer, so only a dials: the burst crosses the one
+	// link there is, not one the tie-break replaces meanwhile (its
+	// datagrams would reach a track already bound to the new link).
 	ra := a.attach(t, "conf", b)
-	rb := b.attach(t, "conf", a)
+	rb := b.attach(t, "conf")
 	o := publishAudio(t, a, "conf", ra, "mic")
 	waitFor(t, "import", func() bool { return hasTrack(rb, "mic") })
 	s := subscribe(t, rb, "mic")
@@ -98,9 +101,12 @@ func TestRecvQueueDropsCounted(t *testing.T) {
 	dropped := b.relay.Stats().Drops["recv_queue_full"] - drops0
 	imp.feedMu.Unlock()
 
-	// The dispatcher holds one datagram while blocked, the ring `ring`.
-	if dropped < sent-ring-1 || dropped > sent-ring {
-		t.Fatalf("recv_queue_full drops %d of %d with a ring of %d", dropped, sent, ring)
+	// What was kept is the ring's `ring` plus the batch the dispatcher
+	// took before it blocked on the feed: one datagram when it wakes for
+	// each, up to recvBatch when the scheduler let several arrive first
+	// (a loaded machine). Everything else is dropped and counted.
+	if kept := sent - dropped; kept < ring+1 || kept > ring+recvBatch {
+		t.Fatalf("recv_queue_full drops %d of %d with a ring of %d: kept %d, want %d to %d", dropped, sent, ring, kept, ring+1, ring+recvBatch)
 	}
 	after := func() uint64 {
 		s.mu.Lock()
@@ -123,4 +129,50 @@ func TestRecvQueueDropsCounted(t *testing.T) {
 func corruptOf(s *sink) int {
 	_, c := s.count()
 	return c
+}
+
+// TestSlowBridgeLosesNothing: while b's bridge does not take packets for
+// longer than quic-go's 128-datagram receive queue lasts, nothing is
+// lost: the drain goroutine keeps emptying quic-go into the link's
+// receive ring, and every packet enters b's bridge once the feed is
+// released. (Before, the one receive goroutine waited on the feed and
+// quic-go silently discarded everything past 128.) The bridge's own
+// subscriber queue is not under test: it may drop a burst of 400 and
+// counts that itself.
+func TestSlowBridgeLosesNothing(t *testing.T) {
+	ca := newTestCA(t)
+	a := startNode(t, ca, "a")
+	b := startNode(t, ca, "b", func(c *Config) { c.SendQueue = 1024 })
+	// Only a lists its peer, so only a dials: the burst crosses the one
+	// link there is, not one the tie-break replaces meanwhile (its
+	// datagrams would reach a track already bound to the new link).
+	ra := a.attach(t, "conf", b)
+	rb := b.attach(t, "conf")
+	o := publishAudio(t, a, "conf", ra, "mic")
+	waitFor(t, "import", func() bool { return hasTrack(rb, "mic") })
+	s := subscribe(t, rb, "mic")
+	flowing(t, o, s)
+	mark := o.write()
+	waitFor(t, "the last packet before the burst", func() bool { return s.has(mark) })
+
+	var imp *importTrack
+	for _, it := range *linkTo(b, "a").imports.Load() {
+		imp = it
+	}
+	in0, rcv0 := b.relay.Stats().DatagramsIn, b.br.Stats().ReceivedPackets
+	imp.feedMu.Lock()
+	const sent = 400 // three times quic-go's queue
+	for range sent {
+		o.write()
+		time.Sleep(200 * time.Microsecond)
+	}
+	waitFor(t, "every datagram drained from quic-go", func() bool { return b.relay.Stats().DatagramsIn-in0 >= sent })
+	imp.feedMu.Unlock()
+	waitFor(t, "every packet into b's bridge", func() bool { return b.br.Stats().ReceivedPackets-rcv0 >= sent })
+	if d := b.relay.Stats().Drops["recv_queue_full"]; d != 0 {
+		t.Fatalf("recv_queue_full %d", d)
+	}
+	if n := b.br.Stats().ReceivedPackets - rcv0; n != sent {
+		t.Fatalf("b's bridge received %d packets, want %d", n, sent)
+	}
 }
