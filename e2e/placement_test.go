@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -212,5 +213,108 @@ func delayCopy(dst io.Writer, src io.Reader, oneWay time.Duration) {
 			}
 			return
 		}
+	}
+}
+
+// TestBrowserMovedMidMeeting: the redirect a draining node sends in the
+// middle of a meeting moves a page to another node with no user action.
+// Three nodes (us, and eu-a and eu-b in one region). Two pages open the
+// meeting through eu-a and eu-b; placement puts the second on the bridge
+// that holds the meeting (eu-a). `meshmeet cluster drain eu-a` then moves
+// both: each page closes its socket, joins eu-b with its resume secret,
+// sets up new PeerConnections and publishes again, and the two see and
+// decode each other there, their media going to eu-b's --rtc-port.
+func TestBrowserMovedMidMeeting(t *testing.T) {
+	if !inNamespace(t, "TestBrowserMovedMidMeeting") {
+		return
+	}
+	bin := os.Getenv(envServer)
+	chromium := os.Getenv(envChromium)
+
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"us", "eu-a", "eu-b"}
+	regions := []string{"us", "eu", "eu"}
+	gossip := make([]string, len(names))
+	for i := range gossip {
+		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true)))
+	}
+	nodes := make([]*server, len(names))
+	for i, name := range names {
+		var join []string
+		for j, g := range gossip {
+			if j != i {
+				join = append(join, g)
+			}
+		}
+		nodes[i] = startServer(t, bin,
+			"--node-name", name,
+			"--region", regions[i],
+			"--cluster-secret-file", secretFile,
+			"--gossip-addr", gossip[i],
+			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
+			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
+			"--join", strings.Join(join, ","),
+			"--bootstrap-expect", "3",
+			"--raft-voter",
+		)
+	}
+	for _, n := range nodes {
+		waitReady(t, n)
+	}
+	euA, euB := nodes[1], nodes[2]
+
+	room := roomname.New()
+	pageNames := []string{"Ann", "Ben"}
+	entry := []*server{euA, euB}
+	pages := make([]*browser, 2)
+	for i, name := range pageNames {
+		pages[i] = newBrowser(t, chromium, strings.ToLower(name), true)
+		pages[i].navigate(t, entry[i].URL+"/"+url.PathEscape(room)+"?prejoin=0#name="+name)
+		waitFor(t, pages[i], "joined", 90*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`,
+			func(j bool) bool { return j })
+	}
+	for i, b := range pages {
+		waitFor(t, b, "the other page in the list", 60*time.Second,
+			`window.meshmeet.participants.map((p) => p.name)`,
+			func(got []string) bool { return contains(got, pageNames[1-i]) })
+		waitFor(t, b, "the other page's video decoded", 120*time.Second, perTrackExpr,
+			func(s []int) bool { return countAtLeast(s, 1) >= 1 })
+	}
+	if node := waitFor(t, pages[1], "Ben's node", 5*time.Second, `window.meshmeet.node`, func(string) bool { return true }); node != euA.URL {
+		t.Fatalf("Ben entered through eu-b while eu-a holds the meeting; placed on %q, want eu-a %s", node, euA.URL)
+	}
+	before := make([]string, 2)
+	for i, b := range pages {
+		before[i] = waitFor(t, b, "participant ID", 5*time.Second, `window.meshmeet.participant`, func(s string) bool { return s != "" })
+	}
+
+	out, err := exec.Command(bin, "cluster", "drain", "--url", euA.URL, "--cluster-secret-file", secretFile, "eu-a").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cluster drain eu-a: %v\n%s", err, out)
+	}
+	t.Logf("cluster drain eu-a: %s", strings.TrimSpace(string(out)))
+
+	for i, b := range pages {
+		waitFor(t, b, "moved to eu-b", 90*time.Second, `window.meshmeet.node`,
+			func(n string) bool { return n == euB.URL })
+		waitFor(t, b, "joined again", 60*time.Second, `!!window.meshmeet.joined && !!window.meshmeet.sub`,
+			func(j bool) bool { return j })
+		waitFor(t, b, "the other page still in the list", 60*time.Second,
+			`window.meshmeet.participants.map((p) => p.name)`,
+			func(got []string) bool { return contains(got, pageNames[1-i]) })
+		waitFor(t, b, "the other page's video decoded on eu-b", 120*time.Second, perTrackExpr,
+			func(s []int) bool { return countAtLeast(s, 1) >= 1 })
+		ports := waitFor(t, b, "selected candidate pairs", 30*time.Second, remotePortsExpr,
+			func(p []int) bool { return len(p) == 2 && p[0] == euB.RTCPort && p[1] == euB.RTCPort })
+		after := waitFor(t, b, "participant ID", 5*time.Second, `window.meshmeet.participant`, func(s string) bool { return s != "" })
+		t.Logf("%s: moved to eu-b (media ports %v), participant %s before, %s after", pageNames[i], ports, before[i], after)
+	}
+	for _, b := range pages {
+		b.checkConsole(t)
 	}
 }
