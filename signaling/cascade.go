@@ -174,6 +174,9 @@ func (r *room) sendStateLocked() {
 	if len(r.lobby) > 0 {
 		r.sendLobbyLocked()
 	}
+	for _, p := range r.participants {
+		r.sendE2EELocked(p)
+	}
 }
 
 // detachLocked ends the room's cascade when its last local participant
@@ -334,6 +337,8 @@ func (r *room) apply(node string, m *cascadeMsg) {
 		r.remoteLobbyLocked(node, m.P)
 	case cascadeKey:
 		r.remoteE2EEKeyLocked(node, m)
+	case cascadeE2EE:
+		r.remoteE2EELocked(node, m.ID)
 	}
 }
 
@@ -364,6 +369,7 @@ func (r *room) upsertLocked(node string, p wire.Participant, gen uint64) {
 	}
 	rp.node = node
 	rp.gen = gen
+	p.E2EE = p.E2EE || rp.info.E2EE // carried by e2ee messages only
 	if rp.info == p {
 		return
 	}

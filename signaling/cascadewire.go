@@ -35,6 +35,11 @@ import (
 //	    lobby-on or lobby-off without id (moderation.go, lobby.go)
 //	{"v":1,"t":"lobby","p":[{"id":..,"name":..,"muted":{..}}]}
 //	    the sender's waiting people, the whole list (empty: none)
+//	{"v":1,"t":"e2ee","id":".."}
+//	    the sender's participant id encrypts its media (e2ee.go); sent
+//	    after its upsert and after the roster. Participants in roster,
+//	    upsert and lobby never carry wire.Participant.E2EE, so that nodes
+//	    from before it still decode them
 //	{"v":1,"t":"key","by":"..","id":"..","k":".."}
 //	    an e2ee-key blob (opaque, wire.ValidE2EEKeyBlob) from the
 //	    sender's participant by to participant id; the node that holds id
@@ -61,6 +66,7 @@ const (
 	cascadeMod    = "mod"
 	cascadeLobby  = "lobby"
 	cascadeKey    = "key"
+	cascadeE2EE   = "e2ee"
 
 	// maxCascadeParticipants bounds the participants of one message (a
 	// roster goes in chunks): 100 of the largest fit in a room message.
@@ -110,7 +116,7 @@ var errBadCascade = errors.New("bad cascade message")
 func badCascade(what string) error { return fmt.Errorf("%w: %s", errBadCascade, what) }
 
 func encodeCascade(m *cascadeMsg) ([]byte, error) {
-	data, err := json.Marshal(m)
+	data, err := json.Marshal(withoutE2EE(m))
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +165,10 @@ func (m *cascadeMsg) validate() error {
 		return badCascade("field not allowed")
 	}
 	switch m.T {
+	case cascadeE2EE:
+		if m.Gen != 0 || m.Last || len(m.P) != 0 || len(m.C) != 0 || !validCascadeID(m.ID) {
+			return badCascade("bad e2ee")
+		}
 	case cascadeKey:
 		if m.Gen != 0 || m.Last || len(m.P) != 0 || len(m.C) != 0 || !validCascadeID(m.By) || !validCascadeID(m.ID) ||
 			!wire.ValidE2EEKeyBlob(m.K) {

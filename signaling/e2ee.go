@@ -187,3 +187,44 @@ func (r *room) remoteE2EEKeyLocked(node string, m *cascadeMsg) {
 		}
 	}
 }
+
+// sendE2EELocked tells the meeting's other bridges that p encrypts, when
+// it does (cascade message e2ee). r.mu is held.
+func (r *room) sendE2EELocked(p *participant) {
+	if p.e2ee {
+		r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeE2EE, ID: p.id})
+	}
+}
+
+// remoteE2EELocked notes that a participant of node encrypts and tells
+// the local participants. r.mu is held.
+func (r *room) remoteE2EELocked(node, id string) {
+	rp := r.casc.remote[id]
+	if rp == nil || rp.node != node || rp.info.E2EE {
+		return
+	}
+	rp.info.E2EE = true
+	m := &wire.Message{Type: wire.TypeParticipantUpdated, Participants: []wire.Participant{rp.info}}
+	for _, o := range r.participants {
+		o.send(m)
+	}
+}
+
+// withoutE2EE returns m with its participants' E2EE flags cleared (a copy
+// when any was set): the flag crosses the cascade in e2ee messages only.
+func withoutE2EE(m *cascadeMsg) *cascadeMsg {
+	set := false
+	for _, p := range m.P {
+		set = set || p.E2EE
+	}
+	if !set {
+		return m
+	}
+	c := *m
+	c.P = make([]wire.Participant, len(m.P))
+	for i, p := range m.P {
+		p.E2EE = false
+		c.P[i] = p
+	}
+	return &c
+}

@@ -268,6 +268,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	r.participants = append(r.participants, p)
 	r.attachLocked(info.Bridges)
 	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeUpsert, P: []wire.Participant{p.info()}})
+	r.sendE2EELocked(p)
 	r.showLobbyLocked(p)
 	r.mu.Unlock()
 	s.mu.Unlock()
