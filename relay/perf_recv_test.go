@@ -92,6 +92,12 @@ func TestRecvQueueDropsCounted(t *testing.T) {
 	drops0 := b.relay.Stats().Drops["recv_queue_full"]
 
 	imp.feedMu.Lock()
+	held := true
+	defer func() {
+		if held { // a failed wait: let the link's goroutines end
+			imp.feedMu.Unlock()
+		}
+	}()
 	const sent = 100 // well under quic-go's 128, well over the ring
 	for range sent {
 		o.write()
@@ -100,6 +106,7 @@ func TestRecvQueueDropsCounted(t *testing.T) {
 	waitFor(t, "every datagram drained from quic-go", func() bool { return b.relay.Stats().DatagramsIn-in0 >= sent })
 	dropped := b.relay.Stats().Drops["recv_queue_full"] - drops0
 	imp.feedMu.Unlock()
+	held = false
 
 	// What was kept is the ring's `ring` plus the batch the dispatcher
 	// took before it blocked on the feed: one datagram when it wakes for
@@ -161,6 +168,12 @@ func TestSlowBridgeLosesNothing(t *testing.T) {
 	}
 	in0, rcv0 := b.relay.Stats().DatagramsIn, b.br.Stats().ReceivedPackets
 	imp.feedMu.Lock()
+	held := true
+	defer func() {
+		if held { // a failed wait: let the link's goroutines end
+			imp.feedMu.Unlock()
+		}
+	}()
 	const sent = 400 // three times quic-go's queue
 	for range sent {
 		o.write()
@@ -168,6 +181,7 @@ func TestSlowBridgeLosesNothing(t *testing.T) {
 	}
 	waitFor(t, "every datagram drained from quic-go", func() bool { return b.relay.Stats().DatagramsIn-in0 >= sent })
 	imp.feedMu.Unlock()
+	held = false
 	waitFor(t, "every packet into b's bridge", func() bool { return b.br.Stats().ReceivedPackets-rcv0 >= sent })
 	if d := b.relay.Stats().Drops["recv_queue_full"]; d != 0 {
 		t.Fatalf("recv_queue_full %d", d)
