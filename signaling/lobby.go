@@ -58,6 +58,7 @@ func (s *Server) enterLobbyLocked(r *room, p *participant, info mesh.Room, creat
 	p.ready = make(chan struct{})
 	p.gone = make(chan struct{})
 	p.waiting = true
+	p.lobbyE2EE = s.e2eeRequired(info)
 	r.lobby = append(r.lobby, p)
 	p.out <- &wire.Message{Type: wire.TypeWaiting} // the queue is empty
 	r.attachLocked(info.Bridges)
@@ -184,7 +185,9 @@ func (s *Server) admit(p *participant) {
 		r.mu.Unlock()
 		return
 	}
-	p.send(s.welcomeLocked(r, p, ice, false))
+	welcome := s.welcomeLocked(r, p, ice, false)
+	welcome.E2EERequired = ptr(p.lobbyE2EE)
+	p.send(welcome)
 	for _, h := range r.history {
 		p.send(h.m)
 	}

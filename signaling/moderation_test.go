@@ -313,7 +313,7 @@ func TestLobby(t *testing.T) {
 	send(t, alice, &wire.Message{Type: wire.TypeAdmit, Participant: wID})
 	moderationEvent(t, alice, wire.ActionAdmit, aID, wID)
 	m, raw := readJSON(ctx, t, w)
-	if m.Type != wire.TypeWelcome || m.Participant != wID {
+	if m.Type != wire.TypeWelcome || m.Participant != wID || m.E2EERequired == nil || *m.E2EERequired || !m.Moderator {
 		t.Fatalf("Wanda's first message after waiting: %s", raw)
 	}
 	if len(m.Participants) == 0 || m.Participants[0].ID != aID || m.Participants[0].Name != "Alice" {

@@ -110,6 +110,9 @@ type participant struct {
 	ready, gone chan struct{}
 	// waiting is true while it waits in the lobby; guarded by mu.
 	waiting bool
+	// lobbyE2EE is whether the room required end-to-end encryption when
+	// it entered the lobby, for its welcome. Static.
+	lobbyE2EE bool
 	// regionPin are the regions the join's token pins it to (none: no
 	// pin). Static.
 	regionPin []string
