@@ -21,9 +21,16 @@ const dec = new TextDecoder();
 const PAIR_INFO = 'meshmeet-e2ee-v1 pair ';
 const RATCHET_INFO = 'meshmeet-e2ee-v1 ratchet';
 const SAS_LABEL = 'meshmeet-e2ee-v1 sas';
-// Rotation waits this long before the new key is used, so that the others
-// have it when its first frame arrives.
+// Rotation waits this long, plus the time the key messages need at the
+// pace below, before the new key is used, so that the others have it when
+// its first frame arrives.
 const ROTATE_DELAY_MS = 1000;
+// Key messages go out at most this many a second (bursts of KEY_BURST):
+// the server allows a client 20 messages a second, bursts of 60, and the
+// rest of the session needs some of them.
+const KEYS_PER_SECOND = 10;
+const KEY_BURST = 20;
+const MAX_QUEUED_KEYS = 2048;
 
 // 64 emoji that are easy to name aloud.
 const EMOJI = [
@@ -62,7 +69,11 @@ export class ManagedKeys extends EventTarget {
     super();
     this.worker = worker;
     this.self = '';
+    /** Sends one blob to one participant (the session sets it). */
     this.send = () => {};
+    this._out = []; // [to, blob] waiting for the pace
+    this._tokens = KEY_BURST;
+    this._pump = 0;
     /** Our sender key: {index, raw}. */
     this.own = { index: 0, raw: crypto.getRandomValues(new Uint8Array(32)).buffer };
     /** Per peer: {pub, pair: Promise<CryptoKey>, sas, helloSent, keySent: index|-1}. */
@@ -104,7 +115,28 @@ export class ManagedKeys extends EventTarget {
   }
 
   _sendBlob(id, obj) {
-    this.send(id, b64(enc.encode(JSON.stringify(obj))));
+    if (this._out.length >= MAX_QUEUED_KEYS) this._out.shift();
+    this._out.push([id, b64(enc.encode(JSON.stringify(obj)))]);
+    this._drain();
+  }
+
+  // Sends queued blobs within the pace.
+  _drain() {
+    while (this._out.length && this._tokens >= 1) {
+      this._tokens--;
+      const [to, blob] = this._out.shift();
+      this.send(to, blob);
+    }
+    if (!this._pump && (this._out.length || this._tokens < KEY_BURST)) {
+      this._pump = setInterval(() => {
+        this._tokens = Math.min(KEY_BURST, this._tokens + KEYS_PER_SECOND / 10);
+        this._drain();
+        if (!this._out.length && this._tokens >= KEY_BURST) {
+          clearInterval(this._pump);
+          this._pump = 0;
+        }
+      }, 100);
+    }
   }
 
   /** Our participant ID and the others already there (welcome). */
@@ -139,7 +171,7 @@ export class ManagedKeys extends EventTarget {
       this.worker.postMessage({ type: 'forget', participant: id });
       this.own = { index: (this.own.index + 1) & 0xff, raw: crypto.getRandomValues(new Uint8Array(32)).buffer };
       for (const [pid, p] of this.peers) if (p.pair) await this._sendKey(pid, p);
-      this._applyOwn(ROTATE_DELAY_MS);
+      this._applyOwn(ROTATE_DELAY_MS + (1000 * this._out.length) / KEYS_PER_SECOND);
       this._emit();
     });
   }
