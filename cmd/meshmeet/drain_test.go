@@ -36,6 +36,8 @@ type serveProc struct {
 	// exited is closed when the process has exited; err is Wait's answer.
 	exited chan struct{}
 	err    error
+	// running is closed once the node logs that it runs.
+	running chan struct{}
 }
 
 // buildBinary builds meshmeet into a temporary directory and writes a new
@@ -90,6 +92,24 @@ func startServe(t *testing.T, bin, secretFile string, ports *clusterPorts, s pro
 // startServeAt is startServe with its gossip address chosen by the caller.
 func startServeAt(t *testing.T, bin, secretFile string, ports *clusterPorts, s procSpec, expect int, gossip string, join []string) (*serveProc, string) {
 	t.Helper()
+	// A port found free may be taken by another program before the node
+	// binds it (the machine runs other tests): start again on new ports.
+	for try := 1; ; try++ {
+		p := startServeOnce(t, bin, secretFile, ports, s, expect, gossip, join)
+		select {
+		case <-p.exited:
+			if try < 5 && strings.Contains(p.log.String(), "address already in use") && !strings.Contains(p.log.String(), "--gossip-addr") {
+				continue
+			}
+			t.Fatalf("%s exited at start: %v\n%s", s.name, p.err, p.log)
+		case <-p.running:
+		}
+		return p, gossip
+	}
+}
+
+func startServeOnce(t *testing.T, bin, secretFile string, ports *clusterPorts, s procSpec, expect int, gossip string, join []string) *serveProc {
+	t.Helper()
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports.port(t))
 	args := []string{"serve",
 		"--node-name", s.name, "--region", s.region,
@@ -110,7 +130,7 @@ func startServeAt(t *testing.T, bin, secretFile string, ports *clusterPorts, s p
 		args = append(args, "--join", strings.Join(join, ","))
 	}
 	args = append(args, s.extra...)
-	p := &serveProc{name: s.name, url: "http://" + httpAddr, log: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	p := &serveProc{name: s.name, url: "http://" + httpAddr, log: &syncbuf.Buffer{}, exited: make(chan struct{}), running: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "MESHMEET_CLUSTER_SECRET=")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -120,6 +140,16 @@ func startServeAt(t *testing.T, bin, secretFile string, ports *clusterPorts, s p
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.exited)
+	}()
+	go func() {
+		for !strings.Contains(p.log.String(), "meshmeet is running") {
+			select {
+			case <-p.exited:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		close(p.running)
 	}()
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(syscall.SIGINT)
@@ -133,7 +163,7 @@ func startServeAt(t *testing.T, bin, secretFile string, ports *clusterPorts, s p
 			t.Logf("%s log:\n%s", p.name, p.log)
 		}
 	})
-	return p, gossip
+	return p
 }
 
 // startServeCluster starts one process per spec, all joining each other,
