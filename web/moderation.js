@@ -208,6 +208,7 @@ export class Moderation {
       const w = document.createElement('section');
       w.id = 'lobby-waiting';
       w.className = 'card';
+      w.style.cssText = 'margin:15vh auto 0;max-width:32rem;';
       w.hidden = true;
       w.setAttribute('role', 'status');
       const h = document.createElement('h2');

@@ -17,6 +17,13 @@ export function participantName(s, id) {
   return displayName(s.participants.get(id));
 }
 
+/** Puts an entry's moderation buttons on a row of their own under its name. */
+function actionsRow(li, box) {
+  li.style.flexWrap = 'wrap';
+  box.style.cssText = 'display:flex;flex-wrap:wrap;gap:4px;flex-basis:100%;margin-top:4px;';
+  return box;
+}
+
 /** People renders the list of participants, us first. */
 export class People {
   /**
@@ -47,7 +54,7 @@ export class People {
         if (p.muted.video) f.push('camera off');
         flags.textContent = f.join(', ');
         li.append(name, flags);
-        if (p.id !== s.participant && s.mayModerate) li.append(participantActions(p.id, () => s));
+        if (p.id !== s.participant && s.mayModerate) li.append(actionsRow(li, participantActions(p.id, () => s)));
         return li;
       }),
       ...((s.lobby && s.lobby.waiting) || []).map((w) => {
@@ -57,7 +64,7 @@ export class People {
         const name = document.createElement('span');
         name.className = 'person-name';
         name.textContent = `${displayName(w)} (waiting in the lobby)`;
-        li.append(name, lobbyActions(w.id, () => s));
+        li.append(name, actionsRow(li, lobbyActions(w.id, () => s)));
         return li;
       }),
     );
