@@ -276,6 +276,13 @@ func (s *Server) setLobby(p *participant, on bool) error {
 		}
 		return errInternal
 	}
+	r.mu.Lock()
+	allowed := r.allowModerationLocked()
+	r.mu.Unlock()
+	if !allowed {
+		p.send(&wire.Message{Type: wire.TypeError, Error: errModerationLimited})
+		return nil
+	}
 	action := wire.ActionLobbyOff
 	if on {
 		action = wire.ActionLobbyOn

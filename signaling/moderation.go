@@ -3,6 +3,8 @@ package signaling
 import (
 	"context"
 
+	"golang.org/x/time/rate"
+
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -56,6 +58,28 @@ var errNotModerator = &wire.Error{Code: wire.CodeNotAllowed, Message: "only mode
 // of a meeting ended for all.
 var errRemoved = &wire.Error{Code: wire.CodeRemoved, Message: "a moderator removed you from the meeting"}
 
+// errModerationLimited answers a moderation action past the room's
+// budget. Not fatal.
+var errModerationLimited = &wire.Error{Code: wire.CodeModerationLimited, Message: "too many moderation actions in this meeting: try again in a moment"}
+
+// A room takes at most modRate moderation actions a second, in bursts of
+// modBurst, from all its participants on this node together: every action
+// is shown to everyone, so under soft moderation one participant could
+// otherwise flood the meeting with notices at its own message rate.
+const (
+	modRate  = 5
+	modBurst = 20
+)
+
+// allowModerationLocked spends one action of the room's budget, or
+// reports that it is spent. r.mu is held.
+func (r *room) allowModerationLocked() bool {
+	if r.modBudget == nil {
+		r.modBudget = rate.NewLimiter(modRate, modBurst)
+	}
+	return r.modBudget.Allow()
+}
+
 // moderationAction maps a client's moderation message to its action.
 var moderationAction = map[wire.Type]string{
 	wire.TypeMuteParticipant:   wire.ActionMute,
@@ -89,6 +113,10 @@ func (s *Server) moderate(p *participant, action, target string) error {
 		if !r.inMeetingLocked(target) {
 			return nil
 		}
+	}
+	if !r.allowModerationLocked() {
+		p.send(&wire.Message{Type: wire.TypeError, Error: errModerationLimited})
+		return nil
 	}
 	p.log.Info("moderation", "action", action, "target", target)
 	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeMod, A: action, By: p.id, ID: target})

@@ -553,3 +553,35 @@ func TestStrongModerationWithTokens(t *testing.T) {
 		t.Fatalf("removed guest's error: %s", code)
 	}
 }
+
+// TestModerationBudget: a participant flooding the meeting with moderation
+// actions is held to the room's budget: past it the action is refused with
+// the non-fatal moderation-limited and nobody is told; the session goes on.
+func TestModerationBudget(t *testing.T) {
+	n, _ := startModNode(t, nil, nil)
+	room := roomname.New()
+	alice := join(t, n, room, client.Options{Name: "Alice"})
+	bob := join(t, n, room, client.Options{Name: "Bob"})
+	for range 30 {
+		send(t, alice, &wire.Message{Type: wire.TypeMuteParticipant, Participant: bob.Welcome.Participant})
+	}
+	e := nextEvent(t, alice, wire.TypeError)
+	if e.Error.Code != wire.CodeModerationLimited || e.Error.Fatal {
+		t.Fatalf("past the budget: %+v", e.Error)
+	}
+	send(t, alice, &wire.Message{Type: wire.TypeChat, Text: "still here"})
+	if m := nextEvent(t, alice, wire.TypeChat); m.Text != "still here" {
+		t.Fatalf("after the budget: %+v", m)
+	}
+	got := 0
+	for {
+		m := nextEvent(t, bob, wire.TypeModeration, wire.TypeChat)
+		if m.Type == wire.TypeChat {
+			break
+		}
+		got++
+	}
+	if got >= 30 || got < 20 {
+		t.Fatalf("Bob was told of %d of 30 mutes; the budget lets about 20 through", got)
+	}
+}

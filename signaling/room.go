@@ -69,7 +69,8 @@ type room struct {
 	lobby            []*participant
 	remoteLobby      map[string]*remoteParticipant
 	remoteLobbyOrder []string
-	talk             speakerStats // speakerstats.go
+	talk             speakerStats  // speakerstats.go
+	modBudget        *rate.Limiter // moderation.go; made at the first action
 }
 
 // chatEntry is a kept chat message and its ID, unique in the meeting

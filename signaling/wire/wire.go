@@ -359,6 +359,9 @@ const (
 	// CodeRemoved: a moderator removed this participant, or ended the
 	// meeting for all; its session cannot be resumed (fatal).
 	CodeRemoved = "removed"
+	// CodeModerationLimited: the meeting's moderation budget is spent;
+	// the action was not taken (not fatal).
+	CodeModerationLimited = "moderation-limited"
 	// CodeE2EERequired: the room requires end-to-end encryption and the
 	// join did not say the client encrypts (fatal).
 	CodeE2EERequired = "e2ee-required"
