@@ -37,6 +37,8 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 	}
 	gauge("participants", "Participants on this node.", func() float64 { return float64(sig.Stats().Participants) })
 	gauge("rooms", "Rooms with a participant on this node.", func() float64 { return float64(sig.Stats().Rooms) })
+	reg.MustRegister(placementCollector{sig: sig, desc: prometheus.NewDesc("meshmeet_placement_joins_total",
+		"Joins placement decided on this node, by outcome: here, away (redirected to another node), refused (every eligible bridge full).", []string{"outcome"}, nil)})
 	counter("signaling_busy_refused_total", "Sockets and joins refused as busy by the per-source and not-yet-joined limits.", func() float64 { return float64(sig.Stats().BusyRefused) })
 	counter("signaling_source_throttled_total", "Client messages whose reading waited for their source's message budget.", func() float64 { return float64(sig.Stats().SourceThrottled) })
 	counter("signaling_chat_refused_total", "Chat messages refused by a room's chat budget.", func() float64 { return float64(sig.Stats().ChatRefused) })
@@ -55,6 +57,22 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 		reg.MustRegister(newTURNCollector(ts))
 	}
 	return reg
+}
+
+// placementCollector exports signaling's placement decisions with an
+// outcome label.
+type placementCollector struct {
+	sig  *signaling.Server
+	desc *prometheus.Desc
+}
+
+func (c placementCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c placementCollector) Collect(ch chan<- prometheus.Metric) {
+	here, away, refused := c.sig.Placed()
+	for outcome, n := range map[string]uint64{"here": here, "away": away, "refused": refused} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), outcome)
+	}
 }
 
 // dropCollector exports the bridge's drop counters with a reason label.

@@ -23,7 +23,7 @@ func TestMetricsHaveNoRoomOrParticipantLabels(t *testing.T) {
 		t.Fatalf("gather: %d metrics, %v", n, err)
 	}
 	mfs, _ := reg.Gather()
-	allowed := map[string]bool{"reason": true, "version": true}
+	allowed := map[string]bool{"reason": true, "version": true, "outcome": true}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
@@ -54,7 +54,8 @@ meshmeet_participants 0
 		}
 	}
 	for _, want := range []string{"meshmeet_signaling_busy_refused_total", "meshmeet_signaling_source_throttled_total",
-		"meshmeet_signaling_chat_refused_total", "meshmeet_signaling_chat_dropped_total", "meshmeet_signaling_chat_history_bytes"} {
+		"meshmeet_signaling_chat_refused_total", "meshmeet_signaling_chat_dropped_total", "meshmeet_signaling_chat_history_bytes",
+		"meshmeet_placement_joins_total"} {
 		if !names[want] {
 			t.Errorf("no metric %s", want)
 		}
