@@ -407,6 +407,10 @@ func TestPasswordAcrossNodes(t *testing.T) {
 
 	// A lobby denial, across the nodes too, ends in the very same frame.
 	alice.send(ctx, t, `{"type":"set-lobby","lobby":true}`)
+	// The moderation event follows the directory's commit: only then is
+	// the lobby on for a join through either node.
+	for alice.await(t, wire.TypeModeration).Action != wire.ActionLobbyOn {
+	}
 	dave := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Dave", RTTs: nearRegion1})
 	if dave.msg.Type != wire.TypeWaiting {
 		t.Fatalf("join into the lobby: %s", dave.first)
