@@ -232,11 +232,8 @@ func TestGroupWriteNoAlloc(t *testing.T) {
 	u := testUpTrack(webrtc.RTPCodecTypeAudio, 1)
 	var ws [3]countingWriter
 	g := &wgroup{wake: make(chan struct{}, 1)} // no writer goroutine: the test takes its turns
-	var dts []*DownTrack
 	for i := range ws {
-		dt := testDownTrack(u, &ws[i])
-		dt.grp.Store(g)
-		dts = append(dts, dt)
+		testDownTrack(u, &ws[i]).grp.Store(g)
 	}
 	pb := &packetBuilder{buf: make([]byte, 1500)}
 	pb.build(1, 0, audioPayload(7), true)
