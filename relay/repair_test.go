@@ -98,8 +98,10 @@ func (o *origin) writeVP8(key bool) {
 func TestKeyframeRequestsAggregated(t *testing.T) {
 	ca := newTestCA(t)
 	a, b := startNode(t, ca, "a"), startNode(t, ca, "b")
+	// Only a lists its peer, so only a dials: b's import stays bound to
+	// one link (see TestMalformedInput).
 	ra := a.attach(t, "conf", b)
-	rb := b.attach(t, "conf", a)
+	rb := b.attach(t, "conf")
 	o := &origin{id: "cam", ssrc: 4242}
 	pub, err := ra.Publish(bridge.PublishParams{TrackID: "cam", Participant: "p", Kind: webrtc.RTPCodecTypeVideo,
 		Codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}, o)
@@ -142,5 +144,71 @@ func TestKeyframeRequestsAggregated(t *testing.T) {
 	}
 	if uint64(kf) > limit {
 		t.Fatalf("the publisher was asked for %d keyframes in %v, want at most %d", kf, elapsed, limit)
+	}
+}
+
+// publishVP8 publishes a VP8 track "cam" on a's room, reports it to a's
+// relay and returns once b imported it.
+func publishVP8(t *testing.T, a *node, ra, rb *bridge.Room) *origin {
+	t.Helper()
+	o := &origin{id: "cam", ssrc: 4242}
+	pub, err := ra.Publish(bridge.PublishParams{TrackID: "cam", Participant: "p", Kind: webrtc.RTPCodecTypeVideo,
+		Codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.pub = pub
+	a.relay.TrackPublished("conf", bridge.TrackInfo{ID: "cam", Participant: "p", Kind: webrtc.RTPCodecTypeVideo})
+	waitFor(t, "video imported on b", func() bool { return hasTrack(rb, "cam") })
+	return o
+}
+
+// TestKeyframeRequestWhileLinkDown: a subscriber on b asks for a keyframe
+// while the link to the publisher's node is down (the import stays
+// published, orphaned); the request goes upstream once the link is back
+// and reaches a. Before, the relay dropped it (no link) and the bridge,
+// which asks once, never asked again: the subscriber waited for the next
+// keyframe the publisher happened to send. The same window exists between
+// an import's publication and its first bind.
+func TestKeyframeRequestWhileLinkDown(t *testing.T) {
+	ca := newTestCA(t)
+	a, b := startNode(t, ca, "a"), startNode(t, ca, "b")
+	ra := a.attach(t, "conf", b)
+	rb := b.attach(t, "conf")
+	o := publishVP8(t, a, ra, rb)
+	s := subscribe(t, rb, "cam")
+	asked := 0
+	waitFor(t, "video at b's subscriber", func() bool {
+		key := o.keyframeCount() > asked
+		if key {
+			asked = o.keyframeCount()
+		}
+		o.writeVP8(key)
+		n, _ := s.count()
+		return n >= 2
+	})
+
+	b.conn.blocked.Store(true)
+	waitFor(t, "the link down on b", func() bool { return b.links() == 0 })
+	if !hasTrack(rb, "cam") {
+		t.Fatal("the import was unpublished at once; it should wait for the link")
+	}
+	outB, inA := b.relay.Stats().KeyframesOut, a.relay.Stats().KeyframesIn
+	asks := b.br.Stats().KeyframeRequests
+	// The subscriber's decoder asks (a PLI); the bridge passes it to the
+	// import at most once per its own interval, so ask until it did.
+	waitFor(t, "b's bridge asked the import", func() bool {
+		s.sub.RequestKeyframe()
+		return b.br.Stats().KeyframeRequests > asks
+	})
+	if n := b.relay.Stats().KeyframesOut; n != outB {
+		t.Fatalf("%d keyframe requests sent with no link", n-outB)
+	}
+
+	b.conn.blocked.Store(false)
+	waitFor(t, "the request sent once the link is back", func() bool { return b.relay.Stats().KeyframesOut > outB })
+	waitFor(t, "the request reached a", func() bool { return a.relay.Stats().KeyframesIn > inA })
+	if !hasTrack(rb, "cam") {
+		t.Fatal("the import was unpublished")
 	}
 }

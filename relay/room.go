@@ -543,6 +543,10 @@ type importTrack struct {
 
 	kfMu   sync.Mutex
 	kfLast [MaxLayers]time.Time
+	// kfPending are the layers whose keyframe was asked while no link
+	// was bound (published but not bound yet, or orphaned): sent after
+	// the demand on the next bind. Guarded by kfMu.
+	kfPending uint8
 }
 
 var _ bridge.TrackSource = (*importTrack)(nil)
@@ -592,22 +596,49 @@ func (imp *importTrack) sendDemand() {
 }
 
 // RequestKeyframe asks upstream for a keyframe, at most once per
-// keyframeInterval per layer.
+// keyframeInterval per layer. Asked while no link is bound, the request
+// waits for the next bind (sendPendingKeyframes): the bridge asks once,
+// and a request dropped here would leave its subscriber waiting.
 func (imp *importTrack) RequestKeyframe(layer int) {
 	if layer < 0 || layer > MaxLayer {
 		return
 	}
 	now := time.Now()
 	imp.kfMu.Lock()
+	// linkp is read under kfMu: a bind stores linkp before it takes kfMu
+	// in sendPendingKeyframes, so a request either sees the link or is
+	// pending when the bind looks.
+	l := imp.linkp.Load()
+	if l == nil {
+		imp.kfPending |= 1 << layer
+		imp.kfMu.Unlock()
+		return
+	}
 	if now.Sub(imp.kfLast[layer]) < keyframeInterval {
 		imp.kfMu.Unlock()
 		return
 	}
 	imp.kfLast[layer] = now
 	imp.kfMu.Unlock()
-	if l := imp.linkp.Load(); l != nil {
-		imp.r.ctr.keyframesOut.Add(1)
-		l.send(&Message{Type: MsgKeyframeRequest, Track: imp.num.Load(), Layer: uint8(layer)})
+	imp.r.ctr.keyframesOut.Add(1)
+	l.send(&Message{Type: MsgKeyframeRequest, Track: imp.num.Load(), Layer: uint8(layer)})
+}
+
+// sendPendingKeyframes sends the keyframe requests asked while no link was
+// bound. Called after a bind sent the demand: the peer ignores a request
+// for a track it does not send. Without demand they are forgotten.
+func (imp *importTrack) sendPendingKeyframes() {
+	imp.kfMu.Lock()
+	pending := imp.kfPending
+	imp.kfPending = 0
+	imp.kfMu.Unlock()
+	if pending == 0 || imp.demand.Load() == 0 {
+		return
+	}
+	for layer := range MaxLayers {
+		if pending&(1<<layer) != 0 {
+			imp.RequestKeyframe(layer)
+		}
 	}
 }
 
@@ -842,6 +873,7 @@ func (r *Relay) importTrack(l *link, m *Message) error {
 	if imp.demand.Load() != 0 {
 		imp.sendDemand()
 	}
+	imp.sendPendingKeyframes()
 	return nil
 }
 
