@@ -487,6 +487,28 @@ func TestBrowserE2EE(t *testing.T) {
 		t.Errorf("unencrypted run: %d frames, %d verify as encrypted; want at least 30, none", len(video), verified)
 	}
 
+	// A moderator requires E2EE in the security dialog: the directory
+	// keeps it, Bob is told, and a page without a passphrase is refused to
+	// the pre-join screen.
+	// The pion participant does not encrypt: it leaves first (a clear
+	// participant present makes the toggle refuse).
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := sniff.c.Leave(lctx); err != nil {
+		t.Logf("pion client leave: %v", err)
+	}
+	lcancel()
+	waitFor(t, bob, "only Alice left with Bob", 30*time.Second, `window.meshmeet.participants.length`, func(n int) bool { return n == 1 })
+	alice.do(t, chromedp.Click(chromedp.ID("btn-security")))
+	alice.do(t, chromedp.Click(chromedp.ID("e2ee-required")))
+	alice.do(t, chromedp.Click(chromedp.ID("security-close")))
+	waitFor(t, bob, "told that the room requires E2EE", 30*time.Second, `window.meshmeet.e2ee.required`, func(r bool) bool { return r })
+	carol.navigate(t, srv.URL+"/"+url.PathEscape(room)+"?prejoin=0#name=Eve")
+	waitFor(t, carol, "a clear page refused to the pre-join screen", 30*time.Second,
+		`!document.getElementById('prejoin').hidden && !document.getElementById('e2ee-note').hidden`, func(v bool) bool { return v })
+	if n := waitFor(t, bob, "the participants", 5*time.Second, `window.meshmeet.participants.length`, func(int) bool { return true }); n != 1 {
+		t.Errorf("bob sees %d others after the refusal, want Alice only", n)
+	}
+
 	for _, b := range []*browser{alice, bob} {
 		b.checkConsole(t)
 	}
