@@ -419,6 +419,21 @@ func TestBrowserE2EE(t *testing.T) {
 			t.Errorf("Alice's audio packet %d (%d bytes): GCM does not verify: %v", i, len(p), err)
 		}
 	}
+	// An IV never repeats under Alice's key: 4 bytes fixed per page, then
+	// a counter over every frame she encrypts, audio and video.
+	ivs := map[string]bool{}
+	for _, f := range append(append([][]byte(nil), video...), audio...) {
+		iv := string(f[len(f)-e2eeTrailer : len(f)-1])
+		if ivs[iv] {
+			t.Errorf("IV % x used twice under Alice's key", iv)
+			break
+		}
+		ivs[iv] = true
+		if iv[:4] != string(video[0][len(video[0])-e2eeTrailer:len(video[0])-e2eeTrailer+4]) {
+			t.Errorf("IV % x: its first 4 bytes differ from the page's", iv)
+			break
+		}
+	}
 	if differ != len(video) {
 		t.Errorf("%d of %d video frames carry their VP8 bytes in clear after the prefix", len(video)-differ, len(video))
 	}
