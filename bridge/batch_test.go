@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -410,5 +411,75 @@ func TestBatchedEgressThroughPion(t *testing.T) {
 	t.Logf("%d datagrams in %d batches (%.1f per sendmmsg)", d, b, float64(d)/float64(max(b, 1)))
 	if st := br.Stats(); st.Drops.WriteError != 0 {
 		t.Errorf("write errors: %+v", st.Drops)
+	}
+}
+
+// TestSenderReportsWithBatching: with the media in batches, the bridge's
+// RTCP still reaches a subscriber: sender reports for the forwarded video
+// whose packet count follows what was forwarded (the reports are written at
+// once, the RTP they count goes through the batch).
+func TestSenderReportsWithBatching(t *testing.T) {
+	br := startBridge(t)
+	defer br.Close()
+	r := br.NewRoom("sr", RoomEvents{})
+	api := clientAPI(t)
+	pub := newClient(t, api, r, "pub")
+	pub.manual = true
+	defer pub.close()
+	sub := newClient(t, api, r, "sub")
+	defer sub.close()
+	pub.publish(nil)
+	seq := uint16(0)
+	send := func() {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: vp8Payload(2, uint32(seq), true)}
+		seq++
+		_ = pub.video[0].WriteRTP(&pkt)
+	}
+	var recv *webrtc.RTPReceiver
+	eventually(t, 30*time.Second, "the subscriber receives video", func() bool {
+		send()
+		if len(videoSeqs(sub)) == 0 {
+			return false
+		}
+		for _, tr := range sub.sub.GetTransceivers() {
+			if rc := tr.Receiver(); rc != nil && rc.Track() != nil && rc.Track().Kind() == webrtc.RTPCodecTypeVideo {
+				recv = rc
+			}
+		}
+		return recv != nil
+	})
+	ssrc := uint32(recv.Track().SSRC())
+	srs := make(chan *rtcp.SenderReport, 16)
+	go func() {
+		for {
+			pkts, _, err := recv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == ssrc {
+					select {
+					case srs <- sr:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		send()
+		select {
+		case sr := <-srs:
+			got := len(videoSeqs(sub))
+			if sr.PacketCount > 0 && int(sr.PacketCount) <= got+64 {
+				return
+			}
+			t.Logf("sender report counts %d packets, subscriber has %d", sr.PacketCount, got)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sender report for the forwarded video within 30 s")
+		}
 	}
 }
