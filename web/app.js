@@ -12,6 +12,8 @@
 //       ?turn=1           media only through the node's TURN server
 //                         (iceTransportPolicy "relay"), to check TURN
 //       ?e2eeprobe=1      keep hashes of encrypted frames (tests)
+//       ?e2eestreams=1    encrypt with createEncodedStreams where it exists
+//                         (tests of the fallback)
 //       #name=<display name>&e2ee=<passphrase>
 // The fragment never reaches the server. e2ee is the end-to-end encryption
 // passphrase (e2ee.js, e2ee-ui.js; docs/e2ee.md).
@@ -117,6 +119,7 @@ function parseURL() {
     e2ee: f.get('e2ee') || '',
     e2eeProbe: q.get('e2eeprobe') === '1',
     e2eeManaged: f.get('e2ee-managed') === '1',
+    e2eeStreams: q.get('e2eestreams') === '1',
     e2eeRequired: q.get('e2eerequired') === '1',
     refused: q.get('refused') === '1', // the last join was refused
   };

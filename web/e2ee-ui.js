@@ -32,7 +32,7 @@ export function showRequired() {
 export function makeE2EE(room, url) {
   const passphrase = $('e2ee-passphrase').value || url.e2ee || '';
   const managed = !passphrase && ($('e2ee-managed').checked || !!url.e2eeManaged);
-  const e2ee = new E2EE({ passphrase, room, probe: url.e2eeProbe, managed });
+  const e2ee = new E2EE({ passphrase, room, probe: url.e2eeProbe, managed, preferStreams: url.e2eeStreams });
   return { e2ee, warning: (passphrase || managed) && !e2ee.active ? MESSAGES.noBrowser : '' };
 }
 

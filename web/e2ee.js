@@ -22,10 +22,12 @@ export const SALT_PREFIX = 'meshmeet-e2ee-v1 room ';
  * encodedInsertableStreams in the PeerConnection configuration) or ''
  * (it cannot encrypt).
  */
-export function support() {
+export function support(preferStreams = false) {
   if (typeof window === 'undefined' || !window.crypto || !window.crypto.subtle || typeof Worker === 'undefined') return '';
+  const streams = !!(window.RTCRtpSender && 'createEncodedStreams' in window.RTCRtpSender.prototype);
+  if (preferStreams && streams) return 'streams';
   if (typeof window.RTCRtpScriptTransform === 'function') return 'script';
-  if (window.RTCRtpSender && 'createEncodedStreams' in window.RTCRtpSender.prototype) return 'streams';
+  if (streams) return 'streams';
   return '';
 }
 
@@ -53,10 +55,11 @@ export class E2EE extends EventTarget {
    * @param {string} opts.room
    * @param {boolean} [opts.probe]    keep hashes of encrypted frames (tests)
    * @param {boolean} [opts.managed]  managed keys (e2ee-keys.js) when there is no passphrase
+   * @param {boolean} [opts.preferStreams]  use createEncodedStreams where it exists (tests of the fallback)
    */
-  constructor({ passphrase, room, probe = false, managed = false }) {
+  constructor({ passphrase, room, probe = false, managed = false, preferStreams = false }) {
     super();
-    this.mode = support();
+    this.mode = support(preferStreams);
     this.room = room;
     /** True when we encrypt what we send (a passphrase and a browser that can). */
     this.active = (!!passphrase || managed) && !!this.mode;
