@@ -21,9 +21,13 @@ type server struct {
 	URL     string // http://127.0.0.1:port, no trailing slash
 	RTCPort int    // the bridge's --rtc-port
 
-	mu  sync.Mutex
-	log bytes.Buffer // stdout and stderr of the server
+	mu   sync.Mutex
+	log  bytes.Buffer // stdout and stderr of the server
+	proc *os.Process
 }
+
+// kill ends the server with SIGKILL, as a machine that dies would.
+func (s *server) kill() error { return s.proc.Kill() }
 
 func (s *server) Write(p []byte) (int, error) {
 	s.mu.Lock()
@@ -76,6 +80,7 @@ func startServer(t *testing.T, bin string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start meshmeet: %v", err)
 	}
+	s.proc = cmd.Process
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
