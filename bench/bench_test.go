@@ -321,7 +321,7 @@ func TestGlobalCrossNode(t *testing.T) {
 		if !ok {
 			min = want[to+"-"+from]
 		}
-		if st.P50 < min {
+		if st.P50 < min*(1-0.016) { // histogram quantiles: within 1.6 %
 			t.Errorf("%s: p50 %.1f ms, want ≥ %v ms (the emulated link)", path, st.P50, min)
 		}
 	}
@@ -372,10 +372,12 @@ func TestGlobalOneBridge(t *testing.T) {
 		t.Fatalf("%v\n%s", err, table.String())
 	}
 	t.Logf("report:\n%s", table.String())
-	// The node is in eu; eu-us is 40 ms, eu-ap 110 ms one way.
+	// The node is in eu; eu-us is 40 ms, eu-ap 110 ms one way. Quantiles
+	// come from the histogram's buckets, within 1.6 % of the true value
+	// (CI once saw p50 149.504 for a path of 150 ms).
 	for path, min := range map[string]float64{"us→bench-1→ap": 150, "ap→bench-1→us": 150, "eu→bench-1→us": 40, "ap→bench-1→eu": 110} {
 		s, ok := rep.DelayByPath[path]
-		if !ok || s.P50 < min {
+		if !ok || s.P50 < min*(1-0.016) {
 			t.Errorf("%s: %+v, want p50 ≥ %v ms", path, s, min)
 		}
 	}
