@@ -381,8 +381,13 @@ export class Session extends EventTarget {
       muted: { audio: !!(p.muted && p.muted.audio), video: !!(p.muted && p.muted.video) },
       e2ee: !!p.e2ee,
     });
-    // Its tracks may have come before we learnt that it encrypts.
-    for (const t of this.tracks.values()) if (t.participant === p.id) this._protectReceiver(t.id);
+    // Its tracks may have come before we learnt that it encrypts (from
+    // another bridge, the flag follows the roster).
+    for (const t of [...this.tracks.values()]) {
+      if (t.participant !== p.id) continue;
+      if (p.e2ee && !t.e2ee) this.tracks.set(t.id, { ...t, e2ee: true });
+      this._protectReceiver(t.id);
+    }
   }
 
   _removeParticipant(id) {
