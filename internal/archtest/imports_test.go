@@ -17,17 +17,18 @@ const module = "github.com/meshmeet/meshmeet/"
 // project packages it may import. Packages not listed may import nothing of
 // the project but internal/.
 var allowed = map[string][]string{
-	"cmd/meshmeet":       {"signaling", "bench", "mesh", "bridge", "relay", "turn", "web"},
-	"signaling":          {"bridge", "mesh", "relay", "web", "signaling/wire", "signaling/roomname"},
-	"signaling/wire":     {},
-	"signaling/roomname": {},
-	"relay":              {"bridge"},
-	"bridge":             {},
-	"mesh":               {},
-	"turn":               {},
-	"web":                {},
-	"bench":              {"signaling/wire", "bench/client"},
-	"bench/client":       {"signaling/wire"},
+	"cmd/meshmeet":        {"signaling", "bench", "mesh", "bridge", "relay", "turn", "web"},
+	"signaling":           {"bridge", "mesh", "relay", "web", "signaling/wire", "signaling/roomname", "signaling/placement"},
+	"signaling/wire":      {},
+	"signaling/roomname":  {},
+	"signaling/placement": {},
+	"relay":               {"bridge"},
+	"bridge":              {},
+	"mesh":                {},
+	"turn":                {},
+	"web":                 {},
+	"bench":               {"signaling/wire", "bench/client"},
+	"bench/client":        {"signaling/wire"},
 }
 
 // forbiddenModules keeps libraries out of the packages that must not see
