@@ -3,17 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/bench/client"
-	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -28,67 +24,7 @@ func TestMeetingAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster with media; skipped in -short mode")
 	}
-	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
-	taken := map[int]bool{}
-	type nodeAddrs struct{ http, gossip string }
-	var addrs []nodeAddrs
-	for range 3 {
-		addrs = append(addrs, nodeAddrs{
-			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-		})
-	}
-	var cancels []context.CancelFunc
-	var wg sync.WaitGroup
-	var parsing sync.Mutex
-	for i, a := range addrs {
-		var join []string
-		for j, b := range addrs {
-			if j != i {
-				join = append(join, b.gossip)
-			}
-		}
-		args := []string{"meshmeet", "serve",
-			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
-			"--http-addr", a.http,
-			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
-			"--gossip-addr", a.gossip,
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--raft-voter", "--bootstrap-expect", "3",
-			"--join", strings.Join(join, ","),
-			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		app := newApp()
-		app.Writer = io.Discard
-		// urfave/cli parses flags through package-level state (its help
-		// flag): the nodes parse one at a time, the next once serve's
-		// flags are parsed.
-		parsing.Lock()
-		var once sync.Once
-		parsed := func() { once.Do(parsing.Unlock) }
-		for _, c := range app.Commands {
-			if c.Name == "serve" {
-				c.Before = func(*cli.Context) error { parsed(); return nil }
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer parsed()
-			if err := app.RunContext(ctx, args); err != nil {
-				t.Errorf("node %d: %v", i, err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		for _, c := range cancels {
-			c()
-		}
-		wg.Wait()
-	})
+	nodes := lanCluster(t, 3)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -109,7 +45,7 @@ func TestMeetingAcrossNodes(t *testing.T) {
 			opts.OnTrack = got.onTrack
 		}
 		for {
-			c, err := client.Join(ctx, "http://"+addrs[i].http, room, opts)
+			c, err := client.Join(ctx, "http://"+nodes[i].http, room, opts)
 			if err == nil {
 				t.Cleanup(c.Close)
 				if audio != nil {
@@ -196,7 +132,7 @@ func TestMeetingAcrossNodes(t *testing.T) {
 	}
 
 	// The third node goes away: Carol leaves Alice's roster.
-	cancels[2]()
+	nodes[2].stop()
 	aw.wait(t, "Carol leaves Alice's roster when her node stops", func(m *wire.Message) bool { return left(m, carolID) })
 }
 

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
@@ -27,60 +25,7 @@ func TestClusterStatusRelayLinks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two-node cluster with media; skipped in -short mode")
 	}
-	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
-	taken := map[int]bool{}
-	type nodeAddrs struct{ http, gossip string }
-	var addrs []nodeAddrs
-	for range 2 {
-		addrs = append(addrs, nodeAddrs{
-			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-		})
-	}
-	var cancels []context.CancelFunc
-	var wg sync.WaitGroup
-	var parsing sync.Mutex
-	for i, a := range addrs {
-		args := []string{"meshmeet", "serve",
-			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
-			"--http-addr", a.http,
-			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
-			"--gossip-addr", a.gossip,
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--raft-voter", "--bootstrap-expect", "2",
-			"--join", addrs[1-i].gossip,
-			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		app := newApp()
-		app.Writer = io.Discard
-		// urfave/cli parses flags through package-level state: the nodes
-		// parse one at a time (as in TestMeetingAcrossNodes).
-		parsing.Lock()
-		var once sync.Once
-		parsed := func() { once.Do(parsing.Unlock) }
-		for _, c := range app.Commands {
-			if c.Name == "serve" {
-				c.Before = func(*cli.Context) error { parsed(); return nil }
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer parsed()
-			if err := app.RunContext(ctx, args); err != nil {
-				t.Errorf("node %d: %v", i, err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		for _, c := range cancels {
-			c()
-		}
-		wg.Wait()
-	})
+	nodes := lanCluster(t, 2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -92,7 +37,7 @@ func TestClusterStatusRelayLinks(t *testing.T) {
 		}
 		opts := client.Options{Name: fmt.Sprintf("P%d", i), Tracks: []webrtc.TrackLocal{audio}}
 		for {
-			c, err := client.Join(ctx, "http://"+addrs[i].http, "RelayLinkStatusRoom", opts)
+			c, err := client.Join(ctx, "http://"+nodes[i].http, "RelayLinkStatusRoom", opts)
 			if err == nil {
 				t.Cleanup(c.Close)
 				src := &client.Synth{Sender: tag, Ext: c.Ext}
@@ -112,7 +57,7 @@ func TestClusterStatusRelayLinks(t *testing.T) {
 		app := newApp()
 		var out bytes.Buffer
 		app.Writer, app.ErrWriter = &out, io.Discard
-		args := append([]string{"meshmeet", "cluster", "status", "--url", "http://" + addrs[i].http}, extra...)
+		args := append([]string{"meshmeet", "cluster", "status", "--url", "http://" + nodes[i].http}, extra...)
 		err := app.RunContext(ctx, args)
 		return out.String(), err
 	}

@@ -43,21 +43,9 @@ func TestClusterBinaryStatus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped under -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "meshmeet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	secret, err := exec.Command(bin, "cluster", "init").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, secret, secretFile := buildWithSecret(t)
 	if !regexp.MustCompile(`^meshmeet-cs1:[A-Za-z0-9_-]{43}\n$`).Match(secret) {
 		t.Fatalf("cluster init printed %q", secret)
-	}
-	secretFile := filepath.Join(dir, "cluster.secret")
-	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
-		t.Fatal(err)
 	}
 
 	type proc struct {

@@ -4,91 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
-	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/bench/client"
-	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
-
-// startModerationCluster runs n serve nodes in this process (raft voters,
-// gossip, relay on loopback) and returns their HTTP addresses.
-func startModerationCluster(t *testing.T, n int) []string {
-	t.Helper()
-	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
-	taken := map[int]bool{}
-	type nodeAddrs struct{ http, gossip string }
-	var addrs []nodeAddrs
-	for range n {
-		addrs = append(addrs, nodeAddrs{
-			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-		})
-	}
-	var cancels []context.CancelFunc
-	var wg sync.WaitGroup
-	var parsing sync.Mutex
-	for i, a := range addrs {
-		var join []string
-		for j, b := range addrs {
-			if j != i {
-				join = append(join, b.gossip)
-			}
-		}
-		args := []string{"meshmeet", "serve",
-			// One region per node: placement keeps a join on the node it
-			// reached (no round trips measured), so the meeting spans both.
-			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
-			"--http-addr", a.http,
-			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
-			"--gossip-addr", a.gossip,
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--raft-voter", "--bootstrap-expect", fmt.Sprint(n),
-			"--join", strings.Join(join, ","),
-			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		app := newApp()
-		app.Writer = io.Discard
-		parsing.Lock()
-		var once sync.Once
-		parsed := func() { once.Do(parsing.Unlock) }
-		for _, c := range app.Commands {
-			if c.Name == "serve" {
-				c.Before = func(*cli.Context) error { parsed(); return nil }
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer parsed()
-			if err := app.RunContext(ctx, args); err != nil {
-				t.Errorf("node %d: %v", i, err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		for _, c := range cancels {
-			c()
-		}
-		wg.Wait()
-	})
-	out := make([]string, n)
-	for i, a := range addrs {
-		out[i] = a.http
-	}
-	return out
-}
 
 // rawSession is a signaling session on a bare WebSocket, for joins that do
 // not end in a welcome (the lobby).
@@ -161,7 +86,7 @@ func TestModerationAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two-node cluster with media; skipped in -short mode")
 	}
-	addrs := startModerationCluster(t, 2)
+	addrs := httpAddrs(lanCluster(t, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	const room = "ModerationAcrossNodesRoom"

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
@@ -24,72 +21,17 @@ import (
 // URLs, which are also their gossiped public URLs (--public-url default).
 func startRegionCluster(t *testing.T, regions []string, extra ...[]string) []string {
 	t.Helper()
-	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
-	taken := map[int]bool{}
-	type nodeAddrs struct{ http, gossip string }
-	var addrs []nodeAddrs
-	for range regions {
-		addrs = append(addrs, nodeAddrs{
-			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-		})
-	}
-	var cancels []context.CancelFunc
-	var wg sync.WaitGroup
-	var parsing sync.Mutex
-	for i, a := range addrs {
-		var join []string
-		for j, b := range addrs {
-			if j != i {
-				join = append(join, b.gossip)
-			}
-		}
-		args := []string{"meshmeet", "serve",
-			"--node-name", regions[i] + "-1", "--region", regions[i],
-			"--http-addr", a.http,
-			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
-			"--gossip-addr", a.gossip,
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--raft-voter", "--bootstrap-expect", fmt.Sprint(len(regions)),
-			"--join", strings.Join(join, ","),
-			"--gossip-profile", "local", "--no-turn", "--log-level", "error",
-		}
+	specs := make([]nodeSpec, len(regions))
+	for i, r := range regions {
+		specs[i] = nodeSpec{name: r + "-1", region: r}
 		if i < len(extra) {
-			args = append(args, extra[i]...)
+			specs[i].extra = extra[i]
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		app := newApp()
-		app.Writer = io.Discard
-		// urfave/cli parses flags through package-level state: one node
-		// at a time (see TestMeetingAcrossNodes).
-		parsing.Lock()
-		var once sync.Once
-		parsed := func() { once.Do(parsing.Unlock) }
-		for _, c := range app.Commands {
-			if c.Name == "serve" {
-				c.Before = func(*cli.Context) error { parsed(); return nil }
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer parsed()
-			if err := app.RunContext(ctx, args); err != nil {
-				t.Errorf("node %s: %v", regions[i], err)
-			}
-		}()
 	}
-	t.Cleanup(func() {
-		for _, c := range cancels {
-			c()
-		}
-		wg.Wait()
-	})
-	urls := make([]string, len(addrs))
-	for i, a := range addrs {
-		urls[i] = "http://" + a.http
+	nodes := startServeNodes(t, "local", specs)
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = "http://" + n.http
 	}
 	// Gossip has converged when every node lists every region's probe.
 	for _, u := range urls {

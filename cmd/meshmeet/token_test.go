@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/meshmeet/meshmeet/internal/syncbuf"
-	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 	"github.com/meshmeet/meshmeet/signaling/wire"
@@ -124,88 +122,6 @@ func TestServeAuthFlagsRefuseBadConfig(t *testing.T) {
 	if err != nil || len(s.trustedProxies) != 3 || s.trustedProxies[1].String() != "192.0.2.7/32" || s.auth != nil || s.strong {
 		t.Fatalf("trusted proxies: %+v, %v", s, err)
 	}
-}
-
-// serveNodes starts n in-process serve nodes forming one cluster, every
-// one a raft voter, node i in region-i, with extra flags; it returns their
-// HTTP addresses. Cleanup stops them.
-func serveNodes(t *testing.T, n int, extra ...string) []string {
-	t.Helper()
-	t.Setenv(envClusterSecret, mesh.NewSecret().Encode())
-	taken := map[int]bool{}
-	type nodeAddrs struct{ http, gossip string }
-	var addrs []nodeAddrs
-	for range n {
-		addrs = append(addrs, nodeAddrs{
-			http:   fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-		})
-	}
-	var cancels []context.CancelFunc
-	var wg sync.WaitGroup
-	var parsing sync.Mutex
-	for i, a := range addrs {
-		var join []string
-		for j, b := range addrs {
-			if j != i {
-				join = append(join, b.gossip)
-			}
-		}
-		args := []string{"meshmeet", "serve",
-			"--node-name", fmt.Sprintf("n%d", i), "--region", fmt.Sprintf("region-%d", i),
-			"--http-addr", a.http,
-			"--rtc-port", fmt.Sprint(clusterFreePort(t, taken)),
-			"--gossip-addr", a.gossip,
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--relay-addr", fmt.Sprintf("127.0.0.1:%d", clusterFreePort(t, taken)),
-			"--raft-voter", "--bootstrap-expect", fmt.Sprint(n),
-			"--gossip-profile", "lan", "--no-turn", "--log-level", "error",
-		}
-		if len(join) > 0 {
-			args = append(args, "--join", strings.Join(join, ","))
-		}
-		args = append(args, extra...)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancels = append(cancels, cancel)
-		app := newApp()
-		app.Writer = io.Discard
-		// urfave/cli parses through package state: one node at a time.
-		parsing.Lock()
-		var once sync.Once
-		parsed := func() { once.Do(parsing.Unlock) }
-		for _, c := range app.Commands {
-			if c.Name == "serve" {
-				c.Before = func(*cli.Context) error { parsed(); return nil }
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer parsed()
-			if err := app.RunContext(ctx, args); err != nil {
-				t.Errorf("node %d: %v", i, err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		for _, c := range cancels {
-			c()
-		}
-		wg.Wait()
-	})
-	out := make([]string, n)
-	for i, a := range addrs {
-		out[i] = a.http
-		waitFor(t, "node ready", func() bool {
-			resp, err := http.Get("http://" + a.http + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
-	}
-	return out
 }
 
 // session is a raw signaling WebSocket for tests that speak the protocol
