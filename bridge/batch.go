@@ -19,16 +19,28 @@ import (
 // SRTCP, RTP outside a round) is written at once as before.
 //
 // The bound on the delay is by construction, not by a timer: the batch
-// holds at most maxBatch datagrams (the one that fills it sends it), and a
-// round's end sends whatever is held, so a datagram never outlives the
-// writer round during which it was written. Order: batches are taken and
-// sent under sendMu, in the order they were filled, and a DownTrack is
-// written by one goroutine at a time, so the packets of one stream leave in
-// the order they were written.
+// holds at most maxBatch datagrams (the one that fills it queues it to be
+// sent), and a round's end queues whatever is held, so a datagram never
+// outlives the writer round during which it was written by more than the
+// sends queued before it.
+//
+// No writer waits on another's system call (the forwarding path holds no
+// lock while writing to the network): a filled batch goes on a short FIFO
+// of batches to send, and whichever goroutine finds the sender's place
+// free (sendMu.TryLock) sends everything queued, in order, until the FIFO
+// is empty; a goroutine that finds it taken returns at once, since the
+// sender will send its batch too. Order: batches leave in the order they
+// were filled, and a DownTrack is written by one goroutine at a time, so
+// the packets of one stream leave in the order they were written. When
+// maxPending batches already wait (the kernel is slower than the writers),
+// a datagram is dropped and counted as queue_full rather than held.
 
 // maxBatch is the most datagrams one sendmmsg carries, and the most the
 // batch holds.
 const maxBatch = 64
+
+// maxPending is the most filled batches waiting to be sent.
+const maxPending = 8
 
 // egressSock is a UDP socket the batch may send through.
 type egressSock struct {
@@ -40,13 +52,18 @@ type egressSock struct {
 // egress is the process's batch. Bridges share it: each datagram carries
 // its socket, and a send groups consecutive datagrams of one socket.
 type egress struct {
-	sendMu sync.Mutex // held while a batch is taken and sent
+	// sendMu is held by the one goroutine sending; others only TryLock it.
+	sendMu sync.Mutex
 
 	// mu guards the following fields; never held during a system call.
-	mu    sync.Mutex
-	open  int        // writer rounds in progress
-	cur   *sendBatch // filling
-	spare *sendBatch // the other one (taken only under sendMu)
+	mu      sync.Mutex
+	open    int          // writer rounds in progress
+	cur     *sendBatch   // filling
+	pending []*sendBatch // filled, to be sent in this order
+	free    []*sendBatch // sent, for reuse
+	// endWanted: a round ended while the FIFO was full, leaving datagrams
+	// in cur that the sender queues when the FIFO empties.
+	endWanted bool
 	// Counters for tests and figures.
 	batches, datagrams uint64
 	maxHeld            int // the most datagrams ever held at once
@@ -66,13 +83,17 @@ func (e *egress) begin() {
 func (e *egress) end() {
 	e.mu.Lock()
 	e.open--
-	n := 0
-	if e.cur != nil {
-		n = e.cur.n
+	if e.cur != nil && e.cur.n > 0 {
+		if len(e.pending) < maxPending {
+			e.queueLocked()
+		} else {
+			e.endWanted = true // the sender queues it once the FIFO has room
+		}
 	}
+	queued := len(e.pending) > 0
 	e.mu.Unlock()
-	if n > 0 {
-		e.flush()
+	if queued {
+		e.send()
 	}
 }
 
@@ -83,58 +104,111 @@ func (e *egress) offer(s *egressSock, p []byte, ap netip.AddrPort) bool {
 	if len(p) > slotSize || len(p) == 0 || !s.canSend(ap) {
 		return false
 	}
-	for {
-		e.mu.Lock()
-		if e.open == 0 {
+	e.mu.Lock()
+	if e.open == 0 {
+		e.mu.Unlock()
+		return false
+	}
+	if e.cur == nil {
+		e.cur = e.takeLocked()
+	}
+	queued := false
+	if e.cur.n == maxBatch { // full, not queued while maxPending batches waited
+		if len(e.pending) >= maxPending {
 			e.mu.Unlock()
-			return false
-		}
-		if e.cur == nil {
-			e.cur, e.spare = newSendBatch(), newSendBatch()
-		}
-		if b := e.cur; b.n < maxBatch {
-			b.add(s, p, ap)
-			e.maxHeld = max(e.maxHeld, b.n)
-			full := b.n == maxBatch
-			e.mu.Unlock()
-			if full {
-				e.flush()
-			}
+			s.stats.dropQueueFull.Add(1)
 			return true
 		}
-		e.mu.Unlock()
-		e.flush() // full: another writer is about to send it, or we do
+		e.queueLocked()
+		queued = true
 	}
-}
-
-// flush sends what the batch holds. Batches are taken and sent under
-// sendMu, so they leave in the order they were filled, and the spare is
-// never still being sent when it becomes the batch being filled.
-func (e *egress) flush() {
-	e.sendMu.Lock()
-	defer e.sendMu.Unlock()
-	e.mu.Lock()
-	b := e.cur
-	if b == nil || b.n == 0 {
-		e.mu.Unlock()
-		return
+	e.cur.add(s, p, ap)
+	e.maxHeld = max(e.maxHeld, e.heldLocked())
+	if e.cur.n == maxBatch && len(e.pending) < maxPending {
+		e.queueLocked()
+		queued = true
 	}
-	e.cur, e.spare = e.spare, b
-	e.batches++
-	e.datagrams += uint64(b.n)
 	e.mu.Unlock()
-	b.send()
+	if queued {
+		e.send()
+	}
+	return true
 }
 
-// held returns how many datagrams the batch holds now and the most it ever
-// held.
+// queueLocked moves the batch being filled to the FIFO and starts another.
+// Called with mu held.
+func (e *egress) queueLocked() {
+	e.pending = append(e.pending, e.cur)
+	e.cur = e.takeLocked()
+}
+
+// takeLocked returns an empty batch. Called with mu held.
+func (e *egress) takeLocked() *sendBatch {
+	if n := len(e.free); n > 0 {
+		b := e.free[n-1]
+		e.free = e.free[:n-1]
+		return b
+	}
+	return newSendBatch() // at most maxPending+2 ever exist
+}
+
+// send sends the queued batches unless another goroutine is sending, which
+// then sends them.
+func (e *egress) send() {
+	for e.sendMu.TryLock() {
+		for {
+			e.mu.Lock()
+			if len(e.pending) == 0 {
+				if e.endWanted && e.cur != nil && e.cur.n > 0 {
+					e.queueLocked()
+				}
+				e.endWanted = false
+			}
+			if len(e.pending) == 0 {
+				e.mu.Unlock()
+				break
+			}
+			b := e.pending[0]
+			copy(e.pending, e.pending[1:])
+			e.pending = e.pending[:len(e.pending)-1]
+			e.batches++
+			e.datagrams += uint64(b.n)
+			e.mu.Unlock()
+			b.send()
+			e.mu.Lock()
+			e.free = append(e.free, b)
+			e.mu.Unlock()
+		}
+		e.sendMu.Unlock()
+		// A batch queued after the last look, while this goroutine still
+		// held sendMu, found it taken: look again.
+		e.mu.Lock()
+		more := len(e.pending) > 0
+		e.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// held returns how many datagrams wait to be sent now and the most that
+// ever waited.
 func (e *egress) held() (now, most int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.heldLocked(), e.maxHeld
+}
+
+// heldLocked counts the datagrams not sent yet. Called with mu held.
+func (e *egress) heldLocked() int {
+	n := 0
 	if e.cur != nil {
-		now = e.cur.n
+		n = e.cur.n
 	}
-	return now, e.maxHeld
+	for _, b := range e.pending {
+		n += b.n
+	}
+	return n
 }
 
 // isRTP reports whether p is an RTP packet (not RTCP, STUN or DTLS).

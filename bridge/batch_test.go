@@ -27,10 +27,10 @@ func rtpDatagram(ssrc uint32, seq uint16, size int) []byte {
 
 // TestEgressBatchOrderAndBound sends streams through a private egress over
 // real loopback sockets, from concurrent writers in rounds, and checks by
-// construction what batching promises: the batch never holds more than
-// maxBatch datagrams, holds none once a round has ended, batches nothing
-// outside a round, and the packets of each stream arrive complete and in
-// order. An IPv4 socket and a dual-stack IPv6 socket (IPv4 as v4-mapped)
+// construction what batching promises: no more than maxPending full
+// batches and one filling wait, none once the rounds have ended, nothing is
+// batched outside a round, every datagram is sent or counted as dropped,
+// and the packets of each stream arrive in order. An IPv4 socket and a dual-stack IPv6 socket (IPv4 as v4-mapped)
 // are both covered.
 func TestEgressBatchOrderAndBound(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -109,8 +109,8 @@ func TestEgressBatchOrderAndBound(t *testing.T) {
 								if !e.offer(s, rtpDatagram(ssrc, uint16(seq), 100+900*(k%2)), to) {
 									fail("offer refused within a round")
 								}
-								if now, _ := e.held(); now > maxBatch {
-									fail("batch holds more than maxBatch")
+								if now, _ := e.held(); now > maxBatch*(maxPending+1) {
+									fail("more than maxPending full batches and one filling wait to be sent")
 								}
 							}
 							seq++
@@ -123,8 +123,11 @@ func TestEgressBatchOrderAndBound(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			if now, most := e.held(); now != 0 || most > maxBatch || most < 2 {
-				t.Errorf("held %d after the last round, at most %d (want 0, 2..%d)", now, most, maxBatch)
+			// Everything is sent or dropped by now: the receiver stops
+			// once the sent datagrams are in.
+			_ = rcv.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if now, most := e.held(); now != 0 || most > maxBatch*(maxPending+1) || most < 2 {
+				t.Errorf("held %d after the last round, at most %d (want 0, 2..%d)", now, most, maxBatch*(maxPending+1))
 			}
 			<-recvDone
 			for _, f := range fails {
@@ -136,24 +139,30 @@ func TestEgressBatchOrderAndBound(t *testing.T) {
 			e.mu.Lock()
 			batches, datagrams := e.batches, e.datagrams
 			e.mu.Unlock()
-			if datagrams != uint64(total) || batches >= datagrams {
-				t.Errorf("%d datagrams in %d batches, want %d in fewer", datagrams, batches, total)
+			// The writers here write as fast as they can, faster than the
+			// kernel sends: beyond maxPending waiting batches a datagram is
+			// dropped and counted, never held (no writer waits on a send).
+			dropped := st.dropQueueFull.Load()
+			if datagrams+dropped != uint64(total) || batches >= datagrams || datagrams == 0 {
+				t.Errorf("%d datagrams in %d batches and %d dropped, want %d in all, in fewer batches", datagrams, batches, dropped, total)
 			}
+			t.Logf("%d datagrams in %d batches, %d dropped", datagrams, batches, dropped)
+			received := 0
 			for w := range writers {
 				for k := range streams {
 					ssrc := uint32(100*w + k)
 					seqs := got[ssrc]
-					if len(seqs) != perStream {
-						t.Errorf("stream %d: %d packets received, want %d", ssrc, len(seqs), perStream)
-						continue
-					}
-					for i, q := range seqs {
-						if int(q) != i {
-							t.Errorf("stream %d: packet %d has sequence number %d: reordered", ssrc, i, q)
+					received += len(seqs)
+					for i := 1; i < len(seqs); i++ {
+						if seqs[i] <= seqs[i-1] {
+							t.Errorf("stream %d: sequence number %d after %d: reordered", ssrc, seqs[i], seqs[i-1])
 							break
 						}
 					}
 				}
+			}
+			if uint64(received) != datagrams {
+				t.Errorf("%d datagrams received, %d sent", received, datagrams)
 			}
 		})
 	}
