@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,41 +25,9 @@ func TestBrowserCascade(t *testing.T) {
 	bin := os.Getenv(envServer)
 	chromium := os.Getenv(envChromium)
 
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	regions := []string{"eu", "us", "ap"}
-	gossip := make([]string, len(regions))
-	for i := range gossip {
-		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true)))
-	}
-	nodes := make([]*server, len(regions))
+	nodes, _ := startCluster(t, bin, regionNodes(regions...))
 	names := []string{"Eve", "Uma", "Ada"}
-	for i, region := range regions {
-		var join []string
-		for j, g := range gossip {
-			if j != i {
-				join = append(join, g)
-			}
-		}
-		nodes[i] = startServer(t, bin,
-			"--node-name", "node-"+region,
-			"--region", region,
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", strings.Join(join, ","),
-			"--bootstrap-expect", "3",
-			"--raft-voter",
-		)
-	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
 
 	room := roomname.New()
 	pages := make([]*browser, len(nodes))

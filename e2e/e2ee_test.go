@@ -4,18 +4,13 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -693,34 +688,7 @@ func TestBrowserE2EECascade(t *testing.T) {
 // secret, raft voters, gossip join, the relay on loopback).
 func startTwoNodes(t *testing.T, bin string) []*server {
 	t.Helper()
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	regions := []string{"eu", "us"}
-	gossip := []string{
-		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-		net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-	}
-	nodes := make([]*server, 2)
-	for i, region := range regions {
-		nodes[i] = startServer(t, bin,
-			"--node-name", "node-"+region,
-			"--region", region,
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", gossip[1-i],
-			"--bootstrap-expect", "2",
-			"--raft-voter",
-		)
-	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
+	nodes, _ := startCluster(t, bin, regionNodes("eu", "us"))
 	return nodes
 }
 

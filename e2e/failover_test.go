@@ -1,14 +1,8 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,40 +24,7 @@ func TestBrowserFailover(t *testing.T) {
 	bin := os.Getenv(envServer)
 	chromium := os.Getenv(envChromium)
 
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	specs := []struct{ name, region string }{{"eu-1", "eu"}, {"eu-2", "eu"}, {"us-1", "us"}}
-	gossip := make([]string, len(specs))
-	for i := range gossip {
-		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true)))
-	}
-	nodes := make([]*server, len(specs))
-	for i, s := range specs {
-		var join []string
-		for j, g := range gossip {
-			if j != i {
-				join = append(join, g)
-			}
-		}
-		nodes[i] = startServer(t, bin,
-			"--node-name", s.name,
-			"--region", s.region,
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", strings.Join(join, ","),
-			"--bootstrap-expect", "3",
-			"--raft-voter",
-		)
-	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
+	nodes, _ := startCluster(t, bin, []nodeSpec{{name: "eu-1", region: "eu"}, {name: "eu-2", region: "eu"}, {name: "us-1", region: "us"}})
 
 	room := roomname.New()
 	alice := newBrowser(t, chromium, "alice", true)

@@ -2,15 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,18 +36,8 @@ func TestBrowserPlacement(t *testing.T) {
 	bin := os.Getenv(envServer)
 	chromium := os.Getenv(envChromium)
 
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	regions := []string{"eu", "us", "ap"}
 	delay := map[string]time.Duration{"eu": 150 * time.Millisecond, "ap": 250 * time.Millisecond}
-	gossip := make([]string, len(regions))
-	for i := range gossip {
-		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true)))
-	}
 	// A delayed node's proxy listens first: its address is the node's
 	// public URL.
 	proxies := map[string]net.Listener{}
@@ -63,40 +49,22 @@ func TestBrowserPlacement(t *testing.T) {
 		t.Cleanup(func() { ln.Close() })
 		proxies[r] = ln
 	}
-	nodes := make([]*server, len(regions))
 	public := make([]string, len(regions))
+	specs := regionNodes(regions...)
 	for i, region := range regions {
-		var join []string
-		for j, g := range gossip {
-			if j != i {
-				join = append(join, g)
-			}
-		}
-		args := []string{
-			"--node-name", "node-" + region,
-			"--region", region,
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", strings.Join(join, ","),
-			"--bootstrap-expect", "3",
-			"--raft-voter",
-		}
 		if ln := proxies[region]; ln != nil {
 			public[i] = "http://" + ln.Addr().String()
-			args = append(args, "--public-url", public[i])
+			specs[i].extra = []string{"--public-url", public[i]}
 		}
-		nodes[i] = startServer(t, bin, args...)
-		if public[i] == "" {
-			public[i] = nodes[i].URL
-		} else {
-			go delayProxy(proxies[region], strings.TrimPrefix(nodes[i].URL, "http://"), delay[region]/2)
+		specs[i].started = func(n *server) {
+			if public[i] == "" {
+				public[i] = n.URL
+			} else {
+				go delayProxy(proxies[region], strings.TrimPrefix(n.URL, "http://"), delay[region]/2)
+			}
 		}
 	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
+	nodes, _ := startCluster(t, bin, specs)
 	eu, us := nodes[0], nodes[1]
 
 	room := roomname.New()
@@ -231,41 +199,9 @@ func TestBrowserMovedMidMeeting(t *testing.T) {
 	bin := os.Getenv(envServer)
 	chromium := os.Getenv(envChromium)
 
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secretFile, []byte("meshmeet-cs1:"+base64.RawURLEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"us", "eu-a", "eu-b"}
-	regions := []string{"us", "eu", "eu"}
-	gossip := make([]string, len(names))
-	for i := range gossip {
-		gossip[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true)))
-	}
-	nodes := make([]*server, len(names))
-	for i, name := range names {
-		var join []string
-		for j, g := range gossip {
-			if j != i {
-				join = append(join, g)
-			}
-		}
-		nodes[i] = startServer(t, bin,
-			"--node-name", name,
-			"--region", regions[i],
-			"--cluster-secret-file", secretFile,
-			"--gossip-addr", gossip[i],
-			"--raft-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false))),
-			"--relay-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, true))),
-			"--join", strings.Join(join, ","),
-			"--bootstrap-expect", "3",
-			"--raft-voter",
-		)
-	}
-	for _, n := range nodes {
-		waitReady(t, n)
-	}
+	nodes, secretFile := startCluster(t, bin, []nodeSpec{
+		{name: "us", region: "us"}, {name: "eu-a", region: "eu"}, {name: "eu-b", region: "eu"},
+	})
 	euA, euB := nodes[1], nodes[2]
 
 	room := roomname.New()
