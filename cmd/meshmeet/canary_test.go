@@ -34,7 +34,8 @@ func TestPrivacyCanarySweep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped under -short")
 	}
-	dir, bin, _, secretFile := buildWithSecret(t)
+	bin, secretFile := buildBinary(t)
+	dir := filepath.Dir(bin)
 
 	const (
 		room     = "ZqCanaryRoom Obsidian Walrus"

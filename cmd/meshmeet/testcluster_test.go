@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +16,7 @@ import (
 
 // Shared setup for the tests that run several serve nodes: in this process
 // (startServeNodes and its wrappers) or as subprocesses of the built binary
-// (buildWithSecret).
+// (buildBinary, in drain_test.go).
 
 // nodeSpec is one in-process serve node: its --node-name, --region and
 // flags added after the common ones.
@@ -153,25 +150,4 @@ func serveNodes(t *testing.T, n int, extra ...string) []string {
 		})
 	}
 	return out
-}
-
-// buildWithSecret builds the meshmeet binary into a temporary directory and
-// writes a fresh `meshmeet cluster init` secret next to it. It returns the
-// directory, the binary, the secret as printed and the secret file.
-func buildWithSecret(t *testing.T) (dir, bin string, secret []byte, secretFile string) {
-	t.Helper()
-	dir = t.TempDir()
-	bin = filepath.Join(dir, "meshmeet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	secret, err := exec.Command(bin, "cluster", "init").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretFile = filepath.Join(dir, "cluster.secret")
-	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dir, bin, secret, secretFile
 }
