@@ -122,17 +122,7 @@ func TestPrivacyCanarySweep(t *testing.T) {
 	joinAt := func(i int, name string, opts client.Options) *client.Client {
 		t.Helper()
 		opts.Name = name
-		for {
-			c, err := client.Join(ctx, "http://"+procs[i].http, room, opts)
-			if err == nil {
-				t.Cleanup(c.Close)
-				return c
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("join at node%d: %v", i, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return joinUntil(ctx, t, "http://"+procs[i].http, fmt.Sprintf("node%d", i), room, opts)
 	}
 	audio, err := client.NewAudio("a", "s1")
 	if err != nil {

@@ -31,36 +31,7 @@ func TestMeetingAcrossNodes(t *testing.T) {
 	const room = "CascadeRoomNameNeverCrossesNodes"
 	joinAt := func(i int, name string, tag uint32, got *audioLog) *client.Client {
 		t.Helper()
-		opts := client.Options{Name: name}
-		var audio *webrtc.TrackLocalStaticRTP
-		if tag != 0 {
-			var err error
-			audio, err = client.NewAudio("a", fmt.Sprintf("s%d", tag))
-			if err != nil {
-				t.Fatal(err)
-			}
-			opts.Tracks = []webrtc.TrackLocal{audio}
-		}
-		if got != nil {
-			opts.OnTrack = got.onTrack
-		}
-		for {
-			c, err := client.Join(ctx, "http://"+nodes[i].http, room, opts)
-			if err == nil {
-				t.Cleanup(c.Close)
-				if audio != nil {
-					src := &client.Synth{Sender: tag, Ext: c.Ext}
-					go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
-				}
-				return c
-			}
-			// Until the node listens and the three-voter directory has a
-			// leader, joins fail (refused, or unavailable).
-			if ctx.Err() != nil {
-				t.Fatalf("join at n%d: %v", i, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return joinTalking(ctx, t, "http://"+nodes[i].http, fmt.Sprintf("n%d", i), room, name, tag, got)
 	}
 	aliceGot, bobGot := &audioLog{got: map[uint32][2]int{}}, &audioLog{got: map[uint32][2]int{}}
 	alice := joinAt(0, "Alice", 1, aliceGot)

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
-	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
 )
 
@@ -31,24 +28,7 @@ func TestClusterStatusRelayLinks(t *testing.T) {
 	defer cancel()
 	joinAt := func(i int, tag uint32) {
 		t.Helper()
-		audio, err := client.NewAudio("a", fmt.Sprintf("s%d", tag))
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := client.Options{Name: fmt.Sprintf("P%d", i), Tracks: []webrtc.TrackLocal{audio}}
-		for {
-			c, err := client.Join(ctx, "http://"+nodes[i].http, "RelayLinkStatusRoom", opts)
-			if err == nil {
-				t.Cleanup(c.Close)
-				src := &client.Synth{Sender: tag, Ext: c.Ext}
-				go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
-				return
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("join at n%d: %v", i, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		joinTalking(ctx, t, "http://"+nodes[i].http, fmt.Sprintf("n%d", i), "RelayLinkStatusRoom", fmt.Sprintf("P%d", i), tag, nil)
 	}
 	joinAt(0, 1)
 	joinAt(1, 2)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/signaling/wire"
@@ -92,33 +91,7 @@ func TestModerationAcrossNodes(t *testing.T) {
 	const room = "ModerationAcrossNodesRoom"
 	joinAt := func(i int, name string, tag uint32, got *audioLog) *client.Client {
 		t.Helper()
-		opts := client.Options{Name: name}
-		var audio *webrtc.TrackLocalStaticRTP
-		if tag != 0 {
-			var err error
-			if audio, err = client.NewAudio("a", fmt.Sprintf("s%d", tag)); err != nil {
-				t.Fatal(err)
-			}
-			opts.Tracks = []webrtc.TrackLocal{audio}
-		}
-		if got != nil {
-			opts.OnTrack = got.onTrack
-		}
-		for {
-			c, err := client.Join(ctx, "http://"+addrs[i], room, opts)
-			if err == nil {
-				t.Cleanup(c.Close)
-				if audio != nil {
-					src := &client.Synth{Sender: tag, Ext: c.Ext}
-					go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
-				}
-				return c
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("join at n%d: %v", i, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return joinTalking(ctx, t, "http://"+addrs[i], fmt.Sprintf("n%d", i), room, name, tag, got)
 	}
 	carolGot := &audioLog{got: map[uint32][2]int{}}
 	alice := joinAt(0, "Alice", 0, nil)

@@ -8,9 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/urfave/cli/v2"
 
+	"github.com/meshmeet/meshmeet/bench/client"
 	"github.com/meshmeet/meshmeet/mesh"
 )
 
@@ -150,4 +153,48 @@ func serveNodes(t *testing.T, n int, extra ...string) []string {
 		})
 	}
 	return out
+}
+
+// joinUntil joins room at url with opts, trying again every 200 ms until a
+// join works (until the node listens and the directory has a leader, joins
+// fail: refused, or unavailable) or ctx ends; who names the node in the
+// failure. Cleanup closes the client.
+func joinUntil(ctx context.Context, t *testing.T, url, who, room string, opts client.Options) *client.Client {
+	t.Helper()
+	for {
+		c, err := client.Join(ctx, url, room, opts)
+		if err == nil {
+			t.Cleanup(c.Close)
+			return c
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("join at %s: %v", who, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// joinTalking is joinUntil as name, with a talking audio track (stream
+// s<tag>, synthesised once joined) unless tag is 0, and got recording the
+// tracks received unless it is nil.
+func joinTalking(ctx context.Context, t *testing.T, url, who, room, name string, tag uint32, got *audioLog) *client.Client {
+	t.Helper()
+	opts := client.Options{Name: name}
+	var audio *webrtc.TrackLocalStaticRTP
+	if tag != 0 {
+		var err error
+		if audio, err = client.NewAudio("a", fmt.Sprintf("s%d", tag)); err != nil {
+			t.Fatal(err)
+		}
+		opts.Tracks = []webrtc.TrackLocal{audio}
+	}
+	if got != nil {
+		opts.OnTrack = got.onTrack
+	}
+	c := joinUntil(ctx, t, url, who, room, opts)
+	if audio != nil {
+		src := &client.Synth{Sender: tag, Ext: c.Ext}
+		go src.RunTalk(ctx, audio, client.AudioOptions{TalkBytes: 80, SilenceBytes: 80, Talk: 1})
+	}
+	return c
 }
