@@ -162,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var reserved = map[string]bool{
 	"static": true, "ws": true, "api": true, "admin": true,
 	"healthz": true, "readyz": true, "favicon.ico": true, "robots.txt": true,
-	"probe": true, "regions": true, "alternates": true,
+	"probe": true, "regions": true, "alternates": true, "cluster": true,
 }
 
 func (s *Server) routes() {
@@ -180,6 +180,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /probe", s.handleProbe)
 	s.mux.HandleFunc("GET /regions", s.handleRegions)
 	s.mux.HandleFunc("GET /alternates", s.handleAlternates) // drain.go
+	s.mux.HandleFunc("GET /cluster", web.ServeClusterPage)  // operators' page; its data needs the admin token
 	s.mux.HandleFunc("GET /api/words", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "public, max-age=3600")

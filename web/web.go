@@ -15,13 +15,14 @@ package web
 
 import (
 	"embed"
+	"io/fs"
 	"net/http"
 )
 
-// Assets is the web client. Its root holds index.html, the JavaScript
-// modules (*.js) and the stylesheet (*.css).
+// Assets is the web client. Its root holds index.html, the cluster page
+// cluster.html, the JavaScript modules (*.js) and the stylesheets (*.css).
 //
-//go:embed index.html *.js *.css
+//go:embed index.html cluster.html *.js *.css
 var Assets embed.FS
 
 // ContentSecurityPolicy allows the page only its own origin: its modules and
@@ -40,4 +41,21 @@ func SetSecurityHeaders(h http.Header) {
 	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// ServeClusterPage serves cluster.html, the operators' cluster page, for
+// /cluster. The page itself is public; what it shows comes from
+// /admin/status, which asks for the admin token. It connects to its own
+// origin only, so it carries ContentSecurityPolicy unchanged.
+func ServeClusterPage(w http.ResponseWriter, r *http.Request) {
+	page, err := fs.ReadFile(Assets, "cluster.html")
+	if err != nil {
+		http.Error(w, "cluster page missing", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	SetSecurityHeaders(h)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.Write(page)
 }

@@ -2,9 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"io"
 	"io/fs"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,6 +276,81 @@ func TestSecurityHeaders(t *testing.T) {
 	} {
 		if h.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+		}
+	}
+}
+
+// The cluster page is served with the web client's security headers; it
+// and every file it references (its script and stylesheet, served under
+// /static/) exist and name no other host; the script reads the status only
+// from this origin's /admin/status, sends the token as a header, keeps it
+// in sessionStorage and never puts it in a URL.
+func TestClusterPageServed(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /cluster", ServeClusterPage)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(Assets)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(p string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d", p, resp.StatusCode)
+		}
+		return resp, string(b)
+	}
+	resp, page := get("/cluster")
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("/cluster Content-Type %q", ct)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); csp != ContentSecurityPolicy {
+		t.Errorf("/cluster Content-Security-Policy %q, want %q", csp, ContentSecurityPolicy)
+	}
+	if !strings.HasPrefix(page, "<!doctype html>") || !strings.Contains(page, `type="password"`) {
+		t.Errorf("/cluster is not the cluster page with a password field:\n%s", page)
+	}
+	files := map[string]string{"/cluster": page}
+	refs := attrURL.FindAllStringSubmatch(page, -1)
+	for _, m := range refs {
+		ref := m[1]
+		switch {
+		case strings.HasPrefix(ref, "data:"):
+		case strings.HasPrefix(ref, "/static/"):
+			_, body := get(ref)
+			files[ref] = body
+		default:
+			t.Errorf("cluster.html references %q: not under /static/", ref)
+		}
+	}
+	for _, want := range []string{"/static/cluster.js", "/static/cluster.css"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("cluster.html does not reference %s", want)
+		}
+	}
+	for name, body := range files {
+		for i, line := range strings.Split(body, "\n") {
+			if externalRef.MatchString(line) {
+				t.Errorf("%s:%d names another host: %s", name, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+	js := files["/static/cluster.js"]
+	for _, want := range []string{"fetch('/admin/status'", "Authorization: 'Bearer ' + token", "sessionStorage"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("cluster.js lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"localStorage", "location.search", "location.hash", "?token", "pushState", "replaceState"} {
+		if strings.Contains(js, bad) {
+			t.Errorf("cluster.js uses %q: the token must stay out of URLs and persistent storage", bad)
 		}
 	}
 }

@@ -40,6 +40,26 @@ func clusterCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "admin-token",
+				Usage: "print the admin token derived from the cluster secret (for the cluster page, /cluster, or Authorization: Bearer)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "cluster-secret-file", EnvVars: envVar("cluster-secret-file"), Destination: &secretFile,
+						Usage: "file holding the cluster secret (or the secret itself in " + envClusterSecret + ")"},
+				},
+				Action: func(c *cli.Context) error {
+					secret, ok, err := readClusterSecret(secretFile)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return errors.New("cluster admin-token needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
+					}
+					auth := mesh.AdminAuthorization(mesh.DeriveKeys(secret).AdminToken)
+					_, err = fmt.Fprintln(c.App.Writer, strings.TrimPrefix(auth, "Bearer "))
+					return err
+				},
+			},
+			{
 				Name:  "status",
 				Usage: "show members, regions, load, raft leader and voters, and the number of live rooms",
 				Flags: []cli.Flag{
