@@ -48,7 +48,13 @@ func (n *Node) SetState(ctx context.Context, key RoomKey, conferenceID string, s
 	if len(conferenceID) > maxConferenceID || len(st.PasswordHash) > maxPasswordHash || st.Moderation > ModerationToken {
 		return Room{}, errors.New("mesh: room state out of bounds")
 	}
+	if st.Fields&^allStateFields != 0 {
+		return Room{}, errors.New("mesh: unknown room state field")
+	}
 	c := command{typ: cmdSetState, key: key, conferenceID: conferenceID, state: st}
+	if st.Fields != 0 {
+		c.typ = cmdSetFields
+	}
 	res, err := n.propose(ctx, c.encode())
 	return res.room, err
 }

@@ -25,6 +25,11 @@ const (
 	// only if the room still has that conference ID and that bridge still
 	// that many participants, so a join that landed since is never undone.
 	cmdDropGhosts cmdType = 5
+	// cmdSetFields is cmdSetState for some fields only: key | conference
+	// ID | state | fields(1), RoomState.Fields, never 0. A type of its own
+	// (not a trailing byte on cmdSetState) so that a node too old to know
+	// it stops rather than applying every field or none.
+	cmdSetFields cmdType = 6
 
 	cmdIgnorable cmdType = 0x80
 )
@@ -78,7 +83,25 @@ type RoomState struct {
 	Locked       bool
 	Moderation   uint8
 	E2EERequired bool
+	// Fields, in a change (SetState), names the fields it sets; the others
+	// keep their value in the directory, so that two moderators changing
+	// two fields at once (a password on one node, the lobby on another)
+	// both take effect. 0: every field. Not stored.
+	Fields StateField
 }
+
+// StateField names a field of RoomState, for RoomState.Fields.
+type StateField uint8
+
+// The fields of RoomState.
+const (
+	StatePassword StateField = 1 << iota
+	StateLocked
+	StateModeration
+	StateE2EERequired
+
+	allStateFields = StatePassword | StateLocked | StateModeration | StateE2EERequired
+)
 
 func (c *command) encode() []byte {
 	b := []byte{byte(c.typ)}
@@ -95,10 +118,13 @@ func (c *command) encode() []byte {
 		b = appendStr8(b, c.bridge)
 	case cmdBridgeDead:
 		b = appendStr8(b, c.bridge)
-	case cmdSetState:
+	case cmdSetState, cmdSetFields:
 		b = append(b, c.key[:]...)
 		b = appendStr8(b, c.conferenceID)
 		b = appendState(b, c.state)
+		if c.typ == cmdSetFields {
+			b = append(b, byte(c.state.Fields))
+		}
 	case cmdDropGhosts:
 		b = appendStr8(b, c.bridge)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.ghosts)))
@@ -148,6 +174,14 @@ func decodeCommand(b []byte) (command, error) {
 		r.key(&c.key)
 		c.conferenceID = r.str8(maxConferenceID)
 		c.state = r.state()
+	case cmdSetFields:
+		r.key(&c.key)
+		c.conferenceID = r.str8(maxConferenceID)
+		c.state = r.state()
+		c.state.Fields = StateField(r.u8())
+		if c.state.Fields == 0 || c.state.Fields&^allStateFields != 0 {
+			r.err = errMalformed
+		}
 	case cmdDropGhosts:
 		c.bridge = r.str8(maxBridgeName)
 		n := int(r.u16())

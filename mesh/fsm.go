@@ -125,13 +125,27 @@ func (f *fsm) Apply(l *raft.Log) any {
 			}
 		}
 		return applyResult{}
-	case cmdSetState:
+	case cmdSetState, cmdSetFields:
 		r, ok := f.rooms[c.key]
 		if !ok || r.ConferenceID != c.conferenceID {
 			return applyResult{err: ErrRoomNotFound}
 		}
-		r.PasswordHash = c.state.PasswordHash
-		r.Locked, r.Moderation, r.E2EERequired = c.state.Locked, c.state.Moderation, c.state.E2EERequired
+		set := c.state.Fields
+		if set == 0 {
+			set = allStateFields
+		}
+		if set&StatePassword != 0 {
+			r.PasswordHash = c.state.PasswordHash
+		}
+		if set&StateLocked != 0 {
+			r.Locked = c.state.Locked
+		}
+		if set&StateModeration != 0 {
+			r.Moderation = c.state.Moderation
+		}
+		if set&StateE2EERequired != 0 {
+			r.E2EERequired = c.state.E2EERequired
+		}
 		return applyResult{room: copyRoom(r)}
 	}
 	panic("mesh: unreachable")

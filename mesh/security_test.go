@@ -71,6 +71,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		{typ: cmdLeave, key: key, bridge: "eu-1"},
 		{typ: cmdBridgeDead, bridge: "us-2"},
 		{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte("h"), Locked: true, E2EERequired: true, Moderation: ModerationToken}},
+		{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{Locked: true, Fields: StateLocked | StateE2EERequired}},
 		{typ: cmdDropGhosts, bridge: "eu-1", ghosts: []ghost{{key: key, conferenceID: "c", count: 2}, {conferenceID: "d", count: 1}}},
 	} {
 		got, err := decodeCommand(c.encode())
@@ -102,6 +103,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add((&command{typ: cmdLeave, key: key, bridge: "b"}).encode())
 	f.Add((&command{typ: cmdBridgeDead, bridge: "b"}).encode())
 	f.Add((&command{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte{1}}}).encode())
+	f.Add((&command{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte{1}, Fields: StatePassword}}).encode())
 	f.Add((&command{typ: cmdDropGhosts, bridge: "b", ghosts: []ghost{{key: key, conferenceID: "c", count: 1}}}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
@@ -446,5 +448,50 @@ func TestNodeCertificateRenewal(t *testing.T) {
 	q, _ := NewClusterPKI(keys, "m")
 	if err := verifyChain(q.pool, c1.Certificate); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSetFieldsKeepsTheOthers: a change of some fields of a room's state
+// leaves the others as the directory has them, so two moderators who
+// change two fields at once (a password through one node, the lobby
+// through another, each from a state read before the other's change) both
+// take effect; a change without Fields sets every field, as before.
+func TestSetFieldsKeepsTheOthers(t *testing.T) {
+	var key RoomKey
+	rand.Read(key[:])
+	f := newFSM()
+	apply := func(c command) applyResult {
+		t.Helper()
+		r, _ := f.Apply(&raft.Log{Type: raft.LogCommand, Data: c.encode()}).(applyResult)
+		if r.err != nil {
+			t.Fatalf("apply %d: %v", c.typ, r.err)
+		}
+		return r
+	}
+	apply(command{typ: cmdJoin, key: key, bridge: "eu-1", conferenceID: "c", created: time.Now().UnixNano()})
+	// Both moderators read the blank state, then change one field each.
+	apply(command{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte("hash"), Fields: StatePassword}})
+	r := apply(command{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{Locked: true, Fields: StateLocked}})
+	if string(r.room.PasswordHash) != "hash" || !r.room.Locked || r.room.E2EERequired {
+		t.Fatalf("after a password and a lobby change: %+v", r.room)
+	}
+	r = apply(command{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{E2EERequired: true, Fields: StateE2EERequired}})
+	if string(r.room.PasswordHash) != "hash" || !r.room.Locked || !r.room.E2EERequired {
+		t.Fatalf("after an E2EE change: %+v", r.room)
+	}
+	r = apply(command{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{}})
+	if r.room.PasswordHash != nil || r.room.Locked || r.room.E2EERequired {
+		t.Fatalf("a whole-state change left %+v", r.room)
+	}
+	// A set-fields command must name at least one field, and only known ones.
+	whole := (&command{typ: cmdSetState, key: key, conferenceID: "c"}).encode()
+	for _, fields := range []byte{0, byte(allStateFields) + 1, 0x80} {
+		bad := append(append([]byte{byte(cmdSetFields)}, whole[1:]...), fields)
+		if _, err := decodeCommand(bad); err == nil {
+			t.Errorf("decoded set-fields with fields %#x", fields)
+		}
+	}
+	if _, err := decodeCommand(append([]byte{byte(cmdSetFields)}, whole[1:]...)); err == nil {
+		t.Error("decoded set-fields without its fields byte")
 	}
 }

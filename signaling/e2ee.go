@@ -130,7 +130,7 @@ func (s *Server) setE2EE(p *participant, required bool) error {
 		err = mesh.ErrRoomNotFound
 	}
 	if err == nil {
-		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: required}
+		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: required, Fields: mesh.StateE2EERequired}
 		info, err = dir.SetState(ctx, r.key, r.conference, st)
 	}
 	if err != nil {

@@ -265,7 +265,7 @@ func (s *Server) setLobby(p *participant, on bool) error {
 		err = mesh.ErrRoomNotFound
 	}
 	if err == nil {
-		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: on, Moderation: info.Moderation, E2EERequired: info.E2EERequired}
+		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: on, Moderation: info.Moderation, E2EERequired: info.E2EERequired, Fields: mesh.StateLocked}
 		_, err = dir.SetState(ctx, r.key, r.conference, st)
 	}
 	if err != nil {

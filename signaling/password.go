@@ -298,7 +298,7 @@ func (s *Server) setPassword(p *participant, password string) error {
 		err = mesh.ErrRoomNotFound
 	}
 	if err == nil {
-		st := mesh.RoomState{PasswordHash: phc, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: info.E2EERequired}
+		st := mesh.RoomState{PasswordHash: phc, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: info.E2EERequired, Fields: mesh.StatePassword}
 		_, err = dir.SetState(ctx, r.key, r.conference, st)
 	}
 	if err != nil {
