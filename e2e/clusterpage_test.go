@@ -109,6 +109,7 @@ func TestBrowserClusterPage(t *testing.T) {
 				len(v.Lines) == 1 && v.Lines[0] == "node-eu>node-us" && v.Rows == 1
 		})
 	t.Logf("cluster page: regions %v, links %v, live meetings %d", v.Regions, v.Lines, v.Rooms)
+	shot(t, op, "meshmeet-clusterpage.png")
 	if v.Nodes != 2 {
 		t.Errorf("page shows %d nodes, want 2", v.Nodes)
 	}

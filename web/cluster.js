@@ -137,7 +137,7 @@ function render(st) {
     box.dataset.region = region;
     let participants = 0;
     for (const m of ms) if (m.state === 'alive') participants += m.participants || 0;
-    box.append(el('h2', '', region), el('p', 'cl-muted', `${ms.length} node${ms.length === 1 ? '' : 's'} · ${participants} participants`));
+    box.append(el('h2', '', region), el('p', 'cl-muted', `${ms.length} node${ms.length === 1 ? '' : 's'} · ${participants} participant${participants === 1 ? '' : 's'}`));
     for (const m of ms) {
       const card = el('article', 'cl-node');
       card.dataset.node = m.name;
@@ -203,6 +203,7 @@ function drawGraph(regions, links) {
     g.dataset.from = l.from;
     g.dataset.to = l.to;
     g.append(mk('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y }));
+    // RTT / loss / media bitrate both ways together (the table splits it).
     const label = `${l.rtt_ms.toFixed(1)} ms / ${(l.loss * 100).toFixed(1)} % / ${bitrate(l.send_bps + l.recv_bps)}`;
     g.append(mk('text', { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 6, 'text-anchor': 'middle' }, label));
     out.push(g);
