@@ -98,6 +98,31 @@ var cascadeModActions = map[string]bool{
 	wire.ActionMute: true, wire.ActionStopCamera: true, wire.ActionRemove: true,
 	wire.ActionAdmit: true, wire.ActionDeny: true,
 	wire.ActionEnd: false, wire.ActionLobbyOn: false, wire.ActionLobbyOff: false,
+	secPasswordSet: false, secPasswordRemoved: false, secE2EEOn: false, secE2EEOff: false,
+}
+
+// Security changes a mod message carries to the meeting's other bridges,
+// whose participants get the security event the actor's bridge sent its
+// own (never a moderation event): the directory holds the state itself.
+const (
+	secPasswordSet     = "sec-password-set"
+	secPasswordRemoved = "sec-password-removed"
+	secE2EEOn          = "sec-e2ee-on"
+	secE2EEOff         = "sec-e2ee-off"
+)
+
+// securityEvent is the security event of a security change sec by
+// participant by.
+func securityEvent(sec, by string) *wire.Message {
+	ev := &wire.Message{Type: wire.TypeSecurity, Participant: by}
+	on := sec == secPasswordSet || sec == secE2EEOn
+	switch sec {
+	case secPasswordSet, secPasswordRemoved:
+		ev.PasswordSet = &on
+	default:
+		ev.E2EERequired = &on
+	}
+	return ev
 }
 
 // cascadeChat is one chat message as the room keeps it.

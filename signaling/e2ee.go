@@ -92,8 +92,9 @@ func (r *room) wireTrackLocked(t bridge.TrackInfo) wire.Track {
 // setE2EE handles set-e2ee: a moderator makes the room require end-to-end
 // encryption, or not, in the directory, for every bridge of the meeting.
 // Turning it on needs every participant on this node to encrypt already
-// (the requirement is checked at join; it does not remove anyone). The
-// room's participants on this node are told.
+// (the requirement is checked at join; it does not remove anyone), and
+// only while every participant of the meeting, on every bridge, encrypts.
+// The meeting's participants on every bridge are told.
 func (s *Server) setE2EE(p *participant, required bool) error {
 	if !p.mayModerate() {
 		p.send(&wire.Message{Type: wire.TypeError, Error: &wire.Error{Code: wire.CodeNotAllowed, Message: "only moderators may change the E2EE requirement"}})
@@ -105,6 +106,9 @@ func (s *Server) setE2EE(p *participant, required bool) error {
 		all := true
 		for _, o := range r.participants {
 			all = all && o.e2ee
+		}
+		for _, rp := range r.casc.remote { // the meeting's other bridges
+			all = all && rp.info.E2EE
 		}
 		r.mu.Unlock()
 		if !all {
@@ -143,12 +147,11 @@ func (s *Server) setE2EE(p *participant, required bool) error {
 	}
 	now := s.e2eeRequired(info)
 	p.log.Info("room e2ee requirement changed", "required", now)
-	ev := &wire.Message{Type: wire.TypeSecurity, Participant: p.id, E2EERequired: &now}
-	r.mu.Lock()
-	for _, o := range r.participants {
-		o.send(ev)
+	sec := secE2EEOff
+	if now {
+		sec = secE2EEOn
 	}
-	r.mu.Unlock()
+	r.sendSecurity(sec, p)
 	return nil
 }
 

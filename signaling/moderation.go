@@ -228,5 +228,26 @@ func (r *room) remoteModerationLocked(node string, m *cascadeMsg) {
 		r.srv.cascadeBad.Add(1)
 		return
 	}
+	switch m.A {
+	case secPasswordSet, secPasswordRemoved, secE2EEOn, secE2EEOff:
+		ev := securityEvent(m.A, m.By)
+		for _, o := range r.participants {
+			o.send(ev)
+		}
+		return
+	}
 	r.applyModerationLocked(m.A, m.By, m.ID)
+}
+
+// sendSecurity tells the room's participants on this node and, over the
+// cascade, on its other bridges that p changed its security (sec, one of
+// the sec* changes).
+func (r *room) sendSecurity(sec string, p *participant) {
+	ev := securityEvent(sec, p.id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.participants {
+		o.send(ev)
+	}
+	r.sendLocked(&cascadeMsg{V: cascadeVersion, T: cascadeMod, A: sec, By: p.id})
 }

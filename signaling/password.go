@@ -311,12 +311,11 @@ func (s *Server) setPassword(p *participant, password string) error {
 	}
 	set := phc != nil
 	p.log.Info("room password changed", "set", set)
-	ev := &wire.Message{Type: wire.TypeSecurity, Participant: p.id, PasswordSet: &set}
-	r.mu.Lock()
-	for _, o := range r.participants {
-		o.send(ev)
+	sec := secPasswordRemoved
+	if set {
+		sec = secPasswordSet
 	}
-	r.mu.Unlock()
+	r.sendSecurity(sec, p)
 	return nil
 }
 

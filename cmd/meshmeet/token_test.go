@@ -317,8 +317,20 @@ func TestPasswordAcrossNodes(t *testing.T) {
 	if ev := alice.await(t, wire.TypeSecurity); ev.PasswordSet == nil || *ev.PasswordSet {
 		t.Fatalf("security event after removal: %+v", ev)
 	}
-	if s := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Carol", RTTs: nearRegion1}); s.msg.Type != wire.TypeWelcome || s.node != nodes[1] {
-		t.Fatalf("join after the password was removed: %s", s.first)
+	carol := joinRaw(ctx, t, nodes[1], "", wire.Message{Room: room, Name: "Carol", RTTs: nearRegion1})
+	if carol.msg.Type != wire.TypeWelcome || carol.node != nodes[1] {
+		t.Fatalf("join after the password was removed: %s", carol.first)
+	}
+	// A password set through n0 is announced to the meeting on n1 too.
+	alice.send(ctx, t, `{"type":"set-password","password":"`+pw+`"}`)
+	if ev := carol.await(t, wire.TypeSecurity); ev.PasswordSet == nil || !*ev.PasswordSet || ev.Participant != alice.msg.Participant {
+		t.Fatalf("security event on the other node: %+v", ev)
+	}
+	alice.send(ctx, t, `{"type":"set-password"}`)
+	if ev := carol.await(t, wire.TypeSecurity); ev.PasswordSet == nil || *ev.PasswordSet {
+		t.Fatalf("security event on the other node after removal: %+v", ev)
+	}
+	for ev := alice.await(t, wire.TypeSecurity); ev.PasswordSet == nil || *ev.PasswordSet; ev = alice.await(t, wire.TypeSecurity) {
 	}
 
 	// A lobby denial, across the nodes too, ends in the very same frame.
