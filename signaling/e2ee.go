@@ -1,9 +1,6 @@
 package signaling
 
 import (
-	"context"
-	"errors"
-
 	"github.com/meshmeet/meshmeet/bridge"
 	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
@@ -26,12 +23,6 @@ var errE2EERequired = &wire.Error{Code: wire.CodeE2EERequired,
 
 // errE2EEUnavailable: the directory could not store the change.
 var errE2EEUnavailable = &wire.Error{Code: wire.CodeUnavailable, Message: "directory unavailable: the E2EE requirement was not changed"}
-
-// e2eeStateSetter is the part of the directory that changes a room's
-// shared state (mesh.Node implements it).
-type e2eeStateSetter interface {
-	SetState(ctx context.Context, key mesh.RoomKey, conferenceID string, st mesh.RoomState) (mesh.Room, error)
-}
 
 // e2eeRequired reports whether a room, as the directory returned it,
 // requires end-to-end encryption.
@@ -122,28 +113,11 @@ func (s *Server) setE2EE(p *participant, required bool) error {
 			Message: "this server requires end-to-end encryption in every room"}})
 		return nil
 	}
-	dir, ok := s.cfg.Directory.(e2eeStateSetter)
+	info, ok, err := s.setRoomState(p, "set e2ee", errE2EEUnavailable, func(st *mesh.RoomState) {
+		st.E2EERequired, st.Fields = required, mesh.StateE2EERequired
+	})
 	if !ok {
-		p.log.Error("set e2ee: the directory cannot change room state")
-		return errInternal
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
-	defer cancel()
-	info, ok, err := s.cfg.Directory.Lookup(ctx, r.key)
-	if err == nil && (!ok || info.ConferenceID != r.conference) {
-		err = mesh.ErrRoomNotFound
-	}
-	if err == nil {
-		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: required, Fields: mesh.StateE2EERequired}
-		info, err = dir.SetState(ctx, r.key, r.conference, st)
-	}
-	if err != nil {
-		p.log.Warn("set e2ee", "err", err)
-		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			p.send(&wire.Message{Type: wire.TypeError, Error: errE2EEUnavailable})
-			return nil
-		}
-		return errInternal
+		return err
 	}
 	now := s.e2eeRequired(info)
 	p.log.Info("room e2ee requirement changed", "required", now)

@@ -1,9 +1,6 @@
 package signaling
 
 import (
-	"context"
-	"errors"
-
 	"github.com/pion/webrtc/v4"
 
 	"github.com/meshmeet/meshmeet/bridge"
@@ -37,12 +34,6 @@ var errLobbyDenied = errRefused
 
 // errLobbyUnavailable: the directory could not store the lobby change.
 var errLobbyUnavailable = &wire.Error{Code: wire.CodeUnavailable, Message: "directory unavailable: the lobby was not changed"}
-
-// roomStateSetter is the part of the directory that changes a room's
-// shared state (mesh.Node implements it).
-type roomStateSetter interface {
-	SetState(ctx context.Context, key mesh.RoomKey, conferenceID string, st mesh.RoomState) (mesh.Room, error)
-}
 
 // enterLobbyLocked puts a new participant of a room whose lobby is on in
 // the lobby, and reports whether it did. It returns errFull when the
@@ -253,28 +244,10 @@ func (s *Server) setLobby(p *participant, on bool) error {
 		return nil
 	}
 	r := p.room
-	dir, ok := s.cfg.Directory.(roomStateSetter)
-	if !ok {
-		p.log.Error("set lobby: the directory cannot change room state")
-		return errInternal
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
-	defer cancel()
-	info, found, err := s.cfg.Directory.Lookup(ctx, r.key)
-	if err == nil && (!found || info.ConferenceID != r.conference) {
-		err = mesh.ErrRoomNotFound
-	}
-	if err == nil {
-		st := mesh.RoomState{PasswordHash: info.PasswordHash, Locked: on, Moderation: info.Moderation, E2EERequired: info.E2EERequired, Fields: mesh.StateLocked}
-		_, err = dir.SetState(ctx, r.key, r.conference, st)
-	}
-	if err != nil {
-		p.log.Warn("set lobby", "err", err)
-		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			p.send(&wire.Message{Type: wire.TypeError, Error: errLobbyUnavailable})
-			return nil
-		}
-		return errInternal
+	if _, ok, err := s.setRoomState(p, "set lobby", errLobbyUnavailable, func(st *mesh.RoomState) {
+		st.Locked, st.Fields = on, mesh.StateLocked
+	}); !ok {
+		return err
 	}
 	r.mu.Lock()
 	allowed := r.allowModerationLocked()

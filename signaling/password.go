@@ -263,12 +263,6 @@ func (g *guesses) sweepLocked(now time.Time) bool {
 	return len(g.bySource) < guessMaxEntries && len(g.byRoom) < guessMaxEntries
 }
 
-// stateSetter is the part of the directory that changes a room's shared
-// state (mesh.Node implements it).
-type stateSetter interface {
-	SetState(ctx context.Context, key mesh.RoomKey, conferenceID string, st mesh.RoomState) (mesh.Room, error)
-}
-
 // setPassword handles set-password: a moderator sets (or, with an empty
 // password, removes) the room's password in the directory, for every
 // bridge of the meeting. The room's participants on this node are told
@@ -278,11 +272,6 @@ func (s *Server) setPassword(p *participant, password string) error {
 		p.send(&wire.Message{Type: wire.TypeError, Error: &wire.Error{Code: wire.CodeNotAllowed, Message: "only moderators may set the password"}})
 		return nil
 	}
-	dir, ok := s.cfg.Directory.(stateSetter)
-	if !ok {
-		p.log.Error("set password: the directory cannot change room state")
-		return errInternal
-	}
 	var phc []byte
 	if password != "" {
 		var err error
@@ -291,23 +280,10 @@ func (s *Server) setPassword(p *participant, password string) error {
 		}
 	}
 	r := p.room
-	ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
-	defer cancel()
-	info, ok, err := s.cfg.Directory.Lookup(ctx, r.key)
-	if err == nil && (!ok || info.ConferenceID != r.conference) {
-		err = mesh.ErrRoomNotFound
-	}
-	if err == nil {
-		st := mesh.RoomState{PasswordHash: phc, Locked: info.Locked, Moderation: info.Moderation, E2EERequired: info.E2EERequired, Fields: mesh.StatePassword}
-		_, err = dir.SetState(ctx, r.key, r.conference, st)
-	}
-	if err != nil {
-		p.log.Warn("set password", "err", err)
-		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			p.send(&wire.Message{Type: wire.TypeError, Error: errPasswordUnavailable})
-			return nil
-		}
-		return errInternal
+	if _, ok, err := s.setRoomState(p, "set password", errPasswordUnavailable, func(st *mesh.RoomState) {
+		st.PasswordHash, st.Fields = phc, mesh.StatePassword
+	}); !ok {
+		return err
 	}
 	set := phc != nil
 	p.log.Info("room password changed", "set", set)
