@@ -37,14 +37,22 @@ func startServer(t *testing.T, deny []uint16, mod func(*Config)) *testServer {
 // startServerWith is startServer with pre run on the server before Run.
 func startServerWith(t *testing.T, deny []uint16, mod func(*Config), pre func(*Server)) *testServer {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
+	// UDP and TCP on one port: the TCP half of a free UDP port may be
+	// taken by another test process (CI saw it), so try a few ports.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatal(err)
+		if try == 9 {
+			t.Fatal(err)
+		}
 	}
 	secrets := NewSecrets(testSecret)
 	cfg := Config{
