@@ -120,13 +120,20 @@ func TestLastNFlagAndPin(t *testing.T) {
 		last = now
 		return grew[out] == 0
 	}
-	in := -1
+	// Two windows in a row with the same track in: a first window can
+	// show one track flowing only because the other's first keyframe had
+	// not come yet (CI saw that, then last-N chose the other).
+	in, streak := -1, 0
 	waitFor(t, "one video forwarded, the other paused by last-N 1", func() bool {
 		time.Sleep(200 * time.Millisecond)
 		for i := range 2 {
 			if settled(i, 1-i) {
-				in = i
-				return true
+				if i == in {
+					streak++
+				} else {
+					in, streak = i, 1
+				}
+				return streak >= 2
 			}
 		}
 		return false
@@ -142,9 +149,7 @@ func TestLastNFlagAndPin(t *testing.T) {
 	pin(true)
 	mark := got.count(ids[out])
 	waitFor(t, "the pinned track is received beyond N", func() bool { return got.count(ids[out]) >= mark+30 })
-	if n := got.count(ids[in]); n <= last[in] {
-		t.Errorf("the track in last-N stopped when another was pinned (%d packets)", n)
-	}
+	waitFor(t, "the track in last-N still received beside the pinned one", func() bool { return got.count(ids[in]) >= last[in]+30 })
 	pin(false)
 	waitFor(t, "unpinned, the track is paused again", func() bool {
 		time.Sleep(200 * time.Millisecond)
