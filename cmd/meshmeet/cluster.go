@@ -47,14 +47,11 @@ func clusterCommand() *cli.Command {
 						Usage: "file holding the cluster secret (or the secret itself in " + envClusterSecret + ")"},
 				},
 				Action: func(c *cli.Context) error {
-					secret, ok, err := readClusterSecret(secretFile)
+					token, err := adminToken("admin-token", secretFile)
 					if err != nil {
 						return err
 					}
-					if !ok {
-						return errors.New("cluster admin-token needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
-					}
-					auth := mesh.AdminAuthorization(mesh.DeriveKeys(secret).AdminToken)
+					auth := mesh.AdminAuthorization(token)
 					_, err = fmt.Fprintln(c.App.Writer, strings.TrimPrefix(auth, "Bearer "))
 					return err
 				},
@@ -70,14 +67,11 @@ func clusterCommand() *cli.Command {
 					&cli.BoolFlag{Name: "json", Destination: &asJSON, Usage: "print the raw JSON answer"},
 				},
 				Action: func(c *cli.Context) error {
-					secret, ok, err := readClusterSecret(secretFile)
+					token, err := adminToken("status", secretFile)
 					if err != nil {
 						return err
 					}
-					if !ok {
-						return errors.New("cluster status needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
-					}
-					st, raw, err := fetchStatus(c.Context, statusURL, mesh.DeriveKeys(secret).AdminToken)
+					st, raw, err := fetchStatus(c.Context, statusURL, token)
 					if err != nil {
 						return err
 					}
@@ -90,6 +84,19 @@ func clusterCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// adminToken is the admin token of the cluster whose secret is in file (or
+// the environment), for the cluster subcommand cmd.
+func adminToken(cmd, file string) ([]byte, error) {
+	secret, ok, err := readClusterSecret(file)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New("cluster " + cmd + " needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
+	}
+	return mesh.DeriveKeys(secret).AdminToken, nil
 }
 
 // fetchStatus asks a node for the cluster status with the admin token.

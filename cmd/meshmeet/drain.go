@@ -281,14 +281,10 @@ func clusterDrainCommand() *cli.Command {
 				return errors.New("cluster drain needs one NODE name (see meshmeet cluster status)")
 			}
 			node := c.Args().First()
-			secret, ok, err := readClusterSecret(secretFile)
+			token, err := adminToken("drain", secretFile)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return errors.New("cluster drain needs the cluster secret: --cluster-secret-file or " + envClusterSecret)
-			}
-			token := mesh.DeriveKeys(secret).AdminToken
 			base, err := nodeURL(c.Context, statusURL, token, node)
 			if err != nil {
 				return err
