@@ -15,8 +15,18 @@ import (
 // first waits (within ctx and ApplyTimeout) for Run's first step, which
 // clears what a previous run of this node left in the directory.
 func (n *Node) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool, error) {
+	return n.JoinPinned(ctx, key, bridge, nil)
+}
+
+// JoinPinned implements Directory: a cmdJoinPin command when pin is not
+// empty, else a cmdJoin.
+func (n *Node) JoinPinned(ctx context.Context, key RoomKey, bridge string, pin []string) (Room, bool, error) {
 	if bridge == "" || len(bridge) > maxBridgeName {
 		return Room{}, false, errors.New("mesh: bridge name must be 1 to 128 bytes")
+	}
+	pin, err := NormalizePin(pin)
+	if err != nil {
+		return Room{}, false, err
 	}
 	ctx, cancel := context.WithDeadline(ctx, n.deadline(ctx)) // one budget for both steps
 	defer cancel()
@@ -24,6 +34,9 @@ func (n *Node) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool
 		return Room{}, false, err
 	}
 	c := command{typ: cmdJoin, reqID: newRequestID(), key: key, bridge: bridge, conferenceID: NewConferenceID(), created: time.Now().UnixNano()}
+	if len(pin) > 0 {
+		c.typ, c.pin = cmdJoinPin, pin
+	}
 	res, err := n.propose(ctx, c.encode())
 	if err != nil {
 		return Room{}, false, err

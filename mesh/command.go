@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -30,6 +31,14 @@ const (
 	// (not a trailing byte on cmdSetState) so that a node too old to know
 	// it stops rather than applying every field or none.
 	cmdSetFields cmdType = 6
+	// cmdJoinPin is cmdJoin for a join under a region pin: cmdJoin's
+	// fields | pin (count(1) | count × region(str8), sorted, distinct, at
+	// least one). The room it creates keeps the pin (Room.Pin); a join to
+	// a room that exists changes nothing of its pin. A type of its own so
+	// that a node too old to know it stops rather than create the room
+	// unpinned; an unpinned join is still a cmdJoin, which every node
+	// reads.
+	cmdJoinPin cmdType = 7
 
 	cmdIgnorable cmdType = 0x80
 )
@@ -41,6 +50,11 @@ const (
 	maxPasswordHash = 256
 	maxBridges      = 1024
 	maxGhosts       = 1024 // entries of one cmdDropGhosts
+	// MaxPin bounds the regions of a room's pin (signaling's token claim
+	// and --region-pin have the same bound).
+	MaxPin = 16
+	// MaxRegionName bounds one region name of a pin.
+	MaxRegionName = 64
 )
 
 var errMalformed = errors.New("malformed command")
@@ -66,7 +80,8 @@ type command struct {
 	conferenceID string
 	created      int64 // unix nanoseconds, stamped by the proposer
 	state        RoomState
-	ghosts       []ghost // cmdDropGhosts
+	ghosts       []ghost  // cmdDropGhosts
+	pin          []string // cmdJoinPin: sorted, distinct, not empty
 }
 
 // ghost is an entry of the directory that its bridge does not hold: the
@@ -106,12 +121,15 @@ const (
 func (c *command) encode() []byte {
 	b := []byte{byte(c.typ)}
 	switch c.typ {
-	case cmdJoin:
+	case cmdJoin, cmdJoinPin:
 		b = append(b, c.reqID[:]...)
 		b = append(b, c.key[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(c.created))
 		b = appendStr8(b, c.conferenceID)
 		b = appendStr8(b, c.bridge)
+		if c.typ == cmdJoinPin {
+			b = appendPin(b, c.pin)
+		}
 	case cmdLeave:
 		b = append(b, c.reqID[:]...)
 		b = append(b, c.key[:]...)
@@ -149,7 +167,7 @@ func decodeCommand(b []byte) (command, error) {
 	c.typ = cmdType(b[0])
 	r := reader{b: b[1:]}
 	switch c.typ {
-	case cmdJoin:
+	case cmdJoin, cmdJoinPin:
 		copy(c.reqID[:], r.take(len(c.reqID)))
 		r.key(&c.key)
 		c.created = int64(r.u64())
@@ -157,6 +175,9 @@ func decodeCommand(b []byte) (command, error) {
 		c.bridge = r.str8(maxBridgeName)
 		if c.conferenceID == "" || c.bridge == "" {
 			r.err = errMalformed
+		}
+		if c.typ == cmdJoinPin {
+			c.pin = r.pin()
 		}
 	case cmdLeave:
 		copy(c.reqID[:], r.take(len(c.reqID)))
@@ -222,17 +243,58 @@ func appendStr8(b []byte, s string) []byte {
 	return append(append(b, byte(len(s))), s...)
 }
 
-func appendState(b []byte, s RoomState) []byte {
+// State flags. flagPinned appears only in a room's encoding (appendRoom):
+// the room's pin follows its state. A room without a pin encodes as it did
+// before pins existed, so older snapshots and answers read the same.
+const (
+	flagLocked       byte = 1
+	flagE2EERequired byte = 2
+	flagPinned       byte = 4
+	stateFlags            = flagLocked | flagE2EERequired
+)
+
+func appendState(b []byte, s RoomState) []byte { return appendStateFlags(b, s, 0) }
+
+func appendStateFlags(b []byte, s RoomState, flags byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.PasswordHash)))
 	b = append(b, s.PasswordHash...)
-	var flags byte
 	if s.Locked {
-		flags |= 1
+		flags |= flagLocked
 	}
 	if s.E2EERequired {
-		flags |= 2
+		flags |= flagE2EERequired
 	}
 	return append(b, flags, s.Moderation)
+}
+
+// appendPin encodes a pin: count(1) | count × region(str8). pin is
+// normalized (NormalizePin) and not empty.
+func appendPin(b []byte, pin []string) []byte {
+	b = append(b, byte(len(pin)))
+	for _, r := range pin {
+		b = appendStr8(b, r)
+	}
+	return b
+}
+
+// NormalizePin returns pin sorted, without duplicates or empty names, or
+// an error when it has more than MaxPin regions or a name longer than
+// MaxRegionName. Nil for no pin.
+func NormalizePin(pin []string) ([]string, error) {
+	var out []string
+	for _, r := range pin {
+		if len(r) > MaxRegionName {
+			return nil, errors.New("mesh: region name over 64 bytes in a pin")
+		}
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) > MaxPin {
+		return nil, fmt.Errorf("mesh: pin of more than %d regions", MaxPin)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // appendRoom encodes a room (snapshots, forwarded answers). Bridges are
@@ -246,7 +308,11 @@ func appendRoom(b []byte, r *Room) []byte {
 		b = appendStr8(b, n)
 		b = binary.BigEndian.AppendUint32(b, uint32(r.Bridges[n]))
 	}
-	return appendState(b, RoomState{PasswordHash: r.PasswordHash, Locked: r.Locked, Moderation: r.Moderation, E2EERequired: r.E2EERequired})
+	st := RoomState{PasswordHash: r.PasswordHash, Locked: r.Locked, Moderation: r.Moderation, E2EERequired: r.E2EERequired}
+	if len(r.Pin) == 0 {
+		return appendState(b, st)
+	}
+	return appendPin(appendStateFlags(b, st, flagPinned), r.Pin)
 }
 
 // reader decodes bounded fields; the first error sticks.
@@ -305,23 +371,54 @@ func (r *reader) str8(limit int) string {
 }
 
 func (r *reader) state() RoomState {
+	s, _ := r.stateFlags(stateFlags)
+	return s
+}
+
+// stateFlags reads a RoomState whose flags may only have the bits in
+// allowed set, and returns the flags too.
+func (r *reader) stateFlags(allowed byte) (RoomState, byte) {
 	var s RoomState
 	n := int(r.u16())
 	if n > maxPasswordHash {
 		r.err = errMalformed
-		return s
+		return s, 0
 	}
 	if n > 0 {
 		s.PasswordHash = append([]byte(nil), r.take(n)...)
 	}
 	flags := r.u8()
 	s.Moderation = r.u8()
-	if flags&^3 != 0 || s.Moderation > ModerationToken {
+	if flags&^allowed != 0 || s.Moderation > ModerationToken {
 		r.err = errMalformed
 	}
-	s.Locked = flags&1 != 0
-	s.E2EERequired = flags&2 != 0
-	return s
+	s.Locked = flags&flagLocked != 0
+	s.E2EERequired = flags&flagE2EERequired != 0
+	return s, flags
+}
+
+// pin reads a pin as appendPin writes it: 1 to MaxPin regions, each 1 to
+// MaxRegionName bytes, in strictly increasing order (so one pin has one
+// encoding).
+func (r *reader) pin() []string {
+	n := int(r.u8())
+	if n == 0 || n > MaxPin {
+		r.err = errMalformed
+		return nil
+	}
+	pin := make([]string, 0, n)
+	for range n {
+		s := r.str8(MaxRegionName)
+		if r.err != nil {
+			return nil
+		}
+		if s == "" || (len(pin) > 0 && s <= pin[len(pin)-1]) {
+			r.err = errMalformed
+			return nil
+		}
+		pin = append(pin, s)
+	}
+	return pin
 }
 
 func (r *reader) room() *Room {
@@ -349,8 +446,11 @@ func (r *reader) room() *Room {
 		}
 		rm.Bridges[name] = int(c)
 	}
-	st := r.state()
+	st, flags := r.stateFlags(stateFlags | flagPinned)
 	rm.PasswordHash, rm.Locked, rm.Moderation, rm.E2EERequired = st.PasswordHash, st.Locked, st.Moderation, st.E2EERequired
+	if flags&flagPinned != 0 {
+		rm.Pin = r.pin()
+	}
 	if rm.ConferenceID == "" {
 		r.err = errMalformed
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"time"
 )
 
@@ -52,6 +53,16 @@ type Room struct {
 	Locked       bool
 	Moderation   uint8
 	E2EERequired bool
+	// Pin lists the only regions whose bridges may hold the room's
+	// participants (data residency), sorted; empty: any region. It is
+	// the pin of the join that created the room and never changes.
+	Pin []string
+}
+
+// Allows reports whether a bridge of region may hold a participant of the
+// room: the room is not pinned, or region is in its pin.
+func (r *Room) Allows(region string) bool {
+	return len(r.Pin) == 0 || slices.Contains(r.Pin, region)
 }
 
 // Participants is the total over all bridges.
@@ -77,6 +88,14 @@ type Directory interface {
 	// whether this call created it. It returns ErrUnavailable when the
 	// directory cannot reach a quorum.
 	Join(ctx context.Context, key RoomKey, bridge string) (Room, bool, error)
+	// JoinPinned is Join for a join placed under a region pin (the
+	// regions it may use; see NormalizePin for its bounds): when this
+	// call creates the room, the room keeps pin as Room.Pin for its life;
+	// when the room exists, its pin stays as it is, whatever pin says.
+	// The directory does not know regions: the caller checks, with the
+	// room returned, that its bridge's region is allowed (Room.Allows),
+	// and leaves again when it is not. An empty pin is Join.
+	JoinPinned(ctx context.Context, key RoomKey, bridge string, pin []string) (Room, bool, error)
 	// Leave counts one participant fewer on bridge. When no bridge holds a
 	// participant any more the room is deleted with all its state.
 	Leave(ctx context.Context, key RoomKey, bridge string) error

@@ -74,7 +74,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.typ == cmdJoin || c.typ == cmdLeave {
+	if c.typ == cmdJoin || c.typ == cmdJoinPin || c.typ == cmdLeave {
 		if created, dup := f.seen[c.reqID]; dup {
 			if c.typ == cmdLeave {
 				return applyResult{}
@@ -87,10 +87,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 	}
 	switch c.typ {
-	case cmdJoin:
+	case cmdJoin, cmdJoinPin:
 		r, ok := f.rooms[c.key]
 		if !ok {
-			r = &Room{ConferenceID: c.conferenceID, Created: time.Unix(0, c.created).UTC(), Bridges: map[string]int{}}
+			// The pin in force at creation stays the room's for its
+			// life: a later join never widens (or changes) it.
+			r = &Room{ConferenceID: c.conferenceID, Created: time.Unix(0, c.created).UTC(), Bridges: map[string]int{}, Pin: c.pin}
 			f.rooms[c.key] = r
 		}
 		if r.Bridges[c.bridge] == 0 {

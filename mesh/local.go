@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -34,12 +35,21 @@ func NewConferenceID() string {
 }
 
 // Join implements Directory.
-func (d *LocalDirectory) Join(_ context.Context, key RoomKey, bridge string) (Room, bool, error) {
+func (d *LocalDirectory) Join(ctx context.Context, key RoomKey, bridge string) (Room, bool, error) {
+	return d.JoinPinned(ctx, key, bridge, nil)
+}
+
+// JoinPinned implements Directory.
+func (d *LocalDirectory) JoinPinned(_ context.Context, key RoomKey, bridge string, pin []string) (Room, bool, error) {
+	pin, err := NormalizePin(pin)
+	if err != nil {
+		return Room{}, false, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, ok := d.rooms[key]
 	if !ok {
-		r = &Room{ConferenceID: NewConferenceID(), Created: d.now(), Bridges: map[string]int{}}
+		r = &Room{ConferenceID: NewConferenceID(), Created: d.now(), Bridges: map[string]int{}, Pin: pin}
 		d.rooms[key] = r
 	}
 	r.Bridges[bridge]++
@@ -87,5 +97,6 @@ func copyRoom(r *Room) Room {
 	c := *r
 	c.Bridges = maps.Clone(r.Bridges)
 	c.PasswordHash = append([]byte(nil), r.PasswordHash...)
+	c.Pin = slices.Clone(r.Pin)
 	return c
 }

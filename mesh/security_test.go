@@ -105,6 +105,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add((&command{typ: cmdSetState, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte{1}}}).encode())
 	f.Add((&command{typ: cmdSetFields, key: key, conferenceID: "c", state: RoomState{PasswordHash: []byte{1}, Fields: StatePassword}}).encode())
 	f.Add((&command{typ: cmdDropGhosts, bridge: "b", ghosts: []ghost{{key: key, conferenceID: "c", count: 1}}}).encode())
+	f.Add((&command{typ: cmdJoinPin, key: key, bridge: "b", conferenceID: "c", created: 1, pin: []string{"eu", "us"}}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
@@ -121,6 +122,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	fs := newFSM()
 	var key RoomKey
 	fs.Apply(&raft.Log{Type: raft.LogCommand, Data: (&command{typ: cmdJoin, key: key, bridge: "b", conferenceID: "c", created: 1}).encode()})
+	fs.Apply(&raft.Log{Type: raft.LogCommand, Data: (&command{typ: cmdJoinPin, key: RoomKey{1}, bridge: "b", conferenceID: "d", created: 1, pin: []string{"eu"}}).encode()})
 	snap, _ := fs.Snapshot()
 	sink := &memSink{}
 	snap.Persist(sink)
