@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -56,6 +58,26 @@ type participant struct {
 	errs      []string
 }
 
+// sourceAddr is the address participant tag dials its node's signaling
+// from: on a node that listens on IPv4 loopback, an address of its own in
+// 127.1.0.0/16 (tags beyond 65534 share), as the participants of a real
+// meeting come from many addresses. From one address a node admits 100
+// participants and 5 joins a second (docs/security.md), which would cap a
+// large local meeting at 100 per node and pace its ramp at 5 joins/s per
+// node. Elsewhere the zero Addr: the system's choice.
+func sourceAddr(base string, tag uint32) netip.Addr {
+	u, err := url.Parse(base)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || !a.Is4() || !a.IsLoopback() {
+		return netip.Addr{}
+	}
+	n := tag%65534 + 1
+	return netip.AddrFrom4([4]byte{127, 1, byte(n >> 8), byte(n)})
+}
+
 // join connects, publishes and subscribes; it returns once welcome has
 // arrived and media is set up. The participant then runs until ctx ends.
 func (p *participant) join(ctx context.Context) error {
@@ -67,6 +89,7 @@ func (p *participant) join(ctx context.Context) error {
 		Name:              fmt.Sprintf("bench %d", p.tag),
 		OnTrack:           p.onTrack,
 		OnKeyframeRequest: p.src.RequestKeyframe,
+		SourceAddr:        sourceAddr(r.targets[p.node].URL, p.tag),
 	}
 	if opts.SettingEngine, err = r.settingEngine(p); err != nil {
 		return err

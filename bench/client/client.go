@@ -10,6 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -69,6 +72,10 @@ type Options struct {
 	// OnFailover, when set, is called with the base URL of the node the
 	// client resumed on after losing its node.
 	OnFailover func(url string)
+	// SourceAddr, when valid, is the local address the signaling
+	// WebSocket is dialled from (a node counts its per-source limits by
+	// it; docs/security.md). The zero value lets the system choose.
+	SourceAddr netip.Addr
 }
 
 // maxRedirects bounds the redirects followed in a row without a welcome.
@@ -165,7 +172,7 @@ func Join(ctx context.Context, baseURL, room string, opts Options) (*Client, err
 // of the node that sent it.
 func (c *Client) connect(ctx context.Context, base string, resume *wire.Resume) (*websocket.Conn, *wire.Message, string, error) {
 	for hop := 0; ; hop++ {
-		ws, err := dialWS(ctx, base)
+		ws, err := dialWS(ctx, base, c.opts.SourceAddr)
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -230,8 +237,8 @@ func ValidRedirect(s string) error {
 	return nil
 }
 
-// dialWS opens base's signaling WebSocket.
-func dialWS(ctx context.Context, base string) (*websocket.Conn, error) {
+// dialWS opens base's signaling WebSocket, from src when it is valid.
+func dialWS(ctx context.Context, base string, src netip.Addr) (*websocket.Conn, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
@@ -243,7 +250,14 @@ func dialWS(ctx context.Context, base string) (*websocket.Conn, error) {
 		u.Scheme = "ws"
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/ws"
-	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	o := &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}}
+	if src.IsValid() {
+		// The handshake's connection is hijacked for the WebSocket, so
+		// this transport keeps nothing idle.
+		d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+		o.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	ws, _, err := websocket.Dial(ctx, u.String(), o)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
