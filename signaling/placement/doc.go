@@ -8,8 +8,12 @@
 //     any, otherwise the region of the node it reached comes first; the
 //     rest follow by RTT, then by distance, then by name. The reached
 //     region's RTT counts Input.RTTSlack lower: it keeps the client
-//     unless another region measures more than that nearer. A room
-//     pinned to regions considers only those.
+//     unless another region measures more than that nearer. When the
+//     client measured other regions but not the reached one (its probe
+//     was lost), the reached region counts as if it measured the best
+//     RTT measured to any region, so it keeps the client by the same
+//     slack; other unmeasured regions come after every measured one. A
+//     room pinned to regions considers only those.
 //  2. In the first region with room to spare, the bridge that already
 //     holds the meeting is chosen unless its stress is at or over
 //     Input.Threshold.

@@ -252,8 +252,9 @@ func (in *Input) refPoint() point {
 }
 
 // sortRegions orders regions: measured RTT first (lower first, unmeasured
-// after), without RTTs the reached region first; then distance from ref;
-// then name. Insertion sort: a cluster has a handful of regions.
+// after; the reached region, unmeasured, as if it measured the best RTT),
+// without an RTT to any of them the reached region first; then distance
+// from ref; then name. Insertion sort: a cluster has a handful of regions.
 func sortRegions(regions []string, in Input, ref point) {
 	dist := make(map[string]float64, len(regions))
 	for _, r := range regions {
@@ -266,8 +267,22 @@ func sortRegions(regions []string, in Input, ref point) {
 			}
 		}
 	}
+	// best is the lowest RTT the client measured to a candidate region.
+	// The reached region, when its probe was lost (it has no RTT), counts
+	// as if it measured best: one lost probe does not send the client
+	// away from the region GeoDNS chose.
+	var best time.Duration
+	measured := false
+	for _, r := range regions {
+		if d, ok := in.RTTs[r]; ok && (!measured || d < best) {
+			best, measured = d, true
+		}
+	}
 	rtt := func(r string) (time.Duration, bool) {
 		d, ok := in.RTTs[r]
+		if !ok && measured && r == in.ReachedRegion {
+			d, ok = best, true
+		}
 		if ok && r == in.ReachedRegion {
 			d -= in.RTTSlack
 		}
@@ -284,7 +299,7 @@ func sortRegions(regions []string, in Input, ref point) {
 		case oka && (a == in.ReachedRegion) != (b == in.ReachedRegion):
 			return a == in.ReachedRegion // equal after the slack
 		}
-		if len(in.RTTs) == 0 && (a == in.ReachedRegion) != (b == in.ReachedRegion) {
+		if !measured && (a == in.ReachedRegion) != (b == in.ReachedRegion) {
 			return a == in.ReachedRegion
 		}
 		if dist[a] != dist[b] {

@@ -208,13 +208,71 @@ func TestDecide(t *testing.T) {
 			want: "us1", spilled: true,
 		},
 		{
-			name: "RTTs for some regions only: measured ones first",
+			name: "RTTs for some regions only: measured ones before unmeasured others",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("ap1", "ap", 0, 100), br("us1", "us", 99, 100)},
+				RTTs:          map[string]time.Duration{"us": 150 * ms},
+				ReachedRegion: "us",
+			},
+			want: "us1",
+		},
+		{
+			name: "reached region's probe lost: it counts as the best measured RTT and keeps the client",
 			in: Input{
 				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("ap1", "ap", 0, 100), br("us1", "us", 99, 100)},
 				RTTs:          map[string]time.Duration{"us": 150 * ms},
 				ReachedRegion: "eu",
 			},
+			want: "eu1",
+		},
+		{
+			name: "reached region's probe lost, another region measured very near: kept by the slack",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100), br("ap1", "ap", 0, 100)},
+				RTTs:          map[string]time.Duration{"us": 2 * ms, "ap": 200 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu", ReachedBridge: "eu1", ReachedSlack: 0.05,
+			},
+			want: "eu1",
+		},
+		{
+			name: "reached region's probe lost, zero slack: the tie goes to the reached region",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"us": 30 * ms},
+				ReachedRegion: "eu",
+			},
+			want: "eu1",
+		},
+		{
+			name: "reached region's probe lost and the region full: the nearest measured one",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 100, 100), br("us1", "us", 0, 100), br("ap1", "ap", 0, 100)},
+				RTTs:          map[string]time.Duration{"us": 30 * ms, "ap": 10 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "eu",
+			},
+			want: "ap1", spilled: true,
+		},
+		{
+			name: "only regions without bridges measured: the reached region first, as without RTTs",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"sa": 10 * ms},
+				ReachedRegion: "us",
+			},
 			want: "us1",
+		},
+		{
+			name: "pinned room reached outside its regions: its nearest measured region",
+			in: Input{
+				Bridges:       []Bridge{br("eu1", "eu", 0, 100), br("ch1", "ch", 0, 100), br("us1", "us", 0, 100)},
+				RTTs:          map[string]time.Duration{"eu": 40 * ms, "ch": 30 * ms},
+				RTTSlack:      20 * ms,
+				ReachedRegion: "us",
+				Pin:           []string{"ch", "eu"},
+			},
+			want: "ch1",
 		},
 		{
 			name: "reached region within RTTSlack of the nearest: no redirect",
