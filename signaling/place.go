@@ -46,8 +46,10 @@ const (
 
 var (
 	// errPinnedFull: the room may only use its pinned regions (data
-	// residency) and none can take the participant.
-	errPinnedFull = &wire.Error{Code: wire.CodeFull, Message: "this meeting is restricted to certain regions, and their servers are at capacity"}
+	// residency) and none can take the participant: their bridges are
+	// full or draining, or the join reached a node outside them that
+	// could not send it on.
+	errPinnedFull = &wire.Error{Code: wire.CodeFull, Message: "this meeting is restricted to certain regions, and no server there can take you now"}
 	// errClusterFull: every bridge of the cluster is at capacity.
 	errClusterFull = &wire.Error{Code: wire.CodeFull, Message: "every server is at capacity"}
 	// errPlacedElsewhere: the join was answered with a redirect.
@@ -152,6 +154,9 @@ func (s *Server) place(ctx context.Context, c *conn, m *wire.Message) error {
 	cancel()
 	if err == nil && ok {
 		in.Room = room.Bridges
+		// A live room keeps the pin it was created under, wherever this
+		// join arrived: the join may narrow it, never widen it.
+		in.Pin = intersectPins(in.Pin, room.Pin)
 	}
 	d, err := s.plc.decide(in, time.Now())
 	switch {
@@ -188,34 +193,61 @@ func (s *Server) Placed() (here, away, refused uint64) {
 // joinPin is the region pin a join is placed under: the node's
 // (Config.RegionPin) and its token's regions claim (auth.go), the regions
 // in both when both pin. A token that does not verify pins nothing here;
-// the node that takes the join refuses it (admit).
+// the node that takes the join refuses it (admit). A live room's own pin
+// (mesh.Room.Pin) narrows it further (place, join).
 func (s *Server) joinPin(m *wire.Message) []string {
-	pin := s.cfg.RegionPin
 	if s.cfg.Auth == nil || m.Token == "" {
-		return pin
+		return s.cfg.RegionPin
 	}
 	cl, err := s.cfg.Auth.Verify(m.Token, m.Room)
-	if err != nil || len(cl.Regions) == 0 {
-		return pin
+	if err != nil {
+		return s.cfg.RegionPin
 	}
-	if len(pin) == 0 {
-		return cl.Regions
+	return intersectPins(s.cfg.RegionPin, cl.Regions)
+}
+
+// noRegion is the pin of a join that no region may hold (disjoint pins):
+// a name no region has, so placement refuses it with ErrPinnedFull and no
+// node admits it.
+const noRegion = "\x00none"
+
+// intersectPins is the pin in force under both pins a and b, where an
+// empty pin allows every region: the regions in both, in a's order, or
+// []string{noRegion} when they have none in common. It does not modify
+// a or b.
+func intersectPins(a, b []string) []string {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
 	}
-	both := make([]string, 0, len(pin))
-	for _, r := range pin {
-		for _, t := range cl.Regions {
-			if r == t {
-				both = append(both, r)
-				break
-			}
+	both := make([]string, 0, len(a))
+	for _, r := range a {
+		if slices.Contains(b, r) && !slices.Contains(both, r) {
+			both = append(both, r)
 		}
 	}
 	if len(both) == 0 {
-		// Disjoint pins: no region may hold the participant. A name no
-		// region has makes placement refuse with ErrPinnedFull.
-		return []string{"\x00none"}
+		return []string{noRegion}
 	}
 	return both
+}
+
+// joinDirectory counts a new participant on this node in the room's
+// directory entry, under the join's pin: a room it creates keeps the pin
+// (mesh.Room.Pin); the caller checks the room's pin in the answer.
+func (s *Server) joinDirectory(ctx context.Context, key mesh.RoomKey, pin []string) (mesh.Room, bool, error) {
+	if len(pin) == 0 {
+		return s.cfg.Directory.Join(ctx, key, s.cfg.NodeName)
+	}
+	return s.cfg.Directory.JoinPinned(ctx, key, s.cfg.NodeName, pin)
+}
+
+// pinAllows reports whether a bridge of region may hold a participant
+// joining under pin (empty: any region).
+func pinAllows(pin []string, region string) bool {
+	return len(pin) == 0 || slices.Contains(pin, region)
 }
 
 // securePage reports whether r came from an https page or over https: its

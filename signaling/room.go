@@ -168,6 +168,11 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	if err := s.authorize(ctx, c, key, m); err != nil { // token, password (auth.go)
 		return nil, err
 	}
+	pin := intersectPins(s.cfg.RegionPin, c.grant.regionPin) // place.go
+	if !pinAllows(pin, s.cfg.Region) {
+		s.plc.refused.Add(1)
+		return nil, errPinnedFull
+	}
 	// Caps are checked and taken in one step, before the directory call:
 	// concurrent joins cannot all pass a check and then all insert.
 	if err := s.sources.addParticipant(c.src); err != nil {
@@ -186,7 +191,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	}()
 
 	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
-	info, created, err := s.cfg.Directory.Join(dctx, key, s.cfg.NodeName)
+	info, created, err := s.joinDirectory(dctx, key, pin) // place.go
 	cancel()
 	if err != nil {
 		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
@@ -194,6 +199,16 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		}
 		s.log.Error("directory join", "err", err)
 		return nil, errInternal
+	}
+	if !info.Allows(s.cfg.Region) {
+		// The room is pinned to regions this node is not in (its
+		// creator's pin), whichever node placed the join: take back the
+		// count.
+		s.plc.refused.Add(1)
+		if err := s.leaveDirectory(key, errPinnedFull); err != nil {
+			s.log.Warn("directory leave", "err", err)
+		}
+		return nil, errPinnedFull
 	}
 	if info.Participants() > s.cfg.MaxRoomParticipants {
 		// The room is full over all its bridges: take back the count.
