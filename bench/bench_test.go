@@ -7,6 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +18,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
 // The end-to-end tests run the real binary as local nodes, as `meshmeet
@@ -429,5 +438,68 @@ func TestSourceAddr(t *testing.T) {
 		if got := sourceAddr(tc.base, tc.tag).String(); got != tc.want {
 			t.Errorf("sourceAddr(%s, %d) = %s, want %s", tc.base, tc.tag, got, tc.want)
 		}
+	}
+}
+
+// TestWelcomeOverFrameLimit joins a meeting whose welcome (every
+// participant already in it) is larger than wire.MaxFrameBytes, the limit
+// on what a client sends: the bench client must read it. The first
+// large-preset run with 1,000 participants lost its last 215 joins to
+// "message too big: read limited at 65537 bytes" past ~785 participants.
+// Here 200 participants with 64-character names, joined over signaling
+// only (no media), make the welcome about 90 KB.
+func TestWelcomeOverFrameLimit(t *testing.T) {
+	bin := meshmeetBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lc, err := startLocal(ctx, bin, 1, []string{"local"}, []string{"--max-room-participants", "300"}, false, nil, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.stop()
+	base := lc.nodes[0].URL
+	const room, others = "bench-welcome-size", 200
+	name := strings.Repeat("<", wire.MaxDisplayNameRunes) // 6 bytes each in JSON
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for i := range others {
+		src := netip.AddrFrom4([4]byte{127, 2, byte(i >> 8), byte(i + 1)})
+		d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+		ws, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/ws", &websocket.DialOptions{
+			Subprotocols: []string{wire.Subprotocol},
+			HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: d.DialContext}},
+		})
+		if err != nil {
+			t.Fatalf("participant %d: %v", i, err)
+		}
+		ws.SetReadLimit(-1)
+		join, _ := json.Marshal(&wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room, Name: name})
+		if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+			t.Fatalf("participant %d: %v", i, err)
+		}
+		_, data, err := ws.Read(ctx)
+		if err != nil || !bytes.Contains(data, []byte(`"welcome"`)) {
+			t.Fatalf("participant %d: %v %.200s", i, err, data)
+		}
+		wg.Add(1)
+		go func() { // read the room's news until the end
+			defer wg.Done()
+			defer ws.CloseNow()
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	c, err := client.Join(ctx, base, room, client.Options{SourceAddr: netip.MustParseAddr("127.2.255.1")})
+	if err != nil {
+		t.Fatalf("join after %d others: %v", others, err)
+	}
+	defer c.Close()
+	b, _ := json.Marshal(c.Welcome)
+	if len(c.Welcome.Participants) != others || len(b) <= wire.MaxFrameBytes {
+		t.Errorf("welcome lists %d participants in %d bytes; want %d in more than %d", len(c.Welcome.Participants), len(b), others, wire.MaxFrameBytes)
 	}
 }

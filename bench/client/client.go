@@ -237,6 +237,13 @@ func ValidRedirect(s string) error {
 	return nil
 }
 
+// maxServerMessageBytes bounds one message from the server. It is not
+// wire.MaxFrameBytes, which bounds what a client sends: a welcome lists every
+// participant and track of the meeting, about 100 bytes each with short
+// names and up to ~450 with 64-character ones, so the welcome of a
+// meeting of 1,000 is 0.1 to 0.5 MB (a browser sets no limit at all).
+const maxServerMessageBytes = 4 << 20
+
 // dialWS opens base's signaling WebSocket, from src when it is valid.
 func dialWS(ctx context.Context, base string, src netip.Addr) (*websocket.Conn, error) {
 	u, err := url.Parse(base)
@@ -261,7 +268,7 @@ func dialWS(ctx context.Context, base string, src netip.Addr) (*websocket.Conn, 
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	ws.SetReadLimit(wire.MaxFrameBytes)
+	ws.SetReadLimit(maxServerMessageBytes)
 	return ws, nil
 }
 
