@@ -14,9 +14,9 @@ import (
 
 // The boot script runs against fakes of the two programs through which it
 // touches AWS: curl (the instance metadata service and the binary download)
-// and the aws CLI (Elastic IPs, Secrets Manager). Their state lives in files
-// under $STATE, so each case sets up a small world and reads back what the
-// script did to it.
+// and the aws CLI (Elastic IPs, Secrets Manager, the autoscaled nodes' target
+// groups). Their state lives in files under $STATE, so each case sets up a
+// small world and reads back what the script did to it.
 
 const fakeCurl = `#!/bin/bash
 # Fake curl: IMDSv2 from $STATE/imds, https downloads from $STATE/download.
@@ -44,7 +44,9 @@ esac
 
 const fakeAWS = `#!/bin/bash
 # Fake aws CLI: Elastic IPs in $STATE/eip/<allocation> ("ip pool-tag"),
-# associations in $STATE/assoc/<allocation>, secrets in $STATE/secret/<id>.
+# associations in $STATE/assoc/<allocation>, secrets in $STATE/secret/<id>,
+# target groups in $STATE/tg/<name>/ (url: its meshmeet-public-url tag,
+# targets: one instance ID a line).
 echo "$*" >> "$STATE/aws.log"
 svc=$1 op=$2; shift 2
 declare -A a
@@ -88,6 +90,25 @@ case "$svc $op" in
     cat "$STATE/asg-name" ;;
   "autoscaling complete-lifecycle-action")
     echo "complete ${a[auto-scaling-group-name]} ${a[lifecycle-hook-name]} ${a[instance-id]} ${a[lifecycle-action-result]}" >> "$STATE/events" ;;
+  "elbv2 describe-target-groups")
+    [ -d "$STATE/tg/${a[names]}" ] || { echo "TargetGroupNotFound" >&2; exit 254; }
+    echo "arn:aws:elasticloadbalancing:ap-southeast-1:123456789012:targetgroup/${a[names]}/0123456789abcdef" ;;
+  "elbv2 describe-tags")
+    tg=${a[resource-arns]#*:targetgroup/}; tg=${tg%%/*}
+    if [ -f "$STATE/tg/$tg/url" ]; then cat "$STATE/tg/$tg/url"; else echo None; fi ;;
+  "elbv2 describe-target-health")
+    tg=${a[target-group-arn]#*:targetgroup/}; tg=${tg%%/*}
+    touch "$STATE/tg/$tg/targets"
+    tr '\n' '\t' < "$STATE/tg/$tg/targets"; echo ;;
+  "elbv2 register-targets"|"elbv2 deregister-targets")
+    tg=${a[target-group-arn]#*:targetgroup/}; tg=${tg%%/*}
+    [ -d "$STATE/tg/$tg" ] || exit 254
+    id=${a[targets]#Id=}
+    touch "$STATE/tg/$tg/targets"
+    grep -vx -- "$id" "$STATE/tg/$tg/targets" > "$STATE/tg/$tg/targets.new"
+    [ "$op" = register-targets ] && echo "$id" >> "$STATE/tg/$tg/targets.new"
+    mv "$STATE/tg/$tg/targets.new" "$STATE/tg/$tg/targets"
+    echo "$op $tg $id" >> "$STATE/events" ;;
   "secretsmanager get-secret-value")
     f="$STATE/secret/$(echo "${a[secret-id]}" | tr '/:' '__')"
     [ -f "$f" ] || { echo "AccessDenied" >&2; exit 254; }
@@ -159,7 +180,7 @@ func newBootWorld(t *testing.T, binary []byte) (bootWorld, func() ([]byte, error
 	}
 	os.MkdirAll(filepath.Join(w.root, "etc/meshmeet/credstore"), 0o700)
 	os.MkdirAll(filepath.Join(w.root, "bin"), 0o755)
-	for _, d := range []string{"imds/meta-data/tags/instance", "eip", "assoc", "secret"} {
+	for _, d := range []string{"imds/meta-data/tags/instance", "eip", "assoc", "secret", "tg"} {
 		os.MkdirAll(filepath.Join(w.state, d), 0o755)
 	}
 	fakes := filepath.Join(dir, "fakes")
@@ -179,6 +200,8 @@ func newBootWorld(t *testing.T, binary []byte) (bootWorld, func() ([]byte, error
 	w.write(t, "download", string(binary))
 	w.write(t, "imds/meta-data/instance-id", "i-0123456789abcdef0")
 	w.write(t, "imds/meta-data/placement/region", "ap-southeast-1")
+	w.write(t, "imds/meta-data/mac", "0a:1b:2c:3d:4e:5f")
+	w.write(t, "imds/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/vpc-ipv4-cidr-block", "10.80.0.0/16")
 	// Secrets as the sample user data names them.
 	w.write(t, "secret/meshmeet_cluster-secret-20260101000000000000000001", "meshmeet-cs1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	w.write(t, "secret/arn_aws_secretsmanager_eu-west-1_123456789012_secret_meshmeet_turn-tls-AbCdEf",
@@ -276,6 +299,10 @@ func TestBootScriptFixedVoter(t *testing.T) {
 			t.Errorf("%s carries the cluster secret", k)
 		}
 	}
+	// Its name is its own load balancer's: it joins no autoscaled slot.
+	if log := string(mustRead(t, filepath.Join(w.state, "aws.log"))); strings.Contains(log, "elbv2") {
+		t.Errorf("a fixed node called the load balancer API:\n%s", log)
+	}
 
 	// A reboot: the address is already this node's, the binary already
 	// installed; the script only refreshes the secret and the settings.
@@ -291,15 +318,27 @@ func TestBootScriptFixedVoter(t *testing.T) {
 
 // TestBootScriptAutoscaledNode: a node without its own address takes a free
 // one of the region's pool, never one already in use (even when another node
-// took it since the list was made), and is no voter.
+// took it since the list was made), and is no voter. It also takes that
+// address's own name: it joins the address's target group on the autoscaled
+// load balancer (found by the name the region module gives it), removes the
+// node that held the address before and is gone, and gossips the group's
+// URL as its --public-url. The load balancer's X-Forwarded-For is trusted
+// from the VPC only.
 func TestBootScriptAutoscaledNode(t *testing.T) {
 	w, run := newBootWorld(t, []byte("binary"))
-	w.write(t, "eip/eipalloc-a-busy", "198.51.100.1 meshmeet-ap-southeast-1")
-	w.write(t, "assoc/eipalloc-a-busy", "i-another")
+	w.write(t, "eip/eipalloc-0a-busy", "198.51.100.1 meshmeet-ap-southeast-1")
+	w.write(t, "assoc/eipalloc-0a-busy", "i-another")
 	w.write(t, "stale", "")
-	w.write(t, "eip/eipalloc-b-free", "198.51.100.2 meshmeet-ap-southeast-1")
+	w.write(t, "eip/eipalloc-0b-free", "198.51.100.2 meshmeet-ap-southeast-1")
 	w.write(t, "eip/eipalloc-elsewhere", "198.51.100.3 meshmeet-eu-west-1")
 	w.write(t, "imds/meta-data/tags/instance/meshmeet-join", "203.0.113.7:7946")
+	// The slots' target groups, as the region module names and tags them;
+	// the busy address's node is registered in its own.
+	prefix := evalLocal(t, mustLoad(t, "modules/region"), "slot_target_group_prefix").AsString()
+	w.write(t, "tg/"+prefix+"0a-busy/url", "https://ap-southeast-1-auto-1.meet.example.com")
+	w.write(t, "tg/"+prefix+"0a-busy/targets", "i-another\n")
+	w.write(t, "tg/"+prefix+"0b-free/url", "https://ap-southeast-1-auto-2.meet.example.com")
+	w.write(t, "tg/"+prefix+"0b-free/targets", "i-gone\n")
 	if out, err := run(); err != nil {
 		t.Fatalf("boot script: %v\n%s", err, out)
 	}
@@ -313,13 +352,69 @@ func TestBootScriptAutoscaledNode(t *testing.T) {
 	if env["MESHMEET_NODE_NAME"] != "ap-southeast-1-i-0123456789abcdef0" {
 		t.Errorf("node name %q", env["MESHMEET_NODE_NAME"])
 	}
-	// No name of its own: it keeps serve's default public URL (placement
-	// does not send https pages to it); the shared name is set.
-	if _, ok := env["MESHMEET_PUBLIC_URL"]; ok || env["MESHMEET_CLUSTER_URL"] != "https://meet.example.com" {
-		t.Errorf("autoscaled node: public URL %q, cluster URL %q", env["MESHMEET_PUBLIC_URL"], env["MESHMEET_CLUSTER_URL"])
+	// Its own name, the one of the address it took, and the shared name.
+	if env["MESHMEET_PUBLIC_URL"] != "https://ap-southeast-1-auto-2.meet.example.com" || env["MESHMEET_CLUSTER_URL"] != "https://meet.example.com" {
+		t.Errorf("autoscaled node: public URL %q, cluster URL %q; want https://ap-southeast-1-auto-2.meet.example.com and https://meet.example.com",
+			env["MESHMEET_PUBLIC_URL"], env["MESHMEET_CLUSTER_URL"])
 	}
-	if got := strings.TrimSpace(string(mustRead(t, filepath.Join(w.state, "assoc/eipalloc-a-busy")))); got != "i-another" {
+	if env["MESHMEET_TRUSTED_PROXY"] != "10.80.0.0/16" {
+		t.Errorf("trusted proxy %q, want the VPC's range 10.80.0.0/16", env["MESHMEET_TRUSTED_PROXY"])
+	}
+	targets := func(tg string) string {
+		return strings.TrimSpace(string(mustRead(t, filepath.Join(w.state, "tg", prefix+tg, "targets"))))
+	}
+	if got := targets("0b-free"); got != "i-0123456789abcdef0" {
+		t.Errorf("targets of the taken address's group: %q, want this node only (the gone one removed)", got)
+	}
+	if got := targets("0a-busy"); got != "i-another" {
+		t.Errorf("targets of another address's group changed to %q", got)
+	}
+	if got := strings.TrimSpace(w.read(t, "etc/meshmeet/slot-target-group")); !strings.HasSuffix(got, ":targetgroup/"+prefix+"0b-free/0123456789abcdef") {
+		t.Errorf("slot-target-group %q: the lifecycle watcher would not find the group to leave", got)
+	}
+	if got := strings.TrimSpace(string(mustRead(t, filepath.Join(w.state, "assoc/eipalloc-0a-busy")))); got != "i-another" {
 		t.Errorf("the busy address was taken over (now %q)", got)
+	}
+
+	// A reboot keeps the address, so the name: still registered once.
+	if out, err := run(); err != nil {
+		t.Fatalf("boot script after a reboot: %v\n%s", err, out)
+	}
+	if got := targets("0b-free"); got != "i-0123456789abcdef0" {
+		t.Errorf("targets after a reboot: %q", got)
+	}
+	if got := envFile(t, w)["MESHMEET_PUBLIC_URL"]; got != "https://ap-southeast-1-auto-2.meet.example.com" {
+		t.Errorf("public URL after a reboot %q", got)
+	}
+}
+
+// TestBootScriptAutoscaledNodeWithoutName: an autoscaled node whose
+// address has no target group, or a group without a URL, does not start
+// (rather than run without a name placement can send participants to).
+func TestBootScriptAutoscaledNodeWithoutName(t *testing.T) {
+	for _, tc := range []struct{ name, url, want string }{
+		{"no group", "", "no target group"},
+		{"no URL", "None", "no meshmeet-public-url tag"},
+		{"not https", "http://198.51.100.2:7880", "no meshmeet-public-url tag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, run := newBootWorld(t, []byte("binary"))
+			w.write(t, "eip/eipalloc-0b-free", "198.51.100.2 meshmeet-ap-southeast-1")
+			if tc.url != "" {
+				prefix := evalLocal(t, mustLoad(t, "modules/region"), "slot_target_group_prefix").AsString()
+				w.write(t, "tg/"+prefix+"0b-free/url", tc.url)
+			}
+			out, err := run()
+			if err == nil {
+				t.Fatalf("boot script succeeded:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output %q does not say %q", out, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(w.root, "etc/meshmeet/meshmeet.env")); err == nil {
+				t.Error("settings written for a node without its name")
+			}
+		})
 	}
 }
 
@@ -362,18 +457,25 @@ func TestBootScriptFailsWithoutSecret(t *testing.T) {
 }
 
 // TestLifecycleWatcher: on an autoscaled node that the group terminates, the
-// watcher stops meshmeet (which drains) before it lets the termination go
-// on; on a fixed node it exits without doing anything.
+// watcher stops meshmeet (which drains), then leaves the target group of
+// its own name, before it lets the termination go on; on a fixed node it
+// exits without doing anything.
 func TestLifecycleWatcher(t *testing.T) {
 	w, _ := newBootWorld(t, []byte("binary"))
 	w.write(t, "asg-name", "meshmeet-ap-southeast-1-asg")
 	w.write(t, "imds/meta-data/autoscaling/target-lifecycle-state", "Terminated")
+	w.write(t, "tg/mma-0b-free/targets", "i-0123456789abcdef0\n")
+	if err := os.WriteFile(filepath.Join(w.root, "etc/meshmeet/slot-target-group"),
+		[]byte("arn:aws:elasticloadbalancing:ap-southeast-1:123456789012:targetgroup/mma-0b-free/0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := w.run("meshmeet-aws-lifecycle"); err != nil {
 		t.Fatalf("lifecycle watcher: %v\n%s", err, out)
 	}
 	events := strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(w.state, "events")))), "\n")
 	want := []string{
 		"systemctl stop meshmeet.service",
+		"deregister-targets mma-0b-free i-0123456789abcdef0",
 		"complete meshmeet-ap-southeast-1-asg meshmeet-drain i-0123456789abcdef0 CONTINUE",
 	}
 	if strings.Join(events, "\n") != strings.Join(want, "\n") {

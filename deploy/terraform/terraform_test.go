@@ -505,6 +505,7 @@ func renderUserDataWith(t *testing.T, region *tfcheck.Module, ports cty.Value, o
 		"log_level":           cty.StringVal("info"),
 		"drain_hook":          cty.StringVal("meshmeet-drain"),
 		"cluster_url":         cty.StringVal("https://meet.example.com"),
+		"slot_prefix":         evalLocal(t, region, "slot_target_group_prefix"),
 	}
 	for k, v := range overrides {
 		samples[k] = v
@@ -1071,5 +1072,373 @@ func TestNodeOwnURLs(t *testing.T) {
 	inst := region.Resource("aws_instance", "node")
 	if inst == nil || !strings.Contains(text(inst, "tags"), `meshmeet-public-url = "https://${var.nodes[count.index].name}.${var.domain}"`) {
 		t.Error("fixed nodes' meshmeet-public-url tag is not https://<node name>.<domain>")
+	}
+}
+
+// exprText is the source text of e.
+func exprText(t *testing.T, e hclsyntax.Expression) string {
+	t.Helper()
+	return string(e.Range().SliceBytes(mustRead(t, e.Range().Filename)))
+}
+
+// objectItem returns the source text of key's value in an object
+// constructor, looking through merge(...) arguments; "" if absent.
+func objectItem(t *testing.T, e hclsyntax.Expression, key string) string {
+	t.Helper()
+	switch e := e.(type) {
+	case *hclsyntax.FunctionCallExpr:
+		if e.Name == "merge" {
+			for _, a := range e.Args {
+				if v := objectItem(t, a, key); v != "" {
+					return v
+				}
+			}
+		}
+	case *hclsyntax.ObjectConsExpr:
+		for _, it := range e.Items {
+			if k, diags := it.KeyExpr.Value(nil); !diags.HasErrors() && k.Type() == cty.String && k.AsString() == key {
+				return exprText(t, it.ValueExpr)
+			}
+		}
+	}
+	return ""
+}
+
+// Terraform's length, alltrue and contains, enough for the preconditions.
+var preconditionFuncs = map[string]function.Function{
+	"length": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
+		Type:   function.StaticReturnType(cty.Number),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if args[0].Type() == cty.String {
+				return cty.NumberIntVal(int64(len(args[0].AsString()))), nil
+			}
+			return args[0].Length(), nil
+		},
+	}),
+	"alltrue": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
+		Type:   function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			for it := args[0].ElementIterator(); it.Next(); {
+				if _, v := it.Element(); v.False() {
+					return cty.False, nil
+				}
+			}
+			return cty.True, nil
+		},
+	}),
+	"contains": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "list", Type: cty.DynamicPseudoType}, {Name: "v", Type: cty.DynamicPseudoType}},
+		Type:   function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			for it := args[0].ElementIterator(); it.Next(); {
+				if _, v := it.Element(); v.Equals(args[1]).True() {
+					return cty.True, nil
+				}
+			}
+			return cty.False, nil
+		},
+	}),
+}
+
+// TestAutoscaledNodeOwnURLs: every address of an autoscaling group's pool
+// is a slot with a name of its own, <region>-auto-<k>.<domain>, on the
+// region's application load balancer (TLS on 443 with the region's
+// certificate), whose listener forwards that host only to the slot's
+// target group; the group is named so that the boot script finds it from
+// the address it took, and tagged with the URL it gossips. The node role
+// may register and deregister targets in those groups only, and touches
+// no DNS record.
+func TestAutoscaledNodeOwnURLs(t *testing.T) {
+	region := mustLoad(t, "modules/region")
+	ports := evalLocal(t, region, "ports")
+	need := func(typ, name, count string) *hclsyntax.Block {
+		t.Helper()
+		b := region.Resource(typ, name)
+		if b == nil {
+			t.Fatalf("no %s.%s", typ, name)
+		}
+		if a := b.Body.Attributes["count"]; a == nil || exprText(t, a.Expr) != count {
+			t.Errorf("%s.%s: want count = %s", typ, name, count)
+		}
+		return b
+	}
+	text := func(b *hclsyntax.Block, attr string) string {
+		t.Helper()
+		a := b.Body.Attributes[attr]
+		if a == nil {
+			t.Fatalf("%s.%s has no %s", b.Labels[0], b.Labels[1], attr)
+		}
+		return exprText(t, a.Expr)
+	}
+	block := func(b *hclsyntax.Block, typ string) *hclsyntax.Block {
+		t.Helper()
+		for _, c := range b.Body.Blocks {
+			if c.Type == typ {
+				return c
+			}
+		}
+		t.Fatalf("%s.%s has no %s block", b.Labels[0], b.Labels[1], typ)
+		return nil
+	}
+
+	// The slots: one per pool address, in its order, none without a group.
+	slotsExpr := region.Locals["slots"]
+	if slotsExpr == nil {
+		t.Fatal("no local.slots")
+	}
+	vars := func(autoscaling cty.Value, pool []string, domain string, nodes ...string) map[string]cty.Value {
+		p := []cty.Value{}
+		for _, a := range pool {
+			p = append(p, cty.StringVal(a))
+		}
+		n := []cty.Value{}
+		for _, name := range nodes {
+			n = append(n, cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)}))
+		}
+		return map[string]cty.Value{
+			"autoscaling":         autoscaling,
+			"pool_allocation_ids": cty.TupleVal(p),
+			"region":              cty.StringVal("ap-southeast-1"),
+			"domain":              cty.StringVal(domain),
+			"nodes":               cty.TupleVal(n),
+		}
+	}
+	group := cty.ObjectVal(map[string]cty.Value{"min_size": cty.NumberIntVal(0), "max_size": cty.NumberIntVal(2)})
+	slots := func(v map[string]cty.Value) cty.Value {
+		t.Helper()
+		s, diags := slotsExpr.Expr.Value(&hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(v)}})
+		if diags.HasErrors() {
+			t.Fatalf("local.slots: %s", diags.Error())
+		}
+		return s
+	}
+	s := slots(vars(group, []string{"eipalloc-0a", "eipalloc-0b"}, "meet.example.com"))
+	var hosts []string
+	for it := s.ElementIterator(); it.Next(); {
+		_, v := it.Element()
+		hosts = append(hosts, v.GetAttr("allocation_id").AsString()+" "+v.GetAttr("host").AsString())
+	}
+	if got, want := strings.Join(hosts, ", "), "eipalloc-0a ap-southeast-1-auto-1.meet.example.com, eipalloc-0b ap-southeast-1-auto-2.meet.example.com"; got != want {
+		t.Errorf("slots: %s, want %s", got, want)
+	}
+	if s := slots(vars(cty.NullVal(group.Type()), []string{"eipalloc-0a"}, "meet.example.com")); s.LengthInt() != 0 {
+		t.Errorf("%d slots without an autoscaling group", s.LengthInt())
+	}
+
+	// The application load balancer and its TLS listener.
+	alb := need("aws_lb", "auto", "length(local.slots) > 0 ? 1 : 0")
+	if got := text(alb, "load_balancer_type"); got != `"application"` {
+		t.Errorf("autoscaled load balancer type %s", got)
+	}
+	if got := text(alb, "security_groups"); got != "[aws_security_group.lb.id]" {
+		t.Errorf("autoscaled load balancer security groups %s, want the region's lb group (443 only)", got)
+	}
+	ln := need("aws_lb_listener", "auto", "length(local.slots) > 0 ? 1 : 0")
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"local": cty.ObjectVal(map[string]cty.Value{"ports": ports})}}
+	v, diags := ln.Body.Attributes["port"].Expr.Value(ctx)
+	if diags.HasErrors() || asInt(t, v, "port") != httpsPort || text(ln, "protocol") != `"HTTPS"` {
+		t.Errorf("autoscaled listener: port %v protocol %s, want HTTPS on %d", v, text(ln, "protocol"), httpsPort)
+	}
+	if got, want := text(ln, "certificate_arn"), text(region.Resource("aws_lb_listener", "https"), "certificate_arn"); got != want {
+		t.Errorf("autoscaled listener certificate %s, want the region's, %s", got, want)
+	}
+	if got := text(ln, "load_balancer_arn"); got != "aws_lb.auto[0].arn" {
+		t.Errorf("autoscaled listener on %s", got)
+	}
+	if got := text(block(ln, "default_action"), "type"); got != `"fixed-response"` {
+		t.Errorf("autoscaled listener's default action %s: a host that is no slot's must reach no node", got)
+	}
+
+	// One target group per slot, found by name from the address.
+	prefix := evalLocal(t, region, "slot_target_group_prefix").AsString()
+	tg := need("aws_lb_target_group", "auto", "length(local.slots)")
+	if got := text(tg, "name"); got != `"${local.slot_target_group_prefix}${trimprefix(local.slots[count.index].allocation_id, "eipalloc-")}"` {
+		t.Errorf("slot target group name %s: the boot script looks it up as SLOT_PREFIX + the allocation ID without eipalloc-", got)
+	}
+	if n := len(prefix) + len("0123456789abcdef0"); n > 32 {
+		t.Errorf("slot target group names are %d characters, over ELB's 32", n)
+	}
+	v, diags = tg.Body.Attributes["port"].Expr.Value(ctx)
+	if diags.HasErrors() || asInt(t, v, "port") != defaults.HTTPPort || text(tg, "protocol") != `"HTTP"` {
+		t.Errorf("slot target group port %v protocol %s, want HTTP to %d", v, text(tg, "protocol"), defaults.HTTPPort)
+	}
+	if got := text(tg, "deregistration_delay"); got != "var.drain_timeout_seconds" {
+		t.Errorf("slot target group deregistration_delay = %s", got)
+	}
+	if got := text(block(tg, "health_check"), "path"); got != `"/healthz"` {
+		t.Errorf("slot target group health check %s, want /healthz (liveness; placement decides who joins)", got)
+	}
+	tags := tg.Body.Attributes["tags"].Expr
+	if got := objectItem(t, tags, "meshmeet-public-url"); got != `"https://${local.slots[count.index].host}"` {
+		t.Errorf("slot target group's meshmeet-public-url tag %q, want https://<slot host>", got)
+	}
+	if got := objectItem(t, tags, "meshmeet-eip-allocation"); got != "local.slots[count.index].allocation_id" {
+		t.Errorf("slot target group's meshmeet-eip-allocation tag %q (the node role's policy needs it)", got)
+	}
+	if !strings.HasPrefix(exprText(t, tags), "merge(local.tags,") || !strings.Contains(exprText(t, region.Locals["tags"].Expr), "meshmeet-cluster = var.name") {
+		t.Error("slot target groups must carry the meshmeet-cluster tag (the node role's policy needs it)")
+	}
+
+	// The listener sends each slot's host to its group only.
+	rule := need("aws_lb_listener_rule", "auto", "length(local.slots)")
+	if got := text(rule, "listener_arn"); got != "aws_lb_listener.auto[0].arn" {
+		t.Errorf("slot rule on %s", got)
+	}
+	if got := text(block(block(rule, "condition"), "host_header"), "values"); got != "[local.slots[count.index].host]" {
+		t.Errorf("slot rule matches %s, want the slot's host", got)
+	}
+	if got := text(block(rule, "action"), "target_group_arn"); got != "aws_lb_target_group.auto[count.index].arn" {
+		t.Errorf("slot rule forwards to %s", got)
+	}
+	rec := need("aws_route53_record", "auto", "length(local.slots)")
+	if got := text(rec, "name"); got != "local.slots[count.index].host" {
+		t.Errorf("slot DNS name %s", got)
+	}
+	if got := text(block(rec, "alias"), "name"); got != "aws_lb.auto[0].dns_name" {
+		t.Errorf("slot DNS name points at %s", got)
+	}
+
+	// The group's nodes boot once their names work, and the names fit.
+	asg := region.Resource("aws_autoscaling_group", "node")
+	if !strings.Contains(text(asg, "depends_on"), "aws_lb_listener_rule.auto") {
+		t.Error("the autoscaling group does not wait for the slots' rules")
+	}
+	var pre hclsyntax.Expression
+	for _, b := range block(asg, "lifecycle").Body.Blocks {
+		if b.Type == "precondition" && strings.Contains(text(b, "condition"), "local.slots") {
+			pre = b.Body.Attributes["condition"].Expr
+		}
+	}
+	if pre == nil {
+		t.Fatal("no precondition on the slots' URLs")
+	}
+	pool := func(n int) []string {
+		var p []string
+		for i := range n {
+			p = append(p, fmt.Sprintf("eipalloc-%017x", i))
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		vars   map[string]cty.Value
+		accept bool
+	}{
+		{"fits", vars(group, pool(12), "meet.example.com", "ap-southeast-1-1"), true},
+		{"64 bytes", vars(group, pool(9), strings.Repeat("m", 64-len("https://ap-southeast-1-auto-9.")-len(".org"))+".org"), true},
+		{"65 bytes", vars(group, pool(10), strings.Repeat("m", 64-len("https://ap-southeast-1-auto-9.")-len(".org"))+".org"), false},
+		{"a fixed node's name", vars(group, pool(2), "meet.example.com", "ap-southeast-1-auto-2"), false},
+		{"over 100 rules", vars(group, pool(101), "x.io"), false},
+	} {
+		v := tc.vars
+		ectx := &hcl.EvalContext{
+			Variables: map[string]cty.Value{"var": cty.ObjectVal(v), "local": cty.ObjectVal(map[string]cty.Value{"slots": slots(v)})},
+			Functions: preconditionFuncs,
+		}
+		got, diags := pre.Value(ectx)
+		if diags.HasErrors() {
+			t.Fatalf("%s: precondition: %s", tc.name, diags.Error())
+		}
+		if got.True() != tc.accept {
+			t.Errorf("%s: precondition says %v, want %v", tc.name, got.True(), tc.accept)
+		}
+	}
+
+	// The node role: targets of this cluster's slot groups, nothing else.
+	cluster := mustLoad(t, "modules/cluster")
+	if got := evalLocal(t, cluster, "slot_target_group_prefix").AsString(); got != prefix {
+		t.Errorf("cluster module's slot_target_group_prefix %q, region module's %q", got, prefix)
+	}
+	var doc *hclsyntax.Block
+	for _, b := range cluster.Blocks("data") {
+		if b.Labels[0] == "aws_iam_policy_document" && b.Labels[1] == "node" {
+			doc = b
+		}
+	}
+	if doc == nil {
+		t.Fatal("no policy document for the nodes")
+	}
+	var statements []*hclsyntax.Block
+	for _, b := range doc.Body.Blocks {
+		switch {
+		case b.Type == "statement":
+			statements = append(statements, b)
+		case b.Type == "dynamic" && b.Labels[0] == "statement":
+			statements = append(statements, block(b, "content"))
+		}
+	}
+	strs := func(b *hclsyntax.Block, attr string) []string {
+		t.Helper()
+		a := b.Body.Attributes[attr]
+		if a == nil {
+			return nil
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			return []string{exprText(t, a.Expr)}
+		}
+		var out []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, e.AsString())
+		}
+		return out
+	}
+	found := false
+	for _, st := range statements {
+		sid := ""
+		if a := st.Body.Attributes["sid"]; a != nil {
+			sid = exprText(t, a.Expr)
+		}
+		for _, action := range strs(st, "actions") {
+			switch {
+			case strings.HasPrefix(action, "route53:"):
+				t.Errorf("statement %s lets nodes change DNS (%s)", sid, action)
+			case strings.HasPrefix(action, "elasticloadbalancing:Describe"):
+			case strings.HasPrefix(action, "elasticloadbalancing:") && sid != `"ServeOwnName"`:
+				t.Errorf("statement %s grants %s", sid, action)
+			}
+		}
+		if sid != `"ServeOwnName"` {
+			continue
+		}
+		found = true
+		if got := strings.Join(strs(st, "actions"), " "); got != "elasticloadbalancing:RegisterTargets elasticloadbalancing:DeregisterTargets" {
+			t.Errorf("ServeOwnName actions %s", got)
+		}
+		if got := text(st, "resources"); !strings.Contains(got, ":targetgroup/${local.slot_target_group_prefix}*/*") {
+			t.Errorf("ServeOwnName resources %s, want the slot groups' names only", got)
+		}
+		var conds []string
+		for _, c := range st.Body.Blocks {
+			if c.Type == "condition" {
+				conds = append(conds, text(c, "test")+" "+text(c, "variable")+" "+text(c, "values"))
+			}
+		}
+		sort.Strings(conds)
+		want := []string{
+			`"Null" "aws:ResourceTag/meshmeet-eip-allocation" ["false"]`,
+			`"StringEquals" "aws:ResourceTag/meshmeet-cluster" [var.name]`,
+		}
+		if strings.Join(conds, "\n") != strings.Join(want, "\n") {
+			t.Errorf("ServeOwnName conditions:\n%s\nwant:\n%s", strings.Join(conds, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if !found {
+		t.Error("the node role has no ServeOwnName statement: autoscaled nodes cannot take their names")
+	}
+
+	// The cluster module passes the pool in numeric order, so that raising
+	// max_size appends slots instead of renaming running nodes' addresses.
+	var call *hclsyntax.Block
+	for _, b := range cluster.Blocks("module") {
+		if b.Labels[0] == "region" {
+			call = b
+		}
+	}
+	if got := exprText(t, call.Body.Attributes["pool_allocation_ids"].Expr); !strings.Contains(got, "range(") {
+		t.Errorf("pool_allocation_ids = %s: want the pool in numeric order (range over max_size)", got)
 	}
 }

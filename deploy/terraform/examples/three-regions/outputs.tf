@@ -8,6 +8,16 @@ output "region_urls" {
   value       = module.meshmeet.region_urls
 }
 
+output "node_urls" {
+  description = "Each fixed node's own URL, by region."
+  value       = module.meshmeet.node_urls
+}
+
+output "autoscaled_node_urls" {
+  description = "Own URLs of the autoscaled node slots, by region."
+  value       = module.meshmeet.autoscaled_node_urls
+}
+
 output "voters" {
   description = "Raft voters."
   value       = module.meshmeet.voters

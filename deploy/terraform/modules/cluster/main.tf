@@ -60,6 +60,10 @@ locals {
   s3_binaries = [for u in local.binary_urls : regex("^s3://([^/]+)/(.+)$", u) if startswith(u, "s3://")]
 
   need_certificate = anytrue([for k, r in var.regions : r.certificate_arn == null])
+
+  # The region module names its autoscaled nodes' target groups with this
+  # prefix (its local.slot_target_group_prefix; the Go test checks both).
+  slot_target_group_prefix = "mma-"
 }
 
 # ---------------------------------------------------------------- addresses
@@ -218,9 +222,38 @@ data "aws_iam_policy_document" "node" {
     }
   }
 
+  # An autoscaled node joins and leaves the target group of the pool
+  # address it holds (region module, lb.tf): the slot groups of this
+  # cluster only, which the name prefix and the two tags single out. It
+  # cannot create, change or delete any load balancer, listener, rule,
+  # target group or DNS record.
   statement {
-    sid       = "Describe"
-    actions   = ["ec2:DescribeAddresses", "autoscaling:DescribeAutoScalingInstances"]
+    sid       = "ServeOwnName"
+    actions   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
+    resources = ["arn:${data.aws_partition.current.partition}:elasticloadbalancing:*:${data.aws_caller_identity.current.account_id}:targetgroup/${local.slot_target_group_prefix}*/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/meshmeet-cluster"
+      values   = [var.name]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/meshmeet-eip-allocation"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid = "Describe"
+    actions = [
+      "ec2:DescribeAddresses",
+      "autoscaling:DescribeAutoScalingInstances",
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeTags",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]
     resources = ["*"]
   }
 
@@ -306,7 +339,9 @@ module "region" {
       voter         = contains(local.voter_keys, "${each.key}/${i}")
     }
   ]
-  pool_allocation_ids          = [for k, p in local.pool : aws_eip.pool[k].allocation_id if p.region == each.key]
+  # In numeric order, so that raising max_size appends: the k-th address
+  # is the slot <region>-auto-<k>.
+  pool_allocation_ids          = [for i in range(try(each.value.autoscaling.max_size, 0)) : aws_eip.pool["${each.key}/pool-${i}"].allocation_id]
   cluster_cidrs                = local.cluster_cidrs
   join                         = local.join
   bootstrap_expect             = var.voters

@@ -18,6 +18,16 @@ output "node_addresses" {
   value       = { for k, n in local.nodes : n.name => aws_eip.node[k].public_ip }
 }
 
+output "node_urls" {
+  description = "Each fixed node's own URL (its --public-url), by region."
+  value       = { for k, m in module.region : k => m.node_urls }
+}
+
+output "autoscaled_node_urls" {
+  description = "By region, the own URL of each autoscaled node slot (one per pool address): the autoscaled node holding that address answers there and gossips it as its --public-url."
+  value       = { for k, m in module.region : k => m.autoscaled_node_urls }
+}
+
 output "instance_ids" {
   description = "Instance IDs of the fixed nodes, by region."
   value       = { for k, m in module.region : k => m.instance_ids }

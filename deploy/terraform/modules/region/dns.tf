@@ -61,3 +61,21 @@ resource "aws_route53_record" "node" {
     evaluate_target_health = false
   }
 }
+
+# <region>-auto-<k>.<domain> reaches the autoscaled node that holds the
+# k-th address of the region's pool, if any (lb.tf): its --public-url.
+# These names are fixed, so nothing is left in DNS when a node goes; while
+# no node holds the slot, its name answers 503.
+resource "aws_route53_record" "auto" {
+  count = length(local.slots)
+
+  zone_id = var.zone_id
+  name    = local.slots[count.index].host
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.auto[0].dns_name
+    zone_id                = aws_lb.auto[0].zone_id
+    evaluate_target_health = false
+  }
+}

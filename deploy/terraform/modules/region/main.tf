@@ -23,6 +23,20 @@ locals {
 
   # Tags every node carries (EC2 tag values allow no commas: space-separated).
   node_tags = { meshmeet-join = join(" ", var.join) }
+
+  # Autoscaled nodes' own names: one slot per address of the pool, in the
+  # pool's order. The node that holds the k-th address answers on
+  # <region>-auto-<k>.<domain> (lb.tf, dns.tf).
+  slots = var.autoscaling == null ? [] : [
+    for i, a in var.pool_allocation_ids : {
+      allocation_id = a
+      host          = "${var.region}-auto-${i + 1}.${var.domain}"
+    }
+  ]
+  # Slot target groups are named this prefix + the allocation ID without
+  # "eipalloc-"; the boot script and the node role's policy (cluster
+  # module) rely on it.
+  slot_target_group_prefix = "mma-"
 }
 
 data "aws_availability_zones" "available" {
@@ -120,6 +134,7 @@ resource "aws_launch_template" "node" {
     log_level           = var.log_level
     drain_hook          = local.drain_hook
     cluster_url         = "https://${var.domain}"
+    slot_prefix         = local.slot_target_group_prefix
   }))
 
   iam_instance_profile {
@@ -244,10 +259,17 @@ resource "aws_autoscaling_group" "node" {
     }
   }
 
+  # A node boots once its own name can reach it.
+  depends_on = [aws_lb_listener_rule.auto, aws_route53_record.auto]
+
   lifecycle {
     precondition {
       condition     = length(var.pool_allocation_ids) >= var.autoscaling.max_size
       error_message = "pool_allocation_ids needs one Elastic IP per autoscaled node (max_size)."
+    }
+    precondition {
+      condition     = length(local.slots) <= 100 && alltrue([for s in local.slots : length("https://${s.host}") <= 64 && !contains([for n in var.nodes : "${n.name}.${var.domain}"], s.host)])
+      error_message = "an autoscaled node's own URL, https://<region>-auto-<k>.<domain>, must fit meshmeet's 64-byte --public-url and be no fixed node's name, and a region has at most 100 pool addresses (the load balancer's rules per listener)."
     }
   }
 }

@@ -8,6 +8,11 @@ output "node_urls" {
   value       = [for r in aws_route53_record.node : "https://${r.fqdn}"]
 }
 
+output "autoscaled_node_urls" {
+  description = "The own URL of each autoscaled node slot (one per pool address, in the pool's order): the node holding that address answers there."
+  value       = [for r in aws_route53_record.auto : "https://${r.fqdn}"]
+}
+
 output "load_balancer_dns_name" {
   description = "DNS name of the region's network load balancer."
   value       = aws_lb.web.dns_name

@@ -43,7 +43,7 @@ variable "nodes" {
 
 variable "pool_allocation_ids" {
   type        = list(string)
-  description = "Elastic IP allocations for autoscaled nodes; an autoscaled node takes a free one at boot. Needs at least autoscaling.max_size entries."
+  description = "Elastic IP allocations for autoscaled nodes; an autoscaled node takes a free one at boot, and with it that address's own name: the k-th (from 1) is <region>-auto-<k>.<domain>. Needs at least autoscaling.max_size entries; append, never reorder (a running node keeps the name it booted with)."
   default     = []
 }
 
