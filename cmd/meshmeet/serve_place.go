@@ -21,8 +21,9 @@ import (
 // refuses longer ones).
 const maxPublicURL = 64
 
-// maxRegionPin bounds --region-pin.
-const maxRegionPin = 16
+// maxRegionPin bounds --region-pin: what the room directory stores with
+// a meeting created under the pin.
+const maxRegionPin = mesh.MaxPin
 
 // ownPublicURL returns the URL this node gossips as its public base URL:
 // --public-url, else http:// and the public IP with the HTTP port (dev).
@@ -52,7 +53,7 @@ func regionPin(list []string) ([]string, error) {
 		if r == "" {
 			continue
 		}
-		if len(r) > 64 || strings.ContainsFunc(r, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		if len(r) > mesh.MaxRegionName || strings.ContainsFunc(r, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
 			return nil, fmt.Errorf("--region-pin: %q is not a region name", r)
 		}
 		out = append(out, r)
