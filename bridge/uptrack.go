@@ -268,9 +268,13 @@ func (u *UpTrack) params() PublishParams {
 		if h == 0 {
 			h = int(l.declHeight.Load())
 		}
-		// A layer that never sent yet is not called inactive: the
-		// publisher declared it and its first packets are on the way.
-		inactive := l.lastPacket.Load() != 0 && !u.layerActive(i)
+		// A simulcast layer that is not flowing now is inactive, also
+		// one that never sent yet: a browser starts its upper layers only
+		// as its bandwidth estimate grows, seconds after the first, and a
+		// far bridge that took them as active would hold its subscribers
+		// on a layer with no media until then. The relay tells far
+		// bridges when a layer starts or stops (TrackLayers).
+		inactive := len(u.layers) > 1 && !u.layerActive(i)
 		p.Layers[i] = LayerInfo{RID: l.rid, Height: h, Bitrate: u.layerBitrate(i), Inactive: inactive}
 	}
 	if u.info.Kind != webrtc.RTPCodecTypeVideo {

@@ -42,6 +42,9 @@ import (
 //	RoomMessage      conference string, data bytes
 //	SubscribeLayers  track uvarint, layer set u8 (bit i: layer i; 0x80 type)
 //	LayerCap         layer u8 (0x81 type)
+//	TrackLayers      track uvarint, layer count u8 then per layer:
+//	                 height uvarint, bitrate uvarint, inactive u8
+//	                 (0x82 type)
 //
 // Layer sets (ignorable types, added in version 1 without a new ALPN). A
 // node that wants several layers of a track sends Subscribe with the
@@ -80,6 +83,12 @@ const (
 	// Ignorable additions (see "Layer sets" above).
 	MsgSubscribeLayers MsgType = 0x80
 	MsgLayerCap        MsgType = 0x81
+	// MsgTrackLayers tells the peer that the layers of a track it imports
+	// started or stopped flowing at the publisher's bridge (Chrome starts
+	// its upper simulcast layers seconds after the first, as its bandwidth
+	// estimate grows; an encoder drops layers under load). The count is
+	// the track's layer count from TrackPublished; RIDs do not change.
+	MsgTrackLayers MsgType = 0x82
 )
 
 // Bounds of control messages.
@@ -238,6 +247,24 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		b = append(b, m.LayerSet)
 	case MsgLayerCap:
 		layer()
+	case MsgTrackLayers:
+		track()
+		if len(m.Layers) > MaxLayers {
+			err = ErrTooLarge
+		}
+		b = append(b, byte(len(m.Layers)))
+		for _, l := range m.Layers {
+			if l.Height > 1<<16 || l.Bitrate > 1<<40 {
+				err = ErrMalformed
+			}
+			b = binary.AppendUvarint(b, uint64(l.Height))
+			b = binary.AppendUvarint(b, l.Bitrate)
+			var inactive byte
+			if l.Inactive {
+				inactive = 1
+			}
+			b = append(b, inactive)
+		}
 	case MsgNACK:
 		track()
 		layer()
@@ -408,6 +435,19 @@ func (m *Message) Unmarshal(typ MsgType, body []byte) error {
 		}
 	case MsgLayerCap:
 		m.Layer = d.layer()
+	case MsgTrackLayers:
+		m.Track = d.track()
+		n := d.u8()
+		if n > MaxLayers {
+			d.fail(ErrTooLarge)
+		}
+		for i := 0; i < int(n) && d.err == nil; i++ {
+			var l Layer
+			l.Height = uint32(d.uvarint(1 << 16))
+			l.Bitrate = d.uvarint(1 << 40)
+			l.Inactive = d.u8()&1 != 0
+			m.Layers = append(m.Layers, l)
+		}
 	case MsgNACK:
 		m.Track = d.track()
 		m.Layer = d.layer()

@@ -105,6 +105,7 @@ func sampleMessages() []Message {
 		{Type: MsgNACK, Track: 7, Layer: 0, Seqs: []uint16{1, 2, 65535}},
 		{Type: MsgLinkStats, RTT: 12345 * time.Microsecond, LossPermille: 3, Bitrate: 2_500_000},
 		{Type: MsgRoomMessage, Conference: "c0ffee", Data: []byte(`{"t":"chat"}`)},
+		{Type: MsgTrackLayers, Track: 7, Layers: []Layer{{Height: 180, Bitrate: 150_000}, {Height: 360, Inactive: true}, {Inactive: true}}},
 	}
 }
 

@@ -139,10 +139,14 @@ func (l *link) start(ctx context.Context) (string, error) {
 // run starts the link's goroutines; when the connection ends they exit
 // and the link is unregistered.
 func (l *link) run() {
-	l.wg.Add(3)
+	l.wg.Add(4)
 	go func() {
 		defer l.wg.Done()
 		l.datagramLoop()
+	}()
+	go func() {
+		defer l.wg.Done()
+		l.layerLoop()
 	}()
 	go func() {
 		defer l.wg.Done()

@@ -320,6 +320,7 @@ func (l *link) export(rm *room, trackID string) {
 	num := l.nextNum
 	l.nextNum++
 	e := &exportTrack{l: l, num: num, key: key, br: rm.br, video: params.Kind == webrtc.RTPCodecTypeVideo, layers: max(1, len(params.Layers))}
+	e.inactive.Store(inactiveMask(params.Layers))
 	l.exports[num] = e
 	l.exportByKey[key] = e
 	l.mu.Unlock()
@@ -378,6 +379,68 @@ type exportTrack struct {
 	mu   sync.Mutex
 	subs [MaxLayers]*bridge.Subscription // by layer sent
 	want bridge.Demand                   // layers the peer asked for; 0 none
+
+	// inactive are the layers last told inactive to the peer (bit i:
+	// layer i), in TrackPublished or TrackLayers. Only the link's
+	// layerLoop changes it after the export.
+	inactive atomic.Uint32
+}
+
+// inactiveMask returns the inactive layers of ls as a bit set.
+func inactiveMask(ls []bridge.LayerInfo) uint32 {
+	var m uint32
+	for i, l := range ls {
+		if l.Inactive && i < MaxLayers {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// layerPollInterval is how often a link compares the activity of the
+// simulcast layers it exports with what it told the peer (the bridge
+// measures layers every 250 ms; a layer is idle after 1 s without packets).
+const layerPollInterval = 250 * time.Millisecond
+
+// layerLoop tells the peer when layers of an exported simulcast track
+// start or stop flowing here (TrackLayers), so that its layer choice
+// neither holds subscribers on a layer that does not come (a browser
+// starts its upper layers seconds after the first) nor keeps them below
+// one that does. Runs until the link ends.
+func (l *link) layerLoop() {
+	t := time.NewTicker(layerPollInterval)
+	defer t.Stop()
+	var exps []*exportTrack
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		exps = exps[:0]
+		l.mu.Lock()
+		for _, e := range l.exports {
+			if e.video && e.layers > 1 {
+				exps = append(exps, e)
+			}
+		}
+		l.mu.Unlock()
+		for _, e := range exps {
+			params, err := e.br.TrackParams(e.key.trackID)
+			if err != nil || len(params.Layers) != e.layers {
+				continue // unpublished meanwhile
+			}
+			m := inactiveMask(params.Layers)
+			if e.inactive.Swap(m) == m {
+				continue
+			}
+			msg := &Message{Type: MsgTrackLayers, Track: e.num, Layers: make([]Layer, len(params.Layers))}
+			for i, ly := range params.Layers {
+				msg.Layers[i] = Layer{Height: uint32(min(max(0, ly.Height), 1<<16)), Bitrate: uint64(min(max(0, ly.Bitrate), 1<<40)), Inactive: ly.Inactive}
+			}
+			l.send(msg)
+		}
+	}
 }
 
 var _ bridge.TrackSink = (*exportTrack)(nil)
@@ -676,6 +739,26 @@ func (imp *importTrack) applyCap(layerCap int) {
 	}
 }
 
+// redeclare takes the layers' height, bitrate and activity from a
+// TrackLayers message and applies them under the link's layer cap. A
+// message whose layer count is not the track's is ignored.
+func (imp *importTrack) redeclare(ls []Layer) {
+	imp.capMu.Lock()
+	defer imp.capMu.Unlock()
+	if imp.pub == nil || len(ls) != len(imp.declared) || len(ls) <= 1 {
+		return
+	}
+	for i, ly := range ls {
+		d := &imp.declared[i]
+		d.Height, d.Bitrate, d.Inactive = int(ly.Height), int64(ly.Bitrate), ly.Inactive
+		info := *d
+		if imp.capped >= 0 && i > imp.capped {
+			info.Inactive = true
+		}
+		imp.pub.SetLayerInfo(i, info)
+	}
+}
+
 // unbind removes the import from its link's table.
 func (imp *importTrack) unbind() {
 	l := imp.linkp.Swap(nil)
@@ -777,6 +860,13 @@ func (r *Relay) handleControl(l *link, m *Message) error {
 			if s := e.subscription(int(m.Layer)); s != nil {
 				s.Retransmit(int(m.Layer), m.Seqs)
 			}
+		}
+	case MsgTrackLayers:
+		l.mu.Lock()
+		imp := l.importsW[m.Track]
+		l.mu.Unlock()
+		if imp != nil {
+			imp.redeclare(m.Layers)
 		}
 	case MsgLayerCap:
 		l.peerCap.Store(int32(m.Layer))
