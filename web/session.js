@@ -37,6 +37,11 @@ const MAX_REDIRECTS = 3;
 const CONNECT_TIMEOUT_MS = 4_000;
 // Alternates kept from GET /alternates.
 const MAX_ALTERNATES = 8;
+// The first reconnect after a drop goes within this much (random, so that
+// the clients of a node that died do not all arrive at once): a killed
+// node refuses it at once and the session fails over without waiting for
+// the back-off (500 ms, 1 s, 2 s, 4 s) of the later attempts.
+const FIRST_RETRY_JITTER_MS = 100;
 
 /**
  * The signaling WebSocket URL of base (a node's public base URL), or of
@@ -245,7 +250,7 @@ export class Session extends EventTarget {
         this._fail('connect', 'The connection to the meeting server was lost.');
         return;
       }
-      const delay = Math.min(500 * 2 ** this._retry++, 4000);
+      const delay = this._retry++ === 0 ? Math.random() * FIRST_RETRY_JITTER_MS : Math.min(500 * 2 ** (this._retry - 2), 4000);
       this._emit('status', { state: 'reconnecting' });
       setTimeout(() => {
         if (!this._ended) this._connect(true);
