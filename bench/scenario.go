@@ -84,9 +84,10 @@ var Presets = map[string]Scenario{
 	// A few talkers, many listeners: the bridge's audio fan-out.
 	"audio-fanout": {Name: "audio-fanout", Rooms: 2, AudioPublishers: 2, Subscribers: 10, Talk: 0.5},
 	// The write path's audio fan-out (issue 15): 5 talkers heard by 95
-	// listeners, ~25k forwarded packets/s of ~100 B; 100 participants, as
-	// many as a node admits from one address, joining at the per-address
-	// rate it allows. Run it on one local node: the node then has a CPU of
+	// listeners, ~25k forwarded packets/s of ~100 B; 100 participants (a
+	// meeting's default cap) joining at 4 a second (sized when they all
+	// came from one address, which a node allows 100 and 5 joins/s; each
+	// now has its own). Run it on one local node: the node then has a CPU of
 	// its own and the report gives its CPU per forwarded packet as a ratio
 	// to the raw floor measured on that CPU.
 	"audio-fanout-100": {Name: "audio-fanout-100", Rooms: 1, AudioPublishers: 5, Subscribers: 95, Talk: 1, JoinRate: 4, Settle: 5 * time.Second},
