@@ -261,7 +261,7 @@ func TestGroupWriteNoAlloc(t *testing.T) {
 		turn, g.ready = g.ready, turn[:0]
 		g.mu.Unlock()
 		for i, dt := range turn {
-			dt.serve()
+			dt.serve(&g.buf)
 			turn[i] = nil
 		}
 	}

@@ -24,7 +24,8 @@ const groupDrainMax = queueLen
 
 // wgroup is one writer goroutine and the DownTracks it serves.
 type wgroup struct {
-	wake chan struct{} // capacity 1
+	wake chan struct{}  // capacity 1
+	buf  [slotSize]byte // the writer's packet buffer, lent to each DownTrack it serves
 
 	// mu guards the following fields.
 	mu      sync.Mutex
@@ -116,7 +117,7 @@ func (g *wgroup) loop() {
 		g.mu.Unlock()
 		out.begin()
 		for i, dt := range turn {
-			dt.serve()
+			dt.serve(&g.buf)
 			turn[i] = nil
 		}
 		out.end()

@@ -58,7 +58,7 @@ type DownTrack struct {
 	sink      TrackSink       // static; nil for a participant
 	subn      *Subscription   // static; the sink's handle, nil for a participant
 	ready     *atomic.Bool    // static; the subscriber's connection is up
-	wg        *sync.WaitGroup // static; counts writeLoop (the owner's)
+	wg        *sync.WaitGroup // static; counts the writer (the owner's)
 	stats     *counters       // static
 	now       *atomic.Int64   // static
 	video     bool            // static
@@ -80,10 +80,11 @@ type DownTrack struct {
 	once sync.Once
 
 	// A participant's DownTrack is written by a writer group
-	// (batch_writers.go): grp is set while its writeLoop runs; sched is
-	// set while it is in the group's ready list (or about to be); wmu is
-	// held by the group's writer while it writes, and gone, under wmu,
-	// tells the writer that the DownTrack stopped.
+	// (batch_writers.go): grp is set from startWriter until it leaves
+	// the group after stop; sched is set while it is in the group's ready
+	// list (or about to be); wmu is held by the group's writer while it
+	// writes, and gone, under wmu, tells the writer that the DownTrack
+	// stopped.
 	grp   atomic.Pointer[wgroup]
 	sched atomic.Bool
 	wmu   sync.Mutex
@@ -96,8 +97,10 @@ type DownTrack struct {
 	qLen   int
 	waitKF bool // after an overflow: drop video until a keyframe
 
-	// Owned by writeLoop.
-	buf       [slotSize]byte
+	// Owned by the writer. buf is the writer's packet buffer: its
+	// group's (one per writer, not one per subscription: 1.5 KB less per
+	// subscribed track), or a sink writer's own.
+	buf       *[slotSize]byte
 	hdr       rtp.Header
 	batch     [batchLen]qEntry
 	started   bool
@@ -277,9 +280,14 @@ func (dt *DownTrack) replayKeyframe(li int) bool {
 	return true
 }
 
-// stop ends the writer. Idempotent.
+// stop ends the writer. Idempotent; it never waits for the writer.
 func (dt *DownTrack) stop() {
-	dt.once.Do(func() { close(dt.done) })
+	dt.once.Do(func() {
+		close(dt.done)
+		if dt.sink == nil {
+			go dt.leaveGroup()
+		}
+	})
 }
 
 // detach unsubscribes dt from its track: the participant renegotiates, a
@@ -390,15 +398,16 @@ func (dt *DownTrack) signal() {
 	}
 }
 
-// serve is dt's turn in its group's writer: at most groupDrainMax entries,
-// the rest at its next turn.
-func (dt *DownTrack) serve() {
+// serve is dt's turn in its group's writer, which lends its packet
+// buffer: at most groupDrainMax entries, the rest at its next turn.
+func (dt *DownTrack) serve(buf *[slotSize]byte) {
 	dt.sched.Store(false) // an entry queued from now on schedules dt again
 	dt.wmu.Lock()
 	defer dt.wmu.Unlock()
 	if dt.gone {
 		return
 	}
+	dt.buf = buf
 	for done := 0; done < groupDrainMax; {
 		n := dt.dequeue(dt.batch[:])
 		if n == 0 {
@@ -412,25 +421,48 @@ func (dt *DownTrack) serve() {
 	dt.signal() // more queued than one turn takes
 }
 
-// writeLoop runs while the subscription lasts. Run by the owner's wait
-// group. A participant's DownTrack joins a writer group and waits for its
-// stop; when it returns, the group's writer no longer touches it. A sink's
-// DownTrack writes here itself, woken per packet.
-func (dt *DownTrack) writeLoop() {
-	defer dt.wg.Done()
-	if dt.sink == nil {
-		g := pickGroup()
-		g.attach()
-		dt.grp.Store(g)
-		dt.signal() // what was queued before
-		<-dt.done
-		dt.grp.Store(nil)
-		dt.wmu.Lock()
-		dt.gone = true
-		dt.wmu.Unlock()
-		g.detach()
+// startWriter starts writing what is queued; the caller has counted the
+// writer in dt.wg, and dt.wg is done once the writer no longer touches dt
+// after stop. A participant's DownTrack joins a writer group: no goroutine
+// of its own waits while the subscription lasts (stop leaves the group). A
+// sink's DownTrack gets its own writer goroutine (writeLoop).
+func (dt *DownTrack) startWriter() {
+	if dt.sink != nil {
+		go dt.writeLoop()
 		return
 	}
+	dt.wmu.Lock()
+	if dt.gone { // stopped already
+		dt.wmu.Unlock()
+		dt.wg.Done()
+		return
+	}
+	g := pickGroup()
+	g.attach()
+	dt.grp.Store(g)
+	dt.wmu.Unlock()
+	dt.signal() // what was queued before
+}
+
+// leaveGroup ends a participant DownTrack's writing after stop: once it
+// returns, the group's writer no longer touches dt. It waits for a turn
+// being served, so stop runs it in a goroutine of its own.
+func (dt *DownTrack) leaveGroup() {
+	dt.wmu.Lock()
+	dt.gone = true
+	g := dt.grp.Swap(nil)
+	dt.wmu.Unlock()
+	if g != nil {
+		g.detach()
+		dt.wg.Done()
+	}
+}
+
+// writeLoop is a sink's writer: it runs while the subscription lasts,
+// woken per packet. Run by the owner's wait group.
+func (dt *DownTrack) writeLoop() {
+	defer dt.wg.Done()
+	dt.buf = new([slotSize]byte)
 	for {
 		select {
 		case <-dt.done:
@@ -443,8 +475,11 @@ func (dt *DownTrack) writeLoop() {
 	}
 }
 
-// drain writes every queued entry.
+// drain writes every queued entry (a sink's writer; tests).
 func (dt *DownTrack) drain() {
+	if dt.buf == nil {
+		dt.buf = new([slotSize]byte)
+	}
 	for {
 		n := dt.dequeue(dt.batch[:])
 		if n == 0 {

@@ -268,7 +268,7 @@ func (p *Participant) addDownTrack(up *UpTrack) bool {
 	dt.sender = sender
 	p.downtracks[up.info.ID] = dt
 	p.wg.Add(2)
-	go dt.writeLoop()
+	dt.startWriter()
 	go p.readSenderRTCP(dt)
 	return true
 }
