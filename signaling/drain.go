@@ -18,7 +18,12 @@ import (
 // and /readyz says not ready so that load balancers stop sending clients.
 // Drain then moves the node's participants a few at a time, with jitter, to
 // the nodes its Target picks: each gets a redirect message, closes its
-// socket, and joins the other node with its resume secret (resume.go). The
+// socket, and joins the other node with its resume secret (resume.go).
+// Target is asked for a node in the regions the participant may be held in
+// (its meeting's stored pin, narrowed by its join's: participant.regionPin),
+// since a node outside them would refuse it and end its session; a
+// participant with no such node now stays here and is tried again at the
+// next batch, until the drain ends. The
 // node lets a redirected participant go as soon as its socket closes
 // (without the resume window), so the meeting's other bridges see it leave
 // here before it joins there. Its meeting goes on through the cascade.
@@ -26,9 +31,12 @@ import (
 // DrainOptions configure Drain.
 type DrainOptions struct {
 	// Target picks the node one participant moves to: that node's public
-	// base URL. ok is false when no node can take a participant now; Drain
-	// tries again at its next batch. Required.
-	Target func() (url string, ok bool)
+	// base URL, in one of the regions of pin when pin is not empty (the
+	// only regions the participant may be held in: its meeting's stored
+	// pin, narrowed by its join's). ok is false when no node can take the
+	// participant now; Drain tries again at its next batch. Target must not
+	// modify pin. Required.
+	Target func(pin []string) (url string, ok bool)
 	// Batch is how many participants are moved at once [5].
 	Batch int
 	// Interval is the pause between batches, ±50% jitter [1s].
@@ -92,20 +100,35 @@ func (s *Server) Drain(ctx context.Context, o DrainOptions) error {
 		o.Interval = time.Second
 	}
 	s.moves.mu.Lock()
-	s.moves.target = o.Target
+	s.moves.target = func() (string, bool) { return o.Target(nil) } // redirectJoin
 	s.moves.mu.Unlock()
 	s.StartDrain()
+	lastKept := 0
 	for {
 		if s.Participants() == 0 {
 			s.log.Info("drained: no participant left")
 			return nil
 		}
-		for _, p := range s.toRedirect(o.Batch, time.Now()) {
-			url, ok := o.Target()
-			if !ok {
+		moved, kept := 0, 0
+		for _, p := range s.toRedirect(time.Now()) {
+			if moved == o.Batch {
 				break
 			}
+			url, ok := o.Target(p.regionPin)
+			if !ok {
+				kept++ // nowhere in its regions now: stays, tried again
+				continue
+			}
 			s.redirect(p, url)
+			moved++
+		}
+		if kept != lastKept && moved < o.Batch {
+			// (A full batch may not have asked for everyone: the count
+			// is only known when it did not fill.)
+			lastKept = kept
+			if kept > 0 {
+				s.log.Info("draining: no node can take some participants in the regions they may be held in; they stay until a node can or the drain ends", "participants", kept)
+			}
 		}
 		jitter := time.Duration(rand.Int64N(int64(o.Interval))) - o.Interval/2
 		t := time.NewTimer(o.Interval + jitter)
@@ -121,9 +144,9 @@ func (s *Server) Drain(ctx context.Context, o DrainOptions) error {
 	}
 }
 
-// toRedirect returns at most n connected participants that were not sent a
-// redirect in the last redirectRetry, oldest joins first is not promised.
-func (s *Server) toRedirect(n int, now time.Time) []*participant {
+// toRedirect returns the connected participants that were not sent a
+// redirect in the last redirectRetry, in no promised order.
+func (s *Server) toRedirect(now time.Time) []*participant {
 	s.mu.Lock()
 	ps := make([]*participant, 0, len(s.participants))
 	for _, p := range s.participants {
@@ -147,7 +170,7 @@ func (s *Server) toRedirect(n int, now time.Time) []*participant {
 		}
 		// A detached participant cannot hear a redirect: it resumes here
 		// first (and is redirected then) or its resume window ends.
-		if !connected || (sent && now.Sub(at) < redirectRetry) || len(out) >= n {
+		if !connected || (sent && now.Sub(at) < redirectRetry) {
 			continue
 		}
 		out = append(out, p)
@@ -179,7 +202,10 @@ func (s *Server) wasRedirected(p *participant) bool {
 }
 
 // redirectJoin answers a join on a draining node: a redirect to the node
-// the drain's Target picks, or errDraining when there is none.
+// the drain's Target picks, or errDraining when there is none. The join's
+// regions are not known here (a new join was placed by place.go under
+// them before it reached this; a resume from another node was not), so
+// Target is asked without a pin; the node it names checks them.
 func (s *Server) redirectJoin(ctx context.Context, c *conn) error {
 	s.moves.mu.Lock()
 	target := s.moves.target

@@ -2,13 +2,17 @@ package signaling_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling"
 	"github.com/meshmeet/meshmeet/signaling/roomname"
 	"github.com/meshmeet/meshmeet/signaling/wire"
@@ -50,7 +54,7 @@ func TestDrainMovesParticipants(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- a.Srv.Drain(ctx, signaling.DrainOptions{
-			Target:   func() (string, bool) { return b.URL, true },
+			Target:   func([]string) (string, bool) { return b.URL, true },
 			Batch:    2,
 			Interval: 200 * time.Millisecond,
 		})
@@ -139,4 +143,90 @@ func readyz(t *testing.T, n *node) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestDrainAsksTargetWithinRoomPin: a drain asks its Target for a node in
+// the regions each participant may be held in, its meeting's stored pin
+// included. Ada joined a meeting pinned to eu (created through an
+// eu-pinned node) on an unpinned eu node; Zoe is in an unpinned meeting on
+// the same node. With only a us node to go to, the drain moves Zoe there
+// and keeps Ada (never redirected, her session goes on), asking again at
+// every batch.
+func TestDrainAsksTargetWithinRoomPin(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	pinned := cl.node(t, "eu1", "eu", "eu")
+	eu := cl.node(t, "eu2", "eu")
+	us := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", pinned.URL), bridgeOf("eu2", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "DrainPinnedRoom"
+	bea, err := client.Join(ctx, pinned.URL, room, client.Options{Name: "Bea"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bea.Close()
+	// Placement would send Ada to the meeting's bridge eu1: hide it.
+	cl.set(bridgeOf("eu2", "eu", eu.URL), bridgeOf("us1", "us", us.URL))
+	var redirects []string
+	ada, err := client.Join(ctx, eu.URL, room, client.Options{Name: "Ada", OnRedirect: func(u string) { redirects = append(redirects, u) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ada.Close()
+	zoe, err := client.Join(ctx, eu.URL, "DrainFreeRoom", client.Options{Name: "Zoe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zoe.Close()
+	if ada.Node() != eu.URL || zoe.Node() != eu.URL {
+		t.Fatalf("Ada on %s, Zoe on %s; want both on eu2 %s", ada.Node(), zoe.Node(), eu.URL)
+	}
+
+	var mu sync.Mutex
+	asked := map[string]int{} // pins Target was asked with, joined by ","
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- eu.Srv.Drain(dctx, signaling.DrainOptions{
+			Target: func(pin []string) (string, bool) {
+				mu.Lock()
+				asked[strings.Join(pin, ",")]++
+				mu.Unlock()
+				if len(pin) > 0 && !slices.Contains(pin, "us") {
+					return "", false
+				}
+				return us.URL, true
+			},
+			Batch:    1,
+			Interval: 100 * time.Millisecond,
+		})
+	}()
+	waitFor(t, 30*time.Second, "Zoe moved to us1", func() bool { return zoe.Node() == us.URL })
+	waitFor(t, 30*time.Second, "Ada's pin asked for at three batches", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked["eu"] >= 3
+	})
+	dcancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Drain with Ada left: %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	if len(asked) != 2 || asked[""] < 1 {
+		t.Errorf("Target asked with pins %v; want Zoe's (none) and Ada's (eu) only", asked)
+	}
+	mu.Unlock()
+	if got := eu.Srv.Redirected(); got != 1 {
+		t.Errorf("Redirected = %d, want 1 (Zoe)", got)
+	}
+	select {
+	case <-ada.Done():
+		t.Fatalf("Ada's session ended: %v", ada.Err())
+	default:
+	}
+	if ada.Node() != eu.URL || len(redirects) != 0 || eu.Srv.Participants() != 1 {
+		t.Errorf("Ada on %s after redirects %v, eu2 holds %d; want Ada kept on eu2", ada.Node(), redirects, eu.Srv.Participants())
+	}
 }

@@ -114,8 +114,11 @@ type participant struct {
 	// lobbyE2EE is whether the room required end-to-end encryption when
 	// it entered the lobby, for its welcome. Static.
 	lobbyE2EE bool
-	// regionPin are the regions the join's token pins it to (none: no
-	// pin). Static.
+	// regionPin are the only regions the participant may be held in
+	// (none: any): its node's --region-pin, its token's regions claim
+	// and its meeting's stored pin (mesh.Room.Pin) together, as its join
+	// was admitted under. A drain moves it only into them (drain.go).
+	// Static.
 	regionPin []string
 	// e2ee: the client said at join that it encrypts its media end to
 	// end (e2ee.go). Static.
@@ -236,7 +239,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		conn:    c,
 
 		moderator: c.grant.moderator,
-		regionPin: c.grant.regionPin,
+		regionPin: intersectPins(pin, info.Pin), // place.go
 	}
 	// From here on the session exists for ICEServers: every path out of
 	// join goes through leave, which calls SessionEnded.

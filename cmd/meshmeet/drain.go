@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ import (
 // node), starts it: the node takes no new participant and mints no TURN
 // credentials, /readyz says not ready, the draining flag is gossiped so no
 // node places joins here, and signaling moves the participants to other
-// bridges of the region a few at a time (signaling.Server.Drain). When none
+// bridges of the region a few at a time (signaling.Server.Drain), each only
+// to a bridge of the regions its meeting is pinned to, if any. When none
 // is left, or after --drain-timeout, the node stops as on SIGINT: it
 // leaves the cluster and serve returns nil (exit status 0). A second
 // SIGTERM or a SIGINT during the drain stops it at once.
@@ -126,7 +128,7 @@ func (d *drainer) run(ctx context.Context) {
 	if d.mesh != nil {
 		d.mesh.SetDraining(true)
 	}
-	if _, ok := d.pick(false); !ok {
+	if _, ok := d.pick(nil, false); !ok {
 		// Alone, or every other node drains too: nobody to move anyone
 		// to, so stop now (participants are told the node shuts down).
 		d.log.Info("drain: no other node to move participants to: stopping now", "participants", d.sig.Participants())
@@ -148,12 +150,15 @@ func (d *drainer) run(ctx context.Context) {
 }
 
 // target picks the node a participant moves to: a live, not draining
-// member with a signaling URL, in this node's region when it has one
-// (else in any region), the least loaded counting what this drain sent it.
-func (d *drainer) target() (string, bool) { return d.pick(true) }
+// member with a signaling URL in one of the regions of pin (any region
+// when pin is empty; see signaling.DrainOptions.Target), in this node's
+// region when it has one (else in any region allowed), the least loaded
+// counting what this drain sent it. None: the participant stays for now.
+func (d *drainer) target(pin []string) (string, bool) { return d.pick(pin, true) }
 
-// pick finds the target; count records a participant sent to it.
-func (d *drainer) pick(count bool) (string, bool) {
+// pick finds the target in pin's regions; count records a participant
+// sent to it.
+func (d *drainer) pick(pin []string, count bool) (string, bool) {
 	if d.mesh == nil {
 		return "", false
 	}
@@ -164,6 +169,9 @@ func (d *drainer) pick(count bool) (string, bool) {
 	for _, m := range d.mesh.Members() {
 		if m.Name == d.self || m.State != mesh.MemberAlive || m.Meta.Draining || m.Meta.Leaving || m.Meta.SignalingURL == "" {
 			continue
+		}
+		if len(pin) > 0 && !slices.Contains(pin, m.Meta.Region) {
+			continue // it would refuse the participant (pinned meeting)
 		}
 		same := m.Meta.Region == d.region
 		load := float64(m.Meta.Participants + d.sent[m.Name])
