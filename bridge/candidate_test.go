@@ -228,6 +228,11 @@ func TestRemoteCandidatePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	// Only the policy here: no relayed candidate is held back for a
+	// direct path (relayhold.go, TestRelayedPairChoice).
+	p.negMu.Lock()
+	p.relay.released = true
+	p.negMu.Unlock()
 
 	for _, tc := range []struct {
 		cand             string

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
@@ -137,9 +136,11 @@ func newMediaEngine(pub bool) (*webrtc.MediaEngine, error) {
 // without media in 2 of 3 runs of the e2e test, and pion clients connected
 // 200–500 ms later (they nominate on their 200 ms tick instead of at the
 // bridge's triggered check). pion waits 2 s before it nominates a pair
-// with a relayed candidate, in case a direct one works; half a second
-// (pion's wait for server-reflexive pairs) gets a TURN-only participant its
-// first frame sooner and still lets a direct path that works win.
+// with a relayed candidate, in case a direct one works; the subscriber
+// agent waits nothing, and the participant holds the client's relayed
+// candidates back instead, only while a direct path may still win
+// (relayhold.go): a TURN-only participant gets its first frame without a
+// wait, and a direct path that works still wins.
 //
 // With Config.PublicIPs, every host candidate's address is replaced by the
 // public addresses of its family, and the families without one are not
@@ -150,7 +151,7 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux, lite boo
 	se.LoggerFactory = b.lf
 	se.SetLite(lite)
 	if !lite {
-		se.SetRelayAcceptanceMinWait(500 * time.Millisecond)
+		se.SetRelayAcceptanceMinWait(0) // relayhold.go waits instead
 	}
 	se.DisableActiveTCP(true)
 	if !lite {

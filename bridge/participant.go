@@ -74,6 +74,9 @@ type Participant struct {
 	// remote holds the distinct remote candidates accepted per
 	// PeerConnection, at most maxRemoteCandidates each.
 	remote [2]map[candKey]struct{}
+	// relay holds the subscriber PeerConnection's relayed candidates
+	// back while a direct path may still win (relayhold.go).
+	relay relayHold
 }
 
 func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, error) {
@@ -132,8 +135,10 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 	p.subPC.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		if s == webrtc.ICEConnectionStateChecking {
 			go p.transportStarted()
+			go p.subChecking()
 		}
 	})
+	p.watchPubPair()
 	p.pubPC.OnTrack(p.onTrack)
 	return p, nil
 }
@@ -553,6 +558,9 @@ func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) (err err
 	case err != nil:
 		return err
 	}
+	if p.holdRelayLocked(which, c) {
+		return nil
+	}
 	if pc.RemoteDescription() == nil {
 		p.early[which] = append(p.early[which], c) // bounded by admitCandidateLocked
 		return nil
@@ -578,6 +586,7 @@ func (p *Participant) admitCandidateLocked(which PC, value string) error {
 		stats.candMalformed.Add(1)
 		return ErrBadCandidate
 	}
+	p.noteCandidateLocked(c)
 	switch p.room.b.checkRemoteCandidate(c, which == PCPub) {
 	case candMalformed: // a browser's mDNS name: dropped quietly like a private address
 		stats.candMalformed.Add(1)
@@ -605,7 +614,9 @@ func (p *Participant) admitCandidateLocked(which PC, value string) error {
 // that admitCandidateLocked refuses, so that pion never sees them. Called
 // with negMu held.
 func (p *Participant) filterSDPLocked(which PC, sdp string) string {
-	return filterCandidateLines(sdp, func(v string) bool { return p.admitCandidateLocked(which, v) == nil })
+	return filterCandidateLines(sdp, func(v string) bool {
+		return p.admitCandidateLocked(which, v) == nil && !p.holdRelayLocked(which, webrtc.ICECandidateInit{Candidate: v})
+	})
 }
 
 // flushEarlyLocked adds the candidates that came before the remote
