@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/meshmeet/meshmeet/mesh"
 	"github.com/meshmeet/meshmeet/signaling/wire"
 )
 
@@ -22,8 +23,12 @@ import (
 // Target is asked for a node in the regions the participant may be held in
 // (its meeting's stored pin, narrowed by its join's: participant.regionPin),
 // since a node outside them would refuse it and end its session; a
-// participant with no such node now stays here and is tried again at the
-// next batch, until the drain ends. The
+// participant with no such node now (none there, or all full) stays here
+// and is tried again at the next batch, until the drain ends. A join that
+// reaches the draining node (a client failing over from a dead node with
+// its resume secret, or a join no placement sent elsewhere) is redirected
+// under the same regions: its join's pin narrowed by its meeting's stored
+// one (redirectJoin). The
 // node lets a redirected participant go as soon as its socket closes
 // (without the resume window), so the meeting's other bridges see it leave
 // here before it joins there. Its meeting goes on through the cascade.
@@ -100,7 +105,7 @@ func (s *Server) Drain(ctx context.Context, o DrainOptions) error {
 		o.Interval = time.Second
 	}
 	s.moves.mu.Lock()
-	s.moves.target = func() (string, bool) { return o.Target(nil) } // redirectJoin
+	s.moves.target = o.Target // redirectJoin
 	s.moves.mu.Unlock()
 	s.StartDrain()
 	lastKept := 0
@@ -202,25 +207,49 @@ func (s *Server) wasRedirected(p *participant) bool {
 }
 
 // redirectJoin answers a join on a draining node: a redirect to the node
-// the drain's Target picks, or errDraining when there is none. The join's
-// regions are not known here (a new join was placed by place.go under
-// them before it reached this; a resume from another node was not), so
-// Target is asked without a pin; the node it names checks them.
-func (s *Server) redirectJoin(ctx context.Context, c *conn) error {
+// the drain's Target picks in the regions the join may be held in, or,
+// when there is none, errPinnedFull under a pin and errDraining without.
+// Those regions are the join's pin (this node's --region-pin and its
+// token's regions claim) narrowed by its meeting's stored pin, looked up
+// in the directory as placement does: a resume from another node (its
+// node died) was placed by nobody, and sent outside them it would be
+// refused there.
+func (s *Server) redirectJoin(ctx context.Context, c *conn, m *wire.Message) error {
 	s.moves.mu.Lock()
 	target := s.moves.target
 	s.moves.mu.Unlock()
 	if target == nil {
 		return errDraining
 	}
-	url, ok := target()
+	pin := s.redirectPin(ctx, m)
+	url, ok := target(pin)
 	if !ok {
+		if len(pin) > 0 {
+			s.plc.refused.Add(1)
+			return errPinnedFull
+		}
 		return errDraining
 	}
 	if err := writeNow(ctx, c.ws, &wire.Message{Type: wire.TypeRedirect, URL: url}); err != nil {
 		return errRedirected // the socket is gone: nothing to tell
 	}
 	return errRedirected
+}
+
+// redirectPin is the pin a join redirected by a draining node goes under:
+// the join's own (joinPin), narrowed by its meeting's stored pin when the
+// directory answers within placeLookupTimeout and holds the meeting (a
+// meeting all of whose bridges died is gone from it: then the join's own).
+func (s *Server) redirectPin(ctx context.Context, m *wire.Message) []string {
+	pin := s.joinPin(m) // place.go
+	key := mesh.NewRoomKey(s.cfg.RoomKey, m.Room)
+	lctx, cancel := context.WithTimeout(ctx, placeLookupTimeout)
+	room, ok, err := s.cfg.Directory.Lookup(lctx, key)
+	cancel()
+	if err == nil && ok {
+		pin = intersectPins(pin, room.Pin)
+	}
+	return pin
 }
 
 // socketClosed is what happens to p when its socket c ends without a

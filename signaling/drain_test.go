@@ -230,3 +230,85 @@ func TestDrainAsksTargetWithinRoomPin(t *testing.T) {
 		t.Errorf("Ada on %s after redirects %v, eu2 holds %d; want Ada kept on eu2", ada.Node(), redirects, eu.Srv.Participants())
 	}
 }
+
+// TestDrainRedirectsResumeWithinRoomPin: a client that fails over (its
+// node died) to a node that is draining is sent on to a node of its
+// meeting's stored pin, not to the one the drain would pick without it.
+// Ada is in a meeting created through eu1 (--region-pin eu); her resume
+// reaches eu2 (unpinned, draining), whose drain would send an unpinned
+// participant to us1, the least loaded. She is redirected to eu1; Zoe, of
+// an unpinned meeting, to us1; with no eu node left to take her, Ada is
+// refused with the pinned error rather than sent to us1. On the old code,
+// which asked the drain's Target without a pin, Ada was redirected to us1,
+// which refuses her (checked below too).
+func TestDrainRedirectsResumeWithinRoomPin(t *testing.T) {
+	cl := &cluster{dir: mesh.NewLocalDirectory()}
+	eu1 := cl.node(t, "eu1", "eu", "eu")
+	eu2 := cl.node(t, "eu2", "eu")
+	us1 := cl.node(t, "us1", "us")
+	cl.set(bridgeOf("eu1", "eu", eu1.URL), bridgeOf("eu2", "eu", eu2.URL), bridgeOf("us1", "us", us1.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ada, err := client.Join(ctx, eu1.URL, "FailoverPinnedRoom", client.Options{Name: "Ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ada.Close()
+	zoe, err := client.Join(ctx, us1.URL, "FailoverFreeRoom", client.Options{Name: "Zoe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zoe.Close()
+
+	// eu2's drain: us1 first (least loaded), then eu1, each only for a
+	// pin that allows its region; euGone hides eu1.
+	var mu sync.Mutex
+	euGone := false
+	var asked [][]string
+	target := func(pin []string) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, slices.Clone(pin))
+		if len(pin) == 0 || slices.Contains(pin, "us") {
+			return us1.URL, true
+		}
+		if slices.Contains(pin, "eu") && !euGone {
+			return eu1.URL, true
+		}
+		return "", false
+	}
+	// No participant on eu2: Drain returns at once; eu2 stays draining
+	// with this Target, as a drained node until it stops.
+	if err := eu2.Srv.Drain(ctx, signaling.DrainOptions{Target: target}); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	resume := func(c *client.Client, room string) *wire.Message {
+		return &wire.Message{Type: wire.TypeJoin, Version: wire.Version, Room: room,
+			Resume: &wire.Resume{Participant: c.Welcome.Participant, Secret: c.Welcome.Secret}}
+	}
+
+	m := joinAnswer(t, eu2, resume(ada, "FailoverPinnedRoom"))
+	if m.Type != wire.TypeRedirect || m.URL != eu1.URL {
+		t.Errorf("Ada's resume on draining eu2: got %s %q %+v, want a redirect to eu1 %s (us1 is %s)", m.Type, m.URL, m.Error, eu1.URL, us1.URL)
+	}
+	m = joinAnswer(t, eu2, resume(zoe, "FailoverFreeRoom"))
+	if m.Type != wire.TypeRedirect || m.URL != us1.URL {
+		t.Errorf("Zoe's resume on draining eu2: got %s %q %+v, want a redirect to us1 %s", m.Type, m.URL, m.Error, us1.URL)
+	}
+	mu.Lock()
+	if len(asked) != 2 || !slices.Equal(asked[0], []string{"eu"}) || len(asked[1]) != 0 {
+		t.Errorf("Target asked with pins %q, want [eu] for Ada then none for Zoe", asked)
+	}
+	euGone = true
+	mu.Unlock()
+
+	m = joinAnswer(t, eu2, resume(ada, "FailoverPinnedRoom"))
+	if m.Type != wire.TypeError || !pinnedError(m.Error) {
+		t.Errorf("Ada's resume on draining eu2 with no eu node: got %s %q %+v, want the pinned error", m.Type, m.URL, m.Error)
+	}
+	// Where the old code sent her: us1 refuses her.
+	m = joinAnswer(t, us1, resume(ada, "FailoverPinnedRoom"))
+	if m.Type != wire.TypeError || !pinnedError(m.Error) {
+		t.Errorf("Ada's resume on us1: got %s %+v, want the pinned error", m.Type, m.Error)
+	}
+}

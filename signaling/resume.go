@@ -78,11 +78,12 @@ func (s *Server) newIdentity(c *conn, key mesh.RoomKey) (id, secret string) {
 // joinSession handles a session's join message: a new participant, a
 // resume of a participant held here (room.go), or a participant arriving
 // from another node with its resume secret. A draining node sends new
-// participants elsewhere (drain.go).
+// and arriving participants elsewhere, within their meeting's regions
+// (drain.go).
 func (s *Server) joinSession(ctx context.Context, c *conn, m *wire.Message) (*participant, error) {
 	local := m.Resume != nil && s.holds(m.Resume.Participant)
 	if s.Draining() && !local {
-		return nil, s.redirectJoin(ctx, c)
+		return nil, s.redirectJoin(ctx, c, m)
 	}
 	if m.Resume == nil || local || m.Version != wire.Version {
 		return s.join(ctx, c, m)
@@ -168,10 +169,10 @@ type moves struct {
 	redirected atomic.Uint64 // participants this node redirected
 
 	mu      sync.Mutex
-	claimed map[string]bool            // IDs arriving from another node now
-	refused map[revokedID]time.Time    // revoked resumes, with the time
-	sent    map[*participant]time.Time // redirected while draining, with the time
-	target  func() (string, bool)      // the drain's target picker; nil before Drain
+	claimed map[string]bool                   // IDs arriving from another node now
+	refused map[revokedID]time.Time           // revoked resumes, with the time
+	sent    map[*participant]time.Time        // redirected while draining, with the time
+	target  func(pin []string) (string, bool) // the drain's Target; nil before Drain
 }
 
 func (mv *moves) claim(id string) bool {
