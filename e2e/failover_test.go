@@ -34,16 +34,27 @@ func TestBrowserFailover(t *testing.T) {
 	room := roomname.New()
 	alice := newBrowser(t, chromium, "alice", true)
 	bob := newBrowser(t, chromium, "bob", true)
-	alice.navigate(t, nodes[0].URL+"/"+url.PathEscape(room)+"?prejoin=0#name=Alice")
-	bob.navigate(t, nodes[2].URL+"/"+url.PathEscape(room)+"?prejoin=0#name=Bob")
+	// One page at a time, as in TestBrowserCascade: a region probe that
+	// misses its deadline on a loaded machine ranks the other region
+	// first (a run once placed bob on eu-1 with both pages starting at once).
+	for _, p := range []struct {
+		b    *browser
+		node *server
+		name string
+	}{{alice, nodes[0], "Alice"}, {bob, nodes[2], "Bob"}} {
+		p.b.navigate(t, p.node.URL+"/"+url.PathEscape(room)+"?prejoin=0#name="+p.name)
+		waitFor(t, p.b, "joined", 60*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`, func(j bool) bool { return j })
+	}
 	for _, b := range []*browser{alice, bob} {
-		waitFor(t, b, "joined", 60*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`, func(j bool) bool { return j })
 		waitFor(t, b, "the other listed", 60*time.Second, `window.meshmeet.participants.length`, func(n int) bool { return n == 1 })
 		waitFor(t, b, "the other's video decoded", 120*time.Second, perTrackExpr, func(s []int) bool { return countAtLeast(s, 10) >= 1 })
 	}
 	before := waitFor(t, alice, "alice's node", 5*time.Second, `window.meshmeet.node`, func(string) bool { return true })
 	if before != "" && before != nodes[0].URL { // "": the node the page was loaded from
 		t.Fatalf("alice is on %q, want eu-1 (%s): placement moved her before the kill", before, nodes[0].URL)
+	}
+	if on := waitFor(t, bob, "bob's node", 5*time.Second, `window.meshmeet.node`, func(string) bool { return true }); on != "" && on != nodes[2].URL {
+		t.Fatalf("bob is on %q, want us-1 (%s): placement moved him before the kill", on, nodes[2].URL)
 	}
 	id := waitFor(t, alice, "alice's ID", 5*time.Second, `window.meshmeet.participant`, func(s string) bool { return s != "" })
 
