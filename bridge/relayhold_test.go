@@ -114,6 +114,11 @@ func selectedPair(t *testing.T, who string, pc *webrtc.PeerConnection) *webrtc.I
 	t.Helper()
 	var pair *webrtc.ICECandidatePair
 	eventually(t, 20*time.Second, who+" selects a candidate pair", func() bool {
+		// Not before the transport has started: pion's
+		// GetSelectedCandidatePair races with its start.
+		if s := pc.ICEConnectionState(); s != webrtc.ICEConnectionStateConnected && s != webrtc.ICEConnectionStateCompleted {
+			return false
+		}
 		pair, _ = pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
 		return pair != nil && pair.Local != nil && pair.Remote != nil
 	})
