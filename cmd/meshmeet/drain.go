@@ -31,7 +31,9 @@ import (
 // credentials, /readyz says not ready, the draining flag is gossiped so no
 // node places joins here, and signaling moves the participants to other
 // bridges of the region a few at a time (signaling.Server.Drain), each only
-// to a bridge of the regions its meeting is pinned to, if any. When none
+// to a bridge that is not full, of the regions its meeting is pinned to if
+// any; a client failing over to the node meanwhile is sent on the same
+// way. When none
 // is left, or after --drain-timeout, the node stops as on SIGINT: it
 // leaves the cluster and serve returns nil (exit status 0). A second
 // SIGTERM or a SIGINT during the drain stops it at once.
@@ -128,7 +130,7 @@ func (d *drainer) run(ctx context.Context) {
 	if d.mesh != nil {
 		d.mesh.SetDraining(true)
 	}
-	if _, ok := d.pick(nil, false); !ok {
+	if _, ok := d.pick(nil, false); !ok { // (full nodes count: they may free up)
 		// Alone, or every other node drains too: nobody to move anyone
 		// to, so stop now (participants are told the node shuts down).
 		d.log.Info("drain: no other node to move participants to: stopping now", "participants", d.sig.Participants())
@@ -151,13 +153,16 @@ func (d *drainer) run(ctx context.Context) {
 
 // target picks the node a participant moves to: a live, not draining
 // member with a signaling URL in one of the regions of pin (any region
-// when pin is empty; see signaling.DrainOptions.Target), in this node's
-// region when it has one (else in any region allowed), the least loaded
-// counting what this drain sent it. None: the participant stays for now.
+// when pin is empty; see signaling.DrainOptions.Target) that is not full,
+// in this node's region when it has one (else in any region allowed), the
+// least loaded counting what this drain sent it. None: the participant
+// stays for now.
 func (d *drainer) target(pin []string) (string, bool) { return d.pick(pin, true) }
 
 // pick finds the target in pin's regions; count records a participant
-// sent to it.
+// sent to it and skips full members (full). Without count (is there
+// anyone to move to at all?) a full member counts too: it may free up
+// before the drain ends.
 func (d *drainer) pick(pin []string, count bool) (string, bool) {
 	if d.mesh == nil {
 		return "", false
@@ -172,6 +177,9 @@ func (d *drainer) pick(pin []string, count bool) (string, bool) {
 		}
 		if len(pin) > 0 && !slices.Contains(pin, m.Meta.Region) {
 			continue // it would refuse the participant (pinned meeting)
+		}
+		if count && full(m.Meta, d.sent[m.Name]) {
+			continue // it would refuse the participant as full
 		}
 		same := m.Meta.Region == d.region
 		load := float64(m.Meta.Participants + d.sent[m.Name])
@@ -193,6 +201,15 @@ func (d *drainer) pick(pin []string, count bool) (string, bool) {
 	}
 	d.sent[best.Name]++
 	return publicURL(best.Meta), true
+}
+
+// full reports whether a member holding m.Participants, and sent more
+// since its last report, is at or over its capacity (--max-participants):
+// placement's stress on participants alone (placement.Stress), since a
+// node refuses a participant as full on that count only, not on its CPU
+// or bitrate. No capacity: never full.
+func full(m mesh.NodeMeta, sent int) bool {
+	return m.Capacity > 0 && m.Participants+sent >= m.Capacity
 }
 
 // alternates returns signaling's Config.Alternates: the URLs of the live,
