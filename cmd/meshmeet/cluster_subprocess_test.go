@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,15 +19,24 @@ import (
 // clusterFreePort returns a port free for TCP and UDP on 127.0.0.1.
 func clusterFreePort(t *testing.T, taken map[int]bool) int {
 	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	// Below the kernel's ephemeral range (32768-60999 by default): a port
+	// from there, free now, is often handed to some other test's ":0"
+	// socket or outgoing connection before the node binds it (CI: bind:
+	// address already in use). Ports down here only ever come from a
+	// picker like this one.
+	const lo, hi = 20000, 32000
+	for range 200 {
+		p := lo + rand.IntN(hi-lo)
+		if taken[p] {
+			continue
 		}
-		p := ln.Addr().(*net.TCPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
 		ln.Close()
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil || taken[p] {
+		if err != nil {
 			continue
 		}
 		pc.Close()
