@@ -106,4 +106,11 @@ type ParticipantEvents struct {
 	// Failed reports that the participant's media failed (ICE failed or
 	// DTLS closed) and will not recover.
 	Failed func(err error)
+	// Paused reports the video tracks this participant subscribes to that
+	// last-N pauses (outside the room's N most recent speakers and not
+	// pinned), by TrackInfo.ID, sorted; empty: none. Called by the room
+	// loop, at most once a tick and only when the set changed since the
+	// last call (at first: empty), with no lock held; the slice is the
+	// callee's (lastn.go).
+	Paused func(trackIDs []string)
 }

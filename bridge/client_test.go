@@ -166,7 +166,8 @@ type client struct {
 	videoCheck func(payload []byte) (keyframe, ok bool)
 	loud       atomic.Int32 // RFC 6464 level this client sends (dBov)
 	offers     atomic.Int32
-	nacked     map[uint16]bool // sequence numbers the bridge asked this publisher for; guarded by mu
+	paused     atomic.Pointer[func([]string)] // ParticipantEvents.Paused, when set (setPaused)
+	nacked     map[uint16]bool                // sequence numbers the bridge asked this publisher for; guarded by mu
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
@@ -208,6 +209,11 @@ func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 			c.failed = err
 			c.mu.Unlock()
 		},
+		Paused: func(ids []string) {
+			if f := c.paused.Load(); f != nil {
+				(*f)(ids)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +236,9 @@ func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 	go c.loop()
 	return c
 }
+
+// setPaused makes f receive the client's ParticipantEvents.Paused calls.
+func (c *client) setPaused(f func([]string)) { c.paused.Store(&f) }
 
 func (c *client) do(f func()) {
 	select {

@@ -159,5 +159,43 @@ func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
 				dt.selectLayer(p.videoBudget())
 			}
 		}
+		p.reportPaused(dts)
 	}
+}
+
+// reportPaused tells p's ParticipantEvents.Paused which of its video
+// downtracks (dts: all of them, as applyLastN just saw them) last-N pauses,
+// when that differs from the last report: a recompute, a pin, a track
+// added or removed all show here at the next tick, coalesced. Nothing is
+// built when nothing changed. Owned by the room loop; called without locks.
+func (p *Participant) reportPaused(dts []*DownTrack) {
+	if p.ev.Paused == nil || p.closing.Load() {
+		return
+	}
+	changed, n := false, 0
+	for _, dt := range dts {
+		off := dt.video && dt.lastNOff.Load() && !dt.pinned.Load()
+		if off {
+			n++
+		}
+		if _, was := p.paused[dt]; was != off {
+			changed = true
+		}
+	}
+	// A reported downtrack that is gone (its track unpublished) shows
+	// as a smaller count.
+	if !changed && n == len(p.paused) {
+		return
+	}
+	ids := make([]string, 0, n)
+	next := make(map[*DownTrack]struct{}, n)
+	for _, dt := range dts {
+		if dt.video && dt.lastNOff.Load() && !dt.pinned.Load() {
+			ids = append(ids, dt.up.info.ID)
+			next[dt] = struct{}{}
+		}
+	}
+	p.paused = next
+	sort.Strings(ids)
+	p.ev.Paused(ids)
 }

@@ -77,6 +77,10 @@ type Participant struct {
 	// relay holds the subscriber PeerConnection's relayed candidates
 	// back while a direct path may still win (relayhold.go).
 	relay relayHold
+
+	// paused holds the downtracks last reported through
+	// ParticipantEvents.Paused (lastn.go). Owned by the room loop.
+	paused map[*DownTrack]struct{}
 }
 
 func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, error) {
