@@ -123,6 +123,8 @@ type participant struct {
 	// e2ee: the client said at join that it encrypts its media end to
 	// end (e2ee.go). Static.
 	e2ee bool
+	// fwd: the videos last-N pauses for it (forwarding.go).
+	fwd forwarding
 }
 
 // send queues a message for the participant's socket. It never blocks: a
@@ -366,6 +368,7 @@ func (s *Server) resume(c *conn, key mesh.RoomKey, res *wire.Resume) (*participa
 	}
 	r.mu.Unlock()
 	go s.writeLoop(p, c)
+	p.resendForwarding() // forwarding.go
 	p.log.Debug("participant resumed")
 	return p, nil
 }

@@ -225,6 +225,11 @@ func (s *Server) writeLoop(p *participant, c *conn) {
 		case <-c.done:
 			return
 		case m := <-p.out:
+			if m.Type == wire.TypeForwarding {
+				if m = p.forwardingFor(c); m == nil { // forwarding.go
+					continue
+				}
+			}
 			data, err := json.Marshal(m)
 			if err != nil {
 				s.log.Error("encode message", "type", m.Type, "err", err)

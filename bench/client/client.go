@@ -113,6 +113,12 @@ type Client struct {
 
 	rttWait chan []wire.RegionRTT // MeasureRTTs running during Join
 
+	// paused are the video tracks last-N pauses for this client, from the
+	// latest forwarding message; a welcome (join, move, failover) empties
+	// it. Guarded by pausedMu.
+	pausedMu sync.Mutex
+	paused   map[string]bool
+
 	closing atomic.Bool // Leave or Close called: no failover
 	fatal   atomic.Bool // the server sent a fatal error: no failover
 	altMu   sync.Mutex
@@ -337,6 +343,7 @@ func (c *Client) adopt(ctx context.Context, ws *websocket.Conn, m *wire.Message,
 	if m.Secret != "" {
 		c.secret, c.partID = m.Secret, m.Participant
 	}
+	c.setPaused(nil) // a welcome starts with nothing paused
 	if err := c.setupPCs(ice); err != nil {
 		return err
 	}
@@ -629,6 +636,8 @@ func (c *Client) handle(m *wire.Message) error {
 		}
 		c.candMu.Unlock()
 		return pc.AddICECandidate(ci)
+	case wire.TypeForwarding:
+		c.setPaused(m.Paused) // and on to Events
 	}
 	select {
 	case c.events <- m:
@@ -667,8 +676,28 @@ func (c *Client) Err() error {
 	return c.err
 }
 
+// setPaused replaces the set of video tracks last-N pauses.
+func (c *Client) setPaused(ids []string) {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	c.pausedMu.Lock()
+	c.paused = m
+	c.pausedMu.Unlock()
+}
+
+// Paused reports whether the room's last-N pauses the video track with
+// this ID for this client (the latest forwarding message named it): the
+// server sends none of its packets, as meant, until it resumes.
+func (c *Client) Paused(trackID string) bool {
+	c.pausedMu.Lock()
+	defer c.pausedMu.Unlock()
+	return c.paused[trackID]
+}
+
 // Events delivers server messages other than negotiation: events, chat,
-// pong, errors. It is closed when the session ends.
+// pong, errors, forwarding. It is closed when the session ends.
 func (c *Client) Events() <-chan *wire.Message { return c.events }
 
 // Done is closed when the session ends.

@@ -15,6 +15,7 @@
 //	  ◀─▶ candidate {pc, candidate}                        trickle ICE, both ways
 //	  ◀── participant-joined / participant-left / participant-updated
 //	  ◀── track-published / track-unpublished / speaker
+//	  ◀── forwarding {paused}                              videos last-N pauses
 //	  ◀─▶ chat {text} / chat {participant, name, text, ts}
 //	  ── mute-participant / stop-camera / remove-participant {participant},
 //	     end-meeting, set-lobby {lobby}, admit / deny {participant} ──▶
@@ -193,6 +194,12 @@ const (
 	// later when the participant is moved (draining). URL is the target
 	// node's public base URL, always a cluster member's.
 	TypeRedirect Type = "redirect"
+	// TypeForwarding lists in paused the client's video tracks that the
+	// room's last-N pauses (not among the N most recent speakers, not
+	// pinned): the server sends no packets of them. Sent when that set
+	// changes; after a welcome (resumed or not) the set is empty until the
+	// next forwarding. Each message replaces the whole set.
+	TypeForwarding Type = "forwarding"
 )
 
 // PC names one of a participant's two PeerConnections.
@@ -278,6 +285,9 @@ type Message struct {
 	// redirect: the target node's public base URL (http or https, at most
 	// MaxURLBytes).
 	URL string `json:"url,omitempty"`
+	// forwarding: IDs of the video tracks last-N pauses for this client,
+	// sorted; absent: none. At most one per video track it receives.
+	Paused []string `json:"paused,omitempty"`
 }
 
 // RegionRTT is one measured round trip in a join.

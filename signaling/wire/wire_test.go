@@ -42,6 +42,8 @@ func TestDecodeValidate(t *testing.T) {
 		{"missing field", `{"type":"join","version":1}`, false, "missing"},
 		{"field of other type", `{"type":"ping","sdp":"v=0"}`, false, "not allowed"},
 		{"server field from client", `{"type":"chat","text":"hi","participant":"someone-else"}`, false, "not allowed"},
+		{"forwarding from client", `{"type":"forwarding","paused":["t1"]}`, false, "unknown message type"},
+		{"paused from client", `{"type":"ping","paused":["t1"]}`, false, "not allowed"},
 		{"bad pc", `{"type":"offer","pc":"both","sdp":"v=0"}`, false, "pc must be"},
 		{"room too long", `{"type":"join","version":1,"room":"` + long(MaxRoomNameRunes+1) + `"}`, false, "room name"},
 		{"room slash", `{"type":"join","version":1,"room":"a/b"}`, false, "not allowed"},

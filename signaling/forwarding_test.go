@@ -1,0 +1,165 @@
+package signaling_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/meshmeet/meshmeet/bench/client"
+	"github.com/meshmeet/meshmeet/bridge"
+	"github.com/meshmeet/meshmeet/signaling"
+	"github.com/meshmeet/meshmeet/signaling/roomname"
+	"github.com/meshmeet/meshmeet/signaling/wire"
+)
+
+// startVideoOnly joins a participant that publishes simulcast video and no
+// audio: it never speaks, so last-N orders it among the silent ones.
+func startVideoOnly(ctx context.Context, t *testing.T, n *node, room string, tag uint32) *client.Client {
+	t.Helper()
+	src := &client.Synth{Sender: tag}
+	video, err := client.NewSimulcastVideo("v", fmt.Sprintf("s%d", tag), mediaLayers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := join(t, n, room, client.Options{Name: fmt.Sprintf("V%d", tag), Simulcast: video, OnKeyframeRequest: src.RequestKeyframe})
+	src.Ext = c.Ext
+	go src.RunSimulcast(ctx, video, client.VideoOptions{Layers: mediaLayers})
+	return c
+}
+
+// TestForwardingTellsPausedVideos: with last-N at 1 and more video
+// publishers, a participant is sent forwarding messages that name exactly
+// the videos outside the set (the silent publishers' while someone
+// speaks), follow a new speaker, and come again after a resume.
+func TestForwardingTellsPausedVideos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media test skipped in -short mode")
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, LastN: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan struct{})
+	go func() { defer close(bdone); br.Run(bctx) }()
+	t.Cleanup(func() { bcancel(); <-bdone }) // after the node's own cleanup
+	n := startNode(t, func(c *signaling.Config) { c.Bridge = br })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	room := roomname.New()
+	s := join(t, n, room, client.Options{Name: "Watcher"})
+	a := startVideoOnly(ctx, t, n, room, 1)
+	b := startVideoOnly(ctx, t, n, room, 2)
+
+	videoOf := map[string]string{} // participant → its video track ID, as s learned it
+	// next waits for the forwarding message that pauses exactly want's
+	// publishers' videos, noting announced tracks meanwhile.
+	next := func(what string, want ...*client.Client) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		var last []string
+		for {
+			var ids []string
+			for _, w := range want {
+				if id := videoOf[w.Welcome.Participant]; id != "" {
+					ids = append(ids, id)
+				} else {
+					ids = nil
+					break
+				}
+			}
+			slices.Sort(ids)
+			if len(ids) == len(want) && slices.Equal(last, ids) {
+				for _, id := range ids {
+					if !s.Paused(id) {
+						t.Fatalf("%s: client.Paused(%s) false after the message named it", what, id)
+					}
+				}
+				return
+			}
+			select {
+			case m, ok := <-s.Events():
+				if !ok {
+					t.Fatalf("%s: session ended: %v", what, s.Err())
+				}
+				switch m.Type {
+				case wire.TypeTrackPublished:
+					if m.Track.Kind == wire.KindVideo {
+						videoOf[m.Track.Participant] = m.Track.ID
+					}
+				case wire.TypeForwarding:
+					last = m.Paused
+				}
+			case <-deadline:
+				t.Fatalf("%s: timed out; last forwarding paused %v, videos %v", what, last, videoOf)
+			}
+		}
+	}
+	// Nobody speaks: the set is the first publisher in ID order.
+	second := b
+	if b.Welcome.Participant < a.Welcome.Participant {
+		second = a
+	}
+	next("two silent publishers", second)
+
+	// A third publisher that talks all the time becomes the one recent
+	// speaker: both silent publishers' videos are paused.
+	startPublisher(ctx, t, n, room, 3)
+	next("a speaker joined", a, b)
+	// Pinning a's video takes it out of the paused set.
+	if err := s.Send(ctx, &wire.Message{Type: wire.TypePrefs, TrackID: videoOf[a.Welcome.Participant], MaxHeight: 180, Pin: true}); err != nil {
+		t.Fatal(err)
+	}
+	next("a's video pinned", b)
+
+	// After a resume the state comes again, after the welcome.
+	s.DropSocket()
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	ws, _, err := websocket.Dial(rctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/ws", &websocket.DialOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(4 << 20)
+	res, _ := json.Marshal(&wire.Message{Type: wire.TypeJoin, Version: 1, Room: room,
+		Resume: &wire.Resume{Participant: s.Welcome.Participant, Secret: s.Welcome.Secret}})
+	if err := ws.Write(rctx, websocket.MessageText, res); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{videoOf[b.Welcome.Participant]}
+	welcomed := false
+	for {
+		_, data, err := ws.Read(rctx)
+		if err != nil {
+			t.Fatalf("after resume (welcomed %v): %v", welcomed, err)
+		}
+		var m wire.Message
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == wire.TypeWelcome {
+			welcomed = true
+		}
+		if m.Type == wire.TypeForwarding {
+			if !welcomed {
+				t.Fatalf("forwarding before the resumed welcome")
+			}
+			if slices.Equal(m.Paused, want) {
+				break
+			}
+		}
+	}
+}
