@@ -263,6 +263,7 @@ function join(room, name) {
   session.addEventListener('track', (ev) => onRemoteTrack(ev.detail));
   session.addEventListener('trackended', (ev) => onRemoteTrackEnded(ev.detail.trackId));
   session.addEventListener('speaker', renderSpeaker);
+  session.addEventListener('forwarding', renderAll); // videos last-N pauses (tiles.js)
   session.addEventListener('chat', (ev) => chat.receive(ev.detail));
   session.addEventListener('status', (ev) => controls.renderStatus(ev.detail.state));
   session.addEventListener('screen', renderAll);

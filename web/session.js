@@ -152,6 +152,8 @@ export class Session extends EventTarget {
     this._prefs = new Map();
     /** Remote video track IDs pinned past the room's last-N (setPin). */
     this._pins = new Set();
+    /** Remote video track IDs the room's last-N pauses for us (forwarding). */
+    this._paused = new Set();
     this._early = [];
     this._lastRx = 0;
   }
@@ -296,6 +298,8 @@ export class Session extends EventTarget {
     switch (msg.type) {
       case 'welcome':
         this.waiting = false;
+        // A welcome, resumed or not, starts with nothing paused.
+        this._paused = new Set();
         // Whether we may moderate: always under soft moderation.
         this.mayModerate = !!msg.moderator;
         return this._welcome(msg);
@@ -369,6 +373,11 @@ export class Session extends EventTarget {
       case 'speaker-stats':
         this._emit('speakerstats', { stats: (msg.stats || []).slice(0, 1000) });
         return;
+      case 'forwarding':
+        // The videos last-N pauses for us: the whole list each time.
+        this._paused = new Set((Array.isArray(msg.paused) ? msg.paused : []).slice(0, 10000).map(String));
+        this._emit('forwarding');
+        return;
       case 'pong':
         return;
       case 'error':
@@ -407,6 +416,7 @@ export class Session extends EventTarget {
     this._rx.delete(id);
     this._prefs.delete(id);
     this._pins.delete(id);
+    this._paused.delete(id);
     if (this.remote.delete(id)) this._emit('trackended', { trackId: id });
     this._emit('participants');
   }
@@ -900,9 +910,20 @@ export class Session extends EventTarget {
     if (!this.tracks.has(trackId) || this._pins.has(trackId) === on) return;
     if (on) this._pins.add(trackId);
     else this._pins.delete(trackId);
-    const maxHeight = this._prefs.has(trackId) ? this._prefs.get(trackId) : 720;
+    let maxHeight = this._prefs.has(trackId) ? this._prefs.get(trackId) : 720;
+    // A pinned video needs a height; the next sendPrefs corrects it.
+    if (on && !maxHeight) maxHeight = 360;
     this._prefs.set(trackId, maxHeight);
     this.send(this._prefsMsg(trackId, maxHeight));
+    this._emit('forwarding');
+  }
+
+  /**
+   * Whether the room's last-N pauses a remote video for us (the server's
+   * forwarding message named it; a pin resumes it at once).
+   */
+  isPaused(trackId) {
+    return this._paused.has(trackId) && !this._pins.has(trackId);
   }
 
   /** Whether a remote video track is pinned (setPin). */

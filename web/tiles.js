@@ -52,7 +52,7 @@ export class Tiles {
     if (!el) {
       el = this.template.content.firstElementChild.cloneNode(true);
       el.dataset.key = key;
-      el.append(this._pinButton(el));
+      el.append(this._pinButton(el), pausedNote());
       // Another participant's camera tile: the moderation buttons.
       if (key.startsWith('p:')) {
         const mod = participantActions(key.slice(2), () => this.session);
@@ -147,6 +147,7 @@ export class Tiles {
         audioMuted: p.muted.audio,
         participant: p.id,
         trackId: cam && cam.id,
+        paused: !!cam && s.isPaused(cam.id),
         e2ee: tileState(s, p.id, cam && cam.id),
       });
       for (const t of videos.slice(1)) {
@@ -157,6 +158,7 @@ export class Tiles {
           stream: this._streamOf(t.id, s.remote.get(t.id)),
           participant: p.id,
           trackId: t.id,
+          paused: s.isPaused(t.id),
           e2ee: tileState(s, p.id, t.id),
         });
       }
@@ -189,8 +191,11 @@ export class Tiles {
       const trackId = el.dataset.track;
       if (!trackId) continue;
       const v = el.querySelector('video');
-      const r = v.getBoundingClientRect();
-      const onScreen = visible && !v.hidden && r.height > 0 && r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth;
+      // A video last-N pauses is hidden behind the avatar: keep asking
+      // for the tile's height, so it shows at once when it resumes.
+      const paused = el.dataset.paused === '1';
+      const r = (paused ? el : v).getBoundingClientRect();
+      const onScreen = visible && (paused || !v.hidden) && r.height > 0 && r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth;
       s.setPrefs(trackId, onScreen ? layerHeight(r.height * dpr) : 0);
     }
   }
@@ -201,11 +206,17 @@ export class Tiles {
   }
 }
 
-function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, trackId, e2ee = '' }) {
+function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, trackId, paused = false, e2ee = '' }) {
   const v = el.querySelector('video');
   if (v.srcObject !== stream) v.srcObject = stream;
   v.classList.toggle('mirror', !!mirror);
-  const off = !stream || videoOff;
+  // Paused by last-N (and not turned off by its owner): the bridge sends
+  // no frames, so show the person instead of a frozen last frame.
+  paused = !!paused && !videoOff;
+  const off = !stream || videoOff || paused;
+  el.dataset.paused = paused ? '1' : '';
+  const note = el.querySelector('.tile-paused');
+  if (note) note.hidden = !paused;
   v.hidden = off;
   const avatar = el.querySelector('.avatar');
   avatar.hidden = !off;
@@ -218,11 +229,22 @@ function setTile(el, { name, stream, videoOff, audioMuted, mirror, participant, 
     lock.hidden = !e2ee;
   }
   el.dataset.e2ee = e2ee;
-  el.setAttribute('aria-label', `${name}${audioMuted ? ', muted' : ''}${off ? ', camera off' : ''}`);
+  const state = paused ? ', video paused: not among the most recent speakers' : off ? ', camera off' : '';
+  el.setAttribute('aria-label', `${name}${audioMuted ? ', muted' : ''}${state}`);
   el.setAttribute('role', 'group');
   el.dataset.participant = participant || '';
   if (trackId) el.dataset.track = trackId;
   else delete el.dataset.track;
+}
+
+// pausedNote is a tile's "video paused by last-N" note, shown over the
+// avatar while the bridge does not send that video to us.
+function pausedNote() {
+  const d = document.createElement('div');
+  d.className = 'tile-paused';
+  d.hidden = true;
+  d.textContent = 'Video paused: not among the most recent speakers. Pin to watch.';
+  return d;
 }
 
 // setPin shows a tile's pin control for a remote video (hidden on our own
