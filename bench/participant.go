@@ -56,6 +56,10 @@ type participant struct {
 	streams   []*stream
 	leftAt    time.Time // left the room (churn or end)
 	errs      []string
+	// paused are the video track IDs last-N pauses for this participant
+	// now (the latest forwarding message), pauses when it paused each.
+	paused map[string]bool
+	pauses map[string]pauseSpans
 }
 
 // sourceAddr is the address participant tag dials its node's signaling
@@ -202,6 +206,8 @@ func (p *participant) events(ctx context.Context) {
 				}
 			case wire.TypeParticipantLeft:
 				p.publisherLeft(m.Participant)
+			case wire.TypeForwarding:
+				p.forwarding(m.Paused, time.Now())
 			case wire.TypeError:
 				if m.Error != nil {
 					p.fail("server error: " + m.Error.Code)
@@ -294,10 +300,48 @@ func (p *participant) publisherLeft(id string) {
 	}
 }
 
+// forwarding applies a forwarding message that arrived at now: the videos
+// it names are paused by last-N from now on, the others not.
+func (p *participant) forwarding(ids []string, now time.Time) {
+	next := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		next[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pauses == nil {
+		p.pauses = map[string]pauseSpans{}
+	}
+	changed := map[string]bool{}
+	for id := range next {
+		if !p.paused[id] {
+			changed[id] = true
+			p.pauses[id] = append(p.pauses[id], pauseSpan{start: now})
+		}
+	}
+	for id := range p.paused {
+		if !next[id] {
+			changed[id] = false
+			if ps := p.pauses[id]; len(ps) > 0 && ps[len(ps)-1].end.IsZero() {
+				ps[len(ps)-1].end = now
+			}
+		}
+	}
+	p.paused = next
+	for _, s := range p.streams {
+		if on, ok := changed[s.trackID]; ok {
+			s.setPaused(on, now)
+		}
+	}
+}
+
 // onTrack starts reading one remote track. It runs on pion's goroutine.
 func (p *participant) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	s := newStream(p, t)
 	p.mu.Lock()
+	if p.paused[s.trackID] {
+		s.setPaused(true, time.Now()) // paused before its first packet
+	}
 	p.streams = append(p.streams, s)
 	p.mu.Unlock()
 	go s.read(t)

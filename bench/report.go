@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,9 @@ type Report struct {
 	VideoJitter Summary `json:"video_jitter_ms"`
 
 	Freezes Freezes `json:"freezes"`
+	// LastNPaused is how much of the shown videos the room's last-N
+	// paused (the server's forwarding messages): not loss, not freezes.
+	LastNPaused LastNPaused `json:"lastn_paused"`
 
 	Layers []LayerFigures `json:"layers"`
 
@@ -111,6 +115,12 @@ type Freezes struct {
 	// PLIs are the keyframe requests subscribers sent because a frame
 	// stayed missing (the whole run).
 	PLIs int64 `json:"plis"`
+}
+
+// LastNPaused counts the shown videos last-N paused in the window.
+type LastNPaused struct {
+	Streams      int     `json:"streams"`       // shown videos paused at least once
+	TotalSeconds float64 `json:"total_seconds"` // paused time, summed over them
 }
 
 // LayerFigures is what subscribers received of one simulcast layer.
@@ -245,6 +255,10 @@ func (r *runner) reportMedia(rep *Report, all []*participant, from, to time.Time
 		}
 		streams := append([]*stream(nil), p.streams...)
 		shown := maps.Clone(p.shownAt)
+		pauses := map[string]pauseSpans{}
+		for id, ps := range p.pauses {
+			pauses[id] = slices.Clone(ps)
+		}
 		pstart, leftAt := p.start, p.leftAt
 		p.mu.Unlock()
 
@@ -263,23 +277,29 @@ func (r *runner) reportMedia(rep *Report, all []*participant, from, to time.Time
 			s.mu.Unlock()
 		}
 		// A shown video that never produced a frame is frozen for all of
-		// the window it was shown in.
+		// the window it was shown in, but for the time last-N paused it.
 		for id, at := range shown {
+			start := maxTime(from, maxTime(at, pstart))
+			paused := pauses[id].within(start, end)
+			if paused > 0 {
+				rep.LastNPaused.Streams++
+				rep.LastNPaused.TotalSeconds += paused.Seconds()
+			}
 			if rendered[id] {
 				continue
 			}
-			start := maxTime(from, maxTime(at, pstart))
-			if end.Sub(start) > 2*freezeWindow {
+			if unpaused := end.Sub(start) - paused; unpaused > 2*freezeWindow {
 				f := &rep.Freezes
 				f.NeverRendered++
 				f.Streams++
 				f.Frozen++
 				f.Count++
-				f.TotalSeconds += end.Sub(start).Seconds()
+				f.TotalSeconds += unpaused.Seconds()
 			}
 		}
 	}
 	m.fill(rep, r.layers, to.Sub(from).Seconds())
+	rep.LastNPaused.TotalSeconds = round3(rep.LastNPaused.TotalSeconds)
 	rep.Freezes.PLIs = r.plis.Load()
 	return m.packets
 }
@@ -672,6 +692,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	f := rep.Freezes
 	fmt.Fprintf(tw, "freezes\t%d (%d of %d videos froze), %.1f s frozen, %.2f per video-minute, %d never rendered, %d PLIs sent\n",
 		f.Count, f.Frozen, f.Streams, f.TotalSeconds, f.PerMinute, f.NeverRendered, f.PLIs)
+	if lp := rep.LastNPaused; lp.Streams > 0 {
+		fmt.Fprintf(tw, "paused by last-N\t%d of the shown videos, %.1f s in all (not counted as loss or freezes)\n", lp.Streams, lp.TotalSeconds)
+	}
 	for _, l := range rep.Layers {
 		if rep.VideoLoss.Expected == 0 {
 			break // no video in this run

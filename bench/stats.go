@@ -285,11 +285,25 @@ func (j *jitter) meanMS() float64 {
 
 // freezes finds gaps longer than freezeWindow between rendered frames of
 // one subscribed video within the steady window.
+//
+// A video last-N pauses (the server's forwarding message) is not frozen:
+// while paused no gap counts, and after it resumes the gap counts from
+// the resume on.
 type freezes struct {
-	before bool      // a frame was rendered before the window
-	last   time.Time // last rendered frame within the window
-	count  int
-	total  time.Duration
+	before  bool      // a frame was rendered before the window
+	last    time.Time // last rendered frame within the window
+	count   int
+	total   time.Duration
+	paused  bool      // last-N pauses the video now
+	resumed time.Time // when last-N last resumed it
+}
+
+// pause records that last-N paused (on) or resumed the video at t.
+func (f *freezes) pause(on bool, t time.Time) {
+	f.paused = on
+	if !on {
+		f.resumed = t
+	}
 }
 
 // frame records a frame rendered at t, the window being [from, to).
@@ -305,7 +319,10 @@ func (f *freezes) frame(t, from, to time.Time) {
 	if last.IsZero() && f.before {
 		last = from // rendering when the window opened
 	}
-	if !last.IsZero() {
+	if f.resumed.After(last) && !f.resumed.Before(from) {
+		last = f.resumed // paused since the last frame: the gap starts at the resume
+	}
+	if !last.IsZero() && !f.paused {
 		if gap := t.Sub(last); gap > freezeWindow {
 			f.count++
 			f.total += gap
@@ -323,9 +340,33 @@ func (f *freezes) finish(start, end time.Time) (int, time.Duration) {
 	if last.IsZero() {
 		last = start
 	}
-	if gap := end.Sub(last); gap > freezeWindow {
+	if f.resumed.After(last) {
+		last = f.resumed
+	}
+	if gap := end.Sub(last); gap > freezeWindow && !f.paused {
 		count++
 		total += gap
 	}
 	return count, total
+}
+
+// pauseSpans are the stretches of time last-N paused one video for one
+// subscriber: [start, end), end zero while it still is.
+type pauseSpans []pauseSpan
+
+type pauseSpan struct{ start, end time.Time }
+
+// within returns how long the video was paused in [from, to).
+func (ps pauseSpans) within(from, to time.Time) time.Duration {
+	var d time.Duration
+	for _, s := range ps {
+		b, e := maxTime(s.start, from), s.end
+		if e.IsZero() || e.After(to) {
+			e = to
+		}
+		if e.After(b) {
+			d += e.Sub(b)
+		}
+	}
+	return d
 }

@@ -43,6 +43,22 @@ type stream struct {
 	broken   time.Time       // since when a frame is missing; zero: none
 	lastPLI  time.Time
 	plis     int
+
+	// pauseEv counts last-N pause and resume events (setPaused); lossEv
+	// is its value when each layer's loss counter last took a packet. A
+	// layer whose packets resume after such an event starts a new loss
+	// segment: what the bridge did not send while the video was paused
+	// is not lost.
+	pauseEv uint32
+	lossEv  [3]uint32
+}
+
+// setPaused records that last-N paused (on) or resumed the video at t.
+func (s *stream) setPaused(on bool, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauseEv++
+	s.frz.pause(on, t)
 }
 
 // framePackets are the packets of one frame received so far.
@@ -185,6 +201,10 @@ func (s *stream) onVideo(now time.Time, v client.VideoInfo, size int) {
 			lc.restart()
 		}
 		s.layer = v.Layer
+	}
+	if s.lossEv[v.Layer] != s.pauseEv {
+		s.loss[v.Layer].restart() // paused or resumed since: a gap, not loss
+		s.lossEv[v.Layer] = s.pauseEv
 	}
 	if !s.loss[v.Layer].add(v.Seq) {
 		return
