@@ -112,9 +112,9 @@ func maxOf(s []int) int {
 
 // timelineExpr records, in the page, when the session's status and
 // PeerConnection states change and when the decoded video frame count of
-// the current subscriber connection first grows again after a pause of
-// 300 ms or more (polled every 50 ms): the moments a failover goes
-// through, read back as window.__failover.
+// the subscriber connection first grows on a new connection, or again
+// after a pause of 300 ms or more (polled every 50 ms): the moments a
+// failover goes through, read back as window.__failover.
 const timelineExpr = `(() => {
   const tl = { events: [], back: [] };
   window.__failover = tl;
@@ -126,7 +126,7 @@ const timelineExpr = `(() => {
   let last = -1, lastGrew = Date.now(), sub = null;
   setInterval(async () => {
     const pc = window.meshmeet.sub;
-    if (pc !== sub) { sub = pc; last = -1; note('new sub'); }
+    if (pc !== sub) { sub = pc; last = -1; lastGrew = 0; note('new sub'); }
     if (!pc) return;
     const r = await pc.getStats();
     let n = 0;
