@@ -51,6 +51,12 @@ type stream struct {
 	// is not lost.
 	pauseEv uint32
 	lossEv  [3]uint32
+	// eventNS is when the last pause or resume event came (Unix ns). On
+	// resume the bridge may first replay what it cached (for a track from
+	// another bridge, what crossed the relay up to shortly after the
+	// pause), then cut to a fresh keyframe: after an event, a loss
+	// segment starts only at a packet sent after it.
+	eventNS int64
 }
 
 // setPaused records that last-N paused (on) or resumed the video at t.
@@ -58,6 +64,7 @@ func (s *stream) setPaused(on bool, t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pauseEv++
+	s.eventNS = t.UnixNano()
 	s.frz.pause(on, t)
 }
 
@@ -203,6 +210,14 @@ func (s *stream) onVideo(now time.Time, v client.VideoInfo, size int) {
 		s.layer = v.Layer
 	}
 	if s.lossEv[v.Layer] != s.pauseEv {
+		if v.SentNS < s.eventNS {
+			// Sent before the event (a replay, or in flight): neither
+			// loss nor a new segment (delay and bytes still count).
+			s.packets++
+			s.bytes[v.Layer] += uint64(size)
+			s.delay.Add((now.UnixNano() - v.SentNS) / 1e3)
+			return
+		}
 		s.loss[v.Layer].restart() // paused or resumed since: a gap, not loss
 		s.lossEv[v.Layer] = s.pauseEv
 	}
