@@ -123,12 +123,13 @@ const timelineExpr = `(() => {
   s.addEventListener('status', (e) => note('status ' + e.detail.state));
   s.addEventListener('pcstate', (e) => note(e.detail.pc + ' ' + e.detail.state));
   s.addEventListener('joined', (e) => note(e.detail.resumed ? 'joined (resumed)' : 'joined'));
-  let last = -1, lastGrew = Date.now(), sub = null;
+  let last = -1, lastGrew = Date.now(), sub = window.meshmeet.sub;
   setInterval(async () => {
     const pc = window.meshmeet.sub;
     if (pc !== sub) { sub = pc; last = -1; lastGrew = 0; note('new sub'); }
     if (!pc) return;
     const r = await pc.getStats();
+    if (pc !== sub) return; // replaced while the stats came
     let n = 0;
     r.forEach((x) => { if (x.type === 'inbound-rtp' && x.kind === 'video') n += x.framesDecoded || 0; });
     const now = Date.now();
