@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -227,14 +228,33 @@ func matchCodec(want webrtc.RTPCodecParameters, have []webrtc.RTPCodecParameters
 	return webrtc.RTPCodecParameters{}, false
 }
 
-// maxReplay bounds how many cached packets a keyframe replay queues: a
-// keyframe further back than that is too old to show (and would fill the
-// queue); a PLI is sent instead.
-const maxReplay = queueLen / 2
+const (
+	// maxReplay bounds how many cached packets a keyframe replay queues: a
+	// keyframe further back than that is too old to show (and would fill
+	// the queue); a PLI is sent instead.
+	maxReplay = queueLen / 2
+	// replayLive: a layer is replayed only if its newest packet arrived
+	// within this. A layer not flowing (paused upstream, an imported
+	// track nobody here wanted, a simulcast layer the browser switched
+	// off) holds only packets from before it stopped: replaying them
+	// shows an old picture, and no live packet follows it soon.
+	replayLive = 500 * time.Millisecond
+	// replayMaxAge: a keyframe that arrived longer ago than this is not
+	// replayed. The replay sends every frame from the keyframe to now in
+	// one burst, so the subscriber's first second of video would lag by
+	// the keyframe's age; a PLI costs one round trip to the publisher
+	// (plus the keyframe's transmission), well under a second on a
+	// working path. Up to 1 s the replay still saves that round trip
+	// (e.g. after another subscriber's PLI); beyond it asking is better.
+	// With maxReplay it matters for slow layers: 64 packets of a
+	// 150 kb/s layer span several seconds.
+	replayMaxAge = time.Second
+)
 
 // startVideo gets a keyframe to a subscriber that has none yet: the last
-// one from the cache when it is recent (galene's keyframe replay: no round
-// trip to the publisher), otherwise by asking the track's source. Called
+// one from the cache when it is recent and its layer is live (galene's
+// keyframe replay: no round trip to the publisher), otherwise by asking the
+// track's source. Called
 // when the track is bound, when the subscriber's connection comes up, and
 // when a sink subscribes.
 func (dt *DownTrack) startVideo() {
@@ -252,15 +272,22 @@ func (dt *DownTrack) startVideo() {
 
 // replayKeyframe queues layer li's packets from its last keyframe to its
 // newest one; the writer reads them from the layer's packet cache, as it
-// reads live packets. The queue lock is held while reading the newest
+// reads live packets. It refuses (false: the caller asks for a keyframe) a
+// layer whose newest packet is older than replayLive or whose keyframe is
+// older than replayMaxAge. The queue lock is held while reading the newest
 // sequence number, so that the reader's next packets queue after the replay
 // (at worst one is queued twice, and the writer sends it twice).
 func (dt *DownTrack) replayKeyframe(li int) bool {
 	l := dt.up.layers[li]
 	dt.qmu.Lock()
 	defer dt.qmu.Unlock()
+	now := dt.now.Load()
+	kfAt := l.lastKFAt.Load() // before lastKF: see lastKFAt
 	kf, newest := l.lastKF.Load(), l.newest.Load()
 	if kf == 0 || newest == 0 {
+		return false
+	}
+	if now-l.lastPacket.Load() > int64(replayLive) || now-kfAt > int64(replayMaxAge) {
 		return false
 	}
 	first, last := uint16(kf), uint16(newest)

@@ -105,11 +105,15 @@ type upLayer struct {
 	// lastKF and newest are 1<<16 | sequence number of the first packet
 	// of the last keyframe and of the newest packet stored; 0: none yet.
 	// Written by the reader; read by keyframe replay.
-	lastKF  atomic.Uint32
-	newest  atomic.Uint32
-	lastPLI atomic.Int64
-	wantPLI atomic.Bool
-	started bool // guarded by Participant.mu
+	lastKF atomic.Uint32
+	// lastKFAt is the coarse time lastKF arrived, stored after lastKF
+	// (replay loads it first: a keyframe moved meanwhile looks older,
+	// never younger, than it is). Keyframe replay refuses an old one.
+	lastKFAt atomic.Int64
+	newest   atomic.Uint32
+	lastPLI  atomic.Int64
+	wantPLI  atomic.Bool
+	started  bool // guarded by Participant.mu
 	// What the source declared (Publish, SetLayerInfo): used by layer
 	// choice for a layer not flowing into this bridge.
 	declHeight   atomic.Int32
@@ -379,6 +383,7 @@ func (u *UpTrack) handlePacket(li int, pkt []byte, hdr *rtp.Header) {
 		// back.
 		if kf := l.lastKF.Load(); kf == 0 || int16(seq-uint16(kf)) > 0 {
 			l.lastKF.Store(1<<16 | uint32(seq))
+			l.lastKFAt.Store(now)
 		}
 	}
 	subs := u.subs.Load()
