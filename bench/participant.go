@@ -207,7 +207,7 @@ func (p *participant) events(ctx context.Context) {
 			case wire.TypeParticipantLeft:
 				p.publisherLeft(m.Participant)
 			case wire.TypeForwarding:
-				p.forwarding(m.Paused, time.Now())
+				p.forwarding(p.c.PausedVideos(), time.Now()) // the client applied m (client.Paused)
 			case wire.TypeError:
 				if m.Error != nil {
 					p.fail("server error: " + m.Error.Code)

@@ -106,11 +106,14 @@ type ParticipantEvents struct {
 	// Failed reports that the participant's media failed (ICE failed or
 	// DTLS closed) and will not recover.
 	Failed func(err error)
-	// Paused reports the video tracks this participant subscribes to that
-	// last-N pauses (outside the room's N most recent speakers and not
-	// pinned), by TrackInfo.ID, sorted; empty: none. Called by the room
-	// loop, at most once a tick and only when the set changed since the
-	// last call (at first: empty), with no lock held; the slice is the
-	// callee's (lastn.go).
-	Paused func(trackIDs []string)
+	// Forwarding reports which of the video tracks this participant
+	// subscribes to last-N forwards: all true when last-N forwards every
+	// video (off, or no more video publishers than N); else trackIDs holds
+	// exactly those forwarded (among the N most recent speakers', or
+	// pinned), by TrackInfo.ID, sorted, possibly empty: the others are
+	// paused. Called by the room loop, at most once a tick, when that
+	// changed since the last call (at first: all) and, while last-N
+	// limits, after every new video subscription; with no lock held; the
+	// slice is the callee's (lastn.go).
+	Forwarding func(all bool, trackIDs []string)
 }

@@ -166,8 +166,8 @@ type client struct {
 	videoCheck func(payload []byte) (keyframe, ok bool)
 	loud       atomic.Int32 // RFC 6464 level this client sends (dBov)
 	offers     atomic.Int32
-	paused     atomic.Pointer[func([]string)] // ParticipantEvents.Paused, when set (setPaused)
-	nacked     map[uint16]bool                // sequence numbers the bridge asked this publisher for; guarded by mu
+	forwarding atomic.Pointer[func(bool, []string)] // ParticipantEvents.Forwarding, when set (setForwarding)
+	nacked     map[uint16]bool                      // sequence numbers the bridge asked this publisher for; guarded by mu
 }
 
 // newClient joins room r as id. It publishes nothing until publish.
@@ -209,9 +209,9 @@ func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 			c.failed = err
 			c.mu.Unlock()
 		},
-		Paused: func(ids []string) {
-			if f := c.paused.Load(); f != nil {
-				(*f)(ids)
+		Forwarding: func(all bool, ids []string) {
+			if f := c.forwarding.Load(); f != nil {
+				(*f)(all, ids)
 			}
 		},
 	})
@@ -237,8 +237,8 @@ func newClient(t testing.TB, api *webrtc.API, r *Room, id string) *client {
 	return c
 }
 
-// setPaused makes f receive the client's ParticipantEvents.Paused calls.
-func (c *client) setPaused(f func([]string)) { c.paused.Store(&f) }
+// setForwarding makes f receive the client's ParticipantEvents.Forwarding calls.
+func (c *client) setForwarding(f func(bool, []string)) { c.forwarding.Store(&f) }
 
 func (c *client) do(f func()) {
 	select {

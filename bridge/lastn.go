@@ -159,43 +159,74 @@ func (r *Room) applyLastN(ps []*Participant, tracks []*UpTrack) {
 				dt.selectLayer(p.videoBudget())
 			}
 		}
-		p.reportPaused(dts)
+		p.reportForwarding(dts, all)
 	}
 }
 
-// reportPaused tells p's ParticipantEvents.Paused which of its video
-// downtracks (dts: all of them, as applyLastN just saw them) last-N pauses,
-// when that differs from the last report: a recompute, a pin, a track
-// added or removed all show here at the next tick, coalesced. Nothing is
-// built when nothing changed. Owned by the room loop; called without locks.
-func (p *Participant) reportPaused(dts []*DownTrack) {
-	if p.ev.Paused == nil || p.closing.Load() {
+// fwdReport is what a participant's ParticipantEvents.Forwarding was last
+// told (reportForwarding). Owned by the room loop. The zero value is "last-N
+// does not limit": every video forwarded, what a client assumes at first.
+type fwdReport struct {
+	limited bool
+	// videos: with limited, every video downtrack of the last report and
+	// whether it was forwarded (in last-N or pinned).
+	videos map[*DownTrack]bool
+}
+
+// forwardedByLastN reports whether last-N lets dt's packets through (in
+// the set of recent speakers, or pinned).
+func forwardedByLastN(dt *DownTrack) bool { return !dt.lastNOff.Load() || dt.pinned.Load() }
+
+// reportForwarding tells p's ParticipantEvents.Forwarding which of its video
+// downtracks (dts: all of them, as applyLastN just saw them) last-N
+// forwards, when that differs from the last report: a recompute, a pin, a
+// track removed, and (while last-N limits) any new video downtrack, so that
+// a client always gets a report after it subscribed to a video. all: the
+// room's last-N forwards every video (off, or no more publishers than N).
+// The list holds only forwarded tracks: bounded by N publishers' videos
+// plus p's pins, not by the room's size. Nothing is built when nothing
+// changed. Owned by the room loop; called without locks.
+func (p *Participant) reportForwarding(dts []*DownTrack, all bool) {
+	if p.ev.Forwarding == nil || p.closing.Load() {
 		return
 	}
-	changed, n := false, 0
-	for _, dt := range dts {
-		off := dt.video && dt.lastNOff.Load() && !dt.pinned.Load()
-		if off {
+	f := &p.fwd
+	changed := all == f.limited
+	if !all && !changed {
+		n := 0
+		for _, dt := range dts {
+			if !dt.video {
+				continue
+			}
 			n++
+			if on, ok := f.videos[dt]; !ok || on != forwardedByLastN(dt) {
+				changed = true
+				break
+			}
 		}
-		if _, was := p.paused[dt]; was != off {
-			changed = true
-		}
+		changed = changed || n != len(f.videos)
 	}
-	// A reported downtrack that is gone (its track unpublished) shows
-	// as a smaller count.
-	if !changed && n == len(p.paused) {
+	if !changed {
 		return
 	}
-	ids := make([]string, 0, n)
-	next := make(map[*DownTrack]struct{}, n)
+	f.limited = !all
+	if all {
+		f.videos = nil
+		p.ev.Forwarding(true, nil)
+		return
+	}
+	var ids []string
+	f.videos = make(map[*DownTrack]bool, len(f.videos))
 	for _, dt := range dts {
-		if dt.video && dt.lastNOff.Load() && !dt.pinned.Load() {
+		if !dt.video {
+			continue
+		}
+		on := forwardedByLastN(dt)
+		f.videos[dt] = on
+		if on {
 			ids = append(ids, dt.up.info.ID)
-			next[dt] = struct{}{}
 		}
 	}
-	p.paused = next
 	sort.Strings(ids)
-	p.ev.Paused(ids)
+	p.ev.Forwarding(false, ids)
 }

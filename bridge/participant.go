@@ -78,9 +78,9 @@ type Participant struct {
 	// back while a direct path may still win (relayhold.go).
 	relay relayHold
 
-	// paused holds the downtracks last reported through
-	// ParticipantEvents.Paused (lastn.go). Owned by the room loop.
-	paused map[*DownTrack]struct{}
+	// fwd is what ParticipantEvents.Forwarding was last told
+	// (lastn.go). Owned by the room loop.
+	fwd fwdReport
 }
 
 func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, error) {

@@ -17,7 +17,11 @@ import (
 // TestBrowserLastNPaused: on a node with --last-n 1 and two silent video
 // publishers (Go clients), a page shows one of them and, for the other,
 // the person with the "video paused" note instead of a frozen frame;
-// pinning that tile takes the note away and its media flows again.
+// pinning that tile takes the note away and its media flows again. A third
+// silent publisher joining then leaves exactly one tile paused: the page
+// learns of its video after the latest forwarding message and counts it as
+// forwarded only until the next one (which lists just the videos last-N
+// forwards, never the paused ones).
 func TestBrowserLastNPaused(t *testing.T) {
 	if !inNamespace(t, "TestBrowserLastNPaused") {
 		return
@@ -26,7 +30,7 @@ func TestBrowserLastNPaused(t *testing.T) {
 	room := roomname.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for tag := uint32(1); tag <= 2; tag++ {
+	silent := func(tag uint32) {
 		layers := []client.SynthLayer{{RID: "q", Width: 320, Height: 180, Bitrate: 150_000}}
 		video, err := client.NewSimulcastVideo("v", fmt.Sprintf("s%d", tag), layers)
 		if err != nil {
@@ -39,7 +43,7 @@ func TestBrowserLastNPaused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		src.Ext = c.Ext
 		go src.RunSimulcast(ctx, video, client.VideoOptions{Layers: layers})
 		go func() { // drain the events
@@ -47,6 +51,8 @@ func TestBrowserLastNPaused(t *testing.T) {
 			}
 		}()
 	}
+	silent(1)
+	silent(2)
 
 	carol := newBrowser(t, os.Getenv(envChromium), "carol", false)
 	carol.navigate(t, srv.URL+"/"+url.PathEscape(room)+"?prejoin=0#name=Carol")
@@ -78,5 +84,9 @@ func TestBrowserLastNPaused(t *testing.T) {
 	carol.do(t, chromedp.Evaluate[chromedp.Void](`document.querySelector('#tiles .tile[data-paused="1"] .tile-pin').click()`))
 	waitFor(t, carol, "both videos shown after the pin", 30*time.Second, state, func(s string) bool { return s == "shown/video shown/video" })
 	waitFor(t, carol, "the pinned video's media flowing", 30*time.Second, bytes, func(n float64) bool { return n > before+20000 })
+	// A third silent publisher: last-N forwards the first in ID order and
+	// the pinned one, so one of the three tiles is paused, whichever.
+	silent(3)
+	waitFor(t, carol, "three tiles, one paused", 60*time.Second, state, func(s string) bool { return s == "paused/avatar shown/video shown/video" })
 	carol.checkConsole(t)
 }

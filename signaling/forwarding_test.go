@@ -34,11 +34,12 @@ func startVideoOnly(ctx context.Context, t *testing.T, n *node, room string, tag
 	return c
 }
 
-// TestForwardingTellsPausedVideos: with last-N at 1 and more video
-// publishers, a participant is sent forwarding messages that name exactly
-// the videos outside the set (the silent publishers' while someone
-// speaks), follow a new speaker, and come again after a resume.
-func TestForwardingTellsPausedVideos(t *testing.T) {
+// TestForwardingTellsForwardedVideos: with last-N at 1 and more video
+// publishers, a participant is sent forwarding messages that list exactly
+// the videos inside the set (the speaker's, a pinned one; never the paused
+// ones), follow a new speaker, and come again after a resume; the client
+// then reports the unlisted videos it knew of as paused.
+func TestForwardingTellsForwardedVideos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media test skipped in -short mode")
 	}
@@ -64,27 +65,32 @@ func TestForwardingTellsPausedVideos(t *testing.T) {
 	b := startVideoOnly(ctx, t, n, room, 2)
 
 	videoOf := map[string]string{} // participant → its video track ID, as s learned it
-	// next waits for the forwarding message that pauses exactly want's
-	// publishers' videos, noting announced tracks meanwhile.
-	next := func(what string, want ...*client.Client) {
+	// next waits for the forwarding message that lists exactly fwd's
+	// videos, noting announced tracks meanwhile; then the client must
+	// report paused's videos as paused, and fwd's not.
+	next := func(what string, fwd, paused []*client.Client) {
 		t.Helper()
 		deadline := time.After(30 * time.Second)
 		var last []string
 		for {
 			var ids []string
-			for _, w := range want {
-				if id := videoOf[w.Welcome.Participant]; id != "" {
-					ids = append(ids, id)
-				} else {
-					ids = nil
-					break
-				}
+			ok := true
+			for _, w := range append(slices.Clone(fwd), paused...) {
+				ok = ok && videoOf[w.Welcome.Participant] != ""
+			}
+			for _, w := range fwd {
+				ids = append(ids, videoOf[w.Welcome.Participant])
 			}
 			slices.Sort(ids)
-			if len(ids) == len(want) && slices.Equal(last, ids) {
+			if ok && slices.Equal(last, ids) {
+				for _, w := range paused {
+					if id := videoOf[w.Welcome.Participant]; !s.Paused(id) {
+						t.Fatalf("%s: client.Paused(%s) false, the message did not list it", what, id)
+					}
+				}
 				for _, id := range ids {
-					if !s.Paused(id) {
-						t.Fatalf("%s: client.Paused(%s) false after the message named it", what, id)
+					if s.Paused(id) {
+						t.Fatalf("%s: client.Paused(%s) true, the message listed it", what, id)
 					}
 				}
 				return
@@ -100,29 +106,33 @@ func TestForwardingTellsPausedVideos(t *testing.T) {
 						videoOf[m.Track.Participant] = m.Track.ID
 					}
 				case wire.TypeForwarding:
-					last = m.Paused
+					if m.All {
+						t.Fatalf("%s: forwarding all with last-N 1 and more publishers", what)
+					}
+					last = m.Video
 				}
 			case <-deadline:
-				t.Fatalf("%s: timed out; last forwarding paused %v, videos %v", what, last, videoOf)
+				t.Fatalf("%s: timed out; last forwarding listed %v, videos %v", what, last, videoOf)
 			}
 		}
 	}
+	cs := func(c ...*client.Client) []*client.Client { return c }
 	// Nobody speaks: the set is the first publisher in ID order.
-	second := b
+	first, second := a, b
 	if b.Welcome.Participant < a.Welcome.Participant {
-		second = a
+		first, second = b, a
 	}
-	next("two silent publishers", second)
+	next("two silent publishers", cs(first), cs(second))
 
 	// A third publisher that talks all the time becomes the one recent
 	// speaker: both silent publishers' videos are paused.
-	startPublisher(ctx, t, n, room, 3)
-	next("a speaker joined", a, b)
+	sp := startPublisher(ctx, t, n, room, 3).c
+	next("a speaker joined", cs(sp), cs(a, b))
 	// Pinning a's video takes it out of the paused set.
 	if err := s.Send(ctx, &wire.Message{Type: wire.TypePrefs, TrackID: videoOf[a.Welcome.Participant], MaxHeight: 180, Pin: true}); err != nil {
 		t.Fatal(err)
 	}
-	next("a's video pinned", b)
+	next("a's video pinned", cs(a, sp), cs(b))
 
 	// After a resume the state comes again, after the welcome.
 	s.DropSocket()
@@ -139,7 +149,8 @@ func TestForwardingTellsPausedVideos(t *testing.T) {
 	if err := ws.Write(rctx, websocket.MessageText, res); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{videoOf[b.Welcome.Participant]}
+	want := []string{videoOf[a.Welcome.Participant], videoOf[sp.Welcome.Participant]}
+	slices.Sort(want)
 	welcomed := false
 	for {
 		_, data, err := ws.Read(rctx)
@@ -157,7 +168,7 @@ func TestForwardingTellsPausedVideos(t *testing.T) {
 			if !welcomed {
 				t.Fatalf("forwarding before the resumed welcome")
 			}
-			if slices.Equal(m.Paused, want) {
+			if !m.All && slices.Equal(m.Video, want) {
 				break
 			}
 		}

@@ -288,6 +288,6 @@ func (s *Server) joinMedia(r *room, p *participant) (*bridge.Participant, error)
 			p.log.Debug("media failed", "reason", logReason(err))
 			go p.fail(errMediaFailed)
 		},
-		Paused: p.setPaused, // forwarding.go
+		Forwarding: p.setForwarding, // forwarding.go
 	})
 }

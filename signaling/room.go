@@ -565,7 +565,11 @@ func (s *Server) newRoomLocked(key mesh.RoomKey, conference string) *room {
 				rel.TrackPublished(conference, t) // does not block; ignores remote tracks
 			}
 			s.events.push(func() {
-				r.broadcast(&wire.Message{Type: wire.TypeTrackPublished, Track: ptr(wireTrack(t))}, t.Participant)
+				wt := wireTrack(t)
+				r.broadcast(&wire.Message{Type: wire.TypeTrackPublished, Track: &wt}, t.Participant)
+				if wt.Kind == wire.KindVideo {
+					r.afterVideoPublished(t.Participant) // forwarding.go
+				}
 			})
 		},
 		TrackUnpublished: func(t bridge.TrackInfo) {

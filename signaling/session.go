@@ -226,7 +226,7 @@ func (s *Server) writeLoop(p *participant, c *conn) {
 			return
 		case m := <-p.out:
 			if m.Type == wire.TypeForwarding {
-				if m = p.forwardingFor(c); m == nil { // forwarding.go
+				if m = p.forwardingFor(c, m); m == nil { // forwarding.go
 					continue
 				}
 			}

@@ -152,8 +152,13 @@ export class Session extends EventTarget {
     this._prefs = new Map();
     /** Remote video track IDs pinned past the room's last-N (setPin). */
     this._pins = new Set();
-    /** Remote video track IDs the room's last-N pauses for us (forwarding). */
-    this._paused = new Set();
+    /**
+     * What the latest forwarding message said of last-N: limited (not
+     * all) and the video track IDs it forwards; n counts the messages since
+     * the welcome. _learnedAt: remote track ID → n when we learned of it.
+     */
+    this._fwd = { limited: false, video: new Set(), n: 0 };
+    this._learnedAt = new Map();
     this._early = [];
     this._lastRx = 0;
   }
@@ -298,8 +303,10 @@ export class Session extends EventTarget {
     switch (msg.type) {
       case 'welcome':
         this.waiting = false;
-        // A welcome, resumed or not, starts with nothing paused.
-        this._paused = new Set();
+        // A welcome, resumed or not, starts with every video forwarded.
+        this._fwd = { limited: false, video: new Set(), n: 0 };
+        this._learnedAt = new Map();
+        for (const t of Array.isArray(msg.tracks) ? msg.tracks : []) this._learnedAt.set(t.id, 0);
         // Whether we may moderate: always under soft moderation.
         this.mayModerate = !!msg.moderator;
         return this._welcome(msg);
@@ -330,6 +337,7 @@ export class Session extends EventTarget {
       case 'track-published':
         if (msg.track && msg.track.participant !== this.participant) {
           this.tracks.set(msg.track.id, msg.track);
+          this._learnedAt.set(msg.track.id, this._fwd.n);
           this._protectReceiver(msg.track.id);
           const waiting = this._unmatched;
           this._unmatched = [];
@@ -373,11 +381,14 @@ export class Session extends EventTarget {
       case 'speaker-stats':
         this._emit('speakerstats', { stats: (msg.stats || []).slice(0, 1000) });
         return;
-      case 'forwarding':
-        // The videos last-N pauses for us: the whole list each time.
-        this._paused = new Set((Array.isArray(msg.paused) ? msg.paused : []).slice(0, 10000).map(String));
+      case 'forwarding': {
+        // The videos last-N forwards to us (all, or the list): the whole
+        // state each time. The list is bounded by N plus our pins.
+        const video = Array.isArray(msg.video) ? msg.video : [];
+        this._fwd = { limited: !msg.all, video: new Set(video.slice(0, 10000).map(String)), n: this._fwd.n + 1 };
         this._emit('forwarding');
         return;
+      }
       case 'pong':
         return;
       case 'error':
@@ -416,7 +427,7 @@ export class Session extends EventTarget {
     this._rx.delete(id);
     this._prefs.delete(id);
     this._pins.delete(id);
-    this._paused.delete(id);
+    this._learnedAt.delete(id);
     if (this.remote.delete(id)) this._emit('trackended', { trackId: id });
     this._emit('participants');
   }
@@ -919,11 +930,16 @@ export class Session extends EventTarget {
   }
 
   /**
-   * Whether the room's last-N pauses a remote video for us (the server's
-   * forwarding message named it; a pin resumes it at once).
+   * Whether the room's last-N pauses a remote video for us: the latest
+   * forwarding message limits and does not list it, and came after we
+   * learned of the track (one learned of later counts as forwarded until
+   * the next message, which the server sends after every new video
+   * subscription). A pin resumes it at once.
    */
   isPaused(trackId) {
-    return this._paused.has(trackId) && !this._pins.has(trackId);
+    const at = this._learnedAt.get(trackId);
+    return this._fwd.limited && at !== undefined && at < this._fwd.n &&
+      !this._fwd.video.has(trackId) && !this._pins.has(trackId);
   }
 
   /** Whether a remote video track is pinned (setPin). */

@@ -113,11 +113,10 @@ type Client struct {
 
 	rttWait chan []wire.RegionRTT // MeasureRTTs running during Join
 
-	// paused are the video tracks last-N pauses for this client, from the
-	// latest forwarding message; a welcome (join, move, failover) empties
-	// it. Guarded by pausedMu.
-	pausedMu sync.Mutex
-	paused   map[string]bool
+	// fwd is what the latest forwarding message said of last-N; a welcome
+	// (join, move, failover) resets it to everything forwarded.
+	fwdMu sync.Mutex
+	fwd   fwdState // guarded by fwdMu
 
 	closing atomic.Bool // Leave or Close called: no failover
 	fatal   atomic.Bool // the server sent a fatal error: no failover
@@ -343,7 +342,7 @@ func (c *Client) adopt(ctx context.Context, ws *websocket.Conn, m *wire.Message,
 	if m.Secret != "" {
 		c.secret, c.partID = m.Secret, m.Participant
 	}
-	c.setPaused(nil) // a welcome starts with nothing paused
+	c.welcomeForwarding(m) // a welcome starts with everything forwarded (forwarding.go)
 	if err := c.setupPCs(ice); err != nil {
 		return err
 	}
@@ -636,8 +635,8 @@ func (c *Client) handle(m *wire.Message) error {
 		}
 		c.candMu.Unlock()
 		return pc.AddICECandidate(ci)
-	case wire.TypeForwarding:
-		c.setPaused(m.Paused) // and on to Events
+	case wire.TypeForwarding, wire.TypeTrackPublished, wire.TypeTrackUnpublished:
+		c.noteForwarding(m) // and on to Events (forwarding.go)
 	}
 	select {
 	case c.events <- m:
@@ -674,26 +673,6 @@ func (c *Client) Err() error {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
 	return c.err
-}
-
-// setPaused replaces the set of video tracks last-N pauses.
-func (c *Client) setPaused(ids []string) {
-	m := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		m[id] = true
-	}
-	c.pausedMu.Lock()
-	c.paused = m
-	c.pausedMu.Unlock()
-}
-
-// Paused reports whether the room's last-N pauses the video track with
-// this ID for this client (the latest forwarding message named it): the
-// server sends none of its packets, as meant, until it resumes.
-func (c *Client) Paused(trackID string) bool {
-	c.pausedMu.Lock()
-	defer c.pausedMu.Unlock()
-	return c.paused[trackID]
 }
 
 // Events delivers server messages other than negotiation: events, chat,

@@ -91,7 +91,7 @@ func (m *Message) fields() field {
 	set(m.Action != "" || m.By != "" || m.Stats != nil || m.Moderator, fServerOnly)
 	set(m.TS != 0 || m.Secret != "" ||
 		m.ICEServers != nil || m.Participants != nil || m.Tracks != nil || m.Resumed ||
-		m.Track != nil || m.Error != nil || m.PasswordSet != nil || m.URL != "" || m.Paused != nil, fServerOnly)
+		m.Track != nil || m.Error != nil || m.PasswordSet != nil || m.URL != "" || m.Video != nil || m.All, fServerOnly)
 	return f
 }
 

@@ -15,7 +15,7 @@
 //	  ◀─▶ candidate {pc, candidate}                        trickle ICE, both ways
 //	  ◀── participant-joined / participant-left / participant-updated
 //	  ◀── track-published / track-unpublished / speaker
-//	  ◀── forwarding {paused}                              videos last-N pauses
+//	  ◀── forwarding {video} / {all}                       videos last-N forwards
 //	  ◀─▶ chat {text} / chat {participant, name, text, ts}
 //	  ── mute-participant / stop-camera / remove-participant {participant},
 //	     end-meeting, set-lobby {lobby}, admit / deny {participant} ──▶
@@ -194,11 +194,15 @@ const (
 	// later when the participant is moved (draining). URL is the target
 	// node's public base URL, always a cluster member's.
 	TypeRedirect Type = "redirect"
-	// TypeForwarding lists in paused the client's video tracks that the
-	// room's last-N pauses (not among the N most recent speakers, not
-	// pinned): the server sends no packets of them. Sent when that set
-	// changes; after a welcome (resumed or not) the set is empty until the
-	// next forwarding. Each message replaces the whole set.
+	// TypeForwarding tells which of the client's video tracks the room's
+	// last-N forwards (among the N most recent speakers', or pinned): all
+	// true, every one; else exactly those in video (absent: none), the
+	// server sending no packets of the others. A video track the client
+	// learned of (welcome, track-published) after the latest forwarding
+	// counts as forwarded until the next one, which the server sends after
+	// every new video subscription while last-N limits. Sent when that
+	// changes; after a welcome (resumed or not) everything is forwarded
+	// until the next forwarding. Each message replaces the whole state.
 	TypeForwarding Type = "forwarding"
 )
 
@@ -285,9 +289,12 @@ type Message struct {
 	// redirect: the target node's public base URL (http or https, at most
 	// MaxURLBytes).
 	URL string `json:"url,omitempty"`
-	// forwarding: IDs of the video tracks last-N pauses for this client,
-	// sorted; absent: none. At most one per video track it receives.
-	Paused []string `json:"paused,omitempty"`
+	// forwarding: IDs of the video tracks last-N forwards to this client,
+	// sorted, when All is false; absent: none. At most one per video
+	// track it receives, bounded by N's publishers and its pins.
+	Video []string `json:"video,omitempty"`
+	// forwarding: last-N forwards every video track (Video absent).
+	All bool `json:"all,omitempty"`
 }
 
 // RegionRTT is one measured round trip in a join.
