@@ -573,17 +573,28 @@ func (u *UpTrack) rtcpLoop() {
 		case <-u.wake:
 		case <-timer.C:
 		}
+		// Keyframe requests go after the demand that their cause
+		// changed: a subscriber resuming a layer nobody here wanted
+		// raises the demand (demandDirty) before it asks (wantPLI),
+		// and a relay source's peer ignores a keyframe request for a
+		// layer it is not asked to send yet. So the requests are taken
+		// first and sent after the demand.
+		var kf uint8
 		for li, l := range u.layers {
-			if !l.wantPLI.Swap(false) {
-				continue
+			if l.wantPLI.Swap(false) {
+				kf |= 1 << li
 			}
-			u.stats.keyframeRequests.Add(1)
-			u.src.RequestKeyframe(li)
 		}
 		if u.demandDirty.Swap(false) {
 			if d := u.demand(); d != sent {
 				sent = d
 				u.src.SetDemand(d)
+			}
+		}
+		for li := range u.layers {
+			if kf&(1<<li) != 0 {
+				u.stats.keyframeRequests.Add(1)
+				u.src.RequestKeyframe(li)
 			}
 		}
 		if !u.gaps {
