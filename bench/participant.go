@@ -206,8 +206,10 @@ func (p *participant) events(ctx context.Context) {
 				}
 			case wire.TypeParticipantLeft:
 				p.publisherLeft(m.Participant)
-			case wire.TypeForwarding:
-				p.forwarding(p.c.PausedVideos(), time.Now()) // the client applied m (client.Paused)
+			case wire.TypeForwarding, wire.TypeWelcome:
+				// The client applied m (client.Paused); a welcome after a
+				// move or failover starts with everything forwarded.
+				p.forwarding(p.c.PausedVideos(), time.Now())
 			case wire.TypeError:
 				if m.Error != nil {
 					p.fail("server error: " + m.Error.Code)

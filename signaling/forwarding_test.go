@@ -174,3 +174,96 @@ func TestForwardingTellsForwardedVideos(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardingPausesWelcomeTracks: a client that joins after the videos
+// were published learns of them from its welcome, not from track-published;
+// the forwarding that follows the welcome and leaves one out must make the
+// client report it paused (the bench client forgot the welcome's tracks on
+// its first join, so a listener joining late counted no video as paused).
+func TestForwardingPausesWelcomeTracks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media test skipped in -short mode")
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, LastN: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan struct{})
+	go func() { defer close(bdone); br.Run(bctx) }()
+	t.Cleanup(func() { bcancel(); <-bdone }) // after the node's own cleanup
+	n := startNode(t, func(c *signaling.Config) { c.Bridge = br })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	room := roomname.New()
+	// o only watches for both videos to be published, so that s, joining
+	// next, learns of them from its welcome.
+	o := join(t, n, room, client.Options{Name: "Observer"})
+	startVideoOnly(ctx, t, n, room, 1)
+	startVideoOnly(ctx, t, n, room, 2)
+	deadline := time.After(30 * time.Second)
+	for published := 0; published < 2; {
+		select {
+		case m, ok := <-o.Events():
+			if !ok {
+				t.Fatalf("observer session ended: %v", o.Err())
+			}
+			if m.Type == wire.TypeTrackPublished && m.Track.Kind == wire.KindVideo {
+				published++
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for two videos (%d published)", published)
+		}
+	}
+
+	s := join(t, n, room, client.Options{Name: "Late"})
+	var videos []string
+	for _, tr := range s.Welcome.Tracks {
+		if tr.Kind == wire.KindVideo {
+			videos = append(videos, tr.ID)
+		}
+	}
+	if len(videos) != 2 {
+		t.Fatalf("welcome lists videos %v, want both", videos)
+	}
+	deadline = time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-s.Events():
+			if !ok {
+				t.Fatalf("session ended: %v", s.Err())
+			}
+			if m.Type == wire.TypeTrackPublished && m.Track.Kind == wire.KindVideo {
+				t.Fatalf("track-published for %s after a welcome that listed it", m.Track.ID)
+			}
+			if m.Type != wire.TypeForwarding || m.All || len(m.Video) != 1 {
+				continue
+			}
+			fwd := m.Video[0]
+			if !slices.Contains(videos, fwd) {
+				t.Fatalf("forwarding lists %s, not a video of the welcome %v", fwd, videos)
+			}
+			paused := videos[0]
+			if paused == fwd {
+				paused = videos[1]
+			}
+			if !s.Paused(paused) {
+				t.Fatalf("client.Paused(%s) false: the welcome listed it and the forwarding after it (%v) did not", paused, m.Video)
+			}
+			if s.Paused(fwd) {
+				t.Fatalf("client.Paused(%s) true, the forwarding listed it", fwd)
+			}
+			if got := s.PausedVideos(); !slices.Equal(got, []string{paused}) {
+				t.Fatalf("PausedVideos %v, want [%s]", got, paused)
+			}
+			return
+		case <-deadline:
+			t.Fatal("timed out waiting for a forwarding that lists one of the two videos")
+		}
+	}
+}

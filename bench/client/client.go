@@ -155,6 +155,9 @@ func Join(ctx context.Context, baseURL, room string, opts Options) (*Client, err
 	c.ws, c.base = ws, base
 	c.Welcome = m
 	c.secret, c.partID = m.Secret, m.Participant
+	// The welcome's tracks are learned of now, before any forwarding: a
+	// video it lists that the next forwarding leaves out is paused.
+	c.welcomeForwarding(m) // forwarding.go
 	if opts.Failover {
 		c.learnAlternates(ctx, base) // failover.go
 	}
