@@ -104,3 +104,24 @@ type Directory interface {
 	// Rooms returns the number of live rooms (never their keys or names).
 	Rooms(ctx context.Context) (int, error)
 }
+
+// LocalReader is implemented by a directory that keeps a local copy of
+// the rooms (a raft voter's FSM). LookupLocal reads that copy without
+// asking the leader: it works while the cluster has no leader, and its
+// answer may be stale (commands committed but not yet applied here are
+// missing). Callers use it only where a stale entry is acceptable and the
+// linearizable Lookup or Join follows.
+type LocalReader interface {
+	// LookupLocal returns this node's copy of the room, or false when
+	// this node keeps no copy or the copy has no such room.
+	LookupLocal(key RoomKey) (Room, bool)
+}
+
+// LookupLocal implements LocalReader: the voter's own FSM, read without
+// a leader. A node that is not a voter keeps no copy and says false.
+func (n *Node) LookupLocal(key RoomKey) (Room, bool) {
+	if n.raft == nil {
+		return Room{}, false
+	}
+	return n.fsm.lookup(key)
+}

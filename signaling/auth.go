@@ -271,7 +271,7 @@ func (s *Server) authorize(ctx context.Context, c *conn, key mesh.RoomKey, m *wi
 		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
-	info, exists, err := s.cfg.Directory.Lookup(dctx, key)
+	info, exists, err := s.lookupForJoin(dctx, c, key) // resume.go
 	cancel()
 	if err != nil {
 		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {

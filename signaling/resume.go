@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +168,7 @@ type moves struct {
 	draining   atomic.Bool   // the node is draining
 	arrived    atomic.Uint64 // participants that arrived from another node
 	redirected atomic.Uint64 // participants this node redirected
+	leaderless atomic.Uint64 // movers admitted on the local directory copy
 
 	mu      sync.Mutex
 	claimed map[string]bool                   // IDs arriving from another node now
@@ -224,4 +226,272 @@ func (mv *moves) revoked(key mesh.RoomKey, id string) bool {
 	defer mv.mu.Unlock()
 	t, ok := mv.refused[revokedID{key, id}]
 	return ok && time.Since(t) <= revokeTTL
+}
+
+// Admission without a leader.
+//
+// When a node dies its participants fail over to other nodes with their
+// resume secrets. If the dead node led raft, the directory has no leader
+// until the other voters elect one (--raft-timeout and more: a voter does
+// not vote while it still believes in the old leader), and a join, a
+// directory write, waits for it. A mover (a checked resume from another
+// node, joinSession) does not wait: when the directory has not answered
+// within leaderlessWait and this node's own copy of the directory (a
+// voter's FSM, mesh.LocalReader) lists the room, the mover is admitted
+// against that entry (its conference ID, pin, password, lock, E2EE
+// requirement and participant count, with the mover still counted on the
+// node it left) and its directory join goes on in the background
+// (pendingJoin) until it applies, fails for good, or the participant is
+// gone. When it applies, the answer is checked as a join's is: a pin that
+// excludes this node, a full room, a required E2EE the participant does
+// not do, or another conference ID (the meeting ended in the directory
+// meanwhile) end the session with that error. Every other join, and a mover
+// whose room the local copy does not list (or a node that is not a voter
+// and keeps no copy), waits for the directory as before.
+
+// leaderlessWait is how long a mover's directory call may take before the
+// local copy is used instead. A join with a leader is one forward and one
+// raft commit: milliseconds on a LAN, one or two round trips between
+// regions, well under 300 ms. An election takes at least --raft-timeout
+// (1.5 s by default) after the leader is lost. 300 ms lets a healthy
+// directory answer and keeps most of the 2 s failover budget for the new
+// PeerConnections; a slower healthy answer only means the mover is
+// admitted on the local entry and the same join completes in the
+// background.
+const leaderlessWait = 300 * time.Millisecond
+
+// unavailable reports whether a directory error means "no answer in time"
+// (no leader, no quorum), not a refusal.
+func unavailable(err error) bool {
+	return errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// lookupForJoin is authorize's directory lookup. For a mover it gives the
+// directory leaderlessWait and then reads this node's copy of the room;
+// it sets c.leaderless when it did. Every other join looks up as before.
+func (s *Server) lookupForJoin(ctx context.Context, c *conn, key mesh.RoomKey) (mesh.Room, bool, error) {
+	lr, ok := s.cfg.Directory.(mesh.LocalReader)
+	if c.movedID == "" || !ok {
+		return s.cfg.Directory.Lookup(ctx, key)
+	}
+	sctx, cancel := context.WithTimeout(ctx, leaderlessWait)
+	info, exists, err := s.cfg.Directory.Lookup(sctx, key)
+	cancel()
+	if err == nil || !unavailable(err) || ctx.Err() != nil {
+		return info, exists, err
+	}
+	if local, ok := lr.LookupLocal(key); ok {
+		c.leaderless = true
+		return local, true, nil
+	}
+	return s.cfg.Directory.Lookup(ctx, key)
+}
+
+// joinDirectoryFor is join's directory join. For a mover it may admit on
+// the local copy: it then returns that entry (created false) and the
+// pendingJoin that goes on in the background, which the participant keeps
+// (participant.pending). Otherwise the pendingJoin is nil and the answer
+// is the directory's, as for every other join.
+func (s *Server) joinDirectoryFor(ctx context.Context, c *conn, key mesh.RoomKey, pin []string, e2ee bool) (mesh.Room, bool, *pendingJoin, error) {
+	lr, ok := s.cfg.Directory.(mesh.LocalReader)
+	if c.movedID == "" || !ok {
+		dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
+		info, created, err := s.joinDirectory(dctx, key, pin) // place.go
+		cancel()
+		return info, created, nil, err
+	}
+	pj := &pendingJoin{done: make(chan struct{}), admitted: make(chan struct{}), gone: make(chan struct{}), e2ee: e2ee}
+	go s.runJoin(pj, key, pin)
+	wait := leaderlessWait
+	if c.leaderless {
+		wait = 0 // authorize already waited for the directory in vain
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-pj.done:
+		return pj.handBack()
+	case <-ctx.Done():
+		pj.abandon()
+		return mesh.Room{}, false, nil, ctx.Err()
+	case <-t.C:
+	}
+	local, ok := lr.LookupLocal(key)
+	if !ok {
+		// Not in the local copy: wait for the directory, as any join.
+		t.Reset(directoryTimeout - wait)
+		select {
+		case <-pj.done:
+			return pj.handBack()
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		pj.abandon()
+		return mesh.Room{}, false, nil, mesh.ErrUnavailable
+	}
+	select {
+	case <-pj.done: // it answered meanwhile
+		return pj.handBack()
+	default:
+	}
+	s.moves.leaderless.Add(1)
+	s.log.Debug("mover admitted on the local directory copy: no leader")
+	return local, false, pj, nil
+}
+
+// pendingJoin is a mover's directory join going on in the background
+// after the mover was admitted on the local copy of the directory.
+type pendingJoin struct {
+	e2ee bool // static: the join said it encrypts end to end
+
+	done     chan struct{} // closed by runJoin when the join ended
+	admitted chan struct{} // closed by admit once the participant joined
+	gone     chan struct{} // closed by abandon or handBack
+
+	mu sync.Mutex
+	// The following are guarded by mu.
+	info    mesh.Room
+	created bool
+	err     error
+	// applied: the join applied and no Leave has been taken for it yet.
+	// Whoever clears it (abandon, or runJoin after abandon) takes it back.
+	applied bool
+	left    bool // abandon or handBack was called
+	p       *participant
+}
+
+// runJoin joins the directory until the join applies, fails with an
+// error that is not "unavailable", or the participant is gone. Each
+// attempt is one Directory call (directoryTimeout, the directory's own
+// retries within it); an attempt in flight is never cut short, so a join
+// that applies late is seen and either kept or taken back, never lost.
+func (s *Server) runJoin(pj *pendingJoin, key mesh.RoomKey, pin []string) {
+	var (
+		info    mesh.Room
+		created bool
+		err     error
+	)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
+		info, created, err = s.joinDirectory(ctx, key, pin) // place.go
+		cancel()
+		if err == nil || !unavailable(err) {
+			break
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-pj.gone:
+		case <-t.C:
+		}
+		t.Stop()
+		if pj.isLeft() {
+			break
+		}
+	}
+	pj.mu.Lock()
+	pj.info, pj.created, pj.err = info, created, err
+	pj.applied = err == nil
+	takeBack := pj.left && pj.applied
+	if takeBack {
+		pj.applied = false
+	}
+	pj.mu.Unlock()
+	close(pj.done)
+	if takeBack {
+		// The participant left before its join applied.
+		if err := s.leaveDirectory(key, nil); err != nil {
+			s.log.Warn("directory leave", "err", err)
+		}
+		return
+	}
+	select {
+	case <-pj.gone:
+		return
+	case <-pj.admitted:
+	}
+	pj.mu.Lock()
+	p := pj.p
+	pj.mu.Unlock()
+	if cause := s.checkLateJoin(p, info, err, pj.e2ee); cause != nil {
+		p.fail(cause) // leave takes the count back when it applied
+	}
+}
+
+// checkLateJoin checks the directory's answer to a mover's background
+// join as join checks its answer; nil keeps the participant.
+func (s *Server) checkLateJoin(p *participant, info mesh.Room, err error, e2ee bool) error {
+	switch {
+	case err != nil:
+		p.log.Error("directory join", "err", err)
+		return errInternal
+	case !info.Allows(s.cfg.Region):
+		s.plc.refused.Add(1)
+		return errPinnedFull
+	case info.Participants() > s.cfg.MaxRoomParticipants:
+		return errFull
+	case s.e2eeRequired(info) && !e2ee:
+		return errE2EERequired
+	case info.ConferenceID != p.room.conference:
+		// The meeting ended in the directory meanwhile: this one is a
+		// new meeting of the same name, which the client joins afresh.
+		return errResumeFailed
+	}
+	p.log.Debug("mover's directory join applied")
+	return nil
+}
+
+// handBack ends the pendingJoin of a join the directory answered in time:
+// the answer is returned to join as any join's.
+func (pj *pendingJoin) handBack() (mesh.Room, bool, *pendingJoin, error) {
+	pj.mu.Lock()
+	info, created, err := pj.info, pj.created, pj.err
+	pj.left = true
+	pj.applied = false // join owns the count now, as any join's
+	pj.mu.Unlock()
+	close(pj.gone)
+	return info, created, nil, err
+}
+
+// abandon is called once the participant is gone (or never got in). It
+// reports whether the join applied, in which case the caller takes the
+// count back; when the join has not ended yet, runJoin stops retrying and
+// takes back an attempt in flight that applies. Idempotent: only one
+// caller ever gets true.
+func (pj *pendingJoin) abandon() bool {
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	if pj.left {
+		return false
+	}
+	pj.left = true
+	close(pj.gone)
+	applied := pj.applied
+	pj.applied = false
+	return applied
+}
+
+func (pj *pendingJoin) isLeft() bool {
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	return pj.left
+}
+
+// admit hands the joined participant to runJoin. Nil-safe.
+func (pj *pendingJoin) admit(p *participant) {
+	if pj == nil {
+		return
+	}
+	pj.mu.Lock()
+	pj.p = p
+	pj.mu.Unlock()
+	close(pj.admitted)
+}
+
+// undoJoin takes back a join's directory count: at once for a join the
+// directory answered, and for a pending one only if (and when) it applied.
+func (s *Server) undoJoin(key mesh.RoomKey, pj *pendingJoin, cause error) error {
+	if pj != nil && !pj.abandon() {
+		return nil
+	}
+	return s.leaveDirectory(key, cause)
 }

@@ -120,6 +120,10 @@ type participant struct {
 	// was admitted under. A drain moves it only into them (drain.go).
 	// Static.
 	regionPin []string
+	// pending is the directory join of a mover admitted without a
+	// directory leader, going on in the background (resume.go); nil for
+	// every other participant. Static.
+	pending *pendingJoin
 	// e2ee: the client said at join that it encrypts its media end to
 	// end (e2ee.go). Static.
 	e2ee bool
@@ -195,9 +199,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		}
 	}()
 
-	dctx, cancel := context.WithTimeout(ctx, directoryTimeout)
-	info, created, err := s.joinDirectory(dctx, key, pin) // place.go
-	cancel()
+	info, created, pending, err := s.joinDirectoryFor(ctx, c, key, pin, m.E2EE) // resume.go
 	if err != nil {
 		if errors.Is(err, mesh.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, errUnavailable
@@ -210,20 +212,20 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		// creator's pin), whichever node placed the join: take back the
 		// count.
 		s.plc.refused.Add(1)
-		if err := s.leaveDirectory(key, errPinnedFull); err != nil {
+		if err := s.undoJoin(key, pending, errPinnedFull); err != nil {
 			s.log.Warn("directory leave", "err", err)
 		}
 		return nil, errPinnedFull
 	}
 	if info.Participants() > s.cfg.MaxRoomParticipants {
 		// The room is full over all its bridges: take back the count.
-		if err := s.leaveDirectory(key, errFull); err != nil {
+		if err := s.undoJoin(key, pending, errFull); err != nil {
 			s.log.Warn("directory leave", "err", err)
 		}
 		return nil, errFull
 	}
 	if err := s.checkE2EE(info, m); err != nil {
-		if err := s.leaveDirectory(key, err); err != nil {
+		if err := s.undoJoin(key, pending, err); err != nil {
 			s.log.Warn("directory leave", "err", err)
 		}
 		return nil, err
@@ -242,6 +244,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 
 		moderator: c.grant.moderator,
 		regionPin: intersectPins(pin, info.Pin), // place.go
+		pending:   pending,
 	}
 	// From here on the session exists for ICEServers: every path out of
 	// join goes through leave, which calls SessionEnded.
@@ -252,7 +255,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 		// would be missed.
 		s.mu.Unlock()
 		s.cfg.SessionEnded(p.session)
-		s.leaveDirectory(key, errShutdown)
+		s.undoJoin(key, pending, errShutdown)
 		return nil, errShutdown
 	}
 	reserved = false // p's slot from here on; leave releases it
@@ -273,6 +276,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 			return nil, err
 		}
 		go s.writeLoop(p, c)
+		pending.admit(p) // resume.go
 		p.log.Debug("participant waits in the lobby")
 		return p, nil
 	}
@@ -317,6 +321,7 @@ func (s *Server) join(ctx context.Context, c *conn, m *wire.Message) (*participa
 	}
 
 	go s.writeLoop(p, c)
+	pending.admit(p) // resume.go
 	p.log.Debug("participant joined", "created", created)
 	return p, nil
 }
@@ -495,7 +500,7 @@ func (s *Server) leave(p *participant, cause error) {
 		r.media.Close()
 	}
 	s.cfg.SessionEnded(p.session)
-	if err := s.leaveDirectory(r.key, cause); err != nil {
+	if err := s.undoJoin(r.key, p.pending, cause); err != nil { // resume.go
 		p.log.Warn("directory leave", "err", err)
 	}
 	p.log.Debug("participant left", "cause", causeCode(cause), "room_closed", last)

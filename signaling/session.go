@@ -102,6 +102,10 @@ type conn struct {
 	// movedID is the participant ID a checked resume from another node
 	// keeps (resume.go); "" for a new participant. Owned like unjoined.
 	movedID string
+	// leaderless is set when this mover's authorize found no directory
+	// leader and read the local copy instead (resume.go). Owned like
+	// unjoined.
+	leaderless bool
 	// grant is what authorize allowed the join (auth.go). Owned like unjoined.
 	grant grant
 }

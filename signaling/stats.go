@@ -24,6 +24,10 @@ type Stats struct {
 	// ChatHistoryBytes is what the rooms' kept chat counts against
 	// Config.ChatHistoryBytes.
 	ChatHistoryBytes int64
+	// AdmittedWithoutLeader counts participants moving here from another
+	// node that were admitted on this node's copy of the directory because
+	// the directory had no leader (resume.go; a counter).
+	AdmittedWithoutLeader uint64
 }
 
 // Stats returns the current gauges.
@@ -31,7 +35,8 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Participants: len(s.participants), Rooms: len(s.rooms), BusyRefused: s.sources.refused.Load(), SourceThrottled: s.sources.throttled.Load(),
-		ChatRefused: s.chatRefused.Load(), ChatDropped: s.chatDropped.Load(), ChatHistoryBytes: s.chatBytes.Load()}
+		ChatRefused: s.chatRefused.Load(), ChatDropped: s.chatDropped.Load(), ChatHistoryBytes: s.chatBytes.Load(),
+		AdmittedWithoutLeader: s.moves.leaderless.Load()}
 }
 
 // LiveRooms returns the directory keys of the rooms with at least one

@@ -40,6 +40,7 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 	reg.MustRegister(placementCollector{sig: sig, desc: prometheus.NewDesc("meshmeet_placement_joins_total",
 		"Joins placement decided on this node, by outcome: here, away (redirected to another node), refused (every eligible bridge full).", []string{"outcome"}, nil)})
 	counter("signaling_busy_refused_total", "Sockets and joins refused as busy by the per-source and not-yet-joined limits.", func() float64 { return float64(sig.Stats().BusyRefused) })
+	counter("signaling_admitted_without_leader_total", "Participants moving from another node admitted on this node's copy of the directory while the directory had no leader.", func() float64 { return float64(sig.Stats().AdmittedWithoutLeader) })
 	counter("signaling_source_throttled_total", "Client messages whose reading waited for their source's message budget.", func() float64 { return float64(sig.Stats().SourceThrottled) })
 	counter("signaling_chat_refused_total", "Chat messages refused by a room's chat budget.", func() float64 { return float64(sig.Stats().ChatRefused) })
 	counter("signaling_chat_dropped_total", "Chat deliveries dropped for a participant that read too slowly.", func() float64 { return float64(sig.Stats().ChatDropped) })

@@ -54,6 +54,7 @@ meshmeet_participants 0
 		}
 	}
 	for _, want := range []string{"meshmeet_signaling_busy_refused_total", "meshmeet_signaling_source_throttled_total",
+		"meshmeet_signaling_admitted_without_leader_total",
 		"meshmeet_signaling_chat_refused_total", "meshmeet_signaling_chat_dropped_total", "meshmeet_signaling_chat_history_bytes",
 		"meshmeet_placement_joins_total"} {
 		if !names[want] {
