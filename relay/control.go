@@ -196,6 +196,20 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		}
 		b = append(b, m.Layer)
 	}
+	// layerState is a layer's height, bitrate and activity, in
+	// TrackPublished and TrackLayers alike.
+	layerState := func(l Layer) {
+		if l.Height > 1<<16 || l.Bitrate > 1<<40 {
+			err = ErrMalformed
+		}
+		b = binary.AppendUvarint(b, uint64(l.Height))
+		b = binary.AppendUvarint(b, l.Bitrate)
+		var inactive byte
+		if l.Inactive {
+			inactive = 1
+		}
+		b = append(b, inactive)
+	}
 	switch m.Type {
 	case MsgHello:
 		if m.Version > 1<<32-1 {
@@ -222,16 +236,7 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		b = append(b, byte(len(m.Layers)))
 		for _, l := range m.Layers {
 			str(l.RID, MaxRID)
-			if l.Height > 1<<16 || l.Bitrate > 1<<40 {
-				err = ErrMalformed
-			}
-			b = binary.AppendUvarint(b, uint64(l.Height))
-			b = binary.AppendUvarint(b, l.Bitrate)
-			var inactive byte
-			if l.Inactive {
-				inactive = 1
-			}
-			b = append(b, inactive)
+			layerState(l)
 		}
 		b = append(b, m.Flags)
 	case MsgTrackUnpublished, MsgUnsubscribe:
@@ -254,16 +259,7 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		}
 		b = append(b, byte(len(m.Layers)))
 		for _, l := range m.Layers {
-			if l.Height > 1<<16 || l.Bitrate > 1<<40 {
-				err = ErrMalformed
-			}
-			b = binary.AppendUvarint(b, uint64(l.Height))
-			b = binary.AppendUvarint(b, l.Bitrate)
-			var inactive byte
-			if l.Inactive {
-				inactive = 1
-			}
-			b = append(b, inactive)
+			layerState(l)
 		}
 	case MsgNACK:
 		track()
