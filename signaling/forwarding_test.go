@@ -43,19 +43,7 @@ func TestForwardingTellsForwardedVideos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media test skipped in -short mode")
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, LastN: 1, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan struct{})
-	go func() { defer close(bdone); br.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone }) // after the node's own cleanup
-	n := startNode(t, func(c *signaling.Config) { c.Bridge = br })
+	n := lastNNode(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -184,19 +172,7 @@ func TestForwardingPausesWelcomeTracks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media test skipped in -short mode")
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, LastN: 1, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan struct{})
-	go func() { defer close(bdone); br.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone }) // after the node's own cleanup
-	n := startNode(t, func(c *signaling.Config) { c.Bridge = br })
+	n := lastNNode(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -266,4 +242,22 @@ func TestForwardingPausesWelcomeTracks(t *testing.T) {
 			t.Fatal("timed out waiting for a forwarding that lists one of the two videos")
 		}
 	}
+}
+
+// lastNNode is a node whose bridge runs with last-N at 1.
+func lastNNode(t *testing.T) *node {
+	t.Helper()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := bridge.New(bridge.Config{UDPConn: udp, PublicIPs: []string{"127.0.0.1"}, IncludeLoopback: true, LastN: 1, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan struct{})
+	go func() { defer close(bdone); br.Run(bctx) }()
+	t.Cleanup(func() { bcancel(); <-bdone }) // after the node's own cleanup
+	return startNode(t, func(c *signaling.Config) { c.Bridge = br })
 }
