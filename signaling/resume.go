@@ -312,7 +312,7 @@ func (s *Server) joinDirectoryFor(ctx context.Context, c *conn, key mesh.RoomKey
 	case <-pj.done:
 		return pj.handBack()
 	case <-ctx.Done():
-		pj.abandon()
+		s.dropJoin(key, pj)
 		return mesh.Room{}, false, nil, ctx.Err()
 	case <-t.C:
 	}
@@ -326,7 +326,7 @@ func (s *Server) joinDirectoryFor(ctx context.Context, c *conn, key mesh.RoomKey
 		case <-ctx.Done():
 		case <-t.C:
 		}
-		pj.abandon()
+		s.dropJoin(key, pj)
 		return mesh.Room{}, false, nil, mesh.ErrUnavailable
 	}
 	select {
@@ -485,6 +485,14 @@ func (pj *pendingJoin) admit(p *participant) {
 	pj.p = p
 	pj.mu.Unlock()
 	close(pj.admitted)
+}
+
+// dropJoin gives up a pending join before any participant exists: a
+// join that applied meanwhile is taken back.
+func (s *Server) dropJoin(key mesh.RoomKey, pj *pendingJoin) {
+	if err := s.undoJoin(key, pj, nil); err != nil {
+		s.log.Warn("directory leave", "err", err)
+	}
 }
 
 // undoJoin takes back a join's directory count: at once for a join the
