@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,6 +256,21 @@ type talker struct {
 	errors   []string
 	welcomes []*wire.Message // welcomes after a move or failover
 	roster   map[string]bool // the others, by participant ID, as events say
+	resumed  []resumeStamp   // failovers, as the client reports them
+}
+
+// resumeStamp is one failover of a talker: when the client had resumed
+// (welcome taken, new PeerConnections set up) and on which node.
+type resumeStamp struct {
+	at   time.Time
+	node string
+}
+
+// resumes returns tk's failovers so far.
+func (tk *talker) resumes() []resumeStamp {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return slices.Clone(tk.resumed)
 }
 
 // event records m: errors, welcomes and the roster.
@@ -305,6 +321,11 @@ func startTalker(ctx context.Context, t *testing.T, base, room string, tag uint3
 		Tracks:   []webrtc.TrackLocal{audio},
 		OnTrack:  tk.audio.onTrack,
 		Failover: true,
+		OnFailover: func(node string) {
+			tk.mu.Lock()
+			tk.resumed = append(tk.resumed, resumeStamp{at: time.Now(), node: node})
+			tk.mu.Unlock()
+		},
 	})
 	if err != nil {
 		t.Fatalf("talker %d joins %s: %v", tag, base, err)

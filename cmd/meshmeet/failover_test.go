@@ -28,14 +28,7 @@ func TestFailoverKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped under -short")
 	}
-	runs := 1
-	if v := os.Getenv("MESHMEET_FAILOVER_RUNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("MESHMEET_FAILOVER_RUNS=%q", v)
-		}
-		runs = n
-	}
+	runs := failoverRuns(t)
 	bin, secretFile := buildBinary(t)
 	ports := &clusterPorts{}
 	procs, gossips := startServeCluster(t, bin, secretFile, ports, []procSpec{
@@ -52,18 +45,62 @@ func TestFailoverKill(t *testing.T) {
 			// The others list it as an alternate once gossip has it.
 			waitFor(t, "v0 sees the new bridge", func() bool { return slices.Contains(alternatesOf(v0.url), victim.url) })
 		}
-		times = append(times, failoverOnce(t, v0, victim, run == 0))
+		times = append(times, failoverOnce(t, v0, victim, failoverOpts{checkRoster: run == 0, others: procs[1:2]}))
 	}
-	slices.Sort(times)
+	logFailoverTimes(t, times)
+}
+
+// failoverRuns is MESHMEET_FAILOVER_RUNS, 1 when unset.
+func failoverRuns(t *testing.T) int {
+	t.Helper()
+	v := os.Getenv("MESHMEET_FAILOVER_RUNS")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("MESHMEET_FAILOVER_RUNS=%q", v)
+	}
+	return n
+}
+
+// logFailoverTimes logs the p50, p95 and max of kill-to-media-back times.
+func logFailoverTimes(t *testing.T, times []time.Duration) {
+	t.Helper()
+	if len(times) == 0 {
+		return
+	}
+	times = slices.Sorted(slices.Values(times))
 	pct := func(p float64) time.Duration { return times[min(len(times)-1, int(p*float64(len(times))))] }
-	t.Logf("kill-to-media-back over %d runs: p50 %v, p95 %v, max %v", len(times),
-		pct(0.50).Round(time.Millisecond), pct(0.95).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	t.Logf("kill-to-media-back over %d runs: p50 %v, p95 %v, max %v (all: %v)", len(times),
+		pct(0.50).Round(time.Millisecond), pct(0.95).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), roundAll(times))
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
+
+// failoverOpts are failoverOnce's options.
+type failoverOpts struct {
+	// checkRoster: wait 20 s after the kill and check that the talkers who
+	// stayed still list the moved ones.
+	checkRoster bool
+	// afterKill, when set, runs on its own goroutine from the moment of
+	// the kill until failoverOnce returns (its context then ends).
+	afterKill func(ctx context.Context, killed time.Time)
+	// others are the cluster's other nodes, named in the log.
+	others []*serveProc
 }
 
 // failoverOnce runs one meeting across v0 and victim, kills victim and
 // returns the time from the kill until every participant hears every other
-// again.
-func failoverOnce(t *testing.T, v0, victim *serveProc, checkRoster bool) time.Duration {
+// again. Each participant's failover (when, to which node) and media back
+// are logged.
+func failoverOnce(t *testing.T, v0, victim *serveProc, o failoverOpts) time.Duration {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	room := roomname.New()
@@ -96,19 +133,38 @@ func failoverOnce(t *testing.T, v0, victim *serveProc, checkRoster bool) time.Du
 	if err := victim.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	back := map[*talker]bool{}
+	if o.afterKill != nil {
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			o.afterKill(hctx, killed)
+		}()
+		defer func() {
+			hcancel()
+			<-done
+		}()
+	}
+	back := map[*talker]time.Duration{}
 	for len(back) < len(ts) {
 		if time.Since(killed) > 30*time.Second {
 			t.Fatalf("media not back for every participant 30 s after the kill (%d of %d)", len(back), len(ts))
 		}
 		for _, tk := range ts {
-			if !back[tk] && tk.hearsAll(ts, base[tk], 5) {
-				back[tk] = true
+			if _, ok := back[tk]; !ok && tk.hearsAll(ts, base[tk], 5) {
+				back[tk] = time.Since(killed)
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	took := time.Since(killed)
+	for _, tk := range ts {
+		line := fmt.Sprintf("talker %d: hears everyone again at +%v", tk.tag, back[tk].Round(time.Millisecond))
+		for _, r := range tk.resumes() {
+			line += fmt.Sprintf("; resumed on %s at +%v", nodeName(r.node, append([]*serveProc{v0, victim}, o.others...)), r.at.Sub(killed).Round(time.Millisecond))
+		}
+		t.Log(line)
+	}
 	<-victim.exited
 	for _, tk := range ts[:2] {
 		if node := tk.c.Node(); node == victim.url {
@@ -133,7 +189,7 @@ func failoverOnce(t *testing.T, v0, victim *serveProc, checkRoster bool) time.Du
 	// The people who stayed still list the moved ones once the relay has
 	// declared the link to the dead node down (6 s) and its grace (10 s) is
 	// over: they are on another node now. Checked on the first run.
-	if !checkRoster {
+	if !o.checkRoster {
 		t.Logf("kill to media back: %v", took.Round(time.Millisecond))
 		return took
 	}
@@ -147,4 +203,14 @@ func failoverOnce(t *testing.T, v0, victim *serveProc, checkRoster bool) time.Du
 	}
 	t.Logf("kill to media back: %v", took.Round(time.Millisecond))
 	return took
+}
+
+// nodeName names the node at url among procs ("other" when none is it).
+func nodeName(url string, procs []*serveProc) string {
+	for _, p := range procs {
+		if p.url == url {
+			return p.name
+		}
+	}
+	return "other"
 }
