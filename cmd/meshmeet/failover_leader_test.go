@@ -87,18 +87,24 @@ func failoverLeaderOnce(t *testing.T, bin, secretFile string, token []byte, port
 		before[p.name] = admittedWithoutLeader(t, metrics[p.name])
 	}
 
-	// The election, as the stayer sees it.
+	// The election, as the stayer sees it: polled from the kill on, and
+	// after media is back until a new leader shows.
+	var killedAt time.Time
 	var newLeader string
 	var elected time.Duration
+	electedYet := func(ctx context.Context) bool {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		st, _, err := fetchStatus(sctx, stayer.url, token)
+		if err == nil && st.Leader != "" && st.Leader != victim.name {
+			newLeader, elected = st.Leader, time.Since(killedAt)
+			return true
+		}
+		return false
+	}
 	afterKill := func(ctx context.Context, killed time.Time) {
-		for ctx.Err() == nil {
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			st, _, err := fetchStatus(sctx, stayer.url, token)
-			cancel()
-			if err == nil && st.Leader != "" && st.Leader != victim.name {
-				newLeader, elected = st.Leader, time.Since(killed)
-				return
-			}
+		killedAt = killed
+		for ctx.Err() == nil && !electedYet(ctx) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
@@ -106,6 +112,9 @@ func failoverLeaderOnce(t *testing.T, bin, secretFile string, token []byte, port
 		}
 	}
 	took := failoverOnce(t, stayer, victim, failoverOpts{checkRoster: checkRoster, afterKill: afterKill, others: []*serveProc{spare}})
+	if newLeader == "" {
+		waitFor(t, "a new raft leader", func() bool { return electedYet(context.Background()) })
+	}
 
 	var admitted []string
 	total := 0.0
@@ -114,12 +123,9 @@ func failoverLeaderOnce(t *testing.T, bin, secretFile string, token []byte, port
 		total += d
 		admitted = append(admitted, fmt.Sprintf("%s %v", p.name, d))
 	}
-	election := "not seen before media came back"
-	if newLeader != "" {
-		election = fmt.Sprintf("%s at +%v", newLeader, elected.Round(time.Millisecond))
-	}
-	t.Logf("killed raft leader %s; new leader %s; admitted without leader: %s; kill to media back %v",
-		victim.name, election, strings.Join(admitted, ", "), took.Round(time.Millisecond))
+	election := fmt.Sprintf("%s at +%v", newLeader, elected.Round(time.Millisecond))
+	t.Logf("killed raft leader %s; new leader %s (seen by %s); admitted without leader: %s; kill to media back %v",
+		victim.name, election, stayer.name, strings.Join(admitted, ", "), took.Round(time.Millisecond))
 	if total < 1 {
 		t.Errorf("no participant was admitted without a leader after the leader %s was killed", victim.name)
 	}
