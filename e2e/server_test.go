@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -119,14 +120,31 @@ func startServer(t *testing.T, bin string, extra ...string) *server {
 
 // freePort returns a loopback port that is free for TCP and, if udp, for
 // UDP too.
+// portsTaken are the ports freePort handed out in this process.
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
+
 func freePort(t *testing.T, udp bool) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	// Below the kernel's ephemeral range (32768-60999 by default), and
+	// never the same port twice: a port from that range, free now, can be
+	// handed to a ":0" socket or come back from the next pick before the
+	// node binds it (CI: a node's --relay-addr and --rtc-port were the same
+	// port: rtc: listen udp: bind: address already in use).
+	const lo, hi = 20000, 32000
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		if portsTaken[port] {
+			continue // handed out before: the node may not have bound it yet
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
 		if udp {
 			u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 			if err != nil {
@@ -136,6 +154,7 @@ func freePort(t *testing.T, udp bool) int {
 			u.Close()
 		}
 		l.Close()
+		portsTaken[port] = true
 		return port
 	}
 	t.Fatal("no free port")
