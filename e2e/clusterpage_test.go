@@ -78,7 +78,7 @@ func TestBrowserClusterPage(t *testing.T) {
 	names := []string{"Eve", "Uma"}
 	for i, n := range nodes {
 		p := newBrowser(t, chromium, strings.ToLower(names[i]), true)
-		p.navigate(t, n.URL+"/"+url.PathEscape(room)+"?prejoin=0#name="+names[i])
+		p.navigate(t, n.URL+"/"+url.PathEscape(room)+"?prejoin=0&probe=0#name="+names[i])
 		waitFor(t, p, "joined", 60*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`,
 			func(j bool) bool { return j })
 		defer p.checkConsole(t)

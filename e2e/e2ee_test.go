@@ -591,7 +591,7 @@ func TestBrowserE2EECascade(t *testing.T) {
 
 	const pass = "cascade passphrase"
 	room := roomname.New()
-	path := "/" + url.PathEscape(room) + "?prejoin=0&e2eeprobe=1#e2ee=" + url.QueryEscape(pass)
+	path := "/" + url.PathEscape(room) + "?prejoin=0&probe=0&e2eeprobe=1#e2ee=" + url.QueryEscape(pass)
 	alice := newBrowser(t, chromium, "alice", true)
 	bob := newBrowser(t, chromium, "bob", true)
 	alice.navigate(t, nodes[0].URL+path+"&name=Alice")
@@ -724,7 +724,7 @@ func TestBrowserE2EEManaged(t *testing.T) {
 	chromium := os.Getenv(envChromium)
 	nodes := startTwoNodes(t, bin)
 	room := roomname.New()
-	path := "/" + url.PathEscape(room) + "?prejoin=0#e2ee-managed=1"
+	path := "/" + url.PathEscape(room) + "?prejoin=0&probe=0#e2ee-managed=1"
 	alice := newBrowser(t, chromium, "alice", true)
 	bob := newBrowser(t, chromium, "bob", true)
 	carol := newBrowser(t, chromium, "carol", true)

@@ -34,15 +34,15 @@ func TestBrowserFailover(t *testing.T) {
 	room := roomname.New()
 	alice := newBrowser(t, chromium, "alice", true)
 	bob := newBrowser(t, chromium, "bob", true)
-	// One page at a time, as in TestBrowserCascade: a region probe that
-	// misses its deadline on a loaded machine ranks the other region
-	// first (a run once placed bob on eu-1 with both pages starting at once).
+	// ?probe=0 and one page at a time, as in TestBrowserCascade: on a
+	// loaded machine the regions' probes, all on loopback, can rank
+	// another region first (a run once placed bob on eu-1).
 	for _, p := range []struct {
 		b    *browser
 		node *server
 		name string
 	}{{alice, nodes[0], "Alice"}, {bob, nodes[2], "Bob"}} {
-		p.b.navigate(t, p.node.URL+"/"+url.PathEscape(room)+"?prejoin=0#name="+p.name)
+		p.b.navigate(t, p.node.URL+"/"+url.PathEscape(room)+"?prejoin=0&probe=0#name="+p.name)
 		waitFor(t, p.b, "joined", 60*time.Second, `!!(window.meshmeet && window.meshmeet.joined)`, func(j bool) bool { return j })
 	}
 	for _, b := range []*browser{alice, bob} {

@@ -11,6 +11,9 @@
 //       ?simulcast=0      send one video layer only
 //       ?turn=1           media only through the node's TURN server
 //                         (iceTransportPolicy "relay"), to check TURN
+//       ?probe=0          time no region round trips: the node the page
+//                         reached keeps the join unless its region is
+//                         full (placement, docs/cluster.md)
 //       ?e2eeprobe=1      keep hashes of encrypted frames (tests)
 //       ?e2eestreams=1    encrypt with createEncodedStreams where it exists
 //                         (tests of the fallback)
@@ -115,6 +118,7 @@ function parseURL() {
     prejoin: q.get('prejoin') !== '0',
     simulcast: q.get('simulcast') !== '0',
     turn: q.get('turn') === '1',
+    probe: q.get('probe') !== '0',
     name: cleanName(f.get('name') || ''),
     e2ee: f.get('e2ee') || '',
     e2eeProbe: q.get('e2eeprobe') === '1',
@@ -348,7 +352,7 @@ function onEnded(reason) {
 async function main() {
   // Round trips to each region, measured while the pre-join screen shows
   // (probe.js); the join waits for them, bounded by their deadline.
-  state.rtts = measureRegions();
+  state.rtts = url.probe ? measureRegions() : Promise.resolve([]);
   $('display-name').value = url.name;
   initPasswordControls(() => state.session);
   if (url.refused) showRefused();
