@@ -16,11 +16,17 @@ import (
 
 // Config configures a Bridge. UDPConn is required; every other field may be
 // left zero (New applies the defaults, then Validate). New takes ownership
-// of UDPConn and TCPListener.
+// of UDPConn, UDPConns and TCPListener.
 type Config struct {
 	// UDPConn is the one UDP socket for all participants' media (ICE UDP
 	// mux). Required.
 	UDPConn net.PacketConn
+	// UDPConns are more sockets bound to UDPConn's address and port with
+	// SO_REUSEPORT, so the kernel spreads participants over them by a hash
+	// of their address and each is read by its own goroutine (udpmux.go).
+	// Empty: pion's ICE UDP mux reads UDPConn alone. At most
+	// MaxUDPConns-1.
+	UDPConns []net.PacketConn
 	// TCPListener accepts ICE-TCP on the same port number. Nil: no ICE-TCP.
 	TCPListener net.Listener
 	// PublicIPs are advertised in ICE candidates instead of the socket's
@@ -60,6 +66,10 @@ type Config struct {
 // default: a camera with its microphone, a screen share with its audio,
 // and room to spare.
 const DefaultMaxTracksPerParticipant = 8
+
+// MaxUDPConns is the most media sockets a bridge reads: UDPConn and
+// UDPConns together.
+const MaxUDPConns = 64
 
 // PC names one of a participant's two PeerConnections.
 type PC int

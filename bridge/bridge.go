@@ -49,7 +49,7 @@ type Bridge struct {
 	closed  bool
 	pubAPI  *webrtc.API
 	subAPI  *webrtc.API
-	udpMux  *ice.UDPMuxDefault
+	udpMux  ice.UDPMux // pion's, or udpMux with Config.UDPConns
 	tcpMux  *ice.TCPMuxDefault
 	rooms   map[*Room]struct{}
 }
@@ -83,6 +83,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTracksPerParticipant < 0 || c.MaxTracksPerParticipant > maxTracksLimit {
 		return fmt.Errorf("%w: MaxTracksPerParticipant must be between 1 and %d", ErrInvalidConfig, maxTracksLimit)
+	}
+	if len(c.UDPConns) >= MaxUDPConns {
+		return fmt.Errorf("%w: UDPConns: more than %d sockets", ErrInvalidConfig, MaxUDPConns-1)
+	}
+	for _, pc := range c.UDPConns {
+		if pc == nil || pc.LocalAddr() == nil || pc.LocalAddr().String() != c.UDPConn.LocalAddr().String() {
+			return fmt.Errorf("%w: UDPConns: a socket not bound to UDPConn's address", ErrInvalidConfig)
+		}
 	}
 	return nil
 }
@@ -119,6 +127,11 @@ func New(cfg Config) (*Bridge, error) {
 func closeSockets(cfg Config) {
 	if cfg.UDPConn != nil {
 		_ = cfg.UDPConn.Close()
+	}
+	for _, pc := range cfg.UDPConns {
+		if pc != nil {
+			_ = pc.Close()
+		}
 	}
 	if cfg.TCPListener != nil {
 		_ = cfg.TCPListener.Close()
@@ -249,10 +262,16 @@ func (b *Bridge) startLocked() error {
 	if b.started {
 		return nil
 	}
-	b.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{
-		UDPConn: b.cfg.UDPConn,
-		Logger:  b.lf.NewLogger("ice"),
-	})
+	if len(b.cfg.UDPConns) > 0 {
+		m := newUDPMux(append([]net.PacketConn{b.cfg.UDPConn}, b.cfg.UDPConns...), b.cfg.IncludeLoopback, &b.stats, b.log)
+		m.start()
+		b.udpMux = m
+	} else {
+		b.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{
+			UDPConn: b.cfg.UDPConn,
+			Logger:  b.lf.NewLogger("ice"),
+		})
+	}
 	if b.cfg.TCPListener != nil {
 		b.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener:       b.cfg.TCPListener,
@@ -285,7 +304,7 @@ func (b *Bridge) startLocked() error {
 	b.now.Store(int64(time.Since(b.epoch)))
 	b.wg.Add(1)
 	go b.clockLoop()
-	b.log.Info("bridge started", "udp", b.cfg.UDPConn.LocalAddr().String())
+	b.log.Info("bridge started", "udp", b.cfg.UDPConn.LocalAddr().String(), "udp_sockets", 1+len(b.cfg.UDPConns))
 	return nil
 }
 

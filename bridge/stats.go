@@ -65,6 +65,17 @@ type DropStats struct {
 	NACKQueueFull uint64
 	// Unpublished: a packet written to a publication after Close.
 	Unpublished uint64
+	// MuxQueueFull: a datagram read by the multi-socket UDP mux
+	// (Config.UDPConns) while its ICE conn already held muxQueueLen.
+	MuxQueueFull uint64
+	// MuxUnroutable: a datagram the multi-socket UDP mux read from an
+	// address no conn talks to that was not a STUN message for a known
+	// ufrag.
+	MuxUnroutable uint64
+	// MuxMalformed: a datagram the multi-socket UDP mux read that was
+	// bigger than an Ethernet MTU, or a STUN message from an unknown
+	// address that did not parse or named no ufrag.
+	MuxMalformed uint64
 }
 
 // counters are the atomic counters behind Stats, shared by every track of a
@@ -76,6 +87,8 @@ type counters struct {
 	dropQueueFull, dropWaitKeyframe, dropTooBig, dropMalformed,
 	dropEvicted, dropUnbound, dropWriteError, dropNACKMiss,
 	dropNACKQueueFull, dropUnpublished atomic.Uint64
+
+	dropMuxQueueFull, dropMuxUnroutable, dropMuxMalformed atomic.Uint64
 
 	candDenied, candOverLimit, candMalformed atomic.Uint64
 }
@@ -100,6 +113,9 @@ func (c *counters) snapshot() Stats {
 			NACKMiss:      c.dropNACKMiss.Load(),
 			NACKQueueFull: c.dropNACKQueueFull.Load(),
 			Unpublished:   c.dropUnpublished.Load(),
+			MuxQueueFull:  c.dropMuxQueueFull.Load(),
+			MuxUnroutable: c.dropMuxUnroutable.Load(),
+			MuxMalformed:  c.dropMuxMalformed.Load(),
 		},
 		Candidates: CandidateStats{
 			Denied:    c.candDenied.Load(),

@@ -91,6 +91,7 @@ func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
 		"malformed": d.Malformed, "evicted": d.Evicted, "unbound": d.Unbound,
 		"write_error": d.WriteError, "nack_miss": d.NACKMiss,
 		"nack_queue_full": d.NACKQueueFull, "unpublished": d.Unpublished,
+		"mux_queue_full": d.MuxQueueFull, "mux_unroutable": d.MuxUnroutable, "mux_malformed": d.MuxMalformed,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
 	}

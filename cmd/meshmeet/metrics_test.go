@@ -61,7 +61,7 @@ meshmeet_participants 0
 			t.Errorf("no metric %s", want)
 		}
 	}
-	for _, want := range []string{"queue_full", "wait_keyframe", "too_big", "malformed", "evicted", "unbound", "write_error", "nack_miss", "nack_queue_full", "unpublished"} {
+	for _, want := range []string{"queue_full", "wait_keyframe", "too_big", "malformed", "evicted", "unbound", "write_error", "nack_miss", "nack_queue_full", "unpublished", "mux_queue_full", "mux_unroutable", "mux_malformed"} {
 		if !reasons[want] {
 			t.Errorf("meshmeet_bridge_dropped_packets_total has no reason %q", want)
 		}
