@@ -302,9 +302,11 @@ func TestClusterUncertifiedRaftPeerRejected(t *testing.T) {
 	if _, err := dialTLS(addr, 5*time.Second, foreign, nil); err == nil {
 		t.Fatal("foreign peer opened a forwarding connection")
 	}
-	if got := l.stream.rejected.Load(); got < rejected+3 {
-		t.Fatalf("rejected handshakes %d, want at least %d", got, rejected+3)
-	}
+	// The server counts a rejection when its side of the handshake ends,
+	// which can come after the client has already seen the failure.
+	eventually(t, "three rejected handshakes counted", func() bool {
+		return l.stream.rejected.Load() >= rejected+3
+	})
 	// The foreign vote carried term+100: had it been decoded, the leader
 	// would have stepped down into that term. (A re-election of our own
 	// under a loaded machine only adds a term or two.)
