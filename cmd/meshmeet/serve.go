@@ -46,6 +46,9 @@ type Config struct {
 	// LastN is how many recent speakers' video each participant gets
 	// (--last-n; 0: all video): serve_cascade.go.
 	LastN int
+	// RTCSockets is how many UDP sockets share --rtc-port
+	// (--rtc-sockets; 0: one per 4 cores): serve_rtcsock.go.
+	RTCSockets int
 
 	Mesh meshConfig // serve_mesh.go
 	Auth authConfig // token.go: --auth, --jwt-*, --trusted-proxy
@@ -59,6 +62,7 @@ func serveCommand() *cli.Command {
 			Usage: "HTTP: web client, WebSocket signaling, health, admin API"},
 		&cli.IntFlag{Name: "rtc-port", Value: defaults.RTCPort, EnvVars: envVar("rtc-port"), Destination: &cfg.RTCPort,
 			Usage: "WebRTC media: one UDP port (ICE mux) and ICE-TCP on the same number"},
+		rtcSocketsFlag(cfg),
 		&cli.StringFlag{Name: "public-ip", EnvVars: envVar("public-ip"), Destination: &cfg.PublicIP,
 			Usage: "address put in ICE candidates and advertised to the cluster (default: the http-addr host)"},
 		&cli.StringFlag{Name: "node-name", EnvVars: envVar("node-name"), Destination: &cfg.NodeName,
@@ -175,26 +179,22 @@ func serve(ctx context.Context, cfg *Config, stdout interface{ Write([]byte) (in
 		return abort(err)
 	}
 	rtcAddr := net.JoinHostPort(httpHost, strconv.Itoa(cfg.RTCPort))
-	udp, err := net.ListenPacket("udp", rtcAddr)
+	udps, err := listenRTC(ctx, rtcAddr, cfg.RTCSockets, log) // serve_rtcsock.go: buffers, SO_REUSEPORT
 	if err != nil {
 		return abort(fmt.Errorf("rtc: %w", err))
 	}
-	if uc, ok := udp.(*net.UDPConn); ok {
-		// Every participant's media arrives on this one socket: the
-		// default 208 KiB buffer holds ~30 ms of a busy node's traffic and
-		// overflows whenever the read loop is descheduled for longer. The
-		// kernel caps these at net.core.rmem_max/wmem_max (docs/operations.md).
-		uc.SetReadBuffer(rtcSocketBuffer)
-		uc.SetWriteBuffer(rtcSocketBuffer)
-	}
+	udp := udps[0]
 	tcp, err := net.Listen("tcp", rtcAddr)
 	if err != nil {
-		udp.Close()
+		for _, u := range udps {
+			u.Close()
+		}
 		return abort(fmt.Errorf("rtc tcp: %w", err))
 	}
 	ip := net.ParseIP(cfg.PublicIP)
 	br, err := bridge.New(bridge.Config{
 		UDPConn:              udp,
+		UDPConns:             udps[1:],
 		TCPListener:          tcp,
 		PublicIPs:            []string{cfg.PublicIP},
 		IncludeLoopback:      ip != nil && ip.IsLoopback(),
@@ -316,10 +316,6 @@ func remoteCandidatePolicy(cfg *Config) (func(netip.Addr) bool, error) {
 	pol := turn.NewPolicy(allow, nil, nil)
 	return func(ip netip.Addr) bool { return pol.CheckRange(ip) == nil }, nil
 }
-
-// rtcSocketBuffer is the receive and send buffer asked for on the media
-// socket.
-const rtcSocketBuffer = 4 << 20
 
 // clusterKeys are the keys every part derives from the cluster secret.
 type clusterKeys struct {
