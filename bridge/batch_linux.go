@@ -145,7 +145,7 @@ func (b *sendBatch) sendRun(i, j int) {
 // It returns false to wait until the socket is writable again.
 func (b *sendBatch) write(fd uintptr) bool {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[b.from])), uintptr(b.to-b.from), 0, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[b.from])), uintptr(b.to-b.from), 0, 0, 0)
 		switch e {
 		case 0:
 			b.sent = int(r)

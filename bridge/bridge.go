@@ -268,7 +268,7 @@ func (b *Bridge) startLocked() error {
 		b.udpMux = m
 	} else {
 		b.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{
-			UDPConn: b.cfg.UDPConn,
+			UDPConn: rawUDPConn(b.cfg.UDPConn), // reads that do not wake sysmon (rawudp_linux.go)
 			Logger:  b.lf.NewLogger("ice"),
 		})
 	}

@@ -1,0 +1,135 @@
+//go:build linux
+
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+)
+
+// TestRawUDPReads: the raw reads give the same bytes and sender address
+// as net.UDPConn would (IPv4, and an IPv6 socket's IPv4-mapped sender),
+// wait for a datagram when the socket is empty, and end with an error
+// when the socket closes.
+func TestRawUDPReads(t *testing.T) {
+	for _, tc := range []struct{ network, listen, dial string }{
+		{"udp4", "127.0.0.1:0", "127.0.0.1"},
+		{"udp", "[::]:0", "127.0.0.1"}, // dual-stack: the sender comes as ::ffff:127.0.0.1
+	} {
+		t.Run(tc.network+" "+tc.listen, func(t *testing.T) {
+			pc, err := net.ListenPacket(tc.network, tc.listen)
+			if err != nil {
+				t.Skip("no such socket here:", err)
+			}
+			r := rawUDPConn(pc)
+			if _, ok := r.(*rawUDP); !ok {
+				t.Fatalf("rawUDPConn gave %T, want *rawUDP", r)
+			}
+			ap, ok := r.(ice.AddrPortReaderWriter)
+			if !ok {
+				t.Fatal("not an ice.AddrPortReaderWriter: pion's mux would not use the raw reads")
+			}
+			port := pc.LocalAddr().(*net.UDPAddr).Port
+			s, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			to := &net.UDPAddr{IP: net.ParseIP(tc.dial), Port: port}
+
+			// The reader waits in the netpoller until a datagram comes.
+			type got struct {
+				n    int
+				from netip.AddrPort
+				err  error
+			}
+			ch := make(chan got, 1)
+			buf := make([]byte, 1500)
+			go func() {
+				n, from, err := ap.ReadFromAddrPort(buf)
+				ch <- got{n, from, err}
+			}()
+			time.Sleep(50 * time.Millisecond) // let it park on the empty socket (not a timed assertion)
+			want := []byte("\x80\x6fhello raw read")
+			if _, err := s.WriteTo(want, to); err != nil {
+				t.Fatal(err)
+			}
+			g := <-ch
+			if g.err != nil {
+				t.Fatal(g.err)
+			}
+			if !bytes.Equal(buf[:g.n], want) {
+				t.Fatalf("read %q, want %q", buf[:g.n], want)
+			}
+			// What net.UDPConn itself reports for the same sender.
+			if _, err := s.WriteTo(want, to); err != nil {
+				t.Fatal(err)
+			}
+			_, std, err := pc.(*net.UDPConn).ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.from != std {
+				t.Fatalf("raw read's sender %v, net.UDPConn's %v", g.from, std)
+			}
+			if g.from.Port() != uint16(s.LocalAddr().(*net.UDPAddr).Port) {
+				t.Fatalf("sender port %d, want %d", g.from.Port(), s.LocalAddr().(*net.UDPAddr).Port)
+			}
+
+			// A datagram longer than the buffer is cut, as recvfrom does.
+			if _, err := s.WriteTo(bytes.Repeat([]byte{1}, 100), to); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, err := ap.ReadFromAddrPort(buf[:10]); err != nil || n != 10 {
+				t.Fatalf("short buffer: %d, %v", n, err)
+			}
+
+			// Close wakes a waiting reader with net.ErrClosed.
+			go func() {
+				_, _, err := ap.ReadFromAddrPort(buf)
+				ch <- got{err: err}
+			}()
+			time.Sleep(50 * time.Millisecond)
+			r.Close()
+			if g := <-ch; !errors.Is(g.err, net.ErrClosed) {
+				t.Fatalf("read after close: %v, want net.ErrClosed", g.err)
+			}
+		})
+	}
+}
+
+// TestRawUDPReadNoAlloc: a raw read allocates nothing.
+func TestRawUDPReadNoAlloc(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rawUDPConn(pc).(*rawUDP)
+	defer r.Close()
+	s, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	to := netip.MustParseAddrPort(pc.LocalAddr().String())
+	sc := s.(*net.UDPConn)
+	pkt := make([]byte, 200)
+	buf := make([]byte, 1500)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := sc.WriteToUDPAddrPort(pkt, to); err != nil {
+			t.Fatal(err)
+		}
+		if n, _, err := r.ReadFromAddrPort(buf); err != nil || n != len(pkt) {
+			t.Fatalf("read %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per send and raw read, want 0", allocs)
+	}
+}
