@@ -138,20 +138,30 @@ type muxAddr struct {
 	sock atomic.Int32 // the socket it was last received on
 }
 
+// sockCounter is one reader's counter, alone on its cache line so that
+// readers on different cores do not share one.
+type sockCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// addrShard is a part of the address table, padded to a cache line: an
+// RLock writes to its mutex.
 type addrShard struct {
 	mu sync.RWMutex
 	m  map[netip.AddrPort]*muxAddr
+	_  [64 - 24 - 8]byte
 }
 
 type udpMux struct {
-	socks       []muxSock    // static after newUDPMux
-	local       net.Addr     // static: every socket's address
-	localStr    string       // static
-	unspecified bool         // static: the sockets listen on 0.0.0.0 or ::
-	loopback    bool         // static: Config.IncludeLoopback
-	stats       *counters    // the bridge's
-	log         *slog.Logger // static
-	recv        []atomic.Uint64
+	socks       []muxSock     // static after newUDPMux
+	local       net.Addr      // static: every socket's address
+	localStr    string        // static
+	unspecified bool          // static: the sockets listen on 0.0.0.0 or ::
+	loopback    bool          // static: Config.IncludeLoopback
+	stats       *counters     // the bridge's
+	log         *slog.Logger  // static
+	recv        []sockCounter // datagrams read, per socket
 
 	shards [muxShards]addrShard
 	// addrMu serialises changes of the address table and of the conns'
@@ -176,7 +186,7 @@ func newUDPMux(socks []net.PacketConn, loopback bool, stats *counters, log *slog
 		loopback: loopback,
 		stats:    stats,
 		log:      log,
-		recv:     make([]atomic.Uint64, len(socks)),
+		recv:     make([]sockCounter, len(socks)),
 		conns:    [2]map[string]*muxConn{{}, {}},
 	}
 	m.localStr = m.local.String()
@@ -204,7 +214,7 @@ func (m *udpMux) start() {
 func (m *udpMux) received() []uint64 {
 	out := make([]uint64, len(m.recv))
 	for i := range m.recv {
-		out[i] = m.recv[i].Load()
+		out[i] = m.recv[i].n.Load()
 	}
 	return out
 }
@@ -267,7 +277,7 @@ func (m *udpMux) readLoop(i int) {
 // reports whether the conn took b; otherwise the drop is counted and b is
 // the caller's again.
 func (m *udpMux) dispatch(i int, b *muxBuf, n int, from netip.AddrPort) bool {
-	m.recv[i].Add(1)
+	m.recv[i].n.Add(1)
 	if n > muxMaxDatagram || n <= 0 || !from.IsValid() {
 		m.stats.dropMuxMalformed.Add(1)
 		return false

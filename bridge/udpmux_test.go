@@ -381,3 +381,27 @@ func FuzzUDPMuxRoute(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigUDPConns: a UDPConns socket on another address is refused,
+// and New closes every socket it was given then, as with UDPConn.
+func TestConfigUDPConns(t *testing.T) {
+	udp, tcp := sockets(t)
+	other, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{UDPConn: udp, UDPConns: []net.PacketConn{other}, TCPListener: tcp}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("New with a UDPConns socket on another port: %v, want ErrInvalidConfig", err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(time.Millisecond))
+	if _, _, err := other.ReadFrom(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("New failed and left a UDPConns socket open: %v", err)
+	}
+	if !closed(udp, tcp) {
+		t.Error("New failed and left UDPConn open")
+	}
+	udp, _ = sockets(t)
+	if err := (Config{UDPConn: udp, UDPConns: []net.PacketConn{nil}}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Validate with a nil UDPConns socket: %v", err)
+	}
+}
