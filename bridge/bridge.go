@@ -263,7 +263,11 @@ func (b *Bridge) startLocked() error {
 		return nil
 	}
 	if len(b.cfg.UDPConns) > 0 {
-		m := newUDPMux(append([]net.PacketConn{b.cfg.UDPConn}, b.cfg.UDPConns...), b.cfg.IncludeLoopback, &b.stats, b.log)
+		socks := []net.PacketConn{rawUDPConn(b.cfg.UDPConn)}
+		for _, pc := range b.cfg.UDPConns {
+			socks = append(socks, rawUDPConn(pc)) // each read by its own goroutine: raw reads as below
+		}
+		m := newUDPMux(socks, b.cfg.IncludeLoopback, &b.stats, b.log)
 		m.start()
 		b.udpMux = m
 	} else {

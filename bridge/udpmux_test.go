@@ -33,7 +33,7 @@ func newMuxEnv(t testing.TB, n int) *muxEnv {
 			t.Fatal(err)
 		}
 		env.socks = append(env.socks, pc)
-		pcs = append(pcs, pc)
+		pcs = append(pcs, rawUDPConn(pc)) // as the bridge hands them to the mux
 	}
 	env.m = newUDPMux(pcs, true, env.stats, testLogger())
 	t.Cleanup(func() { env.m.Close() })
