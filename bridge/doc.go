@@ -14,7 +14,9 @@
 // (Config.TCPListener) are created by Run or by the first Room.Join,
 // whichever comes first; Run (or Close) closes every room, both muxes and
 // with them the socket and the listener, and returns after every goroutine
-// the bridge started has exited. Participant.Close, Room.Close,
+// the bridge started has exited. With Config.UDPConns (more sockets on
+// the same port, SO_REUSEPORT) the UDP mux is the bridge's own (udpmux.go):
+// one reader per socket, routing as pion's. Participant.Close, Room.Close,
 // Publication.Close and Subscription.Close wait too, so they must not be
 // called from inside an event callback or a TrackSource/TrackSink method.
 //
