@@ -40,7 +40,12 @@ func startBridge(t testing.TB) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{UDPConn: conn, IncludeLoopback: true, Logger: testLogger()})
+	cfg := Config{UDPConn: conn, IncludeLoopback: true, Logger: testLogger()}
+	if socks := envTestSockets(t); socks != nil { // BRIDGE_TEST_SOCKETS
+		conn.Close()
+		cfg.UDPConn, cfg.UDPConns = socks[0], socks[1:]
+	}
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -115,4 +117,15 @@ func TestRTCSocketsBridge(t *testing.T) {
 	eventually(t, 10e9, "the mux forgets every address", func() bool { return m.addrCount() == 0 })
 	b.Close()
 	checkGoroutines(t, before)
+}
+
+// envTestSockets returns BRIDGE_TEST_SOCKETS (2..16) SO_REUSEPORT sockets
+// for startBridge, nil when unset: `BRIDGE_TEST_SOCKETS=2 go test
+// ./bridge/` runs the bridge's tests over the multi-socket mux.
+func envTestSockets(t testing.TB) []net.PacketConn {
+	n, _ := strconv.Atoi(os.Getenv("BRIDGE_TEST_SOCKETS"))
+	if n < 2 || n > 16 {
+		return nil
+	}
+	return reusePortSockets(t, n)
 }
