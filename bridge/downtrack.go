@@ -111,6 +111,9 @@ type DownTrack struct {
 	lastSeq   uint16
 	lastTS    uint32
 	lastWrite int64
+
+	// sr is what the subscriber's next sender report says (senderreport.go).
+	sr srState
 }
 
 // mapping turns one layer's sequence numbers and timestamps into the
@@ -668,10 +671,12 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 	if len(level) == 1 {
 		_ = h.SetExtension(b.levelID, level) // reuses Extensions' capacity
 	}
+	newest := false
 	if !rtx {
 		if int16(h.SequenceNumber-dt.lastSeq) > 0 || dt.lastWrite == 0 {
 			dt.lastSeq = h.SequenceNumber
 			dt.lastTS = h.Timestamp
+			newest = true
 		}
 		dt.lastWrite = dt.now.Load()
 		if dt.lastWrite == 0 {
@@ -696,6 +701,7 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 		}
 		return
 	}
+	dt.sr.note(h.Timestamp, n-hl, newest)
 	dt.stats.fwdPackets.Add(1)
 	dt.stats.fwdBytes.Add(uint64(n))
 	if rtx {

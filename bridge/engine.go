@@ -234,12 +234,9 @@ func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub, sub *webrtc.AP
 	if err != nil {
 		return nil, nil, err
 	}
-	sr := &interceptor.Registry{}
-	srep, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(b.lf))
-	if err != nil {
-		return nil, nil, err
-	}
-	sr.Add(srep)
-	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(subSE), webrtc.WithInterceptorRegistry(sr))
+	// No interceptor on the subscriber side: forwarded packets go from
+	// the DownTrack to SRTP directly, and the bridge writes the sender
+	// reports itself (senderreport.go).
+	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(subSE), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	return pub, sub, nil
 }

@@ -250,11 +250,13 @@ func (r *Room) runLoop() {
 	t := time.NewTicker(roomTick)
 	defer t.Stop()
 	r.lastPackets = map[*UpTrack]uint64{}
+	var lastSR time.Time
 	for {
+		var now time.Time
 		select {
 		case <-r.done:
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
 		r.mu.Lock()
 		tracks := make([]*UpTrack, 0, len(r.tracks))
@@ -294,6 +296,13 @@ func (r *Room) runLoop() {
 		}
 		r.updateSpeaker(tracks)
 		r.applyLastN(ps, tracks)
+		if now.Sub(lastSR) >= srInterval-roomTick/2 {
+			lastSR = now
+			now = time.Now() // the tick's time may be late
+			for _, p := range ps {
+				p.sendSenderReports(now)
+			}
+		}
 	}
 }
 
