@@ -410,8 +410,13 @@ func (s *Server) runJoin(pj *pendingJoin, key mesh.RoomKey, pin []string) {
 	case <-pj.admitted:
 	}
 	pj.mu.Lock()
-	p := pj.p
+	p, left := pj.p, pj.left
 	pj.mu.Unlock()
+	if left {
+		// Admitted, then gone: both channels were ready and select took
+		// admitted. The participant's leave did what there was to do.
+		return
+	}
 	if cause := s.checkLateJoin(p, info, err, pj.e2ee); cause != nil {
 		p.fail(cause) // leave takes the count back when it applied
 	}
