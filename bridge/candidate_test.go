@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -99,20 +98,7 @@ func startBridgeWith(t *testing.T, allow func(netip.Addr) bool) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{UDPConn: conn, TCPListener: ln, IncludeLoopback: true, AllowRemoteCandidate: allow, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return b
+	return runBridge(t, Config{UDPConn: conn, TCPListener: ln, IncludeLoopback: true, AllowRemoteCandidate: allow, Logger: testLogger()})
 }
 
 // TestBridgeDialsNobody: whatever candidates a participant trickles or

@@ -45,6 +45,13 @@ func startBridge(t testing.TB) *Bridge {
 		conn.Close()
 		cfg.UDPConn, cfg.UDPConns = socks[0], socks[1:]
 	}
+	return runBridge(t, cfg)
+}
+
+// runBridge makes a bridge of cfg and runs it until the test ends, when
+// Run must end without an error.
+func runBridge(t testing.TB, cfg Config) *Bridge {
+	t.Helper()
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

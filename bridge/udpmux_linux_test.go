@@ -46,20 +46,7 @@ func reusePortSockets(t testing.TB, n int) []net.PacketConn {
 func startBridgeSockets(t *testing.T, n int) *Bridge {
 	t.Helper()
 	socks := reusePortSockets(t, n)
-	b, err := New(Config{UDPConn: socks[0], UDPConns: socks[1:], IncludeLoopback: true, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return b
+	return runBridge(t, Config{UDPConn: socks[0], UDPConns: socks[1:], IncludeLoopback: true, Logger: testLogger()})
 }
 
 // TestRTCSocketsBridge: a bridge reading two SO_REUSEPORT sockets through
