@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"golang.org/x/sys/unix"
 )
 
 // TestRawUDPReads: the raw reads give the same bytes and sender address
@@ -131,5 +132,44 @@ func TestRawUDPReadNoAlloc(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per send and raw read, want 0", allocs)
+	}
+}
+
+// TestRawUDPDontFragment: the media socket sends with the don't-fragment
+// bit and no path-MTU bookkeeping, and a 1,400-byte datagram still goes
+// through.
+func TestRawUDPDontFragment(t *testing.T) {
+	for _, tc := range []struct{ network, listen string }{{"udp4", "127.0.0.1:0"}, {"udp", "[::]:0"}} {
+		network := tc.network
+		pc, err := net.ListenPacket(network, tc.listen)
+		if err != nil {
+			t.Skip("no such socket here:", err)
+		}
+		r := rawUDPConn(pc).(*rawUDP)
+		var got int
+		var gerr error
+		if err := r.rc.Control(func(fd uintptr) {
+			got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+		}); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		if got != unix.IP_PMTUDISC_PROBE {
+			t.Fatalf("%s: IP_MTU_DISCOVER = %d, want IP_PMTUDISC_PROBE (%d)", network, got, unix.IP_PMTUDISC_PROBE)
+		}
+		s, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+		if _, err := r.WriteToAddrPort(make([]byte, 1400), to); err != nil {
+			t.Fatalf("%s: a 1,400-byte datagram: %v", network, err)
+		}
+		buf := make([]byte, 2000)
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, _, err := s.ReadFrom(buf); err != nil || n != 1400 {
+			t.Fatalf("%s: received %d, %v", network, n, err)
+		}
+		s.Close()
+		r.Close()
 	}
 }
