@@ -32,7 +32,7 @@ var (
 	commandMention = regexp.MustCompile(`\bmeshmeet (serve|bench|cluster init|cluster status|cluster drain|cluster|room new|room check|room|token|version)\b`)
 	// foreignCommand names another program whose flags a line may give
 	// (the AWS CLI and the shell tools of the boot script, coturn, ...).
-	foreignCommand = regexp.MustCompile(`\b(aws|curl|sha256sum|sysctl|systemctl|coturn|turnserver|turnutils_[a-z]+|terraform|chromium|valgrind|perf|taskset|go (?:test|build|install|run|tool))\b`)
+	foreignCommand = regexp.MustCompile(`\b(aws|apt-get|ffmpeg|livekit-server|lk|curl|sha256sum|sysctl|systemctl|coturn|turnserver|turnutils_[a-z]+|terraform|chromium|valgrind|perf|taskset|go (?:test|build|install|run|tool))\b`)
 	planned        = regexp.MustCompile(`(?i)\bplanned\b`)
 )
 
