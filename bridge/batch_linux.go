@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshmeet/meshmeet/internal/rawsock"
 )
 
 // sockSys is a socket's descriptor access.
@@ -144,19 +146,14 @@ func (b *sendBatch) sendRun(i, j int) {
 // write is the RawConn.Write callback: one sendmmsg of datagrams from..to.
 // It returns false to wait until the socket is writable again.
 func (b *sendBatch) write(fd uintptr) bool {
-	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[b.from])), uintptr(b.to-b.from), 0, 0, 0)
-		switch e {
-		case 0:
-			b.sent = int(r)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			b.errno = e
-			return true
-		}
+	r, e := rawsock.Call6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdr[b.from])), uintptr(b.to-b.from), 0, 0, 0)
+	switch e {
+	case unix.EAGAIN:
+		return false
+	case 0:
+		b.sent = int(r)
+	default:
+		b.errno = e
 	}
+	return true
 }

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshmeet/meshmeet/internal/rawsock"
 )
 
 // rawUDP is the bridge's media socket as the ICE mux reads it: the reads
@@ -44,7 +46,7 @@ type rawUDP struct {
 // callback (fn, bound once) allocates nothing per packet.
 type rawRead struct {
 	buf   []byte
-	sa    unix.RawSockaddrAny
+	sa    syscall.RawSockaddrInet6 // or a RawSockaddrInet4 at its start
 	n     int
 	errno syscall.Errno
 	fn    func(uintptr) bool
@@ -85,38 +87,27 @@ func dontFragment(rc syscall.RawConn) {
 // recv is the RawConn.Read callback: false waits for the socket to be
 // readable.
 func (r *rawRead) recv(fd uintptr) bool {
-	for {
-		salen := uint32(unsafe.Sizeof(r.sa))
-		var p unsafe.Pointer
-		if len(r.buf) > 0 {
-			p = unsafe.Pointer(&r.buf[0])
-		}
-		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(p), uintptr(len(r.buf)), 0,
-			uintptr(unsafe.Pointer(&r.sa)), uintptr(unsafe.Pointer(&salen)))
-		switch e {
-		case 0:
-			r.n, r.errno = int(n), 0
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			r.n, r.errno = 0, e
-			return true
-		}
+	n, e := rawsock.Recvfrom(fd, r.buf, &r.sa)
+	switch e {
+	case unix.EAGAIN:
+		return false
+	case 0:
+		r.n, r.errno = n, 0
+	default:
+		r.n, r.errno = 0, e
 	}
+	return true
 }
 
 // addrPort is the sender's address from the last recvfrom.
 func (r *rawRead) addrPort() netip.AddrPort {
-	switch r.sa.Addr.Family {
+	switch r.sa.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
 		pp := (*[2]byte)(unsafe.Pointer(&sa.Port))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(pp[0])<<8|uint16(pp[1]))
 	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.sa))
+		sa := &r.sa
 		pp := (*[2]byte)(unsafe.Pointer(&sa.Port))
 		// As net.UDPConn gives it: a v4-mapped address stays mapped; a
 		// scoped (link-local) one carries its interface index as zone.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"github.com/meshmeet/meshmeet/internal/rawsock"
 )
 
 // fastUDP is a *net.UDPConn whose ReadFrom and WriteTo make their
@@ -219,22 +221,11 @@ func sockaddrAddrPort(sa *syscall.RawSockaddrInet6) netip.AddrPort {
 // recvfrom and sendto are the raw system calls on a non-blocking socket
 // (see fastUDP for why raw); EAGAIN comes back as an errno.
 func recvfrom(fd uintptr, p []byte, sa *syscall.RawSockaddrInet6) (int, syscall.Errno) {
-	for {
-		salen := uint32(unsafe.Sizeof(*sa))
-		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)))
-		if e != syscall.EINTR {
-			return int(r), e
-		}
-	}
+	return rawsock.Recvfrom(fd, p, sa)
 }
 
 func sendto(fd uintptr, p []byte, ra *rawAddr) (int, syscall.Errno) {
-	for {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
-			uintptr(unsafe.Pointer(&ra.sa)), ra.len)
-		if e != syscall.EINTR {
-			return int(r), e
-		}
-	}
+	r, e := rawsock.Call6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0,
+		uintptr(unsafe.Pointer(&ra.sa)), ra.len)
+	return int(r), e
 }
