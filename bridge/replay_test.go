@@ -33,11 +33,7 @@ func TestReplayOnlyLiveRecentKeyframe(t *testing.T) {
 			b := unstartedBridge(t)
 			r := b.NewRoom("replay", RoomEvents{})
 			defer r.Close()
-			src := newRecSource()
-			pub, err := r.Publish(vp8Params("t1", 1), src)
-			if err != nil {
-				t.Fatal(err)
-			}
+			pub, src := publishVP8(t, r, 1)
 			l := pub.up.layers[0]
 			pb := &packetBuilder{buf: make([]byte, 1500)}
 			for s := uint16(0); s < 5; s++ {

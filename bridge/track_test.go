@@ -26,6 +26,18 @@ type recSource struct {
 
 func newRecSource() *recSource { return &recSource{changed: make(chan struct{}, 1)} }
 
+// publishVP8 publishes track "t1" of the given number of VP8 layers in r,
+// fed by a new recSource.
+func publishVP8(t *testing.T, r *Room, layers int) (*Publication, *recSource) {
+	t.Helper()
+	src := newRecSource()
+	pub, err := r.Publish(vp8Params("t1", layers), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, src
+}
+
 func (s *recSource) note() {
 	select {
 	case s.changed <- struct{}{}:
@@ -196,11 +208,7 @@ func TestPublishRetransmitRequests(t *testing.T) {
 	b := unstartedBridge(t)
 	r := b.NewRoom("gaps", RoomEvents{})
 	defer r.Close()
-	src := newRecSource()
-	pub, err := r.Publish(vp8Params("t1", 1), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, src := publishVP8(t, r, 1)
 	pb := &packetBuilder{buf: make([]byte, 1500)}
 	send := func(seq uint16) {
 		pub.WriteRTP(0, pb.build(seq, uint32(seq)*3000, vp8Payload(0, uint32(seq), seq == 100), false))
@@ -276,11 +284,7 @@ func TestPublishDemand(t *testing.T) {
 	var events roomLog
 	r := b.NewRoom("demand", events.events())
 	defer r.Close()
-	src := newRecSource()
-	pub, err := r.Publish(vp8Params("t1", 3), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, src := publishVP8(t, r, 3)
 	if pub.Info().Remote != true || len(events.published) != 1 || !events.published[0].Remote {
 		t.Fatalf("TrackPublished %+v, want one event with Remote set", events.published)
 	}
@@ -364,11 +368,7 @@ func TestRelayKeyframeSwitch(t *testing.T) {
 	b := unstartedBridge(t)
 	r := b.NewRoom("switch", RoomEvents{})
 	defer r.Close()
-	src := newRecSource()
-	pub, err := r.Publish(vp8Params("t1", 3), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, src := publishVP8(t, r, 3)
 	up := pub.up
 	f := &feeder{u: up, pb: packetBuilder{buf: make([]byte, 1500)}, seqs: []uint16{100, 2000, 30000}}
 	feed := func(li int, kf bool) uint16 {
@@ -446,11 +446,7 @@ func TestSubscribeReplaysKeyframe(t *testing.T) {
 	b := unstartedBridge(t)
 	r := b.NewRoom("replay", RoomEvents{})
 	defer r.Close()
-	src := newRecSource()
-	pub, err := r.Publish(vp8Params("t1", 1), src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, _ := publishVP8(t, r, 1)
 	pb := &packetBuilder{buf: make([]byte, 1500)}
 	for s := uint16(0); s < 5; s++ {
 		pub.WriteRTP(0, pb.build(s, uint32(s)*3000, vp8Payload(0, uint32(s), s == 1), false))
