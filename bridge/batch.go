@@ -44,6 +44,7 @@ const maxPending = 8
 
 // egressSock is a UDP socket the batch may send through.
 type egressSock struct {
+	conn  net.PacketConn
 	sys   sockSys   // the socket's descriptor access (platform part)
 	v6    bool      // an AF_INET6 socket: IPv4 goes as v4-mapped
 	stats *counters // the bridge's: send errors count as write errors
@@ -276,12 +277,20 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	return c.ap.WriteToAddrPort(b, addr)
 }
 
+// sendNow writes one datagram at once, outside any batch.
+func (s *egressSock) sendNow(p []byte, ap netip.AddrPort) error {
+	_, err := s.conn.WriteTo(p, net.UDPAddrFromAddrPort(ap))
+	return err
+}
+
 // batchUDPMux wraps the subscriber side's mux for batched egress when the
-// bridge's socket allows it; otherwise it returns mux as is.
+// bridge's socket allows it; otherwise it returns mux as is. The socket is
+// kept for the thin write path (thinwrite.go).
 func (b *Bridge) batchUDPMux(mux ice.UDPMux) ice.UDPMux {
 	s := newEgressSock(b.cfg.UDPConn, &b.stats)
 	if s == nil {
 		return mux
 	}
+	b.egressSock = s
 	return &batchMux{UDPMux: mux, sock: s, loopback: b.cfg.IncludeLoopback}
 }

@@ -35,7 +35,7 @@ func newEgressSock(conn net.PacketConn, stats *counters) *egressSock {
 	if cerr != nil || typ != unix.SOCK_DGRAM || (domain != unix.AF_INET && domain != unix.AF_INET6) {
 		return nil
 	}
-	return &egressSock{sys: sockSys{raw: raw}, v6: domain == unix.AF_INET6, stats: stats}
+	return &egressSock{conn: conn, sys: sockSys{raw: raw}, v6: domain == unix.AF_INET6, stats: stats}
 }
 
 // canSend reports whether the socket can take ap in a batch: an IPv4

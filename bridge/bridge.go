@@ -39,6 +39,10 @@ type Bridge struct {
 	// public are Config.PublicIPs, parsed and unmapped. Static after New.
 	public []netip.Addr
 
+	// egressSock is the socket of the egress batch (batch.go), or nil
+	// where there is none; set once when the bridge starts.
+	egressSock *egressSock
+
 	// done is closed when the bridge shuts down.
 	done chan struct{}
 	wg   sync.WaitGroup // goroutines started by the bridge itself
@@ -48,7 +52,7 @@ type Bridge struct {
 	started bool
 	closed  bool
 	pubAPI  *webrtc.API
-	subAPI  *webrtc.API
+	subAPI  *subAPI
 	udpMux  ice.UDPMux // pion's, or udpMux with Config.UDPConns
 	tcpMux  *ice.TCPMuxDefault
 	rooms   map[*Room]struct{}
@@ -292,7 +296,8 @@ func (b *Bridge) startLocked() error {
 	if err == nil {
 		subSE, err = b.newSettingEngine(b.udpMux, tcp, false)
 	}
-	var pub, sub *webrtc.API
+	var pub *webrtc.API
+	var sub *subAPI
 	if err == nil {
 		pub, sub, err = b.newAPIs(pubSE, subSE)
 	}
@@ -386,7 +391,7 @@ func (b *Bridge) removeRoom(r *Room) {
 }
 
 // apis starts the bridge if needed and returns its APIs.
-func (b *Bridge) apis() (pub, sub *webrtc.API, err error) {
+func (b *Bridge) apis() (pub *webrtc.API, sub *subAPI, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.startLocked(); err != nil {

@@ -70,7 +70,7 @@ func runBridge(t testing.TB, cfg Config) *Bridge {
 
 // clientAPI builds a bare pion API for test clients: loopback only, no
 // interceptors (the tests write and read RTCP themselves).
-func clientAPI(t testing.TB) *webrtc.API {
+func clientAPI(t testing.TB, opts ...func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -91,6 +91,9 @@ func clientAPI(t testing.TB) *webrtc.API {
 	// The NACK test asks again for a packet it received; SRTP would drop
 	// the retransmission as a replay.
 	se.DisableSRTPReplayProtection(true)
+	for _, o := range opts {
+		o(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }
 

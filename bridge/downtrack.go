@@ -683,12 +683,14 @@ func (dt *DownTrack) write(b *binding, hl, n int, rtx bool, m *mapping) {
 			dt.lastWrite = 1
 		}
 	}
-	written, err := b.w.WriteRTP(h, dt.buf[hl:n])
-	if err != nil {
+	if taken, sent := dt.writeThin(hl, n); taken {
+		if !sent {
+			return
+		}
+	} else if written, err := b.w.WriteRTP(h, dt.buf[hl:n]); err != nil {
 		dt.stats.dropWriteError.Add(1)
 		return
-	}
-	if written == 0 && n > hl {
+	} else if written == 0 && n > hl {
 		// pion's SRTP writer drops packets, returning 0 and no error,
 		// until its session starts, which is a moment after the
 		// connection state turns "connected" (and subReady with it). A

@@ -205,8 +205,29 @@ func (b *Bridge) newSettingEngine(udpMux ice.UDPMux, tcpMux ice.TCPMux, lite boo
 	return se, nil
 }
 
-// newAPIs builds the publisher-side and subscriber-side webrtc.APIs.
-func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub, sub *webrtc.API, err error) {
+// subAPI makes the subscriber side's webrtc.API of one participant: the
+// bridge's settings, and the participant's DTLS tap (thinwrite.go), which
+// is why each participant has its own.
+type subAPI struct {
+	se webrtc.SettingEngine
+	me *webrtc.MediaEngine // copied by every NewPeerConnection
+}
+
+// forTap returns an API whose DTLS handshakes report to t.
+func (s *subAPI) forTap(t *dtlsTap) *webrtc.API {
+	se := s.se
+	se.SetDTLSKeyLogWriter(t)
+	se.SetDTLSServerHelloMessageHook(t.serverHello)
+	// No interceptor on the subscriber side: forwarded packets go from
+	// the DownTrack to SRTP directly, and the bridge writes the sender
+	// reports itself (senderreport.go).
+	return webrtc.NewAPI(webrtc.WithMediaEngine(s.me), webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+}
+
+// newAPIs builds the publisher-side webrtc.API and the subscriber side's
+// maker of APIs.
+func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub *webrtc.API, sub *subAPI, err error) {
 	pm, err := newMediaEngine(true)
 	if err != nil {
 		return nil, nil, err
@@ -234,9 +255,5 @@ func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub, sub *webrtc.AP
 	if err != nil {
 		return nil, nil, err
 	}
-	// No interceptor on the subscriber side: forwarded packets go from
-	// the DownTrack to SRTP directly, and the bridge writes the sender
-	// reports itself (senderreport.go).
-	sub = webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithSettingEngine(subSE), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	return pub, sub, nil
+	return pub, &subAPI{se: subSE, me: sm}, nil
 }

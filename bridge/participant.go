@@ -59,6 +59,12 @@ type Participant struct {
 	// drop until then and a keyframe is requested for every video track.
 	subReady atomic.Bool
 
+	// tap learns the subscriber PeerConnection's SRTP keys; thin is its
+	// thin write path once connected, nil until then or when it cannot
+	// have one (thinwrite.go).
+	tap  *dtlsTap
+	thin atomic.Pointer[thinWriter]
+
 	// mu guards the following fields.
 	mu         sync.Mutex
 	closed     bool
@@ -103,7 +109,8 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 	if p.pubPC, err = pubAPI.NewPeerConnection(cfg); err != nil {
 		return nil, err
 	}
-	if p.subPC, err = subAPI.NewPeerConnection(cfg); err != nil {
+	p.tap = &dtlsTap{}
+	if p.subPC, err = subAPI.forTap(p.tap).NewPeerConnection(cfg); err != nil {
 		_ = p.pubPC.Close()
 		return nil, err
 	}
@@ -127,6 +134,7 @@ func newParticipant(r *Room, id string, ev ParticipantEvents) (*Participant, err
 			switch s {
 			case webrtc.PeerConnectionStateConnected:
 				if which == PCSub && !p.subReady.Swap(true) {
+					p.startThin()
 					p.requestKeyframes()
 				}
 			case webrtc.PeerConnectionStateFailed:

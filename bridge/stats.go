@@ -24,6 +24,9 @@ type Stats struct {
 	// Unrepaired counts packets missing from such a track that were not
 	// asked for (gap too wide, too many missing) or never came.
 	Unrepaired uint64
+	// ThinWrites counts forwarded packets that took the thin write path
+	// (thinwrite.go) rather than pion's.
+	ThinWrites uint64
 	// Drops counts packets not delivered to a subscriber, by reason.
 	Drops DropStats
 	// Candidates counts the remote ICE candidates the bridge refused.
@@ -82,7 +85,7 @@ type DropStats struct {
 // bridge.
 type counters struct {
 	fwdPackets, fwdBytes, received, retransmits, keyframeRequests,
-	retransmitRequests, lossUnrepaired atomic.Uint64
+	retransmitRequests, lossUnrepaired, thinWrites atomic.Uint64
 
 	dropQueueFull, dropWaitKeyframe, dropTooBig, dropMalformed,
 	dropEvicted, dropUnbound, dropWriteError, dropNACKMiss,
@@ -102,6 +105,7 @@ func (c *counters) snapshot() Stats {
 		KeyframeRequests:   c.keyframeRequests.Load(),
 		RetransmitRequests: c.retransmitRequests.Load(),
 		Unrepaired:         c.lossUnrepaired.Load(),
+		ThinWrites:         c.thinWrites.Load(),
 		Drops: DropStats{
 			QueueFull:     c.dropQueueFull.Load(),
 			WaitKeyframe:  c.dropWaitKeyframe.Load(),
