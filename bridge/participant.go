@@ -727,6 +727,7 @@ func (p *Participant) Close() {
 	}
 	p.mu.Unlock()
 
+	p.thin.Store(nil) // nothing more leaves for the subscriber's address
 	p.room.removeParticipant(p)
 	for _, up := range ups {
 		up.close()

@@ -264,7 +264,9 @@ func (p *Participant) startThin() {
 		return
 	}
 	w.setPair(pair)
-	p.thin.Store(w)
+	if !p.closing.Load() {
+		p.thin.Store(w)
+	}
 }
 
 // writeThin writes the packet in dt.buf[:n], whose header dt.hdr has been

@@ -49,6 +49,7 @@ func newMetrics(br *bridge.Bridge, sig *signaling.Server, ts *turn.Server) *prom
 	counter("bridge_forwarded_packets_total", "RTP packets forwarded to subscribers.", func() float64 { return float64(br.Stats().ForwardedPackets) })
 	counter("bridge_forwarded_bytes_total", "RTP bytes forwarded to subscribers.", func() float64 { return float64(br.Stats().ForwardedBytes) })
 	counter("bridge_retransmits_total", "Packets resent from the cache for NACKs.", func() float64 { return float64(br.Stats().Retransmits) })
+	counter("bridge_thin_written_packets_total", "Forwarded packets written by the bridge's thin write path (SRTP and the egress batch directly); the rest went through pion's RTP sender.", func() float64 { return float64(br.Stats().ThinWrites) })
 	counter("bridge_keyframe_requests_total", "Keyframe requests sent to publishers.", func() float64 { return float64(br.Stats().KeyframeRequests) })
 	reg.MustRegister(dropCollector{br: br, desc: prometheus.NewDesc("meshmeet_bridge_dropped_packets_total",
 		"Packets not delivered to a subscriber, by reason.", []string{"reason"}, nil)})
