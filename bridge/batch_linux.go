@@ -90,22 +90,27 @@ func (b *sendBatch) add(s *egressSock, p []byte, ap netip.AddrPort) {
 	copy(b.buf[i*slotSize:], p)
 	b.iov[i].SetLen(len(p))
 	b.sock[i] = s
+	b.hdr[i].hdr.Namelen = putSockaddr(&b.sa[i], s.v6, ap)
+	b.n++
+}
+
+// putSockaddr writes ap into sa as a socket of the family v6 takes it (an
+// AF_INET6 socket takes IPv4 as v4-mapped; the caller has checked that an
+// AF_INET one gets IPv4) and returns its length. No zone: callers check.
+func putSockaddr(sa *unix.RawSockaddrInet6, v6 bool, ap netip.AddrPort) uint32 {
 	port := ap.Port()
 	a := ap.Addr()
-	if s.v6 {
-		sa := &b.sa[i]
+	if v6 {
 		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
 		pp := (*[2]byte)(unsafe.Pointer(&sa.Port))
 		pp[0], pp[1] = byte(port>>8), byte(port)
-		b.hdr[i].hdr.Namelen = unix.SizeofSockaddrInet6
-	} else {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&b.sa[i]))
-		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
-		pp := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		pp[0], pp[1] = byte(port>>8), byte(port)
-		b.hdr[i].hdr.Namelen = unix.SizeofSockaddrInet4
+		return unix.SizeofSockaddrInet6
 	}
-	b.n++
+	sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+	*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Unmap().As4()}
+	pp := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+	pp[0], pp[1] = byte(port>>8), byte(port)
+	return unix.SizeofSockaddrInet4
 }
 
 // send sends every datagram, one sendmmsg (or more, when the kernel takes

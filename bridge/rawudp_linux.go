@@ -30,11 +30,13 @@ import (
 // profile, docs/benchmarks.md "Write path"). recvfrom on a non-blocking
 // socket returns at once (a datagram or EAGAIN), so holding the P through
 // it costs nothing; the batched sendmmsg (batch_linux.go) is raw for the
-// same reason. Writes outside a batch (RTCP, STUN, DTLS) keep the
-// ordinary path.
+// same reason, and so are the writes outside a batch (RTCP, STUN, DTLS:
+// some hundred per second on a node with 50 subscribers, each of which
+// woke sysmon the same way).
 type rawUDP struct {
 	*net.UDPConn
 	rc syscall.RawConn
+	v6 bool // an AF_INET6 socket: IPv4 goes as v4-mapped
 
 	// The mux has one reader goroutine; mu only guards rd against a
 	// second one.
@@ -64,9 +66,50 @@ func rawUDPConn(c net.PacketConn) net.PacketConn {
 		return c
 	}
 	dontFragment(rc)
-	r := &rawUDP{UDPConn: uc, rc: rc}
+	domain := -1
+	_ = rc.Control(func(fd uintptr) {
+		domain, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	})
+	if domain != unix.AF_INET && domain != unix.AF_INET6 {
+		return c
+	}
+	r := &rawUDP{UDPConn: uc, rc: rc, v6: domain == unix.AF_INET6}
 	r.rd.fn = r.rd.recv
 	return r
+}
+
+// rawWrite is one sendto call's state, taken from rawWrites so that
+// writers, which may be many goroutines at once, share no lock and
+// allocate nothing per packet.
+type rawWrite struct {
+	buf   []byte
+	sa    unix.RawSockaddrInet6 // or a RawSockaddrInet4 at its start
+	salen uint32
+	n     int
+	errno syscall.Errno
+	fn    func(uintptr) bool
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	w := &rawWrite{}
+	w.fn = w.send
+	return w
+}}
+
+// send is the RawConn.Write callback: false waits for the socket to be
+// writable.
+func (w *rawWrite) send(fd uintptr) bool {
+	r, e := rawsock.Call6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.buf))), uintptr(len(w.buf)), 0,
+		uintptr(unsafe.Pointer(&w.sa)), uintptr(w.salen))
+	switch e {
+	case unix.EAGAIN:
+		return false
+	case 0:
+		w.n, w.errno = int(r), 0
+	default:
+		w.n, w.errno = 0, e
+	}
+	return true
 }
 
 // dontFragment sets the don't-fragment bit on everything the socket
@@ -145,8 +188,43 @@ func (r *rawUDP) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
-// WriteToAddrPort implements ice.AddrPortReaderWriter (the ordinary
-// write: pion's mux uses the AddrPort pair together).
+// WriteToAddrPort implements ice.AddrPortReaderWriter: a raw sendto. An
+// address the socket cannot take as is (zoned, or IPv6 on an IPv4
+// socket) goes the ordinary way, which says why it fails or resolves the
+// zone.
 func (r *rawUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return r.UDPConn.WriteToUDPAddrPort(b, addr)
+	a := addr.Addr()
+	if !a.IsValid() || a.Zone() != "" || (!r.v6 && !a.Unmap().Is4()) {
+		return r.UDPConn.WriteToUDPAddrPort(b, addr)
+	}
+	w := rawWrites.Get().(*rawWrite)
+	w.buf = b
+	w.salen = putSockaddr(&w.sa, r.v6, addr)
+	err := r.rc.Write(w.fn)
+	n, errno := w.n, w.errno
+	w.buf = nil
+	rawWrites.Put(w)
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: r.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: err}
+	}
+	return n, nil
+}
+
+// WriteToUDPAddrPort is WriteToAddrPort, for callers that know the
+// socket as a *net.UDPConn's method set.
+func (r *rawUDP) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return r.WriteToAddrPort(b, addr)
+}
+
+// WriteTo implements net.PacketConn through WriteToAddrPort.
+func (r *rawUDP) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if u, ok := addr.(*net.UDPAddr); ok {
+		if ap := u.AddrPort(); ap.IsValid() && u.Zone == "" {
+			return r.WriteToAddrPort(b, ap)
+		}
+	}
+	return r.UDPConn.WriteTo(b, addr)
 }

@@ -173,3 +173,80 @@ func TestRawUDPDontFragment(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestRawUDPWrites: the raw writes deliver the same bytes from the same
+// source as net.UDPConn's (an IPv4 socket, and a dual-stack socket sending
+// to IPv4 as v4-mapped), through WriteTo and WriteToAddrPort alike;
+// allocate nothing; and an address the socket cannot take fails as
+// net.UDPConn fails.
+func TestRawUDPWrites(t *testing.T) {
+	for _, tc := range []struct{ network, listen string }{
+		{"udp4", "127.0.0.1:0"},
+		{"udp", "[::]:0"},
+	} {
+		t.Run(tc.network+" "+tc.listen, func(t *testing.T) {
+			pc, err := net.ListenPacket(tc.network, tc.listen)
+			if err != nil {
+				t.Skip("no such socket here:", err)
+			}
+			r, ok := rawUDPConn(pc).(*rawUDP)
+			if !ok {
+				t.Fatal("not wrapped")
+			}
+			defer r.Close()
+			rx, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rx.Close()
+			to := rx.LocalAddr().(*net.UDPAddr)
+			_ = rx.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 1500)
+			check := func(what string, want []byte) {
+				t.Helper()
+				n, from, err := rx.ReadFrom(buf)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if !bytes.Equal(buf[:n], want) {
+					t.Fatalf("%s: got %q, want %q", what, buf[:n], want)
+				}
+				if from.(*net.UDPAddr).Port != pc.LocalAddr().(*net.UDPAddr).Port {
+					t.Fatalf("%s: from %v, want port %d", what, from, pc.LocalAddr().(*net.UDPAddr).Port)
+				}
+			}
+			if n, err := r.WriteTo([]byte("via WriteTo"), to); err != nil || n != 11 {
+				t.Fatalf("WriteTo: %d, %v", n, err)
+			}
+			check("WriteTo", []byte("via WriteTo"))
+			if _, err := r.WriteToAddrPort([]byte("via AddrPort"), to.AddrPort()); err != nil {
+				t.Fatal(err)
+			}
+			check("WriteToAddrPort", []byte("via AddrPort"))
+			mapped := netip.AddrPortFrom(netip.AddrFrom16(to.AddrPort().Addr().As16()), to.AddrPort().Port())
+			if _, err := r.WriteToAddrPort([]byte("v4-mapped"), mapped); err != nil {
+				t.Fatal(err)
+			}
+			check("v4-mapped", []byte("v4-mapped"))
+
+			pkt := bytes.Repeat([]byte{0x80}, 100)
+			ap := to.AddrPort()
+			allocs := testing.AllocsPerRun(100, func() {
+				if _, err := r.WriteToAddrPort(pkt, ap); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := rx.(*net.UDPConn).ReadFromUDPAddrPort(buf); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%.1f allocations per raw write and read, want 0", allocs)
+			}
+
+			_, rawErr := r.WriteToAddrPort(pkt, netip.MustParseAddrPort("[2001:db8::1]:9"))
+			if tc.network == "udp4" && rawErr == nil {
+				t.Error("an IPv6 address through an IPv4 socket: no error")
+			}
+		})
+	}
+}
