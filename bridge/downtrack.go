@@ -61,7 +61,7 @@ type DownTrack struct {
 	ready     *atomic.Bool    // static; the subscriber's connection is up
 	wg        *sync.WaitGroup // static; counts the writer (the owner's)
 	stats     *counters       // static
-	now       *atomic.Int64   // static
+	now       *clock          // static
 	video     bool            // static
 	clockRate uint32          // static
 

@@ -43,7 +43,7 @@ func (w *countingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 // started (the coarse clock stays at 1).
 func testUpTrack(kind webrtc.RTPCodecType, layers int) *UpTrack {
 	b := &Bridge{log: testLogger(), rooms: map[*Room]struct{}{}}
-	b.now.Store(1)
+	b.now.Freeze(1)
 	r := b.NewRoom("test", RoomEvents{})
 	codec := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
 	if kind == webrtc.RTPCodecTypeAudio {

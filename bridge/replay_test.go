@@ -37,10 +37,10 @@ func TestReplayOnlyLiveRecentKeyframe(t *testing.T) {
 			l := pub.up.layers[0]
 			pb := &packetBuilder{buf: make([]byte, 1500)}
 			for s := uint16(0); s < 5; s++ {
-				b.now.Add(int64(tc.step))
+				b.now.Advance(int64(tc.step))
 				pub.WriteRTP(0, pb.build(s, uint32(s)*3000, vp8Payload(0, uint32(s), s == 1), false))
 			}
-			b.now.Add(int64(tc.idle))
+			b.now.Advance(int64(tc.idle))
 			sink := &recSink{log: true}
 			sub, err := r.Subscribe("t1", 0, sink)
 			if err != nil {
@@ -64,7 +64,7 @@ func TestReplayOnlyLiveRecentKeyframe(t *testing.T) {
 			eventually(t, 5*time.Second, "keyframe request", func() bool { return slices.Contains(src.keyframesAsked(), 0) })
 			// The source answers: a delta still in flight, then the
 			// keyframe and a delta after it.
-			b.now.Add(int64(20 * time.Millisecond))
+			b.now.Advance(int64(20 * time.Millisecond))
 			pub.WriteRTP(0, pb.build(5, 5*3000, vp8Payload(0, 5, false), false))
 			pub.WriteRTP(0, pb.build(6, 6*3000, vp8Payload(0, 6, true), false))
 			pub.WriteRTP(0, pb.build(7, 7*3000, vp8Payload(0, 7, false), false))
@@ -140,7 +140,7 @@ func TestResumeStaleLayerAsksAfterDemand(t *testing.T) {
 	}
 	pb := &packetBuilder{buf: make([]byte, 1500)}
 	feed := func(s uint16, kf bool) {
-		b.now.Add(int64(30 * time.Millisecond))
+		b.now.Advance(int64(30 * time.Millisecond))
 		pub.WriteRTP(0, pb.build(s, uint32(s)*3000, vp8Payload(0, uint32(s), kf), false))
 	}
 	for s := uint16(0); s < 5; s++ {
@@ -171,7 +171,7 @@ func TestResumeStaleLayerAsksAfterDemand(t *testing.T) {
 
 	// The layer stops (nobody wants it upstream), then the subscriber
 	// resumes while the control goroutine is busy.
-	b.now.Add(int64(3 * time.Second))
+	b.now.Advance(int64(3 * time.Second))
 	sub.SetLayer(0)
 	release()
 	eventually(t, 5*time.Second, "keyframe request", func() bool { return slices.Contains(src.log()[before:], "keyframe 0") })

@@ -127,7 +127,7 @@ func (s *recSink) last() (packets, layer int, seq uint16, kf bool) {
 func unstartedBridge(t *testing.T) *Bridge {
 	t.Helper()
 	b := &Bridge{log: testLogger(), rooms: map[*Room]struct{}{}, done: make(chan struct{})}
-	b.now.Store(1)
+	b.now.Freeze(1)
 	return b
 }
 
@@ -502,7 +502,7 @@ func FuzzPublishWriteRTP(f *testing.F) {
 	f.Add(uint8(7), []byte{0x80, 96, 0, 1}, []byte{})
 	f.Fuzz(func(t *testing.T, layer uint8, a, b []byte) {
 		br := &Bridge{log: testLogger(), rooms: map[*Room]struct{}{}}
-		br.now.Store(1)
+		br.now.Freeze(1)
 		r := br.NewRoom("fuzz", RoomEvents{})
 		pub := &Publication{up: newRemoteTrack(r, vp8Params("t1", 3), newRecSource())}
 		var sink recSink
@@ -534,7 +534,7 @@ func FuzzPublishWriteRTP(f *testing.F) {
 // bridge's own share of the CPU a relayed packet costs.
 func BenchmarkRelayPath(b *testing.B) {
 	br := &Bridge{log: testLogger(), rooms: map[*Room]struct{}{}}
-	br.now.Store(1)
+	br.now.Freeze(1)
 	r := br.NewRoom("bench", RoomEvents{})
 	pub := &Publication{up: newRemoteTrack(r, vp8Params("t1", 1), newRecSource())}
 	var sink recSink

@@ -58,7 +58,7 @@ type UpTrack struct {
 	src        TrackSource               // static; called by rtcpLoop only
 	wg         *sync.WaitGroup           // static; the owner's: counts rtcpLoop (and pion readers)
 	stats      *counters                 // static
-	now        *atomic.Int64             // static; coarse clock
+	now        *clock                    // static
 	// gaps: losses are detected from sequence gaps and asked of src
 	// (tracks fed through Publish; a pion track has the NACK interceptor).
 	gaps bool // static
@@ -169,7 +169,7 @@ func orderRIDs(rids []string) []string {
 
 // newTrack builds a track of the given layers (low to high; at least
 // one) with its packet caches; the caller sets the source fields.
-func newTrack(r *Room, info TrackInfo, codec webrtc.RTPCodecParameters, layers []LayerInfo, stats *counters, now *atomic.Int64) *UpTrack {
+func newTrack(r *Room, info TrackInfo, codec webrtc.RTPCodecParameters, layers []LayerInfo, stats *counters, now *clock) *UpTrack {
 	info.Simulcast = len(layers) > 1
 	u := &UpTrack{
 		info:       info,
