@@ -238,12 +238,12 @@ func (b *Bridge) newAPIs(pubSE, subSE webrtc.SettingEngine) (pub *webrtc.API, su
 	if err != nil {
 		return nil, nil, err
 	}
-	pr.Add(gen)
+	pr.Add(lazyFactory{gen}) // their tickers only where something is published (lazyrtcp.go)
 	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(b.lf))
 	if err != nil {
 		return nil, nil, err
 	}
-	pr.Add(rr)
+	pr.Add(lazyFactory{rr})
 	tw, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(b.lf))
 	if err != nil {
 		return nil, nil, err
