@@ -135,6 +135,17 @@ func (t *dtlsTap) ExportKeyingMaterial(label string, context []byte, length int)
 	return prf.PHash(t.master, seed, length, h)
 }
 
+// forget wipes the handshake's secrets: called once the keys are derived
+// (or cannot be), so that the master secret does not outlive its use.
+func (t *dtlsTap) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.master)
+	clear(t.clientRandom)
+	clear(t.serverRandom)
+	t.master, t.clientRandom, t.serverRandom = nil, nil, nil
+}
+
 // srtpProfile maps the negotiated DTLS-SRTP profile to srtp's; false for
 // none or one the bridge does not offer.
 func srtpProfile(p dtls.SRTPProtectionProfile) (srtp.ProtectionProfile, bool) {
@@ -239,10 +250,15 @@ func (w *thinWriter) setPair(pair *webrtc.ICECandidatePair) {
 
 // startThin sets up the subscriber PeerConnection's thin write path once it
 // is connected (the DTLS handshake is done). Where it cannot, the
-// participant's packets keep going through pion.
+// participant's packets keep going through pion. Either way the tap's
+// secrets are wiped.
 func (p *Participant) startThin() {
 	b := p.room.b
-	if p.tap == nil || b.egressSock == nil || !thinWrites.Load() {
+	if p.tap == nil {
+		return
+	}
+	if b.egressSock == nil || !thinWrites.Load() {
+		p.tap.forget()
 		return
 	}
 	var opts []srtp.ContextOption
@@ -252,6 +268,7 @@ func (p *Participant) startThin() {
 		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
 	}
 	ctx, err := p.tap.localContext(opts...)
+	p.tap.forget()
 	if err != nil {
 		p.log.Debug("thin write path off", "err", err)
 		return

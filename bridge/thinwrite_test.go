@@ -180,6 +180,14 @@ func TestThinWritePath(t *testing.T) {
 	if viaPion.p.thin.Load() != nil {
 		t.Fatal("cy (bridge is the DTLS client) has a thin writer")
 	}
+	for _, c := range []*client{pub, thin, viaPion} {
+		c.p.tap.mu.Lock()
+		kept := c.p.tap.master != nil || c.p.tap.clientRandom != nil
+		c.p.tap.mu.Unlock()
+		if kept {
+			t.Errorf("%s: the DTLS master secret outlived the key derivation", c.id)
+		}
+	}
 	for _, c := range []*client{thin, viaPion} {
 		for _, ti := range r.Tracks() {
 			pk, _, bad, _ := c.track(ti.ID).snapshot()
