@@ -279,6 +279,10 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 
 // sendNow writes one datagram at once, outside any batch.
 func (s *egressSock) sendNow(p []byte, ap netip.AddrPort) error {
+	if u, ok := s.conn.(*net.UDPConn); ok {
+		_, err := u.WriteToUDPAddrPort(p, ap) // no *net.UDPAddr to allocate
+		return err
+	}
 	_, err := s.conn.WriteTo(p, net.UDPAddrFromAddrPort(ap))
 	return err
 }

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -46,11 +45,6 @@ import (
 // offer with a=setup:active). When it is the client, or the selected
 // candidate pair is not a UDP one, or its remote address is not an IP
 // address, the participant's packets go through pion as before.
-
-// thinWrites turns the thin write path on; tests turn it off to compare.
-var thinWrites atomic.Bool
-
-func init() { thinWrites.Store(true) }
 
 // srtpExporterLabel is the exporter label of DTLS-SRTP (RFC 5764).
 const srtpExporterLabel = "EXTRACTOR-dtls_srtp"
@@ -230,22 +224,25 @@ func (w *thinWriter) write(plain []byte) (taken, sent bool) {
 // address, or back at pion when the pair is not one it can send to: not
 // UDP, or an address that is not an IP address.
 func (w *thinWriter) setPair(pair *webrtc.ICECandidatePair) {
+	w.dst.Store(w.pairAddr(pair))
+}
+
+// pairAddr is the remote address of pair if the writer can send to it,
+// else nil.
+func (w *thinWriter) pairAddr(pair *webrtc.ICECandidatePair) *netip.AddrPort {
 	if pair == nil || pair.Local == nil || pair.Remote == nil ||
 		pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP {
-		w.dst.Store(nil)
-		return
+		return nil
 	}
 	a, err := netip.ParseAddr(pair.Remote.Address)
 	if err != nil {
-		w.dst.Store(nil)
-		return
+		return nil
 	}
 	ap := netip.AddrPortFrom(a, pair.Remote.Port)
 	if !w.sock.canSend(ap) {
-		w.dst.Store(nil)
-		return
+		return nil
 	}
-	w.dst.Store(&ap)
+	return &ap
 }
 
 // startThin sets up the subscriber PeerConnection's thin write path once it
@@ -257,12 +254,12 @@ func (p *Participant) startThin() {
 	if p.tap == nil {
 		return
 	}
-	if b.egressSock == nil || !thinWrites.Load() {
+	if b.egressSock == nil {
 		p.tap.forget()
 		return
 	}
 	var opts []srtp.ContextOption
-	if rd := p.subPC.CurrentRemoteDescription(); rd != nil && bytes.Contains([]byte(rd.SDP), []byte("a=cryptex")) {
+	if rd := p.subPC.CurrentRemoteDescription(); rd != nil && strings.Contains(rd.SDP, "a=cryptex") {
 		// The subscriber takes RFC 9335 header encryption: pion would
 		// use it too.
 		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
